@@ -1,0 +1,152 @@
+"""Typed errors, each with a short message meant for the person (or agent) who made the call.
+
+Every error the core raises derives from `GpuToolsError`. The fronts turn them into a one-line
+MCP `ToolError` or a short notebook message (`_render_traceback_`), never a raw traceback.
+Messages never contain credentials: providers' messages are passed through `redact` first.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{6,}"),
+    re.compile(r"(?i)((?:api[_-]?key|token|password|passwd|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"),
+]
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a credential so `redact` removes it wherever it might surface."""
+    if value and len(value) >= 4:
+        _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Remove known credentials and credential-looking values from a message."""
+    for secret in _known_secrets:
+        text = text.replace(secret, "***")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + "***", text)
+    return text
+
+
+class GpuToolsError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, provider: str | None = None, hint: str | None = None) -> None:
+        self.message = redact(message)
+        self.provider = provider
+        self.hint = hint
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        prefix = f"{self.provider}: " if self.provider else ""
+        text = f"{prefix}{self.message}"
+        return f"{text} {self.hint}" if self.hint else text
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows these lines instead of a traceback."""
+        return [f"{type(self).__name__}: {self}"]
+
+
+class InvalidInput(GpuToolsError):
+    """The arguments are wrong; nothing was sent."""
+
+    kind = "invalid_input"
+
+
+class UnknownOperation(InvalidInput):
+    kind = "unknown_operation"
+
+
+class NotConfigured(GpuToolsError):
+    """The provider has no credentials (or is not allowed by policy)."""
+
+    kind = "not_configured"
+
+
+class Unsupported(GpuToolsError):
+    """The provider cannot do this; the message names the providers that can."""
+
+    kind = "unsupported"
+
+
+class PolicyRefused(GpuToolsError):
+    """A policy rule refused the plan before anyone was asked; nothing was sent."""
+
+    kind = "policy_refused"
+
+
+class ConfirmationRefused(GpuToolsError):
+    """The human did not confirm (declined, cancelled, or could not be asked); nothing was sent."""
+
+    kind = "not_confirmed"
+
+
+class WaitTimeout(GpuToolsError):
+    kind = "wait_timeout"
+
+
+class ProviderError(GpuToolsError):
+    """The provider answered with an error, or could not be reached."""
+
+    kind = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.status = status
+        super().__init__(message, provider=provider, hint=hint)
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if self.status is None:
+            return base
+        head, sep, rest = base.partition(": ") if self.provider else ("", "", base)
+        return f"{head}{sep}HTTP {self.status}: {rest}"
+
+
+class AuthError(ProviderError):
+    kind = "auth"
+
+
+class NotFound(ProviderError):
+    kind = "not_found"
+
+
+class ProviderRejected(ProviderError):
+    """400/409/422: the provider refused the request body."""
+
+    kind = "rejected"
+
+
+class RateLimited(ProviderError):
+    kind = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx or connection failure."""
+
+    kind = "unavailable"
+
+
+class ProviderTimeout(ProviderError):
+    kind = "timeout"
+
+
+class MalformedResponse(ProviderError):
+    """The provider answered something we cannot read (not JSON, or not the documented shape)."""
+
+    kind = "malformed_response"

@@ -1,0 +1,192 @@
+"""One httpx.AsyncClient per provider: timeouts, retries for safe calls, error mapping.
+
+Retries happen only for GET/HEAD (and reads a provider marks safe) on 429/502/503/504 and
+connection errors, with bounded exponential backoff that honours `Retry-After`. A mutating request
+is sent exactly once: if it may have reached the provider, retrying could create twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from gpu_tools import errors
+
+log = logging.getLogger("gpu_tools.http")
+
+RETRY_STATUSES = {429, 502, 503, 504}
+MAX_BACKOFF = 8.0
+MAX_RETRY_AFTER = 30.0  # a longer Retry-After is reported, not waited out
+USER_AGENT = "gpu-tools/0.1 (+python-httpx)"
+
+
+def extract_message(body: Any) -> str | None:
+    """Find the human message in the common error shapes (FastAPI, NestJS, OpenAI, plain)."""
+    if isinstance(body, str):
+        return body.strip() or None
+    if not isinstance(body, dict):
+        return None
+    detail = body.get("detail")
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                parts.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts) or None
+    if isinstance(detail, str):
+        return detail
+    for key in ("message", "msg", "error_description", "error"):
+        value = body.get(key)
+        if isinstance(value, dict):
+            value = value.get("message") or json.dumps(value)
+        if isinstance(value, list):
+            value = "; ".join(str(v) for v in value)
+        if value:
+            return str(value)
+    return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def error_for(provider: str, response: httpx.Response) -> errors.ProviderError:
+    """Map an HTTP error answer to a typed error carrying the provider's own message."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:300]
+    message = extract_message(body) or response.reason_phrase or "error"
+    status = response.status_code
+    kw: dict[str, Any] = {"provider": provider, "status": status}
+    if status in (401, 403):
+        return errors.AuthError(message, hint="Check the API key in your settings.", **kw)
+    if status == 404:
+        return errors.NotFound(message, **kw)
+    if status == 429:
+        return errors.RateLimited(message, retry_after=_retry_after(response), **kw)
+    if status >= 500:
+        return errors.ProviderUnavailable(message, **kw)
+    return errors.ProviderRejected(message, **kw)
+
+
+class ProviderHTTP:
+    """The HTTP client of one provider. Credentials live in `headers` and never leave it."""
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **headers}
+        self._timeout = timeout
+        self._retries = retries
+        self._transport = transport
+        self._sleep = sleep
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop or self._client.is_closed:
+            # A client is bound to the loop it was first used on; a new loop gets a new client.
+            self._client = httpx.AsyncClient(
+                headers=self._headers, timeout=self._timeout, transport=self._transport
+            )
+            self._loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.aclose()
+        self._client = None
+
+    def url(self, path: str, base_url: str | None = None) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return (base_url or self.base_url).rstrip("/") + "/" + path.lstrip("/")
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        safe: bool | None = None,
+        base_url: str | None = None,
+    ) -> Any:
+        """Send one call and return the decoded JSON (None for an empty body).
+
+        `safe` says whether the call may be retried; by default only GET and HEAD are.
+        """
+        retryable = safe if safe is not None else method in ("GET", "HEAD")
+        attempts = 1 + (self._retries if retryable else 0)
+        client = self._get_client()
+        clean_params = {k: v for k, v in (params or {}).items() if v is not None} or None
+        url = self.url(path, base_url)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await client.request(method, url, json=json_body, params=clean_params)
+            except httpx.TimeoutException as exc:
+                if not last and isinstance(exc, httpx.ConnectTimeout):
+                    await self._sleep(self._backoff(attempt))
+                    continue
+                raise errors.ProviderTimeout(
+                    f"no answer within {self._timeout:g}s ({method} {path})", provider=self.provider
+                ) from None
+            except httpx.TransportError as exc:
+                if not last and isinstance(exc, httpx.ConnectError):
+                    await self._sleep(self._backoff(attempt))
+                    continue
+                raise errors.ProviderUnavailable(
+                    f"could not reach {self.base_url} ({type(exc).__name__})", provider=self.provider
+                ) from None
+            if response.status_code in RETRY_STATUSES and not last:
+                wait = _retry_after(response)
+                if wait is None or wait <= MAX_RETRY_AFTER:
+                    await self._sleep(self._backoff(attempt) if wait is None else wait)
+                    continue
+            if response.status_code >= 400:
+                raise error_for(self.provider, response)
+            return self._decode(response, method, path)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        return min(MAX_BACKOFF, 0.25 * (2**attempt))
+
+    def _decode(self, response: httpx.Response, method: str, path: str) -> Any:
+        if response.status_code == 204 or not response.content.strip():
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise errors.MalformedResponse(
+                f"answered {method} {path} with something that is not JSON: {response.text[:120]!r}",
+                provider=self.provider,
+                status=response.status_code,
+            ) from None

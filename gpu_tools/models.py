@@ -1,0 +1,222 @@
+"""Normalized domain models shared by every provider and both fronts.
+
+Provider adapters map their wire JSON into these; the fronts render them. Each model keeps the
+provider's own raw values (`raw_status`, `details`) next to the normalized ones, so nothing the
+provider said is lost in translation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+# Every provider name; an adapter in gpu_tools/providers/ for each (checked at import).
+ProviderName = Literal["nebius"]
+Effect = Literal["read", "create", "update", "destroy"]
+Status = Literal["pending", "running", "stopped", "failed", "deleting", "unknown"]
+Kind = Literal["endpoint", "container", "instance", "registry", "auth", "image"]
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Result(Model):
+    """Base of every operation result: says whether it came from the built-in sandbox."""
+
+    sandbox: bool = Field(
+        False, description="True when this answer came from the local sandbox, not a cloud."
+    )
+
+
+class Offer(Model):
+    """Something rentable: a GPU flavor, machine or SKU, with its price."""
+
+    provider: str
+    kind: Kind
+    offer_id: str = Field(description="The provider's id to pass to a create tool (flavor, hardware, SKU).")
+    gpu_name: str = Field(description="The provider's own GPU name.")
+    gpu_model: str | None = Field(None, description="Canonical GPU model, e.g. H100.")
+    gpu_count: int | None = None
+    gpu_memory_gb: float | None = None
+    vcpu: int | None = None
+    ram_gb: float | None = None
+    region: str | None = None
+    price: float | None = Field(None, description="Price per hour in `currency`, as the provider states it.")
+    currency: str | None = None
+    usd_per_hour: float | None = None
+    usd_per_gpu_hour: float | None = None
+    price_estimated: bool = Field(False, description="True when the USD figure was converted or inferred.")
+    available: bool | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Template(Model):
+    """A model template or image a resource can be created from."""
+
+    provider: str
+    name: str
+    description: str | None = None
+    flavors: list[str] = Field(default_factory=list)
+    gpu_types: list[str] = Field(default_factory=list)
+    gpu_counts: list[int] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Region(Model):
+    provider: str
+    region_id: str
+    name: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Resource(Result):
+    """Something live at a provider that may cost money: an endpoint, container or instance."""
+
+    provider: str
+    kind: Kind
+    resource_id: str = Field(description="Pass this as-is to get/update/stop/start/delete/wait tools.")
+    name: str | None = None
+    status: Status
+    raw_status: str | None = Field(None, description="The provider's own status string.")
+    region: str | None = None
+    gpu_name: str | None = None
+    gpu_count: int | None = None
+    replicas: int | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    url: str | None = None
+    model: str | None = Field(None, description="Model name to send in inference calls, when relevant.")
+    created_at: datetime | str | None = None
+    usd_per_hour: float | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProviderStatus(Model):
+    provider: str
+    status: Literal["ok", "error", "timeout", "not_configured", "unsupported"]
+    message: str | None = None
+
+
+class Listing(Result, Generic[T]):
+    """A list of items gathered from one or more providers, with what happened at each."""
+
+    items: list[T]
+    total: int
+    providers: list[ProviderStatus] = Field(default_factory=list)
+
+
+class ProviderInfo(Model):
+    name: str
+    title: str
+    configured: bool
+    base_url: str
+    capabilities: list[str]
+    operations: list[str]
+
+
+class WireRequest(Model):
+    """The exact HTTP call a mutation will make (the body before masking)."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    path: str
+    json_body: Any = None
+    params: dict[str, Any] | None = None
+
+
+class Plan(Result):
+    """What a mutating call is about to do, shown to the human before anything is sent."""
+
+    provider: str
+    operation: str
+    action: str = Field(description="One sentence: what will happen.")
+    target: str = Field(description="The resource affected (name or id).")
+    method: str
+    path: str
+    body: Any = Field(None, description="The request body, secrets masked.")
+    usd_per_hour: float | None = Field(None, description="Estimated cost per hour at the requested size.")
+    usd_per_hour_max: float | None = Field(None, description="Estimated cost per hour at maximum scale.")
+    price_source: str | None = Field(None, description="Where the cost figure came from.")
+    gpus: int | None = Field(None, description="GPUs per resource at maximum scale, for policy.")
+    gpu_name: str | None = None
+    reversible: bool
+    reversibility: str = Field(description="Whether and how this can be undone.")
+    warnings: list[str] = Field(default_factory=list)
+
+    _request: WireRequest | None = PrivateAttr(None)
+    _finish: Callable[[Any], Awaitable[Any]] | None = PrivateAttr(None)
+
+    def cost_line(self) -> str:
+        if self.usd_per_hour is None and self.usd_per_hour_max is None:
+            return "Cost: unknown (" + (self.price_source or "no price published") + ")"
+        parts = []
+        if self.usd_per_hour is not None:
+            parts.append(f"~${self.usd_per_hour:.2f}/hour")
+        if self.usd_per_hour_max is not None and self.usd_per_hour_max != self.usd_per_hour:
+            parts.append(f"up to ${self.usd_per_hour_max:.2f}/hour at max scale")
+        src = f" (source: {self.price_source})" if self.price_source else ""
+        return "Cost: " + ", ".join(parts) + src
+
+    def message(self) -> str:
+        """The confirmation text: a pure function of the plan, so it is identical every time."""
+        lines = [
+            ("[SANDBOX] " if self.sandbox else "") + f"{self.action}",
+            f"Provider: {self.provider}    Target: {self.target}",
+            f"Request: {self.method} {self.path}",
+            self.cost_line(),
+            ("Reversible: " if self.reversible else "NOT reversible: ") + self.reversibility,
+        ]
+        lines += [f"Warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+class MutationResult(Result):
+    """What a mutating call did: the plan, and the outcome."""
+
+    outcome: Literal["dry_run", "done", "replayed"] = Field(
+        description="dry_run: nothing was sent; done: the provider accepted it; "
+        "replayed: same idempotency key as an earlier call, its result returned, nothing sent."
+    )
+    plan: Plan
+    resource: Resource | None = None
+    detail: Any = Field(None, description="The provider's answer when it is not a resource (secrets masked).")
+    journal_id: int | None = None
+
+
+class JournalEntry(Model):
+    id: int
+    at: str
+    provider: str
+    operation: str
+    effect: Effect
+    target: str
+    method: str | None = None
+    path: str | None = None
+    body: Any = None
+    usd_per_hour: float | None = None
+    outcome: Literal["unknown", "ok", "failed", "refused"]
+    error: str | None = None
+    resource_id: str | None = None
+    idempotency_key: str | None = None
+    sandbox: bool = False
+
+
+class ChatResult(Result):
+    provider: str
+    resource_id: str
+    model: str
+    content: str
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+class Acknowledgement(Result):
+    """A plain answer for operations with nothing else to say."""
+
+    message: str

@@ -1,0 +1,183 @@
+"""What every provider adapter is: declared capabilities, an HTTP client, and mappings.
+
+An adapter never sends a mutating request itself. For each mutation it builds a `Plan` holding
+the exact request and a `finish` function that turns the provider's answer into a result; the
+gate confirms, journals and sends. Reads are plain async methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+
+from gpu_tools.errors import InvalidInput, Unsupported
+from gpu_tools.http import ProviderHTTP
+from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Template, WireRequest
+from gpu_tools.settings import Settings
+
+if TYPE_CHECKING:
+    from gpu_tools.operations import ChatInput, Operation, StopInput, UpdateInput
+
+MASK = "***"
+# Field names whose values are secrets wherever they appear in provider JSON (case-insensitive).
+SECRET_KEYS = frozenset(
+    {
+        "password",
+        "passwd",
+        "docker_passwd",
+        "sshpassword",
+        "token",
+        "secret",
+        "api_key",
+        "apikey",
+        "access_token",
+        "authorization",
+        "jupyter_token",
+    }
+)
+
+# Every capability a unified operation may need, in display order.
+CAPABILITIES = ("offers", "templates", "regions", "resources", "update", "stop", "start", "delete", "chat")
+
+
+def mask_secrets(value: Any, extra_keys: Iterable[str] = ()) -> Any:
+    """A copy of `value` with every secret-named field replaced by `***`."""
+    keys = SECRET_KEYS | {k.lower() for k in extra_keys}
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {
+                k: (MASK if isinstance(k, str) and k.lower() in keys and val not in (None, "") else walk(val))
+                for k, val in v.items()
+            }
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value)
+
+
+class Provider(ABC):
+    """Base class of the four adapters. Subclasses set the class variables and override methods."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    secret_keys: ClassVar[frozenset[str]] = frozenset()
+    # Provider-only operations (creates, registries, auths...), declared next to the adapter.
+    operations: ClassVar[list[Operation]] = []
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self.http = ProviderHTTP(
+            self.name,
+            self.base_url(),
+            self.auth_headers() if self.is_configured(settings) else {},
+            timeout=settings.http_timeout,
+            retries=settings.http_retries,
+            transport=transport,
+        )
+
+    # ---- configuration -------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def is_configured(cls, settings: Settings) -> bool: ...
+
+    @abstractmethod
+    def base_url(self) -> str: ...
+
+    @abstractmethod
+    def auth_headers(self) -> dict[str, str]: ...
+
+    def config_hint(self) -> str:
+        """How to configure this provider, for NotConfigured errors."""
+        return "Set its API key in the environment or config.toml, or use the sandbox."
+
+    # ---- helpers for subclasses -------------------------------------------------------------
+    def mask(self, value: Any) -> Any:
+        return mask_secrets(value, self.secret_keys)
+
+    def unsupported(self, what: str, instead: str | None = None) -> Unsupported:
+        return Unsupported(f"{self.title} does not support {what}.", provider=self.name, hint=instead)
+
+    def reject_fields(self, data: Any, fields: Iterable[str], what: str) -> None:
+        """Refuse arguments this provider cannot honour, naming them."""
+        given = [f for f in fields if getattr(data, f, None) is not None]
+        if given:
+            raise InvalidInput(
+                f"{self.title} {what} does not accept: {', '.join(given)}.", provider=self.name
+            )
+
+    def plan(
+        self,
+        *,
+        operation: str,
+        action: str,
+        target: str,
+        request: WireRequest,
+        finish: Callable[[Any], Awaitable[Any]],
+        reversible: bool,
+        reversibility: str,
+        usd_per_hour: float | None = None,
+        usd_per_hour_max: float | None = None,
+        price_source: str | None = None,
+        gpus: int | None = None,
+        gpu_name: str | None = None,
+        warnings: list[str] | None = None,
+    ) -> Plan:
+        plan = Plan(
+            provider=self.name,
+            operation=operation,
+            action=action,
+            target=target,
+            method=request.method,
+            path=request.path,
+            body=self.mask(request.json_body),
+            usd_per_hour=usd_per_hour,
+            usd_per_hour_max=usd_per_hour_max,
+            price_source=price_source,
+            gpus=gpus,
+            gpu_name=gpu_name,
+            reversible=reversible,
+            reversibility=reversibility,
+            warnings=warnings or [],
+            sandbox=self.settings.sandbox,
+        )
+        plan._request = request
+        plan._finish = finish
+        return plan
+
+    # ---- reads (override what the capabilities declare) ------------------------------------
+    async def list_offers(self) -> list[Offer]:
+        raise self.unsupported("listing offers")
+
+    async def list_templates(self) -> list[Template]:
+        raise self.unsupported("listing templates")
+
+    async def list_regions(self) -> list[Region]:
+        raise self.unsupported("listing regions")
+
+    async def list_resources(self) -> list[Resource]:
+        raise self.unsupported("listing resources")
+
+    async def get_resource(self, resource_id: str, *, reveal_secrets: bool = False) -> Resource:
+        raise self.unsupported("reading a resource")
+
+    async def chat(self, data: ChatInput) -> ChatResult:
+        raise self.unsupported("chat")
+
+    # ---- mutation planners ------------------------------------------------------------------
+    async def plan_update(self, data: UpdateInput) -> Plan:
+        raise self.unsupported("updating a resource")
+
+    async def plan_stop(self, data: StopInput) -> Plan:
+        raise self.unsupported("stopping a resource")
+
+    async def plan_start(self, resource_id: str) -> Plan:
+        raise self.unsupported("starting a resource")
+
+    async def plan_delete(self, resource_id: str) -> Plan:
+        raise self.unsupported("deleting a resource")

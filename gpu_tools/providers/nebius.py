@@ -1,0 +1,507 @@
+"""Nebius Token Factory: dedicated model endpoints.
+
+API: `GET /v0/dedicated_endpoints/templates`, `POST|GET /v0/dedicated_endpoints`,
+`PATCH|DELETE /v0/dedicated_endpoints/{endpoint_id}`, bearer auth; inference through the
+region's OpenAI-compatible `/v1/chat/completions` with the endpoint's `routing_key` as model.
+Stop/start are `PATCH {"enabled": false|true}`. There is no documented single-endpoint GET, so
+`get_resource` filters the list. Nebius publishes no prices through this API: plans say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound
+from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Status, Template, WireRequest
+from gpu_tools.operations import ChatInput, CreateInput, Operation, StopInput, UpdateInput
+from gpu_tools.providers.base import Provider
+from gpu_tools.settings import Settings
+
+PATH = "/v0/dedicated_endpoints"
+INFERENCE_BASE = {
+    "eu-north1": "https://api.tokenfactory.nebius.com",
+    "eu-west1": "https://api.tokenfactory.eu-west1.nebius.com",
+    "us-central1": "https://api.tokenfactory.us-central1.nebius.com",
+}
+REGION_NAMES = {"eu-north1": "Finland", "eu-west1": "Paris", "us-central1": "Kansas City"}
+GPU_MEMORY_GB = {"h100": 80.0, "h200": 141.0, "b200": 180.0, "l40s": 48.0, "a100": 80.0}
+STATUS: dict[str, Status] = {
+    "starting": "pending",
+    "creating": "pending",
+    "provisioning": "pending",
+    "updating": "pending",
+    "stopping": "pending",
+    "running": "running",
+    "ready": "running",
+    "stopped": "stopped",
+    "error": "failed",
+    "failed": "failed",
+    "deleting": "deleting",
+}
+NO_PRICE = "Nebius publishes no prices through its API"
+
+
+# ---- wire models (mirror the documented JSON) -------------------------------------------------
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Scaling(Wire):
+    min_replicas: int
+    max_replicas: int
+
+
+class Deployment(Wire):
+    status: str | None = None
+    readiness: str | None = None
+    ready_replicas: int | None = None
+
+
+class Endpoint(Wire):
+    id: str = Field(validation_alias=AliasChoices("id", "endpoint_id"))
+    name: str | None = None
+    description: str | None = None
+    enabled: bool | None = None
+    routing_key: str | None = None
+    model_name: str | None = None
+    flavor_name: str | None = None
+    region: str | None = None
+    gpu_type: str | None = None
+    gpu_count: int | None = None
+    scaling: Scaling | None = None
+    deployment: Deployment | None = None
+    created_at: str | None = None
+
+
+class CreateBody(BaseModel):
+    name: str
+    description: str | None = None
+    model_name: str
+    flavor_name: str
+    gpu_type: str
+    gpu_count: int
+    region: str
+    scaling: Scaling
+
+
+# ---- operation inputs ------------------------------------------------------------------------
+class NebiusCreateEndpoint(CreateInput):
+    """Create a Nebius dedicated endpoint (argument names are the documented fields, scaling flattened)."""
+
+    name: str = Field(description="Display name for the endpoint.", min_length=1, max_length=200)
+    description: str | None = Field(None, description="Optional description.")
+    model_name: str = Field(description="Model template name, e.g. openai/gpt-oss-20b (see list_templates).")
+    flavor_name: str = Field(description="Template flavor, e.g. base or fast.")
+    gpu_type: str = Field(description="GPU type the template supports, e.g. gpu-h100-sxm.")
+    gpu_count: int = Field(1, ge=1, le=16, description="GPUs per replica.")
+    region: str = Field("eu-north1", description="eu-north1, eu-west1 or us-central1.")
+    min_replicas: int = Field(1, ge=0, description="Minimum replicas (scaling.min_replicas).")
+    max_replicas: int = Field(1, ge=1, description="Maximum replicas (scaling.max_replicas).")
+
+    @model_validator(mode="after")
+    def _check(self) -> NebiusCreateEndpoint:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+# ---- parsing helpers ------------------------------------------------------------------------
+def _list_of(body: Any, *keys: str) -> list[Any]:
+    """A list from a bare array or from the first list-valued key of an object."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in keys:
+            if isinstance(body.get(key), list):
+                return body[key]
+        for value in body.values():
+            if isinstance(value, list):
+                return value
+    raise MalformedResponse(f"expected a list, got {type(body).__name__}", provider="nebius")
+
+
+def _strings(value: Any, *keys: str) -> list[str]:
+    """Strings from a list of strings, or from the named keys of a list of objects."""
+    out: list[str] = []
+    for item in value if isinstance(value, list) else [value] if value else []:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            for key in keys:
+                if isinstance(item.get(key), str):
+                    out.append(item[key])
+    return out
+
+
+def _ints(value: Any) -> list[int]:
+    return [int(v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, int | float)]
+
+
+def parse_templates(body: Any) -> list[Template]:
+    """Both documented shapes: `flavors` as a list of `{flavor_name, ...}` or as a name -> object map."""
+    templates = []
+    for raw in _list_of(body, "templates", "items", "data"):
+        if not isinstance(raw, dict):
+            continue
+        name = raw.get("template_name") or raw.get("model_name") or raw.get("name")
+        if not name:
+            continue
+        flavors_raw = raw.get("flavors") or []
+        if isinstance(flavors_raw, dict):
+            flavors_raw = [
+                {"flavor_name": k, **(v if isinstance(v, dict) else {})} for k, v in flavors_raw.items()
+            ]
+        flavors, gpu_types, counts, regions = [], [], [], []
+        for f in [raw, *flavors_raw]:
+            if not isinstance(f, dict):
+                continue
+            if f is not raw and f.get("flavor_name"):
+                flavors.append(f["flavor_name"])
+            gpus = f.get("gpu_types") or f.get("gpus") or f.get("hardware") or []
+            gpu_types += _strings(gpus, "gpu_type", "name") + _strings(f.get("gpu_type"))
+            counts += _ints(f.get("gpu_counts") or f.get("gpu_count") or [])
+            for g in gpus if isinstance(gpus, list) else []:
+                if isinstance(g, dict):
+                    counts += _ints(g.get("gpu_counts") or g.get("gpu_count") or [])
+            regions += _strings(f.get("regions") or f.get("region") or [], "region", "name")
+        templates.append(
+            Template(
+                provider="nebius",
+                name=name,
+                description=raw.get("description"),
+                flavors=list(dict.fromkeys(flavors)),
+                gpu_types=list(dict.fromkeys(gpu_types)),
+                gpu_counts=sorted(set(counts)),
+                regions=list(dict.fromkeys(regions)),
+                details={k: v for k, v in raw.items() if k not in ("flavors",)},
+            )
+        )
+    return templates
+
+
+def _gpu_memory(gpu_type: str) -> float | None:
+    return next((mem for key, mem in GPU_MEMORY_GB.items() if key in gpu_type.lower()), None)
+
+
+# ---- the adapter ------------------------------------------------------------------------------
+class NebiusProvider(Provider):
+    name = "nebius"
+    title = "Nebius Token Factory"
+    capabilities = frozenset(
+        {"offers", "templates", "regions", "resources", "update", "stop", "start", "delete", "chat"}
+    )
+
+    @classmethod
+    def is_configured(cls, settings: Settings) -> bool:
+        return settings.nebius_api_key is not None
+
+    def base_url(self) -> str:
+        return self.settings.nebius_base_url
+
+    def auth_headers(self) -> dict[str, str]:
+        assert self.settings.nebius_api_key is not None
+        return {"Authorization": f"Bearer {self.settings.nebius_api_key.get_secret_value()}"}
+
+    def config_hint(self) -> str:
+        return "Set NEBIUS_API_KEY (or nebius_api_key in config.toml), or use the sandbox."
+
+    def inference_base(self, region: str | None) -> str:
+        if self.settings.nebius_inference_base_url:
+            return self.settings.nebius_inference_base_url
+        return INFERENCE_BASE.get(region or "eu-north1", INFERENCE_BASE["eu-north1"])
+
+    # ---- mapping ---------------------------------------------------------------------------
+    def to_resource(self, ep: Endpoint) -> Resource:
+        dep = ep.deployment.status.lower() if ep.deployment and ep.deployment.status else None
+        if ep.enabled is False and dep in (None, "stopped"):
+            status: Status = "stopped"
+        else:
+            status = STATUS.get(dep or "", "unknown")
+        raw = ep.deployment.status if ep.deployment and ep.deployment.status else None
+        if raw is None and ep.enabled is False:
+            raw = "disabled"
+        return Resource(
+            provider=self.name,
+            kind="endpoint",
+            resource_id=ep.id,
+            name=ep.name,
+            status=status,
+            raw_status=raw,
+            region=ep.region,
+            gpu_name=ep.gpu_type,
+            gpu_count=ep.gpu_count,
+            replicas=ep.deployment.ready_replicas if ep.deployment else None,
+            min_replicas=ep.scaling.min_replicas if ep.scaling else None,
+            max_replicas=ep.scaling.max_replicas if ep.scaling else None,
+            url=self.inference_base(ep.region) + "/v1/chat/completions",
+            model=ep.routing_key,
+            created_at=ep.created_at,
+            details=self.mask(ep.model_dump(mode="json", exclude_none=True)),
+        )
+
+    def _endpoint(self, body: Any) -> Endpoint:
+        if isinstance(body, dict) and isinstance(body.get("endpoint"), dict):
+            body = body["endpoint"]
+        try:
+            return Endpoint.model_validate(body)
+        except Exception as exc:
+            raise MalformedResponse(
+                f"unreadable endpoint: {exc}".splitlines()[0], provider=self.name
+            ) from None
+
+    # ---- reads -----------------------------------------------------------------------------
+    async def list_templates(self) -> list[Template]:
+        return parse_templates(await self.http.request("GET", f"{PATH}/templates"))
+
+    async def list_offers(self) -> list[Offer]:
+        offers: dict[tuple[str, int, str], Offer] = {}
+        for t in await self.list_templates():
+            for gpu in t.gpu_types or []:
+                for count in t.gpu_counts or [1]:
+                    for region in t.regions or list(INFERENCE_BASE):
+                        key = (gpu, count, region)
+                        if key not in offers:
+                            offers[key] = Offer(
+                                provider=self.name,
+                                kind="endpoint",
+                                offer_id=gpu,
+                                gpu_name=gpu,
+                                gpu_count=count,
+                                gpu_memory_gb=_gpu_memory(gpu),
+                                region=region,
+                                available=True,
+                                details={"models": [], "note": NO_PRICE},
+                            )
+                        offers[key].details["models"].append(t.name)
+        return list(offers.values())
+
+    async def list_regions(self) -> list[Region]:
+        seen: list[str] = []
+        for t in await self.list_templates():
+            seen += [r for r in t.regions if r not in seen]
+        return [
+            Region(
+                provider=self.name,
+                region_id=r,
+                name=REGION_NAMES.get(r),
+                details={"inference": self.inference_base(r)},
+            )
+            for r in seen or list(INFERENCE_BASE)
+        ]
+
+    async def _endpoints(self) -> list[Endpoint]:
+        return [
+            self._endpoint(e) for e in _list_of(await self.http.request("GET", PATH), "endpoints", "items")
+        ]
+
+    async def list_resources(self) -> list[Resource]:
+        return [self.to_resource(e) for e in await self._endpoints()]
+
+    async def _find(self, resource_id: str) -> Endpoint:
+        for ep in await self._endpoints():
+            if ep.id == resource_id:
+                return ep
+        raise NotFound(
+            f"no dedicated endpoint {resource_id!r}", provider=self.name, hint="See list_resources."
+        )
+
+    async def get_resource(self, resource_id: str, *, reveal_secrets: bool = False) -> Resource:
+        return self.to_resource(await self._find(resource_id))
+
+    async def chat(self, data: ChatInput) -> ChatResult:
+        ep = await self._find(data.resource_id)
+        if not ep.routing_key:
+            raise InvalidInput(
+                f"endpoint {ep.id} has no routing_key yet; wait until it runs.", provider=self.name
+            )
+        messages = ([{"role": "system", "content": data.system}] if data.system else []) + [
+            {"role": "user", "content": data.message}
+        ]
+        body: dict[str, Any] = {"model": ep.routing_key, "messages": messages, "max_tokens": data.max_tokens}
+        if data.temperature is not None:
+            body["temperature"] = data.temperature
+        try:
+            answer = await self.http.request(
+                "POST", "/v1/chat/completions", json_body=body, base_url=self.inference_base(ep.region)
+            )
+        except NotFound as exc:
+            exc.hint = (
+                "The endpoint may still be starting (this takes up to 15 minutes); wait_for_resource first."
+            )
+            raise
+        try:
+            choice = answer["choices"][0]
+            return ChatResult(
+                provider=self.name,
+                resource_id=ep.id,
+                model=answer.get("model") or ep.routing_key,
+                content=choice["message"]["content"] or "",
+                finish_reason=choice.get("finish_reason"),
+                usage=answer.get("usage"),
+            )
+        except (KeyError, IndexError, TypeError):
+            raise MalformedResponse("chat answer has no choices[0].message", provider=self.name) from None
+
+    # ---- mutations -------------------------------------------------------------------------
+    async def _finish_endpoint(self, answer: Any) -> Resource:
+        return self.to_resource(self._endpoint(answer))
+
+    async def _check_template(self, data: NebiusCreateEndpoint) -> None:
+        """Refuse a model/flavor/GPU/region the templates do not offer, before anything is sent."""
+        templates = {t.name: t for t in await self.list_templates()}
+        t = templates.get(data.model_name)
+        if templates and t is None:
+            raise InvalidInput(
+                f"no template for model {data.model_name!r}. Available: {', '.join(sorted(templates))}.",
+                provider=self.name,
+            )
+        if t is None:
+            return
+        for field, allowed in (("flavor_name", t.flavors), ("gpu_type", t.gpu_types), ("region", t.regions)):
+            value = getattr(data, field)
+            if allowed and value not in allowed:
+                raise InvalidInput(
+                    f"{field} {value!r} is not offered for {t.name}. Choose from: {', '.join(allowed)}.",
+                    provider=self.name,
+                )
+        if t.gpu_counts and data.gpu_count not in t.gpu_counts:
+            raise InvalidInput(
+                f"gpu_count {data.gpu_count} is not offered for {t.name}. Choose from: {t.gpu_counts}.",
+                provider=self.name,
+            )
+
+    async def plan_create(self, data: NebiusCreateEndpoint) -> Plan:
+        await self._check_template(data)
+        body = CreateBody(
+            name=data.name,
+            description=data.description,
+            model_name=data.model_name,
+            flavor_name=data.flavor_name,
+            gpu_type=data.gpu_type,
+            gpu_count=data.gpu_count,
+            region=data.region,
+            scaling=Scaling(min_replicas=data.min_replicas, max_replicas=data.max_replicas),
+        ).model_dump(exclude_none=True)
+        return self.plan(
+            operation="nebius_create_endpoint",
+            action=(
+                f"Create Nebius dedicated endpoint {data.name!r}: {data.model_name} ({data.flavor_name}) on "
+                f"{data.gpu_count}x {data.gpu_type} per replica, {data.min_replicas}-{data.max_replicas} "
+                f"replicas, in {data.region}."
+            ),
+            target=data.name,
+            request=WireRequest(method="POST", path=PATH, json_body=body),
+            finish=self._finish_endpoint,
+            reversible=True,
+            reversibility="delete it with delete_resource; GPU time is billed while replicas run.",
+            price_source=NO_PRICE,
+            gpus=data.gpu_count * data.max_replicas,
+            gpu_name=data.gpu_type,
+        )
+
+    async def plan_update(self, data: UpdateInput) -> Plan:
+        ep = await self._find(data.resource_id)
+        body: dict[str, Any] = {}
+        for field in ("name", "description", "gpu_type", "gpu_count"):
+            if getattr(data, field) is not None:
+                body[field] = getattr(data, field)
+        lo, hi = data.min_replicas, data.max_replicas
+        if data.replicas is not None:
+            if lo is not None or hi is not None:
+                raise InvalidInput("give either replicas or min/max_replicas, not both.", provider=self.name)
+            lo = hi = data.replicas
+        if lo is not None or hi is not None:
+            cur = ep.scaling or Scaling(min_replicas=1, max_replicas=1)
+            scaling = Scaling(
+                min_replicas=cur.min_replicas if lo is None else lo,
+                max_replicas=cur.max_replicas if hi is None else hi,
+            )
+            if scaling.min_replicas > scaling.max_replicas:
+                raise InvalidInput(
+                    f"min_replicas {scaling.min_replicas} would exceed max_replicas {scaling.max_replicas}.",
+                    provider=self.name,
+                )
+            body["scaling"] = scaling.model_dump()
+        gpu_count = body.get("gpu_count", ep.gpu_count) or 1
+        max_rep = body.get("scaling", {}).get("max_replicas") or (
+            ep.scaling.max_replicas if ep.scaling else 1
+        )
+        changes = ", ".join(f"{k}={v}" for k, v in body.items())
+        return self.plan(
+            operation="update_resource",
+            action=f"Update Nebius endpoint {ep.name or ep.id}: {changes}.",
+            target=ep.id,
+            request=WireRequest(method="PATCH", path=f"{PATH}/{ep.id}", json_body=body),
+            finish=self._finish_endpoint,
+            reversible=True,
+            reversibility="update it again with the previous values.",
+            price_source=NO_PRICE,
+            gpus=gpu_count * max_rep,
+            gpu_name=body.get("gpu_type", ep.gpu_type),
+        )
+
+    async def _plan_enabled(self, resource_id: str, enabled: bool) -> Plan:
+        ep = await self._find(resource_id)
+        verb = "Start" if enabled else "Stop"
+        return self.plan(
+            operation="start_resource" if enabled else "stop_resource",
+            action=f"{verb} Nebius endpoint {ep.name or ep.id} (PATCH enabled={str(enabled).lower()}).",
+            target=ep.id,
+            request=WireRequest(method="PATCH", path=f"{PATH}/{ep.id}", json_body={"enabled": enabled}),
+            finish=self._finish_endpoint,
+            reversible=True,
+            reversibility=(
+                "stop it again with stop_resource." if enabled else "start it again with start_resource."
+            ),
+            price_source=NO_PRICE,
+            gpus=(ep.gpu_count or 1) * (ep.scaling.max_replicas if ep.scaling else 1) if enabled else None,
+            gpu_name=ep.gpu_type,
+        )
+
+    async def plan_stop(self, data: StopInput) -> Plan:
+        return await self._plan_enabled(data.resource_id, False)
+
+    async def plan_start(self, resource_id: str) -> Plan:
+        return await self._plan_enabled(resource_id, True)
+
+    async def plan_delete(self, resource_id: str) -> Plan:
+        ep = await self._find(resource_id)
+
+        async def finish(answer: Any) -> Any:
+            return answer if answer is not None else {"deleted": ep.id}
+
+        return self.plan(
+            operation="delete_resource",
+            action=f"Delete Nebius endpoint {ep.name or ep.id} ({ep.model_name}) permanently.",
+            target=ep.id,
+            request=WireRequest(method="DELETE", path=f"{PATH}/{ep.id}"),
+            finish=finish,
+            reversible=False,
+            reversibility="deleting an endpoint is permanent; its configuration and replicas are released.",
+        )
+
+
+async def _plan_create(tk: Any, data: NebiusCreateEndpoint) -> Plan:
+    adapter = tk.adapter("nebius")
+    assert isinstance(adapter, NebiusProvider)
+    return await adapter.plan_create(data)
+
+
+NebiusProvider.operations = [
+    Operation(
+        name="nebius_create_endpoint",
+        title="Create a Nebius dedicated endpoint",
+        description="Create a Nebius Token Factory dedicated endpoint: an isolated, autoscaling deployment of a "
+        "model template (see list_templates for model_name, flavor_name, gpu_type, gpu_count and regions). "
+        "Returns the endpoint with its resource_id and routing_key (the model name for chat). Startup takes "
+        "up to 15 minutes (use wait_for_resource). Costs GPU time while replicas run. Asks the user to "
+        "confirm the plan first; dry_run returns the plan only.",
+        input=NebiusCreateEndpoint,
+        effect="create",
+        planner=_plan_create,
+        provider="nebius",
+        aliases=("nebius-create",),
+    )
+]

@@ -1,0 +1,189 @@
+"""The sandbox's shared machinery: state, auth helpers, the request log, faults and latency.
+
+Each provider's routes live in their own module (`sandbox/nebius.py`, ...) and are mounted under
+`/<provider>`; adapters pointed at `http://host:port/<provider>` cannot tell the difference.
+
+Control routes (not part of any provider API):
+- `GET /_sandbox/requests`: every provider request seen (method, path, query, JSON body, auth masked).
+- `DELETE /_sandbox/requests`: clear that log.
+- `POST /_sandbox/faults` `{"provider", "status"?, "latency"?, "count"?}`: make a provider fail with
+  `status` (its documented error shape) for the next `count` calls (all, if omitted) and/or answer
+  after `latency` seconds. `DELETE /_sandbox/faults` clears them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ErrorShape = Callable[[int, str, str], Response]
+
+
+def fastapi_error(status: int, message: str, path: str) -> Response:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+@dataclass
+class Fault:
+    status: int | None = None
+    latency: float = 0.0
+    count: int | None = None
+
+
+@dataclass
+class Sandbox:
+    """Mutable state of one sandbox instance (shared by every provider's routes)."""
+
+    api_key: str = "sandbox-key"
+    ready_after: float = 3.0
+    latency: float = 0.0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    faults: dict[str, Fault] = field(default_factory=dict)
+    stores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error_shapes: dict[str, ErrorShape] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+
+    def store(self, name: str) -> dict[str, Any]:
+        return self.stores.setdefault(name, {})
+
+    @staticmethod
+    def new_id(prefix: str = "") -> str:
+        return prefix + uuid.uuid4().hex[:12]
+
+    def elapsed(self, since: float) -> float:
+        return self.clock() - since
+
+
+def _mask_headers(headers: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for key in ("authorization", "x-api-key", "namespace", "content-type"):
+        if key in headers:
+            value = headers[key]
+            if key == "authorization":
+                scheme, _, _ = value.partition(" ")
+                value = f"{scheme} ***" if _ else "***"
+            elif key == "x-api-key":
+                value = "***"
+            out[key] = value
+    return out
+
+
+class ControlMiddleware:
+    """Logs provider requests and applies injected latency and faults, per provider prefix."""
+
+    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
+        self.app = app
+        self.sb = sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        raw = b"".join(chunks)
+        provider = scope["path"].strip("/").split("/", 1)[0]
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        self.sb.requests.append(
+            {
+                "provider": provider,
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope.get("query_string", b"").decode(),
+                "body": body,
+                "headers": _mask_headers(headers),
+            }
+        )
+        fault = self.sb.faults.get(provider)
+        delay = self.sb.latency + (fault.latency if fault else 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        if fault and fault.status:
+            if fault.count is not None:
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.sb.faults.pop(provider, None)
+            shape = self.sb.error_shapes.get(provider, fastapi_error)
+            response = shape(fault.status, f"sandbox fault injected ({fault.status})", scope["path"])
+            await response(scope, receive, send)
+            return
+
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _requests(request: Request) -> Response:
+    sb: Sandbox = request.app.state.sandbox
+    if request.method == "DELETE":
+        sb.requests.clear()
+        return JSONResponse({"cleared": True})
+    return JSONResponse(sb.requests)
+
+
+async def _faults(request: Request) -> Response:
+    sb: Sandbox = request.app.state.sandbox
+    if request.method == "DELETE":
+        sb.faults.clear()
+        return JSONResponse({"cleared": True})
+    body = await request.json()
+    provider = body.get("provider")
+    if provider not in sb.error_shapes:
+        return JSONResponse({"detail": f"unknown provider {provider!r}"}, status_code=422)
+    sb.faults[provider] = Fault(
+        status=body.get("status"), latency=float(body.get("latency") or 0), count=body.get("count")
+    )
+    return JSONResponse({"provider": provider, **sb.faults[provider].__dict__})
+
+
+def create_app(
+    *,
+    api_key: str = "sandbox-key",
+    ready_after: float = 3.0,
+    latency: float = 0.0,
+    sandbox: Sandbox | None = None,
+) -> Starlette:
+    """The sandbox ASGI app serving every provider's documented API under `/<provider>`."""
+    from gpu_tools.sandbox import nebius
+
+    sb = sandbox or Sandbox(api_key=api_key, ready_after=ready_after, latency=latency)
+    mounts = []
+    for module in (nebius,):
+        mounts.append(Mount(f"/{module.PROVIDER}", routes=module.routes(sb)))
+        sb.error_shapes[module.PROVIDER] = module.error
+    app = Starlette(
+        routes=[
+            Route("/_sandbox/requests", _requests, methods=["GET", "DELETE"]),
+            Route("/_sandbox/faults", _faults, methods=["POST", "DELETE"]),
+            *mounts,
+        ]
+    )
+    app.state.sandbox = sb
+    app.add_middleware(ControlMiddleware, sandbox=sb)
+    return app

@@ -1,0 +1,123 @@
+"""Credentials, base URLs and policy: environment variables first, then a TOML file.
+
+The TOML file is `config.toml` in the platformdirs config directory, or in `$GPU_TOOLS_HOME`
+when that is set (tests set it so they never touch the real home). Keys in the file are the
+field names below, e.g. `nebius_api_key = "..."`, `max_usd_per_hour = 10`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from gpu_tools.errors import register_secret
+
+APP = "gpu-tools"
+
+
+def home_dir() -> Path | None:
+    value = os.environ.get("GPU_TOOLS_HOME")
+    return Path(value).expanduser() if value else None
+
+
+def config_dir() -> Path:
+    return home_dir() or Path(platformdirs.user_config_dir(APP))
+
+
+def data_dir() -> Path:
+    return home_dir() or Path(platformdirs.user_data_dir(APP))
+
+
+def config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
+def _policy(name: str) -> AliasChoices:
+    return AliasChoices(name, f"GPU_TOOLS_{name.upper()}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=False)
+
+    # Credentials and endpoints (env names as the providers' own docs use them).
+    netmind_api_key: SecretStr | None = None
+    netmind_base_url: str = "https://api.netmind.ai"
+    sesterce_api_key: SecretStr | None = None
+    sesterce_base_url: str = "https://api.cloud.sesterce.com"
+    nebius_api_key: SecretStr | None = None
+    nebius_base_url: str = "https://api.tokenfactory.nebius.com"
+    nebius_inference_base_url: str | None = Field(
+        None, description="Overrides the per-region inference base URL (used by the sandbox)."
+    )
+    neolink_api_token: SecretStr | None = None
+    neolink_namespace: str | None = None
+    neolink_base_url: str = "https://neolink-ai.com/mdc/api/v1"
+
+    # Policy, enforced by the gate before anyone is asked.
+    read_only: bool = Field(False, validation_alias=_policy("read_only"))
+    allowed_providers: list[str] | None = Field(None, validation_alias=_policy("allowed_providers"))
+    max_usd_per_hour: float | None = Field(None, validation_alias=_policy("max_usd_per_hour"))
+    max_gpus: int | None = Field(None, validation_alias=_policy("max_gpus"))
+
+    # HTTP behaviour.
+    http_timeout: float = Field(30.0, validation_alias=_policy("http_timeout"))
+    http_retries: int = Field(3, validation_alias=_policy("http_retries"))
+    provider_timeout: float = Field(
+        20.0, validation_alias=_policy("provider_timeout"), description="Budget per provider in fan-outs."
+    )
+
+    sandbox: bool = Field(False, description="True when every provider points at the local sandbox.")
+    journal_path: Path | None = Field(None, validation_alias=_policy("journal_path"))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
+
+    def model_post_init(self, context: Any, /) -> None:
+        for value in (
+            self.netmind_api_key,
+            self.sesterce_api_key,
+            self.nebius_api_key,
+            self.neolink_api_token,
+        ):
+            if value is not None:
+                register_secret(value.get_secret_value())
+
+    def resolved_journal_path(self) -> Path:
+        return self.journal_path or data_dir() / "journal.sqlite3"
+
+    def for_sandbox(self, base_url: str) -> Settings:
+        """A copy of these settings with every provider pointed at a sandbox on `base_url`."""
+        key = SecretStr("sandbox-key")
+        return self.model_copy(
+            update={
+                "sandbox": True,
+                "netmind_api_key": key,
+                "netmind_base_url": f"{base_url}/netmind",
+                "sesterce_api_key": key,
+                "sesterce_base_url": f"{base_url}/sesterce",
+                "nebius_api_key": key,
+                "nebius_base_url": f"{base_url}/nebius",
+                "nebius_inference_base_url": f"{base_url}/nebius",
+                "neolink_api_token": key,
+                "neolink_namespace": "sandbox-user",
+                "neolink_base_url": f"{base_url}/neolink/mdc/api/v1",
+            }
+        )

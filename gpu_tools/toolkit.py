@@ -1,0 +1,154 @@
+"""The toolkit both fronts hold: settings, adapters, journal, registry and gate in one object.
+
+`await Toolkit().call("list_offers", {...})` is the whole API; the MCP tools and the `%gpu`
+magics are thin wrappers over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from gpu_tools.errors import GpuToolsError, NotConfigured, PolicyRefused, Unsupported
+from gpu_tools.gate import Confirmer, Gate, Refuse
+from gpu_tools.journal import Journal
+from gpu_tools.models import Plan, ProviderInfo, ProviderStatus
+from gpu_tools.operations import Operation, Progress, Registry, registry
+from gpu_tools.providers import ADAPTERS, Provider
+from gpu_tools.settings import Settings
+
+T = TypeVar("T")
+
+
+class Toolkit:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.registry: Registry = registry()
+        self.adapters: dict[str, Provider] = {
+            name: cls(self.settings, transport=transport) for name, cls in ADAPTERS.items()
+        }
+        self.journal = Journal(self.settings.resolved_journal_path())
+        self.gate = Gate(self)
+
+    # ---- the API -----------------------------------------------------------------------------
+    def operations(self) -> list[Operation]:
+        """The operations this toolkit offers: mutations are left out when read_only is set."""
+        return [op for op in self.registry if not (op.mutating and self.settings.read_only)]
+
+    async def call(
+        self,
+        name: str,
+        args: dict[str, Any] | None = None,
+        *,
+        confirmer: Confirmer | None = None,
+        progress: Progress | None = None,
+    ) -> BaseModel:
+        op = self.registry.get(name)
+        data = op.parse(args)
+        if op.mutating:
+            return await self.gate.run(op, data, confirmer or Refuse())
+        assert op.handler is not None
+        if op.provider:
+            self.check_provider_allowed(op.provider)
+        result = await op.handler(self, data, progress)
+        if hasattr(result, "sandbox"):
+            result.sandbox = self.settings.sandbox  # type: ignore[attr-defined]
+        return result
+
+    async def preview(self, name: str, args: dict[str, Any] | None) -> Plan | None:
+        """The plan a front should ask about before `call`, or None when no question is due."""
+        return await self.gate.preview(self.registry.get(name), args or {})
+
+    async def aclose(self) -> None:
+        for adapter in self.adapters.values():
+            await adapter.http.aclose()
+
+    def close(self) -> None:
+        self.journal.close()
+
+    # ---- adapters -----------------------------------------------------------------------------
+    def check_provider_allowed(self, name: str | None) -> None:
+        allowed = self.settings.allowed_providers
+        if name and allowed is not None and name not in allowed:
+            raise PolicyRefused(f"refused by policy allowed_providers: {name} is not in {allowed}.")
+
+    def configured(self, name: str) -> bool:
+        return ADAPTERS[name].is_configured(self.settings)
+
+    def adapter(self, name: str, capability: str | None = None) -> Provider:
+        """The adapter of `name`, checked for credentials and for `capability`."""
+        self.check_provider_allowed(name)
+        adapter = self.adapters[name]
+        if capability and capability not in adapter.capabilities:
+            others = [a.title for a in self.adapters.values() if capability in a.capabilities]
+            raise Unsupported(
+                f"{adapter.title} does not support '{capability}'.",
+                provider=name,
+                hint=f"Providers that do: {', '.join(others)}." if others else "No configured provider does.",
+            )
+        if not self.configured(name):
+            raise NotConfigured(
+                f"{adapter.title} has no credentials.", provider=name, hint=adapter.config_hint()
+            )
+        return adapter
+
+    def provider_infos(self) -> list[ProviderInfo]:
+        return [
+            ProviderInfo(
+                name=a.name,
+                title=a.title,
+                configured=self.configured(a.name),
+                base_url=a.base_url(),
+                capabilities=sorted(a.capabilities),
+                operations=[op.name for op in a.operations],
+            )
+            for a in self.adapters.values()
+        ]
+
+    async def fan_out(
+        self,
+        capability: str,
+        only: str | None,
+        fn: Callable[[Provider], Awaitable[list[T]]],
+    ) -> tuple[list[T], list[ProviderStatus]]:
+        """Run `fn` on every configured provider that has `capability`, concurrently, each under its
+        own time budget, so one slow or failing provider never hides the others' answers."""
+        names = [only] if only else list(self.adapters)
+        if only:
+            self.adapter(only, capability)  # a direct question gets a direct error
+        statuses: dict[str, ProviderStatus] = {}
+        tasks: dict[str, asyncio.Task[list[T]]] = {}
+        allowed = self.settings.allowed_providers
+        for name in names:
+            adapter = self.adapters[name]
+            if capability not in adapter.capabilities:
+                statuses[name] = ProviderStatus(provider=name, status="unsupported")
+            elif not self.configured(name) or (allowed is not None and name not in allowed):
+                statuses[name] = ProviderStatus(provider=name, status="not_configured")
+            else:
+                tasks[name] = asyncio.create_task(
+                    asyncio.wait_for(fn(adapter), self.settings.provider_timeout)  # type: ignore[arg-type]
+                )
+        items: list[T] = []
+        for name, task in tasks.items():
+            try:
+                items.extend(await task)
+                statuses[name] = ProviderStatus(provider=name, status="ok")
+            except TimeoutError:
+                statuses[name] = ProviderStatus(
+                    provider=name,
+                    status="timeout",
+                    message=f"no answer within {self.settings.provider_timeout:g}s",
+                )
+            except GpuToolsError as exc:
+                statuses[name] = ProviderStatus(provider=name, status="error", message=str(exc))
+        return items, [statuses[n] for n in names]
