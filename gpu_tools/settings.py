@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     max_usd_per_hour: float | None = Field(None, validation_alias=_policy("max_usd_per_hour"))
     max_gpus: int | None = Field(None, validation_alias=_policy("max_gpus"))
 
+    # Currency conversion for prices not stated in USD (figures derived with these are marked estimated).
+    usd_per_cny: float = Field(0.14, validation_alias=_policy("usd_per_cny"))
+    usd_per_nmt: float = Field(2.0, validation_alias=_policy("usd_per_nmt"))
+
     # HTTP behaviour.
     http_timeout: float = Field(30.0, validation_alias=_policy("http_timeout"))
     http_retries: int = Field(3, validation_alias=_policy("http_retries"))

@@ -1,0 +1,78 @@
+"""Shared fixtures: an isolated GPU_TOOLS_HOME, a live sandbox on loopback, a toolkit pointed at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gpu_tools.sandbox import SandboxServer
+from gpu_tools.settings import Settings
+from gpu_tools.toolkit import Toolkit
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def gpu_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own config and journal directory, and no real credentials."""
+    home = tmp_path / "gpu-home"
+    monkeypatch.setenv("GPU_TOOLS_HOME", str(home))
+    for key in list(os.environ):
+        if key.endswith(("_API_KEY", "_API_TOKEN", "_BASE_URL", "_NAMESPACE")) or key.startswith(
+            "GPU_TOOLS_"
+        ):
+            if key != "GPU_TOOLS_HOME":
+                monkeypatch.delenv(key, raising=False)
+    return home
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    with SandboxServer(ready_after=0.3) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxServer]:
+    """The session's sandbox, with its state, request log and faults cleared for this test."""
+    sb = sandbox_server.sandbox
+    sb.requests.clear()
+    sb.faults.clear()
+    sb.stores.clear()
+    sb.ready_after = 0.3
+    yield sandbox_server
+    sb.faults.clear()
+
+
+def sandbox_settings(sandbox: SandboxServer, **overrides: object) -> Settings:
+    return Settings(**overrides).for_sandbox(sandbox.url)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def tk(sandbox: SandboxServer) -> Iterator[Toolkit]:
+    toolkit = Toolkit(sandbox_settings(sandbox))
+    yield toolkit
+    toolkit.close()
+
+
+def mutating_requests(sandbox: SandboxServer) -> list[dict]:
+    """Requests in the sandbox log that change something (reads such as pricing previews excluded)."""
+    return [
+        r
+        for r in sandbox.sandbox.requests
+        if r["method"] in ("POST", "PUT", "PATCH", "DELETE")
+        and not r["path"].endswith(("/pricing", "/chat/completions"))
+    ]
+
+
+def fetch_log(sandbox: SandboxServer) -> list[dict]:
+    return httpx.get(f"{sandbox.url}/_sandbox/requests").json()
