@@ -135,11 +135,15 @@ class Gate:
             )
             raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=plan.provider)
 
-        if not await confirmer.confirm(plan):
+        try:
+            confirmed = await confirmer.confirm(plan)
+        except ConfirmationRefused as exc:
+            self.tk.journal.record(plan, op.effect, "refused", error=exc.message, idempotency_key=key)
+            raise
+        if not confirmed:
             self.tk.journal.record(plan, op.effect, "refused", error="not confirmed", idempotency_key=key)
             raise ConfirmationRefused(
-                f"not confirmed: {plan.action}. Nothing was sent.",
-                provider=plan.provider,
+                f"not confirmed: {plan.action} Nothing was sent.", provider=plan.provider
             )
 
         request = plan._request
