@@ -14,7 +14,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 # Every provider name; an adapter in gpu_tools/providers/ for each (checked at import).
-ProviderName = Literal["nebius"]
+ProviderName = Literal["nebius", "sesterce", "neolink"]
 Effect = Literal["read", "create", "update", "destroy"]
 Status = Literal["pending", "running", "stopped", "failed", "deleting", "unknown"]
 Kind = Literal["endpoint", "container", "instance", "registry", "auth", "image"]
@@ -169,9 +169,10 @@ class Plan(Result):
             ("[SANDBOX] " if self.sandbox else "") + f"{self.action}",
             f"Provider: {self.provider}    Target: {self.target}",
             f"Request: {self.method} {self.path}",
-            self.cost_line(),
-            ("Reversible: " if self.reversible else "NOT reversible: ") + self.reversibility,
         ]
+        if self.usd_per_hour is not None or self.usd_per_hour_max is not None or self.price_source:
+            lines.append(self.cost_line())
+        lines.append(("Reversible: " if self.reversible else "NOT reversible: ") + self.reversibility)
         lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
