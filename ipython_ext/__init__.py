@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shlex
 import sys
 import threading
@@ -36,6 +37,7 @@ from gpu_tools.toolkit import Toolkit
 from ipython_ext.render import ProgressLine, Rendered
 
 T = TypeVar("T")
+_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}")
 
 
 class LoopThread:
@@ -192,6 +194,7 @@ class GpuMagics(Magics):
     @line_cell_magic
     def gpu(self, line: str, cell: str | None = None) -> Any:
         """Run GPU cloud operations. `%gpu help` lists the subcommands."""
+        line, cell = self._expand(line), self._expand(cell) if cell else cell
         try:
             argv = shlex.split(line) + (shlex.split(cell, comments=True) if cell else [])
         except ValueError as exc:
@@ -209,6 +212,22 @@ class GpuMagics(Magics):
         yes = bool(ns.pop("yes", False))
         args = {k: v for k, v in ns.items() if v is not None}
         return self._run(op, args, yes)
+
+    def _expand(self, text: str) -> str:
+        """Replace `{name}` / `{name.attr}` with the value of that notebook variable. Nothing else is
+        expanded (no `$`, no expressions), so JSON arguments pass through untouched."""
+        namespace = self.shell.user_ns if self.shell is not None else {}
+
+        def value(match: re.Match[str]) -> str:
+            root, *attrs = match.group(1).split(".")
+            if root not in namespace:
+                return match.group(0)
+            obj = namespace[root]
+            for attr in attrs:
+                obj = getattr(obj, attr, None)
+            return match.group(0) if obj is None else shlex.quote(str(obj))
+
+        return _VARIABLE.sub(value, text)
 
     def _parser(self, op: Operation) -> _Parser:
         if op.name not in self._parsers:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gpu_tools.models import Listing, MutationResult, Plan
+from gpu_tools.models import ChatResult, Listing, MutationResult, Plan
 
 # Preferred columns per item type; other types show their scalar fields in declaration order.
 COLUMNS: dict[str, list[str]] = {
@@ -142,11 +142,11 @@ def listing_table(result: Listing[Any], limit: int) -> Table:
     return Table(cols, rows, "; ".join(note_parts) or None)
 
 
-def fields_table(model: BaseModel) -> Table:
+def fields_table(model: BaseModel, skip: tuple[str, ...] = ()) -> Table:
     rows = []
     for name in type(model).model_fields:
         value = getattr(model, name)
-        if name in ("sandbox",) or value in (None, "", [], {}):
+        if name in ("sandbox", *skip) or value in (None, "", [], {}):
             continue
         rows.append([name, cell(value)])
     return Table(["field", "value"], rows)
@@ -194,6 +194,8 @@ class Rendered:
             if r.detail is not None:
                 text += "\n" + cell(r.detail)
             return head, tables, text
+        if isinstance(r, ChatResult):
+            return "", [fields_table(r, skip=("content",))], r.content
         return "", [fields_table(r)], None
 
     def __repr__(self) -> str:

@@ -152,3 +152,12 @@ def test_sandbox_subcommand_starts_an_emulator(gpu_home) -> None:
         assert providers.sandbox is True and all(p.configured for p in providers.items)
     finally:
         shell.extension_manager.unload_extension("ipython_ext")
+
+
+def test_notebook_variables_in_braces_are_expanded(shell: InteractiveShell) -> None:
+    created = gpu(shell, CREATE + " --yes")
+    shell.user_ns["ep"] = created
+    got = gpu(shell, "get nebius {ep.resource.resource_id}")
+    assert got.resource_id == created.resource.resource_id
+    dry = gpu(shell, "chat nebius {ep.resource.resource_id} --message '{not_a_variable}' --help")
+    assert dry is None  # --help shows usage and returns nothing

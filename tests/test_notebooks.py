@@ -1,0 +1,35 @@
+"""The example notebooks, executed with nbclient against the sandbox; any error output fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs_clean(path: Path, gpu_home: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", (
+                f"{path.name}: {output.get('ename')}: {output.get('evalue')}"
+            )
+            if output["output_type"] == "stream" and output["name"] == "stderr":
+                assert "Traceback" not in output["text"], output["text"]
+    text = "\n".join(
+        o.get("text", "") or o.get("data", {}).get("text/plain", "")
+        for c in nb.cells
+        for o in c.get("outputs", [])
+    )
+    assert "[SANDBOX]" in text
+    if path.name == "quickstart.ipynb":
+        assert "You said: Say hello to the notebook" in text
+        assert "nothing found" in text  # the endpoint is gone at the end
