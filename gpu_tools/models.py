@@ -14,7 +14,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 # Every provider name; an adapter in gpu_tools/providers/ for each (checked at import).
-ProviderName = Literal["nebius"]
+ProviderName = Literal["nebius", "sesterce", "neolink", "netmind"]
 Effect = Literal["read", "create", "update", "destroy"]
 Status = Literal["pending", "running", "stopped", "failed", "deleting", "unknown"]
 Kind = Literal["endpoint", "container", "instance", "registry", "auth", "image"]

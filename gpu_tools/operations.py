@@ -130,7 +130,31 @@ class UpdateInput(ResourceRef, MutationInput):
 
 
 class StopInput(ResourceRef, MutationInput):
-    pass
+    grace_period_seconds: int | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="NeoLink only: seconds processes get to exit before the instance is forced off "
+        "(default 10). Other providers refuse it.",
+    )
+    snapshot_image_name: str | None = Field(
+        None,
+        min_length=1,
+        description="NeoLink only: save the instance as an image with this name while powering off. "
+        "Other providers refuse it.",
+    )
+    snapshot_tag: str | None = Field(
+        None,
+        min_length=1,
+        description="NeoLink only: version tag of the snapshot image (needs snapshot_image_name).",
+    )
+
+    # Arguments only providers with the "stop_snapshot" capability accept.
+    snapshot_fields: ClassVar[tuple[str, ...]] = (
+        "grace_period_seconds",
+        "snapshot_image_name",
+        "snapshot_tag",
+    )
 
 
 class StartInput(ResourceRef, MutationInput):
@@ -314,7 +338,16 @@ async def _plan_update(tk: Toolkit, data: UpdateInput) -> Plan:
 
 
 async def _plan_stop(tk: Toolkit, data: StopInput) -> Plan:
-    return await tk.adapter(data.provider, "stop").plan_stop(data)
+    adapter = tk.adapter(data.provider, "stop")
+    given = [f for f in StopInput.snapshot_fields if getattr(data, f) is not None]
+    if given and "stop_snapshot" not in adapter.capabilities:
+        able = [a.title for a in tk.adapters.values() if "stop_snapshot" in a.capabilities]
+        raise InvalidInput(
+            f"stop_resource: {adapter.title} does not accept {', '.join(given)}; only "
+            f"{', '.join(able)} can power off with a grace period or a snapshot. Nothing was sent.",
+            provider=data.provider,
+        )
+    return await adapter.plan_stop(data)
 
 
 async def _plan_start(tk: Toolkit, data: StartInput) -> Plan:

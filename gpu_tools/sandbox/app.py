@@ -170,11 +170,11 @@ def create_app(
     sandbox: Sandbox | None = None,
 ) -> Starlette:
     """The sandbox ASGI app serving every provider's documented API under `/<provider>`."""
-    from gpu_tools.sandbox import nebius
+    from gpu_tools.sandbox import nebius, neolink, netmind, sesterce
 
     sb = sandbox or Sandbox(api_key=api_key, ready_after=ready_after, latency=latency)
     mounts = []
-    for module in (nebius,):
+    for module in (nebius, sesterce, neolink, netmind):
         mounts.append(Mount(f"/{module.PROVIDER}", routes=module.routes(sb)))
         sb.error_shapes[module.PROVIDER] = module.error
     app = Starlette(
