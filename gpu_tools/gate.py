@@ -6,11 +6,12 @@ plan passed policy and the confirmer said yes; every attempt with a plan leaves 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretBytes, SecretStr
 
 from gpu_tools.errors import ConfirmationRefused, GpuToolsError, InvalidInput, PolicyRefused, ProviderError
 from gpu_tools.models import MutationResult, Plan, Resource
@@ -20,6 +21,19 @@ if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
 
 PLAN_TTL = 60.0  # seconds a plan is reused for the same arguments (MCP asks and runs in separate rounds)
+
+
+def fingerprint(op: Operation, data: MutationInput) -> str:
+    """Identity of a call's arguments, secrets included by value (hashed, never stored), so two calls
+    that differ only in a password never share a plan."""
+
+    def reveal(value: Any) -> Any:
+        if isinstance(value, SecretStr | SecretBytes):
+            return value.get_secret_value()
+        return str(value)
+
+    payload = json.dumps(data.model_dump(mode="python", exclude={"dry_run"}), default=reveal, sort_keys=True)
+    return op.name + ":" + hashlib.sha256(payload.encode()).hexdigest()
 
 
 class Confirmer(Protocol):
@@ -77,7 +91,7 @@ class Gate:
         """Build (or reuse, for the same arguments within PLAN_TTL) the plan of a mutation."""
         if op.planner is None:  # pragma: no cover - registry invariant
             raise InvalidInput(f"{op.name} is not a mutation")
-        key = op.name + json.dumps(data.model_dump(mode="json", exclude={"dry_run"}), sort_keys=True)
+        key = fingerprint(op, data)
         now = time.monotonic()
         self._plans = {k: v for k, v in self._plans.items() if now - v[0] < PLAN_TTL}
         if key in self._plans:
@@ -166,7 +180,7 @@ class Gate:
             outcome.sandbox = sandbox
             result.resource = outcome
         elif isinstance(outcome, BaseModel):
-            result.detail = adapter.mask(outcome.model_dump(mode="json"))
+            result.detail = adapter.mask(outcome.model_dump(mode="json", exclude={"sandbox"}))
         elif outcome is not None:
             result.detail = adapter.mask(outcome)
         self.tk.journal.finish(

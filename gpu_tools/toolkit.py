@@ -33,10 +33,11 @@ class Toolkit:
     ) -> None:
         self.settings = settings or Settings()
         self.registry: Registry = registry()
-        self.adapters: dict[str, Provider] = {
-            name: cls(self.settings, transport=transport) for name, cls in ADAPTERS.items()
-        }
         self.journal = Journal(self.settings.resolved_journal_path())
+        self.adapters: dict[str, Provider] = {
+            name: cls(self.settings, transport=transport, journal=self.journal)
+            for name, cls in ADAPTERS.items()
+        }
         self.gate = Gate(self)
 
     # ---- the API -----------------------------------------------------------------------------

@@ -7,14 +7,17 @@ gate confirms, journals and sends. Reads are plain async methods.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlencode
 
 import httpx
 
 from gpu_tools.errors import InvalidInput, Unsupported
 from gpu_tools.http import ProviderHTTP
+from gpu_tools.journal import Journal
 from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Template, WireRequest
 from gpu_tools.settings import Settings
 
@@ -40,14 +43,35 @@ SECRET_KEYS = frozenset(
 )
 
 # Every capability a unified operation may need, in display order.
-CAPABILITIES = ("offers", "templates", "regions", "resources", "update", "stop", "start", "delete", "chat")
+CAPABILITIES = (
+    "offers",
+    "templates",
+    "regions",
+    "resources",
+    "update",
+    "stop",
+    "stop_snapshot",
+    "start",
+    "delete",
+    "chat",
+)
+
+
+# Secrets carried in URLs, e.g. a Jupyter link `...?token=abc`.
+URL_SECRET = re.compile(r"(?i)([?&#](?:token|access_token|password|passwd|key|api_key)=)[^&#\s\"']+")
+
+
+def mask_url_secrets(text: str) -> str:
+    return URL_SECRET.sub(lambda m: m.group(1) + MASK, text)
 
 
 def mask_secrets(value: Any, extra_keys: Iterable[str] = ()) -> Any:
-    """A copy of `value` with every secret-named field replaced by `***`."""
+    """A copy of `value` with every secret-named field, and every secret in a URL, replaced by `***`."""
     keys = SECRET_KEYS | {k.lower() for k in extra_keys}
 
     def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return mask_url_secrets(v) if "=" in v else v
         if isinstance(v, dict):
             return {
                 k: (MASK if isinstance(k, str) and k.lower() in keys and val not in (None, "") else walk(val))
@@ -70,8 +94,15 @@ class Provider(ABC):
     # Provider-only operations (creates, registries, auths...), declared next to the adapter.
     operations: ClassVar[list[Operation]] = []
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        journal: Journal | None = None,
+    ) -> None:
         self.settings = settings
+        # What this tool created, for providers that cannot list everything they hold.
+        self.journal = journal
         self.http = ProviderHTTP(
             self.name,
             self.base_url(),
@@ -134,7 +165,7 @@ class Provider(ABC):
             action=action,
             target=target,
             method=request.method,
-            path=request.path,
+            path=request.path + ("?" + urlencode(request.params) if request.params else ""),
             body=self.mask(request.json_body),
             usd_per_hour=usd_per_hour,
             usd_per_hour_max=usd_per_hour_max,

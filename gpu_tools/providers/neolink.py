@@ -29,9 +29,10 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound, ProviderError, ProviderRejected
+from gpu_tools.journal import Journal
 from gpu_tools.models import Listing, Offer, Plan, Region, Resource, Status, WireRequest
 from gpu_tools.operations import CreateInput, Operation, OpInput, Progress, StopInput
-from gpu_tools.providers.base import Provider, mask_secrets
+from gpu_tools.providers.base import Provider
 from gpu_tools.settings import Settings
 
 CURRENCY = "CNY"
@@ -51,7 +52,6 @@ STATUS: dict[str, Status] = {
     "deleting": "deleting",
 }
 # A `token=` (or similar) query parameter inside a URL, e.g. the Jupyter link.
-_URL_SECRET = re.compile(r"(?i)([?&#](?:token|access_token|password|passwd)=)[^&#\s\"']+")
 _PAGE_LIMIT = 100  # pages followed at most when the provider keeps saying hasNextPage
 
 
@@ -65,17 +65,6 @@ def _to_str(value: Any) -> Any:
 
 
 Str = Annotated[str, BeforeValidator(_to_str)]
-
-
-def mask_url_secrets(value: Any) -> Any:
-    """A copy of `value` with `token=...`-style query values inside strings replaced by `***`."""
-    if isinstance(value, str):
-        return _URL_SECRET.sub(lambda m: m.group(1) + "***", value)
-    if isinstance(value, dict):
-        return {k: mask_url_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_url_secrets(v) for v in value]
-    return value
 
 
 def billing_name(cost_type: str | None) -> str | None:
@@ -320,8 +309,13 @@ class NeolinkProvider(Provider):
     capabilities = frozenset({"offers", "regions", "resources", "stop", "start", "delete", "stop_snapshot"})
     secret_keys = frozenset({"sshPassword", "ssh_password", "jupyter_token"})
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        super().__init__(settings, transport=transport)
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        journal: Journal | None = None,
+    ) -> None:
+        super().__init__(settings, transport=transport, journal=journal)
         # instance name -> cluster, learned from every answer, so lifecycle calls need no search.
         self._cluster_of: dict[str, str] = {}
 
@@ -344,10 +338,6 @@ class NeolinkProvider(Provider):
             "Set NEOLINK_API_TOKEN and NEOLINK_NAMESPACE (your user id), or neolink_api_token and "
             "neolink_namespace in config.toml, or use the sandbox."
         )
-
-    def mask(self, value: Any) -> Any:
-        """Secret-named fields, and secrets carried in URLs (the Jupyter `?token=`), masked."""
-        return mask_url_secrets(mask_secrets(value, self.secret_keys))
 
     # ---- answers -------------------------------------------------------------------------------
     def _answer(self, body: Any) -> Any:

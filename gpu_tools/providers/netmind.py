@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gpu_tools.catalog import canonical_gpu, gpu_memory_from_name
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound
-from gpu_tools.journal import Journal
 from gpu_tools.models import (
     Listing,
     Offer,
@@ -44,7 +43,7 @@ from gpu_tools.models import (
     WireRequest,
 )
 from gpu_tools.operations import CreateInput, Operation, OpInput, Progress, StopInput, UpdateInput
-from gpu_tools.providers.base import MASK, Provider
+from gpu_tools.providers.base import MASK, Provider, mask_url_secrets
 from gpu_tools.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,7 +82,6 @@ MAX_PAGES = 40  # a bound on any walk, in case a marker never advances
 JOURNAL_SCAN = 100_000
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
-_URL_SECRET = re.compile(r"(?i)([?&#](?:token|password|passwd|key)=)[^&#\s]+")
 
 W = TypeVar("W", bound=BaseModel)
 
@@ -497,7 +495,7 @@ def _gpu_memory(name: str | None) -> float | None:
 
 def _scrub(text: str | None) -> str | None:
     """Mask token/password query values inside service URLs (a Jupyter URL may carry a token)."""
-    return _URL_SECRET.sub(r"\1" + MASK, text) if text else text
+    return mask_url_secrets(text) if text else text
 
 
 # ---- the adapter ------------------------------------------------------------------------------
@@ -701,11 +699,9 @@ class NetmindProvider(Provider):
         NetMind documents no call that lists endpoints; the journal records every create (with the
         id it returned) and every delete, so it is the list of what may still be billed.
         """
-        journal = Journal(self.settings.resolved_journal_path())
-        try:
-            rows, _ = journal.entries(limit=JOURNAL_SCAN, provider=self.name, outcome="ok")
-        finally:
-            journal.close()
+        if self.journal is None:
+            return []
+        rows, _ = self.journal.entries(limit=JOURNAL_SCAN, provider=self.name, outcome="ok")
         created: list[str] = []
         deleted: set[str] = set()
         for row in reversed(rows):
