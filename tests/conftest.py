@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
 
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
@@ -63,6 +65,23 @@ def tk(sandbox: SandboxServer) -> Iterator[Toolkit]:
     toolkit = Toolkit(sandbox_settings(sandbox))
     yield toolkit
     toolkit.close()
+
+
+def new_shell() -> InteractiveShell:
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    shell = InteractiveShell(config=config)
+    shell.extension_manager.load_extension("ipython_ext")
+    return shell
+
+
+@pytest.fixture
+def shell(sandbox: SandboxServer) -> Iterator[InteractiveShell]:
+    """An IPython shell with %gpu loaded and pointed at the test's sandbox."""
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox)))
+    yield shell
+    shell.extension_manager.unload_extension("ipython_ext")
 
 
 def mutating_requests(sandbox: SandboxServer) -> list[dict]:

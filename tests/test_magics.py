@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from gpu_tools.errors import ConfirmationRefused, GpuToolsError
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.toolkit import Toolkit
-from tests.conftest import mutating_requests, sandbox_settings
+from tests.conftest import mutating_requests, new_shell, sandbox_settings
 
 CREATE = (
     "nebius-create-endpoint --name nb --model-name openai/gpt-oss-20b --flavor-name base "
     "--gpu-type gpu-h100-sxm --max-replicas 2"
 )
-
-
-@pytest.fixture
-def shell(sandbox: SandboxServer) -> Iterator[InteractiveShell]:
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    shell = InteractiveShell(config=config)
-    shell.extension_manager.load_extension("ipython_ext")
-    magics = shell._gpu_magics
-    magics._replace_toolkit(Toolkit(sandbox_settings(sandbox)))
-    yield shell
-    shell.extension_manager.unload_extension("ipython_ext")
 
 
 def gpu(shell: InteractiveShell, line: str):
@@ -142,10 +127,7 @@ def test_read_only_session_hides_mutations(shell: InteractiveShell, sandbox: San
 
 
 def test_sandbox_subcommand_starts_an_emulator(gpu_home) -> None:
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    shell = InteractiveShell(config=config)
-    shell.extension_manager.load_extension("ipython_ext")
+    shell = new_shell()
     try:
         gpu(shell, "sandbox --ready-after 0.1")
         providers = gpu(shell, "providers")

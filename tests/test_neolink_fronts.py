@@ -5,16 +5,13 @@ the Jupyter token never appear in a default tool result or in anything the magic
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from mcp import Client
-from traitlets.config import Config
 
 from gpu_tools.sandbox import SandboxServer
-from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.conftest import mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
@@ -99,17 +96,6 @@ async def test_mcp_dry_run_create_asks_nothing_and_sends_nothing(sandbox: Sandbo
     assert "cost_type" in error_text(bad)
     assert human.messages == []
     assert mutating_requests(sandbox) == []
-
-
-@pytest.fixture
-def shell(sandbox: SandboxServer) -> Iterator[InteractiveShell]:
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    shell = InteractiveShell(config=config)
-    shell.extension_manager.load_extension("ipython_ext")
-    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox)))
-    yield shell
-    shell.extension_manager.unload_extension("ipython_ext")
 
 
 def test_magic_create_with_yes_get_stop_start_delete_never_shows_the_password(

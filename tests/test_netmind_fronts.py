@@ -5,18 +5,15 @@ is a tool and a subcommand; the SSH password and the docker password never show.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from mcp import Client
-from traitlets.config import Config
 
 from gpu_tools.errors import ConfirmationRefused, Unsupported
 from gpu_tools.providers.netmind import NetmindProvider
 from gpu_tools.sandbox import SandboxServer
-from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.conftest import mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
@@ -141,17 +138,6 @@ async def test_mcp_dry_run_asks_nothing_and_declining_sends_nothing(sandbox: San
         assert "Nothing was sent" in error_text(declined) or "not confirmed" in error_text(declined)
     assert len(human.messages) == 1
     assert mutating_requests(sandbox) == []
-
-
-@pytest.fixture
-def shell(sandbox: SandboxServer) -> Iterator[InteractiveShell]:
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    shell = InteractiveShell(config=config)
-    shell.extension_manager.load_extension("ipython_ext")
-    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox)))
-    yield shell
-    shell.extension_manager.unload_extension("ipython_ext")
 
 
 def test_magic_create_scale_stop_restart_delete_never_shows_passwords(

@@ -5,17 +5,14 @@ client (confirmation by elicitation, whose message carries Sesterce's price prev
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from mcp import Client
-from traitlets.config import Config
 
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.sandbox.sesterce import H100_1, HOURS_PER_MONTH, PRICES
-from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.conftest import mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
@@ -104,17 +101,6 @@ async def test_mcp_dry_run_shows_the_preview_asks_nothing_and_sends_nothing(sand
     assert "min 3 exceeds max 1" in error_text(bad)
     assert human.messages == []
     assert mutating_requests(sandbox) == []
-
-
-@pytest.fixture
-def shell(sandbox: SandboxServer) -> Iterator[InteractiveShell]:
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    shell = InteractiveShell(config=config)
-    shell.extension_manager.load_extension("ipython_ext")
-    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox)))
-    yield shell
-    shell.extension_manager.unload_extension("ipython_ext")
 
 
 def test_magic_create_with_yes_in_two_regions_then_scale_stop_start_delete(
