@@ -2,6 +2,7 @@
 
 The fronts only supply a `Confirmer` (how to ask a human). Nothing reaches a provider unless the
 plan passed policy and the confirmer said yes; every attempt with a plan leaves a journal row.
+A plan with `steps` (reap_expired) is confirmed once and sent one journaled request per step.
 """
 
 from __future__ import annotations
@@ -9,18 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from gpu_tools.catalog import canonical_gpu
 from gpu_tools.errors import ConfirmationRefused, GpuToolsError, InvalidInput, PolicyRefused, ProviderError
 from gpu_tools.models import MutationResult, Plan, Resource
-from gpu_tools.operations import MutationInput, Operation
+from gpu_tools.operations import MutationInput, Operation, parse_duration
 
 if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
 
 PLAN_TTL = 60.0  # seconds a plan is reused for the same arguments (MCP asks and runs in separate rounds)
+EFFECT_OF_STEP = {"delete_resource": "destroy"}  # steps of other operations are updates
 
 
 def fingerprint(op: Operation, data: MutationInput) -> str:
@@ -34,6 +38,11 @@ def fingerprint(op: Operation, data: MutationInput) -> str:
 
     payload = json.dumps(data.model_dump(mode="python", exclude={"dry_run"}), default=reveal, sort_keys=True)
     return op.name + ":" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def plan_cost(plan: Plan) -> float | None:
+    """The hourly figure policy uses: the maximum-scale one when there is one."""
+    return plan.usd_per_hour_max if plan.usd_per_hour_max is not None else plan.usd_per_hour
 
 
 class Confirmer(Protocol):
@@ -64,26 +73,50 @@ class Gate:
 
     # ---- policy -------------------------------------------------------------------------------
     def policy_violation(self, plan: Plan, op: Operation) -> str | None:
-        """The first policy rule the plan breaks, as a sentence naming the rule, or None."""
+        """The first policy rule the plan breaks, as a sentence naming the rule and the figures, or None."""
         s = self.tk.settings
         if s.read_only:
             return "read_only: this server is read-only; no change can be made."
-        if s.allowed_providers is not None and plan.provider not in s.allowed_providers:
-            return f"allowed_providers: {plan.provider} is not in {s.allowed_providers}."
-        if op.effect in ("create", "update"):
-            cost = plan.usd_per_hour_max if plan.usd_per_hour_max is not None else plan.usd_per_hour
-            if s.max_usd_per_hour is not None:
-                if cost is None and op.effect == "create":
+        if s.allowed_providers is not None:
+            for provider in sorted({step.provider for step in plan.steps} or {plan.provider}):
+                if provider not in s.allowed_providers:
+                    return f"allowed_providers: {provider} is not in {s.allowed_providers}."
+        if op.effect not in ("create", "update"):
+            return None
+        cost = plan_cost(plan)
+        if s.max_usd_per_hour is not None:
+            if cost is None and op.effect == "create":
+                return (
+                    f"max_usd_per_hour: the cost of this plan is unknown and a cap of "
+                    f"${s.max_usd_per_hour:g}/hour is set."
+                )
+            if cost is not None and cost > s.max_usd_per_hour:
+                return f"max_usd_per_hour: ${cost:.2f}/hour is over the cap of ${s.max_usd_per_hour:g}/hour."
+        if s.max_gpus is not None and plan.gpus is not None and plan.gpus > s.max_gpus:
+            return f"max_gpus: {plan.gpus} GPUs is over the cap of {s.max_gpus}."
+        if s.allowed_gpu_models is not None and plan.gpu_name is not None:
+            model = canonical_gpu(plan.gpu_name)
+            allowed = [m.upper() for m in s.allowed_gpu_models]
+            if model is None or model.upper() not in allowed:
+                return f"allowed_gpu_models: {plan.gpu_name} ({model or 'unknown model'}) is not in {s.allowed_gpu_models}."
+        if s.max_total_usd_per_hour is not None:
+            if cost is None and op.effect == "create":
+                return (
+                    f"max_total_usd_per_hour: the cost of this plan is unknown and a total cap of "
+                    f"${s.max_total_usd_per_hour:g}/hour is set."
+                )
+            if cost is not None:
+                others = sum(
+                    e.usd_per_hour or 0.0
+                    for e in self.tk.journal.live()
+                    if not (e.provider == plan.provider and e.resource_id == plan.target)
+                )
+                if others + cost > s.max_total_usd_per_hour:
                     return (
-                        f"max_usd_per_hour: the cost of this plan is unknown and a cap of "
-                        f"${s.max_usd_per_hour:g}/hour is set."
+                        f"max_total_usd_per_hour: live resources cost ${others:.2f}/hour and this plan "
+                        f"${cost:.2f}/hour, ${others + cost:.2f}/hour in all, over the cap of "
+                        f"${s.max_total_usd_per_hour:g}/hour."
                     )
-                if cost is not None and cost > s.max_usd_per_hour:
-                    return (
-                        f"max_usd_per_hour: ${cost:.2f}/hour is over the cap of ${s.max_usd_per_hour:g}/hour."
-                    )
-            if s.max_gpus is not None and plan.gpus is not None and plan.gpus > s.max_gpus:
-                return f"max_gpus: {plan.gpus} GPUs is over the cap of {s.max_gpus}."
         return None
 
     # ---- planning -----------------------------------------------------------------------------
@@ -98,6 +131,9 @@ class Gate:
             return self._plans[key][1]
         self.tk.check_provider_allowed(getattr(data, "provider", None) or op.provider)
         plan = await op.planner(self.tk, data)
+        expires_in = getattr(data, "expires_in", None)
+        if expires_in:
+            plan.expires_at = (datetime.now(UTC) + parse_duration(expires_in)).isoformat(timespec="seconds")
         violation = self.policy_violation(plan, op)
         if violation:
             plan.warnings.append(f"Refused by policy {violation}")
@@ -106,7 +142,7 @@ class Gate:
 
     async def preview(self, op: Operation, args: dict[str, Any]) -> Plan | None:
         """The plan a confirmation should show, or None when the call will not ask at all
-        (invalid input, dry run, policy refusal, replayed key): the run then explains why."""
+        (invalid input, dry run, policy refusal, replayed key, nothing to do): the run then says why."""
         try:
             data = op.parse(args)
             if data.dry_run or self._replay_row(data) is not None:
@@ -114,9 +150,13 @@ class Gate:
             plan = await self.plan(op, data)
         except GpuToolsError:
             return None
-        if self.policy_violation(plan, op):
+        if self.policy_violation(plan, op) or self._nothing_to_do(plan):
             return None
         return plan
+
+    @staticmethod
+    def _nothing_to_do(plan: Plan) -> bool:
+        return plan._request is None and not plan.steps
 
     def _replay_row(self, data: Any) -> Any:
         key = getattr(data, "idempotency_key", None)
@@ -140,6 +180,8 @@ class Gate:
         plan = await self.plan(op, data)
         if data.dry_run:
             return MutationResult(outcome="dry_run", plan=plan, sandbox=sandbox)
+        if self._nothing_to_do(plan):
+            return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
 
         key = getattr(data, "idempotency_key", None)
         violation = self.policy_violation(plan, op)
@@ -160,11 +202,19 @@ class Gate:
                 f"not confirmed: {plan.action} Nothing was sent.", provider=plan.provider
             )
 
-        request = plan._request
-        finish = plan._finish
-        assert request is not None and finish is not None, "planners must attach the request"
         self._plans.clear()  # a sent plan is never reused
-        row_id = self.tk.journal.record(plan, op.effect, "unknown", idempotency_key=key)
+        if plan.steps:
+            return await self._send_steps(plan)
+        return await self._send(plan, op.effect, key)
+
+    async def _send(self, plan: Plan, effect: str, key: str | None = None) -> MutationResult:
+        """Journal the intent, send the one request, journal the outcome."""
+        request, finish = plan._request, plan._finish
+        assert request is not None and finish is not None, "planners must attach the request"
+        sandbox = self.tk.settings.sandbox
+        row_id = self.tk.journal.record(
+            plan, effect, "unknown", idempotency_key=key, expires_at=plan.expires_at
+        )
         adapter = self.tk.adapter(plan.provider)
         try:
             answer = await adapter.http.request(
@@ -188,7 +238,30 @@ class Gate:
             "ok",
             resource_id=result.resource.resource_id
             if result.resource
-            else (None if op.effect == "create" else plan.target),
+            else (None if effect == "create" else plan.target),
             result=result.model_dump(mode="json", exclude={"outcome", "sandbox"}),
+            kind=result.resource.kind if result.resource else None,
         )
         return result
+
+    async def _send_steps(self, plan: Plan) -> MutationResult:
+        """Send each step as its own journaled request; one failing step does not stop the others."""
+        done: list[dict[str, Any]] = []
+        for step in plan.steps:
+            try:
+                result = await self._send(step, EFFECT_OF_STEP.get(step.operation, "update"))
+                done.append(
+                    {
+                        "target": step.target,
+                        "provider": step.provider,
+                        "outcome": "ok",
+                        "journal_id": result.journal_id,
+                    }
+                )
+            except GpuToolsError as exc:
+                done.append(
+                    {"target": step.target, "provider": step.provider, "outcome": "failed", "error": str(exc)}
+                )
+        return MutationResult(
+            outcome="done", plan=plan, detail={"steps": done}, sandbox=self.tk.settings.sandbox
+        )

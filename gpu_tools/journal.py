@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gpu_tools.models import JournalEntry, Plan
+from gpu_tools.models import JournalEntry, LiveEntry, Plan
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -33,10 +33,15 @@ CREATE TABLE IF NOT EXISTS journal (
     resource_id TEXT,
     result TEXT,
     idempotency_key TEXT,
-    sandbox INTEGER NOT NULL DEFAULT 0
+    sandbox INTEGER NOT NULL DEFAULT 0,
+    kind TEXT,
+    expires_at TEXT
 );
 CREATE INDEX IF NOT EXISTS journal_key ON journal (idempotency_key);
 """
+# Columns added after the first release, added to older journals on open.
+_LATER_COLUMNS = {"kind": "TEXT", "expires_at": "TEXT"}
+BILLABLE_KINDS = ("endpoint", "container", "instance")
 
 
 def _now() -> str:
@@ -51,6 +56,10 @@ class Journal:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}
+        for column, sql_type in _LATER_COLUMNS.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE journal ADD COLUMN {column} {sql_type}")
 
     def close(self) -> None:
         with self._lock:
@@ -64,13 +73,14 @@ class Journal:
         *,
         error: str | None = None,
         idempotency_key: str | None = None,
+        expires_at: str | None = None,
     ) -> int:
         """Write a row; `outcome='unknown'` is the intent written before sending."""
         with self._lock:
             cur = self._db.execute(
                 "INSERT INTO journal (at, provider, operation, effect, target, method, path, body,"
-                " usd_per_hour, outcome, error, idempotency_key, sandbox)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " usd_per_hour, outcome, error, idempotency_key, sandbox, expires_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     _now(),
                     plan.provider,
@@ -85,6 +95,7 @@ class Journal:
                     error,
                     idempotency_key,
                     int(plan.sandbox),
+                    expires_at,
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -97,12 +108,60 @@ class Journal:
         error: str | None = None,
         resource_id: str | None = None,
         result: Any = None,
+        kind: str | None = None,
     ) -> None:
         with self._lock:
             self._db.execute(
-                "UPDATE journal SET outcome=?, error=?, resource_id=?, result=? WHERE id=?",
-                (outcome, error, resource_id, json.dumps(result) if result is not None else None, row_id),
+                "UPDATE journal SET outcome=?, error=?, resource_id=?, result=?, kind=COALESCE(?, kind) WHERE id=?",
+                (
+                    outcome,
+                    error,
+                    resource_id,
+                    json.dumps(result) if result is not None else None,
+                    kind,
+                    row_id,
+                ),
             )
+
+    def live(self) -> list[LiveEntry]:
+        """Billable resources this tool created and has not deleted, with their latest cost figure.
+
+        Built from the ok rows in order: a create adds, an update with a cost replaces the figure, a
+        delete removes. Rows whose outcome is unknown are not counted here (`history` shows them).
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, at, provider, operation, effect, target, usd_per_hour, resource_id, kind, expires_at,"
+                " sandbox FROM journal WHERE outcome='ok' AND resource_id IS NOT NULL ORDER BY id"
+            ).fetchall()
+        live: dict[tuple[str, str], LiveEntry] = {}
+        for _id, at, provider, operation, effect, target, usd, rid, kind, expires_at, sandbox in rows:
+            key = (provider, rid)
+            if effect == "create" and (kind or "endpoint") in BILLABLE_KINDS:
+                live[key] = LiveEntry(
+                    provider=provider,
+                    resource_id=rid,
+                    kind=kind,
+                    name=target,
+                    created_at=at,
+                    usd_per_hour=usd,
+                    expires_at=expires_at,
+                    created_by=operation,
+                    sandbox=bool(sandbox),
+                )
+            elif effect == "destroy":
+                live.pop(key, None)
+            elif effect == "update" and key in live and usd is not None:
+                live[key].usd_per_hour = usd
+        return list(live.values())
+
+    def created_ids(self) -> set[tuple[str, str]]:
+        """Every (provider, resource_id) this tool ever created, deleted or not."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT provider, resource_id FROM journal WHERE effect='create' AND resource_id IS NOT NULL"
+            ).fetchall()
+        return {(p, r) for p, r in rows}
 
     def find_key(self, key: str) -> sqlite3.Row | None:
         with self._lock:
@@ -131,7 +190,7 @@ class Journal:
             total = self._db.execute(f"SELECT COUNT(*) FROM journal{clause}", args).fetchone()[0]
             rows = self._db.execute(
                 "SELECT id, at, provider, operation, effect, target, method, path, body, usd_per_hour,"
-                f" outcome, error, resource_id, idempotency_key, sandbox FROM journal{clause}"
+                f" outcome, error, resource_id, idempotency_key, sandbox, expires_at FROM journal{clause}"
                 " ORDER BY id DESC LIMIT ?",
                 [*args, limit],
             ).fetchall()
@@ -154,6 +213,7 @@ class Journal:
                     resource_id=r[12],
                     idempotency_key=r[13],
                     sandbox=bool(r[14]),
+                    expires_at=r[15],
                 )
             )
         return out, int(total)

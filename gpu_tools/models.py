@@ -148,6 +148,12 @@ class Plan(Result):
     reversible: bool
     reversibility: str = Field(description="Whether and how this can be undone.")
     warnings: list[str] = Field(default_factory=list)
+    expires_at: str | None = Field(
+        None, description="When reap_expired may stop or delete what this creates."
+    )
+    steps: list[Plan] = Field(
+        default_factory=list, description="For multi-resource plans: one plan per request."
+    )
 
     _request: WireRequest | None = PrivateAttr(None)
     _finish: Callable[[Any], Awaitable[Any]] | None = PrivateAttr(None)
@@ -173,6 +179,11 @@ class Plan(Result):
         if self.usd_per_hour is not None or self.usd_per_hour_max is not None or self.price_source:
             lines.append(self.cost_line())
         lines.append(("Reversible: " if self.reversible else "NOT reversible: ") + self.reversibility)
+        if self.expires_at:
+            lines.append(f"Expires: {self.expires_at} (reap_expired will stop or delete it after that)")
+        for i, step in enumerate(self.steps, 1):
+            cost = f", {step.cost_line()}" if step.usd_per_hour is not None else ""
+            lines.append(f"  {i}. {step.action} [{step.method} {step.path}{cost}]")
         lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -206,6 +217,21 @@ class JournalEntry(Model):
     resource_id: str | None = None
     idempotency_key: str | None = None
     sandbox: bool = False
+    expires_at: str | None = None
+
+
+class LiveEntry(Model):
+    """A billable resource the journal says this tool created and has not deleted."""
+
+    provider: str
+    resource_id: str
+    kind: str | None = None
+    name: str | None = None
+    created_at: str
+    usd_per_hour: float | None = None
+    expires_at: str | None = None
+    created_by: str
+    sandbox: bool = False
 
 
 class ChatResult(Result):
@@ -221,3 +247,47 @@ class Acknowledgement(Result):
     """A plain answer for operations with nothing else to say."""
 
     message: str
+
+
+class SpendLine(Model):
+    provider: str
+    resource_id: str
+    name: str | None = None
+    kind: str | None = None
+    status: Status
+    usd_per_hour: float | None = Field(None, description="What it costs per hour now (0 when stopped).")
+    price_source: str | None = Field(None, description="provider (its own figure) or journal (the plan's).")
+    since: str | None = Field(None, description="When it was created.")
+    hours: float | None = None
+    accrued_usd: float | None = Field(None, description="Hourly cost x hours since creation: an upper bound.")
+    expires_at: str | None = None
+    tracked: bool = Field(description="Whether this tool's journal created it.")
+
+
+class ProviderSpend(Model):
+    provider: str
+    resources: int
+    usd_per_hour: float
+    accrued_usd: float
+
+
+class SpendReport(Result):
+    """What is live across providers and what it costs."""
+
+    items: list[SpendLine]
+    by_provider: list[ProviderSpend]
+    total_usd_per_hour: float
+    total_accrued_usd: float
+    providers: list[ProviderStatus] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class OrphanReport(Result):
+    """Resources the journal and the providers disagree about."""
+
+    untracked: list[Resource] = Field(description="Live at a provider, never created through this tool.")
+    gone: list[LiveEntry] = Field(
+        description="Created through this tool and never deleted, but no longer listed."
+    )
+    untracked_usd_per_hour: float
+    providers: list[ProviderStatus] = Field(default_factory=list)

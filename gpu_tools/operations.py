@@ -10,13 +10,15 @@ the gate (`gpu_tools.gate`).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gpu_tools.errors import InvalidInput, UnknownOperation, WaitTimeout
 from gpu_tools.models import (
@@ -27,11 +29,13 @@ from gpu_tools.models import (
     Listing,
     MutationResult,
     Offer,
+    OrphanReport,
     Plan,
     ProviderInfo,
     ProviderName,
     Region,
     Resource,
+    SpendReport,
     Template,
 )
 
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
 
 Progress = Callable[[float, float | None, str], Awaitable[None]]
+DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -55,13 +60,33 @@ class MutationInput(OpInput):
     )
 
 
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `2h`, `1.5d`, `1w` -> timedelta."""
+    match = DURATION.fullmatch(text.strip().lower())
+    if not match:
+        raise ValueError("use a number and a unit: s, m, h, d or w (e.g. 2h)")
+    value, unit = float(match.group(1)), match.group(2)
+    return timedelta(seconds=value * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
+
+
 class CreateInput(MutationInput):
+    expires_in: str | None = Field(
+        None,
+        description="Optional lifetime such as 2h or 3d: after it, reap_expired stops or deletes the resource.",
+    )
     idempotency_key: str | None = Field(
         None,
         description="Any string unique to this intent. Repeating a call with the same key returns the "
         "first result instead of creating a second resource.",
         max_length=200,
     )
+
+    @field_validator("expires_in")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= timedelta(0):
+            raise ValueError("must be positive")
+        return value
 
 
 class ProviderFilter(OpInput):
@@ -88,6 +113,9 @@ class ListOffersInput(ProviderFilter):
     min_gpu_memory_gb: float | None = Field(None, gt=0)
     max_usd_per_gpu_hour: float | None = Field(None, gt=0)
     available_only: bool = False
+    refresh: bool = Field(
+        False, description="Ask the providers again instead of using offers cached minutes ago."
+    )
 
 
 class ListResourcesInput(ProviderFilter):
@@ -165,6 +193,13 @@ class DeleteInput(ResourceRef, MutationInput):
     pass
 
 
+class ReapInput(MutationInput):
+    action: Literal["delete", "stop"] = Field(
+        "delete", description="What to do with each expired resource: delete it, or only stop it."
+    )
+    provider: ProviderName | None = Field(None, description="Only this provider's resources.")
+
+
 # ---- the registry ---------------------------------------------------------------------------
 Handler = Callable[["Toolkit", Any, Progress | None], Awaitable[BaseModel]]
 Planner = Callable[["Toolkit", Any], Awaitable[Plan]]
@@ -239,7 +274,7 @@ async def _list_providers(tk: Toolkit, data: NoInput, progress: Progress | None)
 async def _list_offers(tk: Toolkit, data: ListOffersInput, progress: Progress | None) -> Listing[Offer]:
     from gpu_tools.catalog import filter_offers
 
-    offers, statuses = await tk.fan_out("offers", data.provider, lambda p: p.list_offers())
+    offers, statuses = await tk.fan_out("offers", data.provider, lambda p: tk.offers(p, data.refresh))
     offers = filter_offers(offers, data)
     return Listing[Offer](items=offers, total=len(offers), providers=statuses, sandbox=tk.settings.sandbox)
 
@@ -358,6 +393,69 @@ async def _plan_delete(tk: Toolkit, data: DeleteInput) -> Plan:
     return await tk.adapter(data.provider, "delete").plan_delete(data.resource_id)
 
 
+async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
+    """One step per expired resource the journal knows; each step is the provider's own plan."""
+    from datetime import UTC, datetime
+
+    from gpu_tools.errors import GpuToolsError, NotFound
+
+    now = datetime.now(UTC)
+    expired = [
+        e
+        for e in tk.journal.live()
+        if e.expires_at
+        and datetime.fromisoformat(e.expires_at) <= now
+        and (data.provider is None or e.provider == data.provider)
+    ]
+    steps: list[Plan] = []
+    warnings: list[str] = []
+    for entry in expired:
+        try:
+            adapter = tk.adapter(entry.provider, data.action)
+            if data.action == "delete":
+                steps.append(await adapter.plan_delete(entry.resource_id))
+            else:
+                ref = StopInput(provider=entry.provider, resource_id=entry.resource_id)  # type: ignore[arg-type]
+                steps.append(await adapter.plan_stop(ref))
+        except NotFound:
+            warnings.append(f"{entry.provider} {entry.resource_id} is already gone (see find_orphans).")
+        except GpuToolsError as exc:
+            warnings.append(f"{entry.provider} {entry.resource_id} skipped: {exc}")
+    providers = sorted({s.provider for s in steps})
+    verb = "Delete" if data.action == "delete" else "Stop"
+    names = ", ".join(f"{s.provider}:{s.target}" for s in steps)
+    plan = Plan(
+        provider=providers[0] if len(providers) == 1 else ("several" if providers else "none"),
+        operation="reap_expired",
+        action=f"{verb} {len(steps)} expired resource(s)"
+        + (f": {names}." if steps else ": nothing has expired."),
+        target=names or "nothing",
+        method="(one request per step)" if steps else "(none)",
+        path="",
+        usd_per_hour=None,
+        reversible=data.action == "stop",
+        reversibility="stopped resources can be started again."
+        if data.action == "stop"
+        else "deleting is permanent for every resource listed.",
+        steps=steps,
+        warnings=warnings,
+        sandbox=tk.settings.sandbox,
+    )
+    return plan
+
+
+async def _spend(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
+    from gpu_tools.catalog import spend
+
+    return await spend(tk, data)
+
+
+async def _find_orphans(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
+    from gpu_tools.catalog import find_orphans
+
+    return await find_orphans(tk, data)
+
+
 CORE_OPERATIONS = [
     Operation(
         name="list_providers",
@@ -453,6 +551,29 @@ CORE_OPERATIONS = [
         open_world=False,
     ),
     Operation(
+        name="spend",
+        title="What is running and what it costs",
+        description="Show every live resource across providers with what it costs per hour now and what it has "
+        "cost since creation (an upper-bound estimate), with totals per provider and overall, and when each "
+        "expires. Use it to find what is burning money.",
+        input=ProviderFilter,
+        output=SpendReport,
+        effect="read",
+        handler=_spend,
+    ),
+    Operation(
+        name="find_orphans",
+        title="Find forgotten or vanished resources",
+        description="Compare the providers with the journal: resources live at a provider that this tool never "
+        "created (made elsewhere, or forgotten) with what each costs per hour, and resources the journal says "
+        "this tool created but the provider no longer lists.",
+        input=ProviderFilter,
+        output=OrphanReport,
+        effect="read",
+        handler=_find_orphans,
+        aliases=("orphans",),
+    ),
+    Operation(
         name="chat",
         title="Chat with an endpoint",
         description="Send one chat message to a running inference endpoint through its OpenAI-compatible "
@@ -492,6 +613,17 @@ CORE_OPERATIONS = [
         effect="update",
         planner=_plan_start,
         aliases=("start",),
+    ),
+    Operation(
+        name="reap_expired",
+        title="Stop or delete expired resources",
+        description="Find the resources created with expires_in whose time is up and delete them (or only stop "
+        "them with action=stop). The plan lists every resource and request; the user confirms once. Use "
+        "dry_run to see what has expired without changing anything.",
+        input=ReapInput,
+        effect="destroy",
+        planner=_plan_reap,
+        aliases=("reap",),
     ),
     Operation(
         name="delete_resource",

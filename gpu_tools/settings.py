@@ -68,6 +68,26 @@ class Settings(BaseSettings):
     allowed_providers: list[str] | None = Field(None, validation_alias=_policy("allowed_providers"))
     max_usd_per_hour: float | None = Field(None, validation_alias=_policy("max_usd_per_hour"))
     max_gpus: int | None = Field(None, validation_alias=_policy("max_gpus"))
+    max_total_usd_per_hour: float | None = Field(
+        None,
+        validation_alias=_policy("max_total_usd_per_hour"),
+        description="Cap on the summed hourly cost of every live resource the journal knows, plus the new one.",
+    )
+    allowed_gpu_models: list[str] | None = Field(
+        None,
+        validation_alias=_policy("allowed_gpu_models"),
+        description="Canonical GPU models, e.g. ['H100', 'L40S'].",
+    )
+    offers_cache_ttl: float = Field(
+        300.0,
+        validation_alias=_policy("offers_cache_ttl"),
+        description="Seconds offers are reused per provider.",
+    )
+    nebius_gpu_usd_per_hour: dict[str, float] = Field(
+        default_factory=dict,
+        description="Your USD price per GPU-hour by Nebius gpu_type (Nebius's API publishes none), e.g. "
+        "{'gpu-h100-sxm': 2.95}; offers and plans then show estimated costs.",
+    )
 
     # Currency conversion for prices not stated in USD (figures derived with these are marked estimated).
     usd_per_cny: float = Field(0.14, validation_alias=_policy("usd_per_cny"))

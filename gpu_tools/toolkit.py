@@ -7,6 +7,7 @@ magics are thin wrappers over it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from gpu_tools.errors import GpuToolsError, NotConfigured, PolicyRefused, Unsupported
 from gpu_tools.gate import Confirmer, Gate, Refuse
 from gpu_tools.journal import Journal
-from gpu_tools.models import Plan, ProviderInfo, ProviderStatus
+from gpu_tools.models import Offer, Plan, ProviderInfo, ProviderStatus
 from gpu_tools.operations import Operation, Progress, Registry, registry
 from gpu_tools.providers import ADAPTERS, Provider
 from gpu_tools.settings import Settings
@@ -39,6 +40,7 @@ class Toolkit:
             for name, cls in ADAPTERS.items()
         }
         self.gate = Gate(self)
+        self._offers: dict[str, tuple[float, list[Offer]]] = {}
 
     # ---- the API -----------------------------------------------------------------------------
     def operations(self) -> list[Operation]:
@@ -75,6 +77,14 @@ class Toolkit:
 
     def close(self) -> None:
         self.journal.close()
+
+    async def offers(self, adapter: Provider, refresh: bool = False) -> list[Offer]:
+        """A provider's offers, reused for `offers_cache_ttl` seconds unless `refresh`."""
+        hit = self._offers.get(adapter.name)
+        if hit is None or refresh or time.monotonic() - hit[0] >= self.settings.offers_cache_ttl:
+            hit = (time.monotonic(), await adapter.list_offers())
+            self._offers[adapter.name] = hit
+        return [offer.model_copy(deep=True) for offer in hit[1]]
 
     # ---- adapters -----------------------------------------------------------------------------
     def check_provider_allowed(self, name: str | None) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gpu_tools.models import ChatResult, Listing, MutationResult, Plan
+from gpu_tools.models import ChatResult, Listing, MutationResult, OrphanReport, Plan, SpendReport
 
 # Preferred columns per item type; other types show their scalar fields in declaration order.
 COLUMNS: dict[str, list[str]] = {
@@ -54,6 +54,18 @@ COLUMNS: dict[str, list[str]] = {
         "error",
     ],
     "ProviderInfo": ["name", "title", "configured", "base_url", "capabilities"],
+    "SpendLine": [
+        "provider",
+        "resource_id",
+        "name",
+        "status",
+        "usd_per_hour",
+        "hours",
+        "accrued_usd",
+        "expires_at",
+        "tracked",
+    ],
+    "LiveEntry": ["provider", "resource_id", "name", "created_at", "usd_per_hour", "expires_at"],
 }
 SKIP = {"details", "sandbox", "body"}
 MAX_CELL = 48
@@ -194,6 +206,23 @@ class Rendered:
             if r.detail is not None:
                 text += "\n" + cell(r.detail)
             return head, tables, text
+        if isinstance(r, SpendReport):
+            lines = Listing(items=r.items, total=len(r.items), providers=r.providers)
+            totals = Listing(items=r.by_provider, total=len(r.by_provider))
+            text = f"Now: ${r.total_usd_per_hour:.2f}/hour. Since creation: ${r.total_accrued_usd:.2f}.\n"
+            return (
+                "Spend:",
+                [listing_table(lines, self.limit), listing_table(totals, self.limit)],
+                text + "\n".join(r.notes),
+            )
+        if isinstance(r, OrphanReport):
+            untracked = Listing(items=r.untracked, total=len(r.untracked), providers=r.providers)
+            gone = Listing(items=r.gone, total=len(r.gone))
+            text = (
+                f"Live at a provider but not created here: {len(r.untracked)} "
+                f"(${r.untracked_usd_per_hour:.2f}/hour). Created here but gone: {len(r.gone)}."
+            )
+            return "Orphans:", [listing_table(untracked, self.limit), listing_table(gone, self.limit)], text
         if isinstance(r, ChatResult):
             return "", [fields_table(r, skip=("content",))], r.content
         return "", [fields_table(r)], None

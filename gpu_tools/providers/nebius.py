@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from gpu_tools.catalog import gpu_memory_gb
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound
 from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Status, Template, WireRequest
 from gpu_tools.operations import ChatInput, CreateInput, Operation, StopInput, UpdateInput
@@ -26,7 +27,6 @@ INFERENCE_BASE = {
     "us-central1": "https://api.tokenfactory.us-central1.nebius.com",
 }
 REGION_NAMES = {"eu-north1": "Finland", "eu-west1": "Paris", "us-central1": "Kansas City"}
-GPU_MEMORY_GB = {"h100": 80.0, "h200": 141.0, "b200": 180.0, "l40s": 48.0, "a100": 80.0}
 STATUS: dict[str, Status] = {
     "starting": "pending",
     "creating": "pending",
@@ -181,10 +181,6 @@ def parse_templates(body: Any) -> list[Template]:
     return templates
 
 
-def _gpu_memory(gpu_type: str) -> float | None:
-    return next((mem for key, mem in GPU_MEMORY_GB.items() if key in gpu_type.lower()), None)
-
-
 # ---- the adapter ------------------------------------------------------------------------------
 class NebiusProvider(Provider):
     name = "nebius"
@@ -212,6 +208,34 @@ class NebiusProvider(Provider):
             return self.settings.nebius_inference_base_url
         return INFERENCE_BASE.get(region or "eu-north1", INFERENCE_BASE["eu-north1"])
 
+    # ---- prices (Nebius's API has none: only what the user configured) ---------------------
+    def gpu_price(self, gpu_type: str | None) -> float | None:
+        return self.settings.nebius_gpu_usd_per_hour.get(gpu_type or "")
+
+    def price_source(self, gpu_type: str | None) -> str:
+        if self.gpu_price(gpu_type) is None:
+            return NO_PRICE + " (set nebius_gpu_usd_per_hour to estimate)"
+        return "your nebius_gpu_usd_per_hour setting (estimate)"
+
+    def offer_price(self, gpu_type: str, gpu_count: int) -> dict[str, Any]:
+        price = self.gpu_price(gpu_type)
+        if price is None:
+            return {}
+        usd = round(price * gpu_count, 6)
+        return {"price": usd, "currency": "USD", "usd_per_hour": usd, "price_estimated": True}
+
+    def cost(self, gpu_type: str | None, gpu_count: int, low: int, high: int) -> dict[str, Any]:
+        """Plan cost fields: USD/hour at `low` replicas and at `high`, and where the figure comes from."""
+        price = self.gpu_price(gpu_type)
+        per_replica = None if price is None else price * gpu_count
+        return {
+            "usd_per_hour": None if per_replica is None else round(per_replica * low, 6),
+            "usd_per_hour_max": None if per_replica is None else round(per_replica * high, 6),
+            "price_source": self.price_source(gpu_type),
+            "gpus": gpu_count * high,
+            "gpu_name": gpu_type,
+        }
+
     # ---- mapping ---------------------------------------------------------------------------
     def to_resource(self, ep: Endpoint) -> Resource:
         dep = ep.deployment.status.lower() if ep.deployment and ep.deployment.status else None
@@ -238,8 +262,17 @@ class NebiusProvider(Provider):
             url=self.inference_base(ep.region) + "/v1/chat/completions",
             model=ep.routing_key,
             created_at=ep.created_at,
+            usd_per_hour=self._running_cost(ep),
             details=self.mask(ep.model_dump(mode="json", exclude_none=True)),
         )
+
+    def _running_cost(self, ep: Endpoint) -> float | None:
+        """Estimated USD/hour now: configured price x GPUs x ready replicas (None without a price)."""
+        price = self.gpu_price(ep.gpu_type)
+        if price is None:
+            return None
+        replicas = ep.deployment.ready_replicas if ep.deployment and ep.deployment.ready_replicas else 0
+        return round(price * (ep.gpu_count or 1) * replicas, 6)
 
     def _endpoint(self, body: Any) -> Endpoint:
         if isinstance(body, dict) and isinstance(body.get("endpoint"), dict):
@@ -269,10 +302,11 @@ class NebiusProvider(Provider):
                                 offer_id=gpu,
                                 gpu_name=gpu,
                                 gpu_count=count,
-                                gpu_memory_gb=_gpu_memory(gpu),
+                                gpu_memory_gb=gpu_memory_gb(gpu),
                                 region=region,
                                 available=True,
-                                details={"models": [], "note": NO_PRICE},
+                                details={"models": [], "note": self.price_source(gpu)},
+                                **self.offer_price(gpu, count),
                             )
                         offers[key].details["models"].append(t.name)
         return list(offers.values())
@@ -396,9 +430,7 @@ class NebiusProvider(Provider):
             finish=self._finish_endpoint,
             reversible=True,
             reversibility="delete it with delete_resource; GPU time is billed while replicas run.",
-            price_source=NO_PRICE,
-            gpus=data.gpu_count * data.max_replicas,
-            gpu_name=data.gpu_type,
+            **self.cost(data.gpu_type, data.gpu_count, data.min_replicas, data.max_replicas),
         )
 
     async def plan_update(self, data: UpdateInput) -> Plan:
@@ -425,9 +457,9 @@ class NebiusProvider(Provider):
                 )
             body["scaling"] = scaling.model_dump()
         gpu_count = body.get("gpu_count", ep.gpu_count) or 1
-        max_rep = body.get("scaling", {}).get("max_replicas") or (
-            ep.scaling.max_replicas if ep.scaling else 1
-        )
+        scaling_now = ep.scaling or Scaling(min_replicas=1, max_replicas=1)
+        min_rep = body.get("scaling", {}).get("min_replicas", scaling_now.min_replicas)
+        max_rep = body.get("scaling", {}).get("max_replicas", scaling_now.max_replicas)
         changes = ", ".join(f"{k}={v}" for k, v in body.items())
         return self.plan(
             operation="update_resource",
@@ -437,9 +469,7 @@ class NebiusProvider(Provider):
             finish=self._finish_endpoint,
             reversible=True,
             reversibility="update it again with the previous values.",
-            price_source=NO_PRICE,
-            gpus=gpu_count * max_rep,
-            gpu_name=body.get("gpu_type", ep.gpu_type),
+            **self.cost(body.get("gpu_type", ep.gpu_type), gpu_count, min_rep, max_rep),
         )
 
     async def _plan_enabled(self, resource_id: str, enabled: bool) -> Plan:
@@ -455,9 +485,16 @@ class NebiusProvider(Provider):
             reversibility=(
                 "stop it again with stop_resource." if enabled else "start it again with start_resource."
             ),
-            price_source=NO_PRICE,
-            gpus=(ep.gpu_count or 1) * (ep.scaling.max_replicas if ep.scaling else 1) if enabled else None,
-            gpu_name=ep.gpu_type,
+            **(
+                self.cost(
+                    ep.gpu_type,
+                    ep.gpu_count or 1,
+                    ep.scaling.min_replicas if ep.scaling else 1,
+                    ep.scaling.max_replicas if ep.scaling else 1,
+                )
+                if enabled
+                else {"gpu_name": ep.gpu_type}
+            ),
         )
 
     async def plan_stop(self, data: StopInput) -> Plan:

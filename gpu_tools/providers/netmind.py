@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gpu_tools.catalog import canonical_gpu, gpu_memory_from_name
+from gpu_tools.catalog import canonical_gpu, gpu_memory_gb
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound
 from gpu_tools.models import (
     Listing,
@@ -71,7 +71,6 @@ MACHINE_REGIONS = (
 # Option flags the image `options` field documents as the only ones supported.
 IMAGE_OPTIONS = ("--add-host", "-e", "-h", "-w")
 # Memory of GPUs whose NetMind names do not state it (by canonical model).
-GPU_MEMORY_GB = {"RTX 4090": 24.0, "RTX 3090": 24.0, "H100": 80.0, "H200": 141.0, "L40S": 48.0}
 
 PRICE_UNIT = "per GPU-hour (NetMind's docs do not state the unit; gpu-tools reads it per GPU-hour)"
 STATUS_MEANING = "NetMind does not publish what container status integers mean; see raw_status"
@@ -489,10 +488,6 @@ def _gb(value: float | None) -> float | None:
     return round(value / 1024, 1) if value > 1024 else float(value)
 
 
-def _gpu_memory(name: str | None) -> float | None:
-    return gpu_memory_from_name(name) or GPU_MEMORY_GB.get(canonical_gpu(name) or "")
-
-
 def _scrub(text: str | None) -> str | None:
     """Mask token/password query values inside service URLs (a Jupyter URL may carry a token)."""
     return mask_url_secrets(text) if text else text
@@ -570,7 +565,7 @@ class NetmindProvider(Provider):
             gpu_name=f.display_name,
             gpu_model=canonical_gpu(f.display_name),
             gpu_count=1,
-            gpu_memory_gb=_gpu_memory(f.display_name),
+            gpu_memory_gb=gpu_memory_gb(f.display_name),
             region=f.meta_info.region,
             price=price,
             currency=currency,
@@ -593,7 +588,7 @@ class NetmindProvider(Provider):
             gpu_name=m.gpu_name or "unknown",
             gpu_model=canonical_gpu(m.gpu_name),
             gpu_count=m.gpu_count,
-            gpu_memory_gb=_gb(m.gpu_memory) or _gpu_memory(m.gpu_name),
+            gpu_memory_gb=_gb(m.gpu_memory) or gpu_memory_gb(m.gpu_name),
             vcpu=m.cpu_count,
             ram_gb=_gb(m.memory_total),
             region=m.region,
