@@ -125,7 +125,10 @@ def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
             canon = canonical_gpu(q.gpu)
             if canon is None or canon != o.gpu_model:
                 continue
-        if q.region and (o.region or "").lower() != q.region.lower():
+        if q.region and q.region.lower() not in {
+            str(o.region or "").lower(),
+            str(o.details.get("region_id", "")).lower(),
+        }:
             continue
         if q.min_gpu_count and (o.gpu_count or 0) < q.min_gpu_count:
             continue

@@ -84,6 +84,11 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def usd(amount: float) -> str:
+    """Dollars with cents, or with four decimals when the amount is under a dollar but not zero."""
+    return f"${amount:.4f}" if 0 < abs(amount) < 1 else f"${amount:,.2f}"
+
+
 def short(text: str) -> str:
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
@@ -209,7 +214,7 @@ class Rendered:
         if isinstance(r, SpendReport):
             lines = Listing(items=r.items, total=len(r.items), providers=r.providers)
             totals = Listing(items=r.by_provider, total=len(r.by_provider))
-            text = f"Now: ${r.total_usd_per_hour:.2f}/hour. Since creation: ${r.total_accrued_usd:.2f}.\n"
+            text = f"Now: {usd(r.total_usd_per_hour)}/hour. Since creation: {usd(r.total_accrued_usd)}.\n"
             return (
                 "Spend:",
                 [listing_table(lines, self.limit), listing_table(totals, self.limit)],
@@ -220,7 +225,7 @@ class Rendered:
             gone = Listing(items=r.gone, total=len(r.gone))
             text = (
                 f"Live at a provider but not created here: {len(r.untracked)} "
-                f"(${r.untracked_usd_per_hour:.2f}/hour). Created here but gone: {len(r.gone)}."
+                f"({usd(r.untracked_usd_per_hour)}/hour). Created here but gone: {len(r.gone)}."
             )
             return "Orphans:", [listing_table(untracked, self.limit), listing_table(gone, self.limit)], text
         if isinstance(r, ChatResult):

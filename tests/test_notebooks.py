@@ -30,6 +30,10 @@ def test_notebook_runs_clean(path: Path, gpu_home: Path) -> None:
         for o in c.get("outputs", [])
     )
     assert "[SANDBOX]" in text
+    if path.name == "gpu-market.ipynb":
+        images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(images) == 1  # the bar chart
+        assert "Delete 0 expired resource(s)" in text or "nothing has expired" in text
     if path.name == "quickstart.ipynb":
         assert "You said: Say hello to the notebook" in text
         assert "nothing found" in text  # the endpoint is gone at the end
