@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlencode
 
 import httpx
@@ -23,6 +23,7 @@ from gpu_tools.settings import Settings
 
 if TYPE_CHECKING:
     from gpu_tools.operations import ChatInput, Operation, StopInput, UpdateInput
+    from gpu_tools.toolkit import Toolkit
 
 MASK = "***"
 # Field names whose values are secrets wherever they appear in provider JSON (case-insensitive).
@@ -111,6 +112,14 @@ class Provider(ABC):
             retries=settings.http_retries,
             transport=transport,
         )
+
+    @classmethod
+    def of(cls, tk: Toolkit) -> Self:
+        """This provider's adapter in `tk`, checked for credentials and policy, typed as the subclass
+        (what a provider-only operation's handler or planner calls)."""
+        adapter = tk.adapter(cls.name)
+        assert isinstance(adapter, cls)
+        return adapter
 
     # ---- configuration -------------------------------------------------------------------
     @classmethod

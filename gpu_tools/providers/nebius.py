@@ -521,9 +521,7 @@ class NebiusProvider(Provider):
 
 
 async def _plan_create(tk: Any, data: NebiusCreateEndpoint) -> Plan:
-    adapter = tk.adapter("nebius")
-    assert isinstance(adapter, NebiusProvider)
-    return await adapter.plan_create(data)
+    return await NebiusProvider.of(tk).plan_create(data)
 
 
 NebiusProvider.operations = [

@@ -817,20 +817,14 @@ class NeolinkProvider(Provider):
 
 
 # ---- provider operations ----------------------------------------------------------------------
-def _adapter(tk: Any) -> NeolinkProvider:
-    adapter = tk.adapter("neolink")
-    assert isinstance(adapter, NeolinkProvider)
-    return adapter
-
-
 async def _plan_create(tk: Any, data: NeolinkCreateInstance) -> Plan:
-    return await _adapter(tk).plan_create(data)
+    return await NeolinkProvider.of(tk).plan_create(data)
 
 
 async def _list_skus(tk: Any, data: NeolinkListSkus, progress: Progress | None) -> Listing[Offer]:
     from gpu_tools.catalog import with_usd
 
-    items = [with_usd(o) for o in await _adapter(tk).list_skus(data)]
+    items = [with_usd(o) for o in await NeolinkProvider.of(tk).list_skus(data)]
     return Listing[Offer](items=items, total=len(items), sandbox=tk.settings.sandbox)
 
 

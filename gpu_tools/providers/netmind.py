@@ -1150,20 +1150,14 @@ class NetmindProvider(Provider):
 
 
 # ---- operation handlers and planners ----------------------------------------------------------
-def _adapter(tk: Toolkit) -> NetmindProvider:
-    adapter = tk.adapter("netmind")
-    assert isinstance(adapter, NetmindProvider)
-    return adapter
-
-
 async def _list_machines(tk: Toolkit, data: NetmindListMachines, progress: Progress | None) -> Listing[Offer]:
-    offers = await _adapter(tk).machine_offers(data)
+    offers = await NetmindProvider.of(tk).machine_offers(data)
     offers.sort(key=lambda o: (o.usd_per_gpu_hour is None, o.usd_per_gpu_hour or 0.0, o.gpu_name))
     return Listing[Offer](items=offers, total=len(offers))
 
 
 async def _list_auths(tk: Toolkit, data: NetmindListAuths, progress: Progress | None) -> NetmindAuthPage:
-    adapter = _adapter(tk)
+    adapter = NetmindProvider.of(tk)
     page = await adapter.auths(limit=data.limit, marker=data.marker)
     return NetmindAuthPage(
         items=[adapter.auth_view(a) for a in page],
@@ -1173,12 +1167,12 @@ async def _list_auths(tk: Toolkit, data: NetmindListAuths, progress: Progress | 
 
 
 async def _get_auth(tk: Toolkit, data: NetmindGetAuth, progress: Progress | None) -> NetmindAuth:
-    adapter = _adapter(tk)
+    adapter = NetmindProvider.of(tk)
     return adapter.auth_view(await adapter.auth(data.auth_id), reveal_secrets=data.reveal_secrets)
 
 
 async def _list_images(tk: Toolkit, data: NetmindListImages, progress: Progress | None) -> NetmindImagePage:
-    adapter = _adapter(tk)
+    adapter = NetmindProvider.of(tk)
     page = await adapter.images(limit=data.limit, marker=data.marker, image_type=data.image_type)
     return NetmindImagePage(
         items=[adapter.image_view(i) for i in page],
@@ -1188,14 +1182,14 @@ async def _list_images(tk: Toolkit, data: NetmindListImages, progress: Progress 
 
 
 async def _get_image(tk: Toolkit, data: NetmindGetImage, progress: Progress | None) -> NetmindImage:
-    adapter = _adapter(tk)
+    adapter = NetmindProvider.of(tk)
     return adapter.image_view(await adapter.image(data.image_id), reveal_secrets=data.reveal_secrets)
 
 
 async def _list_containers(
     tk: Toolkit, data: NetmindListContainers, progress: Progress | None
 ) -> NetmindContainerPage:
-    adapter = _adapter(tk)
+    adapter = NetmindProvider.of(tk)
     page = await adapter.containers(limit=data.limit, marker=data.marker)
     return NetmindContainerPage(
         items=[adapter.container_resource(c) for c in page],
@@ -1205,19 +1199,19 @@ async def _list_containers(
 
 
 async def _plan_create_endpoint(tk: Toolkit, data: NetmindCreateEndpoint) -> Plan:
-    return await _adapter(tk).plan_create_endpoint(data)
+    return await NetmindProvider.of(tk).plan_create_endpoint(data)
 
 
 async def _plan_create_auth(tk: Toolkit, data: NetmindCreateAuth) -> Plan:
-    return await _adapter(tk).plan_create_auth(data)
+    return await NetmindProvider.of(tk).plan_create_auth(data)
 
 
 async def _plan_create_image(tk: Toolkit, data: NetmindCreateImage) -> Plan:
-    return await _adapter(tk).plan_create_image(data)
+    return await NetmindProvider.of(tk).plan_create_image(data)
 
 
 async def _plan_create_container(tk: Toolkit, data: NetmindCreateContainer) -> Plan:
-    return await _adapter(tk).plan_create_container(data)
+    return await NetmindProvider.of(tk).plan_create_container(data)
 
 
 CONFIRM = "Asks the user to confirm the plan first; dry_run returns the plan only and sends nothing."

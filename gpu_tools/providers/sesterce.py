@@ -1127,39 +1127,33 @@ class SesterceProvider(Provider):
 
 
 # ---- provider-only operations -----------------------------------------------------------------
-def _adapter(tk: Any) -> SesterceProvider:
-    adapter = tk.adapter("sesterce")
-    assert isinstance(adapter, SesterceProvider)
-    return adapter
-
-
 async def _price_preview(tk: Any, data: SesterceQuoteInput, progress: Progress | None) -> SesterceQuote:
-    return await _adapter(tk).quote(data)
+    return await SesterceProvider.of(tk).quote(data)
 
 
 async def _list_registries(tk: Any, data: NoInput, progress: Progress | None) -> Listing[SesterceRegistry]:
-    items = await _adapter(tk).list_registries()
+    items = await SesterceProvider.of(tk).list_registries()
     return Listing[SesterceRegistry](items=items, total=len(items))
 
 
 async def _plan_create_endpoint(tk: Any, data: SesterceCreateEndpoint) -> Plan:
-    return await _adapter(tk).plan_create(data)
+    return await SesterceProvider.of(tk).plan_create(data)
 
 
 async def _plan_update_endpoint(tk: Any, data: SesterceUpdateEndpoint) -> Plan:
-    return await _adapter(tk).plan_update_endpoint(data)
+    return await SesterceProvider.of(tk).plan_update_endpoint(data)
 
 
 async def _plan_create_registry(tk: Any, data: SesterceCreateRegistry) -> Plan:
-    return await _adapter(tk).plan_create_registry(data)
+    return await SesterceProvider.of(tk).plan_create_registry(data)
 
 
 async def _plan_update_registry(tk: Any, data: SesterceUpdateRegistry) -> Plan:
-    return await _adapter(tk).plan_update_registry(data)
+    return await SesterceProvider.of(tk).plan_update_registry(data)
 
 
 async def _plan_delete_registry(tk: Any, data: SesterceRegistryRef) -> Plan:
-    return await _adapter(tk).plan_delete_registry(data)
+    return await SesterceProvider.of(tk).plan_delete_registry(data)
 
 
 SesterceProvider.operations = [
