@@ -260,6 +260,14 @@ def test_sandbox_enforces_auth_and_logs_masked(sandbox: SandboxServer) -> None:
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "model_name"]
     log = fetch_log(sandbox)
     assert log[-1]["body"] == {"name": "x"} and log[-1]["headers"]["authorization"] == "Bearer ***"
+    r = httpx.post(
+        f"{sandbox.url}/nebius/v0/dedicated_endpoints",
+        headers={"Authorization": "bearer sandbox-key", "Content-Type": "application/json"},
+        content=b"{not json",
+    )
+    assert r.status_code == 422 and r.json()["detail"] == [
+        {"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}
+    ]
 
 
 def test_sandbox_faults_and_latency(sandbox: SandboxServer) -> None:

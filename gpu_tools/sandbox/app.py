@@ -31,7 +31,19 @@ ErrorShape = Callable[[int, str, str], Response]
 
 
 def fastapi_error(status: int, message: str, path: str) -> Response:
+    """FastAPI's error shape, `{"detail": message}` (Nebius, NetMind)."""
     return JSONResponse({"detail": message}, status_code=status)
+
+
+def fastapi_invalid(loc: list[Any], msg: str, kind: str = "value_error") -> Response:
+    """FastAPI's 422 validation shape, `{"detail": [{"loc", "msg", "type"}]}`."""
+    return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=422)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (any case of the scheme), or None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 @dataclass

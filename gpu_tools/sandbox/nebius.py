@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gpu_tools.sandbox.app import Sandbox
+from gpu_tools.sandbox.app import Sandbox, bearer_token, fastapi_error, fastapi_invalid
 
 PROVIDER = "nebius"
 
@@ -67,22 +67,17 @@ REQUIRED = {"name": str, "model_name": str, "flavor_name": str, "gpu_type": str,
 PHASE_AFTER = {"starting": "running", "updating": "running", "stopping": "stopped"}
 
 
-def error(status: int, message: str, path: str) -> Response:
-    return JSONResponse({"detail": message}, status_code=status)
-
-
-def _invalid(loc: list[str], msg: str, kind: str = "value_error") -> Response:
-    return JSONResponse({"detail": [{"loc": ["body", *loc], "msg": msg, "type": kind}]}, status_code=422)
+error = fastapi_error
 
 
 def routes(sb: Sandbox) -> list[Route]:
     endpoints: dict[str, dict[str, Any]] = sb.store("nebius.endpoints")
 
     def authorized(request: Request) -> Response | None:
-        auth = request.headers.get("authorization", "")
-        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+        token = bearer_token(request)
+        if token is None:
             return error(401, "Not authenticated", request.url.path)
-        if auth[7:].strip() != sb.api_key:
+        if token != sb.api_key:
             return error(401, "Invalid API key", request.url.path)
         return None
 
@@ -129,21 +124,25 @@ def routes(sb: Sandbox) -> list[Route]:
         try:
             body = await request.json()
         except ValueError:
-            return _invalid([], "JSON decode error", "json_invalid")
+            return fastapi_invalid(["body"], "JSON decode error", "json_invalid")
         if not isinstance(body, dict):
-            return _invalid([], "Input should be a valid dictionary", "dict_type")
+            return fastapi_invalid(["body"], "Input should be a valid dictionary", "dict_type")
         for key, typ in REQUIRED.items():
             if key not in body:
-                return _invalid([key], "Field required", "missing")
+                return fastapi_invalid(["body", key], "Field required", "missing")
             if not isinstance(body[key], typ) or isinstance(body[key], bool):
-                return _invalid([key], f"Input should be a valid {typ.__name__}", f"{typ.__name__}_type")
+                return fastapi_invalid(
+                    ["body", key], f"Input should be a valid {typ.__name__}", f"{typ.__name__}_type"
+                )
         scaling = body.get("scaling")
         if not isinstance(scaling, dict) or not all(
             isinstance(scaling.get(k), int) for k in ("min_replicas", "max_replicas")
         ):
-            return _invalid(["scaling"], "min_replicas and max_replicas are required integers", "missing")
+            return fastapi_invalid(
+                ["body", "scaling"], "min_replicas and max_replicas are required integers", "missing"
+            )
         if scaling["min_replicas"] > scaling["max_replicas"]:
-            return _invalid(["scaling"], "min_replicas must be <= max_replicas")
+            return fastapi_invalid(["body", "scaling"], "min_replicas must be <= max_replicas")
         body.setdefault("region", "eu-north1")
         if problem := template_error(body):
             return error(400, problem, request.url.path)
@@ -182,9 +181,9 @@ def routes(sb: Sandbox) -> list[Route]:
         try:
             body = await request.json()
         except ValueError:
-            return _invalid([], "JSON decode error", "json_invalid")
+            return fastapi_invalid(["body"], "JSON decode error", "json_invalid")
         if "region" in body and body["region"] != ep["region"]:
-            return _invalid(["region"], "region cannot be changed")
+            return fastapi_invalid(["body", "region"], "region cannot be changed")
         view(ep)  # settle the phase first
         if "scaling" in body:
             s = body["scaling"]
@@ -193,7 +192,7 @@ def routes(sb: Sandbox) -> list[Route]:
                 **{k: v for k, v in s.items() if k in ("min_replicas", "max_replicas")},
             }
             if merged["min_replicas"] > merged["max_replicas"]:
-                return _invalid(["scaling"], "min_replicas must be <= max_replicas")
+                return fastapi_invalid(["body", "scaling"], "min_replicas must be <= max_replicas")
             ep["scaling"] = merged
         for key in ("name", "description", "gpu_type", "gpu_count", "flavor_name"):
             if key in body:

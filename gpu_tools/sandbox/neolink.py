@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gpu_tools.sandbox.app import Sandbox
+from gpu_tools.sandbox.app import Sandbox, bearer_token
 
 PROVIDER = "neolink"
 PREFIX = "/mdc/api/v1"
@@ -160,11 +160,10 @@ def routes(sb: Sandbox) -> list[Route]:
 
     def authorized(request: Request) -> Response | None:
         path = request.url.path
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(request)
+        if token is None:
             return error(401, "missing bearer token", path)
-        if token.strip() != sb.api_key:
+        if token != sb.api_key:
             return error(401, "invalid token", path)
         namespace = request.headers.get("namespace")
         if not namespace:

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gpu_tools.sandbox.app import Sandbox
+from gpu_tools.sandbox.app import Sandbox, bearer_token, fastapi_error, fastapi_invalid
 
 PROVIDER = "netmind"
 INFERENCE_URL = "https://api.deeptrin.com/inference-api/v1/inference_service/{service_id}"
@@ -193,12 +193,7 @@ ENDPOINT_NEXT = {"initializing": "available"}
 Check = Callable[[Any], str | None]
 
 
-def error(status: int, message: str, path: str) -> Response:
-    return JSONResponse({"detail": message}, status_code=status)
-
-
-def _invalid(loc: list[Any], msg: str, kind: str) -> Response:
-    return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=422)
+error = fastapi_error
 
 
 def _now() -> str:
@@ -212,17 +207,17 @@ def _is_int(value: Any) -> bool:
 def _field_error(loc: list[Any], value: Any, typ: type, checks: tuple[Check, ...] = ()) -> Response | None:
     """Pydantic-v2-worded errors for one field of a request body."""
     if typ is int and not _is_int(value):
-        return _invalid(loc, "Input should be a valid integer", "int_type")
+        return fastapi_invalid(loc, "Input should be a valid integer", "int_type")
     if typ is str and not isinstance(value, str):
-        return _invalid(loc, "Input should be a valid string", "string_type")
+        return fastapi_invalid(loc, "Input should be a valid string", "string_type")
     if typ is dict and not isinstance(value, dict):
-        return _invalid(
+        return fastapi_invalid(
             loc, "Input should be a valid dictionary or object to extract fields from", "model_type"
         )
     for check in checks:
         if msg := check(value):
             kind, _, text = msg.partition(":")
-            return _invalid(loc, text, kind)
+            return fastapi_invalid(loc, text, kind)
     return None
 
 
@@ -230,13 +225,13 @@ def _body_errors(
     body: Any, spec: dict[str, tuple[type, bool, tuple[Check, ...]]], prefix: list[Any]
 ) -> Response | None:
     if not isinstance(body, dict):
-        return _invalid(
+        return fastapi_invalid(
             prefix, "Input should be a valid dictionary or object to extract fields from", "model_type"
         )
     for key, (typ, required, checks) in spec.items():
         if key not in body or (body[key] is None and not required):
             if required:
-                return _invalid([*prefix, key], "Field required", "missing")
+                return fastapi_invalid([*prefix, key], "Field required", "missing")
             continue
         if problem := _field_error([*prefix, key], body[key], typ, checks):
             return problem
@@ -283,7 +278,7 @@ def _query_ints(request: Request, names: tuple[str, ...]) -> tuple[dict[str, int
         try:
             out[name] = int(raw)
         except ValueError:
-            return out, _invalid(
+            return out, fastapi_invalid(
                 ["query", name],
                 "Input should be a valid integer, unable to parse string as an integer",
                 "int_parsing",
@@ -294,7 +289,7 @@ def _query_ints(request: Request, names: tuple[str, ...]) -> tuple[dict[str, int
 def _path_int(request: Request, name: str) -> tuple[int, Response | None]:
     raw = request.path_params[name]
     if not raw.isdigit():
-        return 0, _invalid(
+        return 0, fastapi_invalid(
             ["path", name],
             "Input should be a valid integer, unable to parse string as an integer",
             "int_parsing",
@@ -306,7 +301,7 @@ async def _json(request: Request) -> tuple[Any, Response | None]:
     try:
         return await request.json(), None
     except ValueError:
-        return None, _invalid(["body"], "JSON decode error", "json_invalid")
+        return None, fastapi_invalid(["body"], "JSON decode error", "json_invalid")
 
 
 ENDPOINT_BODY: dict[str, tuple[type, bool, tuple[Check, ...]]] = {
@@ -362,10 +357,10 @@ def routes(sb: Sandbox) -> list[Route]:
         return counters[kind]
 
     def authorized(request: Request) -> Response | None:
-        auth = request.headers.get("authorization", "")
-        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+        token = bearer_token(request)
+        if token is None:
             return error(401, "Not authenticated", request.url.path)
-        if auth[7:].strip() != sb.api_key:
+        if token != sb.api_key:
             return error(401, "Invalid token", request.url.path)
         return None
 
@@ -478,13 +473,13 @@ def routes(sb: Sandbox) -> list[Route]:
         if isinstance(target, str) and target.strip().isdigit():
             target = int(target)  # the documented example sends "2"; FastAPI coerces it
         if target is None:
-            return _invalid(loc, "Field required", "missing")
+            return fastapi_invalid(loc, "Field required", "missing")
         if not _is_int(target):
-            return _invalid(
+            return fastapi_invalid(
                 loc, "Input should be a valid integer, unable to parse string as an integer", "int_parsing"
             )
         if target < 1:
-            return _invalid(loc, "Input should be greater than or equal to 1", "greater_than_equal")
+            return fastapi_invalid(loc, "Input should be greater than or equal to 1", "greater_than_equal")
         meta = ep["resource_metadata"]
         f = flavor(meta["flavor_id"])
         extra = target - meta["target_instance_number"]
@@ -542,7 +537,7 @@ def routes(sb: Sandbox) -> list[Route]:
         q = request.query_params
         currency = (q.get("currency") or "USD").upper()
         if currency not in CURRENCY_PER_USD:
-            return _invalid(["query", "currency"], "Input should be 'USD', 'CNY' or 'NMT'", "enum")
+            return fastapi_invalid(["query", "currency"], "Input should be 'USD', 'CNY' or 'NMT'", "enum")
         names = ("gpu", "min_memory", "max_memory", "min_disk", "max_disk", "min_price", "max_price")
         ints, bad = _query_ints(request, names)
         if bad:
@@ -630,7 +625,7 @@ def routes(sb: Sandbox) -> list[Route]:
                 return bad
             image_type = ints.get("image_type", 0)
             if image_type not in IMAGE_TYPES:
-                return _invalid(["query", "image_type"], "Input should be 0, 1 or 2", "enum")
+                return fastapi_invalid(["query", "image_type"], "Input should be 0, 1 or 2", "enum")
             raw_marker = request.query_params.get("marker")
             marker = int(raw_marker) if raw_marker and raw_marker.isdigit() else None
             chosen = [i for i in image_store().values() if i["image_type"] == image_type]
