@@ -268,7 +268,7 @@ class Registry:
 # ---- handlers of the unified reads ----------------------------------------------------------
 async def _list_providers(tk: Toolkit, data: NoInput, progress: Progress | None) -> Listing[ProviderInfo]:
     items = tk.provider_infos()
-    return Listing[ProviderInfo](items=items, total=len(items), sandbox=tk.settings.sandbox)
+    return Listing[ProviderInfo](items=items, total=len(items))
 
 
 async def _list_offers(tk: Toolkit, data: ListOffersInput, progress: Progress | None) -> Listing[Offer]:
@@ -276,17 +276,17 @@ async def _list_offers(tk: Toolkit, data: ListOffersInput, progress: Progress | 
 
     offers, statuses = await tk.fan_out("offers", data.provider, lambda p: tk.offers(p, data.refresh))
     offers = filter_offers(offers, data)
-    return Listing[Offer](items=offers, total=len(offers), providers=statuses, sandbox=tk.settings.sandbox)
+    return Listing[Offer](items=offers, total=len(offers), providers=statuses)
 
 
 async def _list_templates(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> Listing[Template]:
     items, statuses = await tk.fan_out("templates", data.provider, lambda p: p.list_templates())
-    return Listing[Template](items=items, total=len(items), providers=statuses, sandbox=tk.settings.sandbox)
+    return Listing[Template](items=items, total=len(items), providers=statuses)
 
 
 async def _list_regions(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> Listing[Region]:
     items, statuses = await tk.fan_out("regions", data.provider, lambda p: p.list_regions())
-    return Listing[Region](items=items, total=len(items), providers=statuses, sandbox=tk.settings.sandbox)
+    return Listing[Region](items=items, total=len(items), providers=statuses)
 
 
 async def _list_resources(
@@ -295,7 +295,7 @@ async def _list_resources(
     items, statuses = await tk.fan_out("resources", data.provider, lambda p: p.list_resources())
     if data.status:
         items = [r for r in items if r.status == data.status]
-    return Listing[Resource](items=items, total=len(items), providers=statuses, sandbox=tk.settings.sandbox)
+    return Listing[Resource](items=items, total=len(items), providers=statuses)
 
 
 async def _get_resource(tk: Toolkit, data: GetResourceInput, progress: Progress | None) -> Resource:
@@ -331,7 +331,6 @@ async def _wait_for_resource(tk: Toolkit, data: WaitInput, progress: Progress | 
                 f"{data.resource_id}: {last.status} ({last.raw_status}) after {elapsed:.0f}s",
             )
         if data.until != "deleted" and last.status == data.until:
-            last.sandbox = tk.settings.sandbox
             return last
         if last.status == "failed":
             raise InvalidInput(
@@ -350,13 +349,11 @@ async def _wait_for_resource(tk: Toolkit, data: WaitInput, progress: Progress | 
 
 async def _history(tk: Toolkit, data: HistoryInput, progress: Progress | None) -> Listing[JournalEntry]:
     items, total = tk.journal.entries(limit=data.limit, provider=data.provider, outcome=data.outcome)
-    return Listing[JournalEntry](items=items, total=total, sandbox=tk.settings.sandbox)
+    return Listing[JournalEntry](items=items, total=total)
 
 
 async def _chat(tk: Toolkit, data: ChatInput, progress: Progress | None) -> ChatResult:
-    result = await tk.adapter(data.provider, "chat").chat(data)
-    result.sandbox = tk.settings.sandbox
-    return result
+    return await tk.adapter(data.provider, "chat").chat(data)
 
 
 async def _plan_update(tk: Toolkit, data: UpdateInput) -> Plan:

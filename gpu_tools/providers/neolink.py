@@ -825,7 +825,7 @@ async def _list_skus(tk: Any, data: NeolinkListSkus, progress: Progress | None) 
     from gpu_tools.catalog import with_usd
 
     items = [with_usd(o) for o in await NeolinkProvider.of(tk).list_skus(data)]
-    return Listing[Offer](items=items, total=len(items), sandbox=tk.settings.sandbox)
+    return Listing[Offer](items=items, total=len(items))
 
 
 NeolinkProvider.operations = [
