@@ -115,14 +115,19 @@ def with_usd(offer: Offer) -> Offer:
     return offer
 
 
+def price_order(offer: Offer) -> tuple[bool, float, str, str]:
+    """Sort key: cheapest USD per GPU-hour first, unpriced offers last."""
+    return (offer.usd_per_gpu_hour is None, offer.usd_per_gpu_hour or 0.0, offer.provider, offer.gpu_name)
+
+
 def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
     out = []
     gpu = q.gpu.lower() if q.gpu else None
+    canon = canonical_gpu(q.gpu)
     for o in map(with_usd, offers):
         if q.kind and o.kind != q.kind:
             continue
         if gpu and gpu not in o.gpu_name.lower() and gpu != (o.gpu_model or "").lower():
-            canon = canonical_gpu(q.gpu)
             if canon is None or canon != o.gpu_model:
                 continue
         if q.region and q.region.lower() not in {
@@ -141,7 +146,7 @@ def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
         if q.available_only and o.available is False:
             continue
         out.append(o)
-    out.sort(key=lambda o: (o.usd_per_gpu_hour is None, o.usd_per_gpu_hour or 0.0, o.provider, o.gpu_name))
+    out.sort(key=price_order)
     return out
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gpu_tools.catalog import canonical_gpu, gpu_memory_gb
+from gpu_tools.catalog import canonical_gpu, gpu_memory_gb, price_order
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound
 from gpu_tools.models import (
     Listing,
@@ -78,7 +78,6 @@ NOT_BILLED = "registers a template or credential at NetMind; no GPU is rented by
 ID_FORMAT = "NetMind resource ids look like endpoint:<service_id> or container:<container_id>"
 PAGE = 50  # page size when walking a whole collection
 MAX_PAGES = 40  # a bound on any walk, in case a marker never advances
-JOURNAL_SCAN = 100_000
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -696,18 +695,11 @@ class NetmindProvider(Provider):
         """
         if self.journal is None:
             return []
-        rows, _ = self.journal.entries(limit=JOURNAL_SCAN, provider=self.name, outcome="ok")
-        created: list[str] = []
-        deleted: set[str] = set()
-        for row in reversed(rows):
-            rid = row.resource_id or ""
-            if not rid.startswith("endpoint:"):
-                continue
-            if row.operation == "netmind_create_endpoint" and rid not in created:
-                created.append(rid)
-            elif row.operation == "delete_resource":
-                deleted.add(rid)
-        return [rid for rid in created if rid not in deleted]
+        return [
+            e.resource_id
+            for e in self.journal.live()
+            if e.provider == self.name and e.resource_id.startswith("endpoint:")
+        ]
 
     async def list_endpoints(self) -> list[Resource]:
         async def one(rid: str) -> Resource | None:
@@ -1152,7 +1144,7 @@ class NetmindProvider(Provider):
 # ---- operation handlers and planners ----------------------------------------------------------
 async def _list_machines(tk: Toolkit, data: NetmindListMachines, progress: Progress | None) -> Listing[Offer]:
     offers = await NetmindProvider.of(tk).machine_offers(data)
-    offers.sort(key=lambda o: (o.usd_per_gpu_hour is None, o.usd_per_gpu_hour or 0.0, o.gpu_name))
+    offers.sort(key=price_order)
     return Listing[Offer](items=offers, total=len(offers))
 
 
