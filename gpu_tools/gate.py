@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from gpu_tools.catalog import canonical_gpu
 from gpu_tools.errors import ConfirmationRefused, GpuToolsError, InvalidInput, PolicyRefused, ProviderError
+from gpu_tools.gpus import canonical_gpu
 from gpu_tools.models import MutationResult, Plan, Resource
 from gpu_tools.operations import MutationInput, Operation, parse_duration
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import Any, TypeVar
 
 import httpx
@@ -18,11 +19,22 @@ from gpu_tools.errors import GpuToolsError, NotConfigured, PolicyRefused, Unsupp
 from gpu_tools.gate import Confirmer, Gate, Refuse
 from gpu_tools.journal import Journal
 from gpu_tools.models import Offer, Plan, ProviderInfo, ProviderStatus
-from gpu_tools.operations import Operation, Progress, Registry, registry
+from gpu_tools.operations import Operation, Progress, Registry
 from gpu_tools.providers import ADAPTERS, Provider
 from gpu_tools.settings import Settings
+from gpu_tools.unified import CORE_OPERATIONS
 
 T = TypeVar("T")
+
+
+@cache
+def registry() -> Registry:
+    """Every operation: the unified ones, then each provider's own. Assembled here, at the top of
+    the core, so that no module below imports one that imports it back."""
+    ops = list(CORE_OPERATIONS)
+    for adapter in ADAPTERS.values():
+        ops.extend(adapter.operations)
+    return Registry(ops)
 
 
 class Toolkit:

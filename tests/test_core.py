@@ -14,10 +14,9 @@ import respx
 from gpu_tools import errors
 from gpu_tools.gate import Approve, Refuse
 from gpu_tools.http import ProviderHTTP
-from gpu_tools.operations import registry
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
-from gpu_tools.toolkit import Toolkit
+from gpu_tools.toolkit import Toolkit, registry
 from tests.conftest import fetch_log, mutating_requests, sandbox_settings
 
 pytestmark = pytest.mark.anyio

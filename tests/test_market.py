@@ -11,8 +11,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from mcp import Client
 
 from gpu_tools import errors
-from gpu_tools.catalog import canonical_gpu, gpu_memory_gb
 from gpu_tools.gate import Approve, Refuse
+from gpu_tools.gpus import canonical_gpu, gpu_memory_gb
 from gpu_tools.models import Plan
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.toolkit import Toolkit

@@ -28,9 +28,8 @@ from gpu_tools.errors import (
 )
 from gpu_tools.gate import Approve
 from gpu_tools.models import Listing, MutationResult, Offer, Region, Resource
-from gpu_tools.operations import registry
 from gpu_tools.settings import Settings
-from gpu_tools.toolkit import Toolkit
+from gpu_tools.toolkit import Toolkit, registry
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from gpu_tools.catalog import gpu_memory_gb
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound
+from gpu_tools.gpus import gpu_memory_gb
 from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Status, Template, WireRequest
 from gpu_tools.operations import ChatInput, CreateInput, Operation, StopInput, UpdateInput
 from gpu_tools.providers.base import Provider

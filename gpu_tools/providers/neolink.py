@@ -822,7 +822,7 @@ async def _plan_create(tk: Any, data: NeolinkCreateInstance) -> Plan:
 
 
 async def _list_skus(tk: Any, data: NeolinkListSkus, progress: Progress | None) -> Listing[Offer]:
-    from gpu_tools.catalog import with_usd
+    from gpu_tools.gpus import with_usd
 
     items = [with_usd(o) for o in await NeolinkProvider.of(tk).list_skus(data)]
     return Listing[Offer](items=items, total=len(items))

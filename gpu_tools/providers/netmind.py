@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gpu_tools.catalog import canonical_gpu, gpu_memory_gb, price_order
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound
+from gpu_tools.gpus import canonical_gpu, gpu_memory_gb, price_order
 from gpu_tools.models import (
     Listing,
     Offer,

@@ -1,0 +1,409 @@
+"""The unified operations: one tool for every provider, dispatched to the adapters.
+
+Their inputs and the `Operation` declaration live in `gpu_tools.operations`; their handlers and
+planners live here, above the catalog and the providers. The toolkit assembles these and every
+provider's own operations into the one registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from gpu_tools.catalog import filter_offers, find_orphans, spend
+from gpu_tools.errors import GpuToolsError, InvalidInput, NotFound, WaitTimeout
+from gpu_tools.models import (
+    ChatResult,
+    JournalEntry,
+    Listing,
+    Offer,
+    OrphanReport,
+    Plan,
+    ProviderInfo,
+    Region,
+    Resource,
+    SpendReport,
+    Template,
+)
+from gpu_tools.operations import (
+    ChatInput,
+    DeleteInput,
+    GetResourceInput,
+    HistoryInput,
+    ListOffersInput,
+    ListResourcesInput,
+    NoInput,
+    Operation,
+    Progress,
+    ProviderFilter,
+    ReapInput,
+    StartInput,
+    StopInput,
+    UpdateInput,
+    WaitInput,
+)
+
+if TYPE_CHECKING:
+    from gpu_tools.toolkit import Toolkit
+
+
+# ---- handlers of the unified reads ----------------------------------------------------------
+async def _list_providers(tk: Toolkit, data: NoInput, progress: Progress | None) -> Listing[ProviderInfo]:
+    items = tk.provider_infos()
+    return Listing[ProviderInfo](items=items, total=len(items))
+
+
+async def _list_offers(tk: Toolkit, data: ListOffersInput, progress: Progress | None) -> Listing[Offer]:
+    offers, statuses = await tk.fan_out("offers", data.provider, lambda p: tk.offers(p, data.refresh))
+    offers = filter_offers(offers, data)
+    return Listing[Offer](items=offers, total=len(offers), providers=statuses)
+
+
+async def _list_templates(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> Listing[Template]:
+    items, statuses = await tk.fan_out("templates", data.provider, lambda p: p.list_templates())
+    return Listing[Template](items=items, total=len(items), providers=statuses)
+
+
+async def _list_regions(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> Listing[Region]:
+    items, statuses = await tk.fan_out("regions", data.provider, lambda p: p.list_regions())
+    return Listing[Region](items=items, total=len(items), providers=statuses)
+
+
+async def _list_resources(
+    tk: Toolkit, data: ListResourcesInput, progress: Progress | None
+) -> Listing[Resource]:
+    items, statuses = await tk.fan_out("resources", data.provider, lambda p: p.list_resources())
+    if data.status:
+        items = [r for r in items if r.status == data.status]
+    return Listing[Resource](items=items, total=len(items), providers=statuses)
+
+
+async def _get_resource(tk: Toolkit, data: GetResourceInput, progress: Progress | None) -> Resource:
+    adapter = tk.adapter(data.provider, "resources")
+    return await adapter.get_resource(data.resource_id, reveal_secrets=data.reveal_secrets)
+
+
+async def _wait_for_resource(tk: Toolkit, data: WaitInput, progress: Progress | None) -> Resource:
+    adapter = tk.adapter(data.provider, "resources")
+    start = time.monotonic()
+    last: Resource | None = None
+    while True:
+        elapsed = time.monotonic() - start
+        try:
+            last = await adapter.get_resource(data.resource_id)
+        except NotFound:
+            if data.until == "deleted":
+                return Resource(
+                    provider=data.provider,
+                    kind=last.kind if last else "endpoint",
+                    resource_id=data.resource_id,
+                    status="deleting",
+                    raw_status="gone",
+                    name=last.name if last else None,
+                )
+            raise
+        if progress is not None:
+            await progress(
+                min(elapsed, data.timeout_seconds),
+                data.timeout_seconds,
+                f"{data.resource_id}: {last.status} ({last.raw_status}) after {elapsed:.0f}s",
+            )
+        if data.until != "deleted" and last.status == data.until:
+            return last
+        if last.status == "failed":
+            raise InvalidInput(
+                f"{data.resource_id} failed (provider status {last.raw_status!r}) while waiting for {data.until}.",
+                provider=data.provider,
+            )
+        if elapsed + data.poll_seconds > data.timeout_seconds:
+            raise WaitTimeout(
+                f"{data.resource_id} is still {last.status} ({last.raw_status}) after "
+                f"{elapsed:.0f}s; waiting for {data.until}.",
+                provider=data.provider,
+                hint="Call wait_for_resource again to keep waiting.",
+            )
+        await asyncio.sleep(data.poll_seconds)
+
+
+async def _history(tk: Toolkit, data: HistoryInput, progress: Progress | None) -> Listing[JournalEntry]:
+    items, total = tk.journal.entries(limit=data.limit, provider=data.provider, outcome=data.outcome)
+    return Listing[JournalEntry](items=items, total=total)
+
+
+async def _chat(tk: Toolkit, data: ChatInput, progress: Progress | None) -> ChatResult:
+    return await tk.adapter(data.provider, "chat").chat(data)
+
+
+async def _plan_update(tk: Toolkit, data: UpdateInput) -> Plan:
+    fields = ("replicas", "min_replicas", "max_replicas", "name", "description", "gpu_type", "gpu_count")
+    if all(getattr(data, f) is None for f in fields):
+        raise InvalidInput("update_resource: give at least one of " + ", ".join(fields) + ".")
+    if (
+        data.min_replicas is not None
+        and data.max_replicas is not None
+        and data.min_replicas > data.max_replicas
+    ):
+        raise InvalidInput("update_resource: min_replicas is larger than max_replicas.")
+    return await tk.adapter(data.provider, "update").plan_update(data)
+
+
+async def _plan_stop(tk: Toolkit, data: StopInput) -> Plan:
+    adapter = tk.adapter(data.provider, "stop")
+    given = [f for f in StopInput.snapshot_fields if getattr(data, f) is not None]
+    if given and "stop_snapshot" not in adapter.capabilities:
+        able = [a.title for a in tk.adapters.values() if "stop_snapshot" in a.capabilities]
+        raise InvalidInput(
+            f"stop_resource: {adapter.title} does not accept {', '.join(given)}; only "
+            f"{', '.join(able)} can power off with a grace period or a snapshot. Nothing was sent.",
+            provider=data.provider,
+        )
+    return await adapter.plan_stop(data)
+
+
+async def _plan_start(tk: Toolkit, data: StartInput) -> Plan:
+    return await tk.adapter(data.provider, "start").plan_start(data.resource_id)
+
+
+async def _plan_delete(tk: Toolkit, data: DeleteInput) -> Plan:
+    return await tk.adapter(data.provider, "delete").plan_delete(data.resource_id)
+
+
+async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
+    """One step per expired resource the journal knows; each step is the provider's own plan."""
+    now = datetime.now(UTC)
+    expired = [
+        e
+        for e in tk.journal.live()
+        if e.expires_at
+        and datetime.fromisoformat(e.expires_at) <= now
+        and (data.provider is None or e.provider == data.provider)
+    ]
+    steps: list[Plan] = []
+    warnings: list[str] = []
+    for entry in expired:
+        try:
+            adapter = tk.adapter(entry.provider, data.action)
+            if data.action == "delete":
+                steps.append(await adapter.plan_delete(entry.resource_id))
+            else:
+                ref = StopInput(provider=entry.provider, resource_id=entry.resource_id)  # type: ignore[arg-type]
+                steps.append(await adapter.plan_stop(ref))
+        except NotFound:
+            warnings.append(f"{entry.provider} {entry.resource_id} is already gone (see find_orphans).")
+        except GpuToolsError as exc:
+            warnings.append(f"{entry.provider} {entry.resource_id} skipped: {exc}")
+    providers = sorted({s.provider for s in steps})
+    verb = "Delete" if data.action == "delete" else "Stop"
+    names = ", ".join(f"{s.provider}:{s.target}" for s in steps)
+    plan = Plan(
+        provider=providers[0] if len(providers) == 1 else ("several" if providers else "none"),
+        operation="reap_expired",
+        action=f"{verb} {len(steps)} expired resource(s)"
+        + (f": {names}." if steps else ": nothing has expired."),
+        target=names or "nothing",
+        method="(one request per step)" if steps else "(none)",
+        path="",
+        usd_per_hour=None,
+        reversible=data.action == "stop",
+        reversibility="stopped resources can be started again."
+        if data.action == "stop"
+        else "deleting is permanent for every resource listed.",
+        steps=steps,
+        warnings=warnings,
+        sandbox=tk.settings.sandbox,
+    )
+    return plan
+
+
+async def _spend_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
+    return await spend(tk, data)
+
+
+async def _find_orphans_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
+    return await find_orphans(tk, data)
+
+
+CORE_OPERATIONS = [
+    Operation(
+        name="list_providers",
+        title="List GPU providers",
+        description="List the GPU cloud providers this server knows, whether each has credentials, its base "
+        "URL and what it can do (offers, templates, regions, resources, update, stop, start, delete, chat), "
+        "and the provider-specific tools it adds. Start here.",
+        input=NoInput,
+        output=Listing[ProviderInfo],
+        effect="read",
+        handler=_list_providers,
+        aliases=("providers",),
+        open_world=False,
+    ),
+    Operation(
+        name="list_offers",
+        title="List GPU offers",
+        description="List what can be rented (GPU flavors, machines, SKUs) across providers, with GPU, count, "
+        "memory, region, price and USD per hour, cheapest USD per GPU-hour first. Filter by provider, kind, "
+        "GPU, region, GPU count or memory, max USD per GPU-hour, availability. Each provider's answer is "
+        "reported separately, so one failing provider does not hide the others.",
+        input=ListOffersInput,
+        output=Listing[Offer],
+        effect="read",
+        handler=_list_offers,
+        aliases=("offers",),
+    ),
+    Operation(
+        name="list_templates",
+        title="List model templates",
+        description="List the model templates (or images) resources can be created from, with their flavors, "
+        "GPU types, GPU counts and regions.",
+        input=ProviderFilter,
+        output=Listing[Template],
+        effect="read",
+        handler=_list_templates,
+        aliases=("templates",),
+    ),
+    Operation(
+        name="list_regions",
+        title="List regions",
+        description="List the regions each provider can place resources in.",
+        input=ProviderFilter,
+        output=Listing[Region],
+        effect="read",
+        handler=_list_regions,
+        aliases=("regions",),
+    ),
+    Operation(
+        name="list_resources",
+        title="List my GPU resources",
+        description="List the live resources (endpoints, containers, instances) at every configured provider, "
+        "with normalized status (pending, running, stopped, failed, deleting, unknown), the provider's raw "
+        "status, GPU, replicas and URL. The resource_id it returns works as-is in every lifecycle tool.",
+        input=ListResourcesInput,
+        output=Listing[Resource],
+        effect="read",
+        handler=_list_resources,
+        aliases=("ls", "resources"),
+    ),
+    Operation(
+        name="get_resource",
+        title="Get one resource",
+        description="Read one resource by provider and resource_id: status, GPU, replicas, URL and the "
+        "provider's details. Secrets the provider returns are masked unless reveal_secrets is true.",
+        input=GetResourceInput,
+        output=Resource,
+        effect="read",
+        handler=_get_resource,
+        aliases=("get",),
+    ),
+    Operation(
+        name="wait_for_resource",
+        title="Wait for a resource",
+        description="Poll a resource until it is running (or stopped, or deleted), reporting progress, and "
+        "return it. Fails early if the resource fails; gives up after timeout_seconds (max 3600).",
+        input=WaitInput,
+        output=Resource,
+        effect="read",
+        handler=_wait_for_resource,
+        aliases=("wait",),
+    ),
+    Operation(
+        name="history",
+        title="Journal of changes",
+        description="Show the journal: every change this tool attempted at a provider (newest first), with its "
+        "plan, cost, outcome (ok, failed, refused, or unknown when the answer was never recorded) and the "
+        "resource it made. Use it to find resources that may still cost money.",
+        input=HistoryInput,
+        output=Listing[JournalEntry],
+        effect="read",
+        handler=_history,
+        open_world=False,
+    ),
+    Operation(
+        name="spend",
+        title="What is running and what it costs",
+        description="Show every live resource across providers with what it costs per hour now and what it has "
+        "cost since creation (an upper-bound estimate), with totals per provider and overall, and when each "
+        "expires. Use it to find what is burning money.",
+        input=ProviderFilter,
+        output=SpendReport,
+        effect="read",
+        handler=_spend_handler,
+    ),
+    Operation(
+        name="find_orphans",
+        title="Find forgotten or vanished resources",
+        description="Compare the providers with the journal: resources live at a provider that this tool never "
+        "created (made elsewhere, or forgotten) with what each costs per hour, and resources the journal says "
+        "this tool created but the provider no longer lists.",
+        input=ProviderFilter,
+        output=OrphanReport,
+        effect="read",
+        handler=_find_orphans_handler,
+        aliases=("orphans",),
+    ),
+    Operation(
+        name="chat",
+        title="Chat with an endpoint",
+        description="Send one chat message to a running inference endpoint through its OpenAI-compatible "
+        "/v1/chat/completions API and return the answer. The endpoint must be running (see wait_for_resource).",
+        input=ChatInput,
+        output=ChatResult,
+        effect="read",
+        handler=_chat,
+    ),
+    Operation(
+        name="update_resource",
+        title="Update or scale a resource",
+        description="Change a resource: scale it (replicas, or min/max replicas for autoscaling), rename it, "
+        "or change its GPU type/count where the provider allows. Asks the user to confirm the plan, including "
+        "the new hourly cost. dry_run returns the plan only.",
+        input=UpdateInput,
+        effect="update",
+        planner=_plan_update,
+        aliases=("scale", "update"),
+    ),
+    Operation(
+        name="stop_resource",
+        title="Stop a resource",
+        description="Stop a resource so it stops costing GPU time; it can be started again with "
+        "start_resource. Asks the user to confirm. dry_run returns the plan only.",
+        input=StopInput,
+        effect="update",
+        planner=_plan_stop,
+        aliases=("stop",),
+    ),
+    Operation(
+        name="start_resource",
+        title="Start a resource",
+        description="Start (or restart) a stopped resource. It costs money again once running. Asks the user "
+        "to confirm. dry_run returns the plan only.",
+        input=StartInput,
+        effect="update",
+        planner=_plan_start,
+        aliases=("start",),
+    ),
+    Operation(
+        name="reap_expired",
+        title="Stop or delete expired resources",
+        description="Find the resources created with expires_in whose time is up and delete them (or only stop "
+        "them with action=stop). The plan lists every resource and request; the user confirms once. Use "
+        "dry_run to see what has expired without changing anything.",
+        input=ReapInput,
+        effect="destroy",
+        planner=_plan_reap,
+        aliases=("reap",),
+    ),
+    Operation(
+        name="delete_resource",
+        title="Delete a resource",
+        description="Delete a resource permanently. This cannot be undone. Asks the user to confirm. "
+        "dry_run returns the plan only.",
+        input=DeleteInput,
+        effect="destroy",
+        planner=_plan_delete,
+        aliases=("rm", "delete"),
+    ),
+]
