@@ -74,10 +74,34 @@ async def _live_at_providers(tk: Toolkit, only: str | None) -> tuple[list[Resour
 async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> SpendReport:
     """Live resources across providers, their hourly cost now and what they have cost since creation."""
     resources, statuses = await _live_at_providers(tk, data.provider)
-    journal = {(e.provider, e.resource_id): e for e in tk.journal.live()}
+    live = tk.journal.live()
+    journal = {(e.provider, e.resource_id): e for e in live if e.resource_id}
     created = tk.journal.created_ids()
     now = datetime.now(UTC)
     lines = []
+    for e in live:
+        # A create whose answer was lost counts at its planned cost until reconciliation resolves it.
+        if e.resource_id is None and (data.provider is None or e.provider == data.provider):
+            since = _parse_time(e.created_at)
+            hours = round((now - since).total_seconds() / 3600, 4) if since else None
+            lines.append(
+                SpendLine(
+                    provider=e.provider,
+                    resource_id=f"journal#{e.journal_id}",
+                    name=e.name,
+                    kind=e.kind,
+                    status="unknown",
+                    usd_per_hour=e.usd_per_hour,
+                    price_source="journal (planned; the create's outcome is unknown)",
+                    since=e.created_at,
+                    hours=hours,
+                    accrued_usd=round(e.usd_per_hour * hours, 4)
+                    if e.usd_per_hour is not None and hours is not None
+                    else None,
+                    expires_at=e.expires_at,
+                    tracked=True,
+                )
+            )
     for r in resources:
         entry: LiveEntry | None = journal.get((r.provider, r.resource_id))
         rate, source = (r.usd_per_hour, "provider") if r.usd_per_hour is not None else (None, None)
@@ -136,7 +160,8 @@ async def find_orphans(tk: Toolkit, data: ProviderFilter, progress: Any = None) 
     gone = [
         e
         for e in tk.journal.live()
-        if e.provider in answered
+        if e.resource_id is not None
+        and e.provider in answered
         and (data.provider is None or e.provider == data.provider)
         and (e.provider, e.resource_id) not in listed
     ]

@@ -7,7 +7,9 @@ Messages never contain credentials: providers' messages are passed through `reda
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import Any
 
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{6,}"),
@@ -24,11 +26,45 @@ def register_secret(value: str | None) -> None:
 
 def redact(text: str) -> str:
     """Remove known credentials and credential-looking values from a message."""
-    for secret in _known_secrets:
-        text = text.replace(secret, "***")
+    text = redact_known(text)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + "***", text)
     return text
+
+
+def redact_known(text: str) -> str:
+    """Replace every registered secret (configured credentials, passwords a user passed in)."""
+    for secret in sorted(_known_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def redact_value(value: Any) -> Any:
+    """A copy of JSON-like `value` with every registered secret replaced, in keys and strings alike."""
+    if not _known_secrets:
+        return value
+    if isinstance(value, str):
+        return redact_known(value)
+    if isinstance(value, dict):
+        return {redact_value(k): redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that removes registered secrets from every record it passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the handler
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
 
 
 class GpuToolsError(Exception):
@@ -131,9 +167,15 @@ class ProviderRejected(ProviderError):
 class RateLimited(ProviderError):
     kind = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         self.retry_after = retry_after
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+        if kw.get("hint") is None:
+            kw["hint"] = (
+                f"Retry after {retry_after:g} s (the provider's Retry-After)."
+                if retry_after is not None
+                else "The provider gave no Retry-After: wait a minute before retrying."
+            )
+        super().__init__(message, **kw)
 
 
 class ProviderUnavailable(ProviderError):
@@ -144,6 +186,14 @@ class ProviderUnavailable(ProviderError):
 
 class ProviderTimeout(ProviderError):
     kind = "timeout"
+
+
+class OutcomeUnknown(ProviderError):
+    """A change may have reached the provider but its answer never came (timeout, dropped
+    connection, 5xx after sending): the resource may exist. Nothing is ever resent; the journal row
+    stays `unknown` until reconciliation finds what the provider holds."""
+
+    kind = "outcome_unknown"
 
 
 class MalformedResponse(ProviderError):

@@ -1,7 +1,16 @@
-"""The gate every mutation passes: validate -> plan -> policy -> confirm -> journal -> send -> journal.
+"""The gate every mutation passes: validate -> plan -> policy -> confirm -> reserve -> send -> journal.
 
 The fronts only supply a `Confirmer` (how to ask a human). Nothing reaches a provider unless the
-plan passed policy and the confirmer said yes; every attempt with a plan leaves a journal row.
+plan passed policy and the confirmer said yes; every attempt with a plan leaves a journal row,
+refusals included.
+
+Exactly once: every question is an *approval* (a journal row of its own) bound to one plan by a
+digest of what will be sent and what it costs. An approval is consumed in the same transaction that
+re-checks the caps against everything live or in flight and writes the intent row, so it sends its
+request at most once; replaying it returns the first outcome marked `replayed`. An answer to a
+question whose plan has changed since (price, target, body) is refused, and the next call asks anew.
+Idempotency keys are scoped to provider and operation and bound to the arguments they were first
+used with. A request whose answer is lost (`OutcomeUnknown`) leaves its row `unknown`, never resent.
 A plan with `steps` (reap_expired) is confirmed once and sent one journaled request per step.
 """
 
@@ -10,13 +19,25 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from gpu_tools.errors import ConfirmationRefused, GpuToolsError, InvalidInput, PolicyRefused, ProviderError
+from gpu_tools.errors import (
+    ConfirmationRefused,
+    GpuToolsError,
+    InvalidInput,
+    OutcomeUnknown,
+    PolicyRefused,
+    ProviderError,
+    redact_known,
+    register_secret,
+)
 from gpu_tools.gpus import canonical_gpu
+from gpu_tools.journal import Approval
 from gpu_tools.models import MutationResult, Plan, Resource
 from gpu_tools.operations import MutationInput, Operation, parse_duration
 
@@ -25,19 +46,49 @@ if TYPE_CHECKING:
 
 PLAN_TTL = 60.0  # seconds a plan is reused for the same arguments (MCP asks and runs in separate rounds)
 EFFECT_OF_STEP = {"delete_resource": "destroy"}  # steps of other operations are updates
+CHECK_HINT = "Run reconcile (or list_resources) to see what the provider holds; nothing will be resent."
 
 
-def fingerprint(op: Operation, data: MutationInput) -> str:
+def _reveal(value: Any) -> Any:
+    if isinstance(value, SecretStr | SecretBytes):
+        return value.get_secret_value()
+    return str(value)
+
+
+def fingerprint(op: Operation, data: MutationInput, *, exclude: tuple[str, ...] = ("dry_run",)) -> str:
     """Identity of a call's arguments, secrets included by value (hashed, never stored), so two calls
     that differ only in a password never share a plan."""
-
-    def reveal(value: Any) -> Any:
-        if isinstance(value, SecretStr | SecretBytes):
-            return value.get_secret_value()
-        return str(value)
-
-    payload = json.dumps(data.model_dump(mode="python", exclude={"dry_run"}), default=reveal, sort_keys=True)
+    payload = json.dumps(
+        data.model_dump(mode="python", exclude=set(exclude)), default=_reveal, sort_keys=True
+    )
     return op.name + ":" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def args_hash(op: Operation, data: MutationInput) -> str:
+    """What an idempotency key is bound to: the arguments, less the key itself and dry_run."""
+    return fingerprint(op, data, exclude=("dry_run", "idempotency_key"))
+
+
+def plan_digest(plan: Plan) -> str:
+    """What a person approves: provider, operation, target, the request, its cost and reach. The
+    expiry's clock time is left out (its duration is in the arguments), so a plan rebuilt a minute
+    later for the same arguments is still the plan that was approved."""
+
+    def core(p: Plan) -> dict[str, Any]:
+        return {
+            "provider": p.provider,
+            "operation": p.operation,
+            "target": p.target,
+            "method": p.method,
+            "path": p.path,
+            "body": p.body,
+            "usd": [p.usd_per_hour, p.usd_per_hour_max],
+            "gpus": [p.gpus, p.gpu_name],
+            "reversible": p.reversible,
+            "steps": [core(s) for s in p.steps],
+        }
+
+    return hashlib.sha256(json.dumps(core(plan), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def plan_cost(plan: Plan) -> float | None:
@@ -63,17 +114,32 @@ class Approve:
         self.answer = answer
 
     async def confirm(self, plan: Plan) -> bool:
-        return self.answer
+        return self.answer is True
+
+
+@dataclass
+class Question:
+    """What a front asks a person: the plan, and the approval a yes will consume."""
+
+    plan: Plan
+    approval: Approval
+
+    @property
+    def text(self) -> str:
+        return self.approval.message
 
 
 class Gate:
     def __init__(self, tk: Toolkit) -> None:
         self.tk = tk
         self._plans: dict[str, tuple[float, Plan]] = {}
+        self.in_flight: set[int] = set()  # journal rows being sent by this process right now
 
     # ---- policy -------------------------------------------------------------------------------
-    def policy_violation(self, plan: Plan, op: Operation) -> str | None:
-        """The first policy rule the plan breaks, as a sentence naming the rule and the figures, or None."""
+    def policy_violation(self, plan: Plan, op: Operation, others: float | None = None) -> str | None:
+        """The first policy rule the plan breaks, as a sentence naming the rule and the figures, or None.
+        `others` is the hourly cost of everything else live or in flight (read from the journal if
+        not given)."""
         s = self.tk.settings
         if s.read_only:
             return "read_only: this server is read-only; no change can be made."
@@ -99,31 +165,44 @@ class Gate:
             allowed = [m.upper() for m in s.allowed_gpu_models]
             if model is None or model.upper() not in allowed:
                 return f"allowed_gpu_models: {plan.gpu_name} ({model or 'unknown model'}) is not in {s.allowed_gpu_models}."
-        if s.max_total_usd_per_hour is not None:
-            if cost is None and op.effect == "create":
-                return (
-                    f"max_total_usd_per_hour: the cost of this plan is unknown and a total cap of "
-                    f"${s.max_total_usd_per_hour:g}/hour is set."
-                )
-            if cost is not None:
-                others = sum(
-                    e.usd_per_hour or 0.0
-                    for e in self.tk.journal.live()
-                    if not (e.provider == plan.provider and e.resource_id == plan.target)
-                )
-                if others + cost > s.max_total_usd_per_hour:
-                    return (
-                        f"max_total_usd_per_hour: live resources cost ${others:.2f}/hour and this plan "
-                        f"${cost:.2f}/hour, ${others + cost:.2f}/hour in all, over the cap of "
-                        f"${s.max_total_usd_per_hour:g}/hour."
-                    )
+        if others is None and s.max_total_usd_per_hour is not None:
+            others = self._others(plan)
+        return self.total_cap_violation(plan, op, others or 0.0)
+
+    def total_cap_violation(self, plan: Plan, op: Operation, others: float) -> str | None:
+        cap = self.tk.settings.max_total_usd_per_hour
+        if cap is None or op.effect not in ("create", "update"):
+            return None
+        cost = plan_cost(plan)
+        if cost is None:
+            if op.effect != "create":
+                return None
+            return (
+                f"max_total_usd_per_hour: the cost of this plan is unknown and a total cap of "
+                f"${cap:g}/hour is set."
+            )
+        if others + cost > cap:
+            return (
+                f"max_total_usd_per_hour: live and in-flight resources cost ${others:.2f}/hour and this "
+                f"plan ${cost:.2f}/hour, ${others + cost:.2f}/hour in all, over the cap of ${cap:g}/hour."
+            )
         return None
+
+    def _others(self, plan: Plan) -> float:
+        return sum(
+            e.usd_per_hour or 0.0
+            for e in self.tk.journal.live()
+            if not (e.provider == plan.provider and e.resource_id == plan.target)
+        )
 
     # ---- planning -----------------------------------------------------------------------------
     async def plan(self, op: Operation, data: MutationInput) -> Plan:
         """Build (or reuse, for the same arguments within PLAN_TTL) the plan of a mutation."""
         if op.planner is None:  # pragma: no cover - registry invariant
             raise InvalidInput(f"{op.name} is not a mutation")
+        for value in data.__dict__.values():  # passwords the user passed in are secrets too
+            if isinstance(value, SecretStr):
+                register_secret(value.get_secret_value())
         key = fingerprint(op, data)
         now = time.monotonic()
         self._plans = {k: v for k, v in self._plans.items() if now - v[0] < PLAN_TTL}
@@ -131,51 +210,69 @@ class Gate:
             return self._plans[key][1]
         self.tk.check_provider_allowed(getattr(data, "provider", None) or op.provider)
         plan = await op.planner(self.tk, data)
-        expires_in = getattr(data, "expires_in", None)
-        if expires_in:
-            plan.expires_at = (datetime.now(UTC) + parse_duration(expires_in)).isoformat(timespec="seconds")
+        if plan.kind is None and op.creates:
+            plan.kind = op.creates  # type: ignore[assignment]
+        expires_at = self._expires_at(data)
+        if expires_at:
+            plan.expires_at = expires_at
         violation = self.policy_violation(plan, op)
         if violation:
             plan.warnings.append(f"Refused by policy {violation}")
         self._plans[key] = (now, plan)
         return plan
 
-    async def preview(self, op: Operation, args: dict[str, Any]) -> Plan | None:
-        """The plan a confirmation should show, or None when the call will not ask at all
-        (invalid input, dry run, policy refusal, replayed key, nothing to do): the run then says why."""
+    @staticmethod
+    def _expires_at(data: MutationInput) -> str | None:
+        expires_in = getattr(data, "expires_in", None)
+        if not expires_in:
+            return None
+        return (datetime.now(UTC) + parse_duration(expires_in)).isoformat(timespec="seconds")
+
+    async def question(self, op: Operation, args: dict[str, Any], *, resume: bool = False) -> Question | None:
+        """The question a front should ask before running the call, or None when the call will not
+        ask at all (invalid input, dry run, replayed key, policy refusal, nothing to do): the run
+        then says why. Each fresh question is a new approval; `resume` (a later round of the same
+        MCP call) reuses the latest approval for these arguments while its plan still holds, so the
+        question reads the same and a replayed answer meets the approval it already consumed."""
         try:
             data = op.parse(args)
-            if data.dry_run or self._replay_row(data) is not None:
+            if data.dry_run or self._key_row(op, data) is not None:
                 return None
             plan = await self.plan(op, data)
         except GpuToolsError:
             return None
         if self.policy_violation(plan, op) or self._nothing_to_do(plan):
             return None
-        return plan
+        fp, digest = fingerprint(op, data), plan_digest(plan)
+        if resume:
+            latest = self.tk.journal.latest_approval(fp)
+            if latest is not None and latest.digest == digest and not latest.expired:
+                return Question(plan, latest)
+        text = redact_known(plan.message())
+        approval = self.tk.journal.new_approval(fp, digest, lambda aid: f"{text}\n(approval {aid})")
+        return Question(plan, approval)
 
     @staticmethod
     def _nothing_to_do(plan: Plan) -> bool:
         return plan._request is None and not plan.steps
 
-    def _replay_row(self, data: Any) -> Any:
+    def _key_row(self, op: Operation, data: Any) -> dict[str, Any] | None:
         key = getattr(data, "idempotency_key", None)
-        return self.tk.journal.find_key(key) if key else None
+        provider = getattr(data, "provider", None) or op.provider or ""
+        return self.tk.journal.find_key(provider, op.name, key) if key else None
 
     # ---- running ------------------------------------------------------------------------------
-    async def run(self, op: Operation, data: MutationInput, confirmer: Confirmer) -> MutationResult:
+    async def run(
+        self, op: Operation, data: MutationInput, confirmer: Confirmer, *, asked_earlier: bool = False
+    ) -> MutationResult:
+        """Run a mutation. `asked_earlier`: the front asked with `question()` before this call (the
+        MCP resolver, the y/N prompt), so the yes belongs to the latest approval for these
+        arguments; otherwise the confirmer asks now and a new approval is made for its answer."""
         sandbox = self.tk.settings.sandbox
-        row = self._replay_row(data)
-        if row is not None:
-            if row["outcome"] != "ok":
-                raise ConfirmationRefused(
-                    f"an earlier call with idempotency_key {row['idempotency_key']!r} was sent but its outcome "
-                    "is unknown; nothing was sent again.",
-                    provider=row["provider"],
-                    hint="Check list_resources and history before retrying with a new key.",
-                )
-            stored = self.tk.journal.result_of(row["id"]) or {}
-            return MutationResult.model_validate({**stored, "outcome": "replayed", "sandbox": sandbox})
+        key = getattr(data, "idempotency_key", None)
+        first = self._key_row(op, data)
+        if first is not None:
+            return self._replay_key(op, data, first)
 
         plan = await self.plan(op, data)
         if data.dry_run:
@@ -183,48 +280,183 @@ class Gate:
         if self._nothing_to_do(plan):
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
 
-        key = getattr(data, "idempotency_key", None)
+        def refuse(error: str) -> None:
+            self.tk.journal.record(plan, op.effect, "refused", error=error, idempotency_key=key)
+
         violation = self.policy_violation(plan, op)
         if violation:
-            self.tk.journal.record(
-                plan, op.effect, "refused", error=f"policy {violation}", idempotency_key=key
-            )
+            refuse(f"policy {violation}")
             raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=plan.provider)
 
         try:
             confirmed = await confirmer.confirm(plan)
         except ConfirmationRefused as exc:
-            self.tk.journal.record(plan, op.effect, "refused", error=exc.message, idempotency_key=key)
+            refuse(exc.message)
             raise
-        if not confirmed:
-            self.tk.journal.record(plan, op.effect, "refused", error="not confirmed", idempotency_key=key)
+        if confirmed is not True:
+            refuse("not confirmed")
             raise ConfirmationRefused(
                 f"not confirmed: {plan.action} Nothing was sent.", provider=plan.provider
             )
 
-        self._plans.clear()  # a sent plan is never reused
-        if plan.steps:
-            return await self._send_steps(plan)
-        return await self._send(plan, op.effect, key)
+        fp, digest = fingerprint(op, data), plan_digest(plan)
+        if asked_earlier:
+            approval = self.tk.journal.latest_approval(fp)
+            if approval is None or approval.expired:
+                refuse("no current question for these arguments")
+                raise ConfirmationRefused(
+                    "this answer matches no current question for these arguments (it expired or was never "
+                    "asked). Nothing was sent; call again to be asked.",
+                    provider=plan.provider,
+                )
+            if approval.consumed_at is not None:
+                return self._replay_approval(approval, plan)
+            if approval.digest != digest:
+                refuse("the plan changed after the question was asked")
+                raise ConfirmationRefused(
+                    "the plan changed after the question was asked (its price, target or request is not what "
+                    "was approved). Nothing was sent; call again to be asked about the new plan.",
+                    provider=plan.provider,
+                )
+        else:
+            approval = self.tk.journal.new_approval(fp, digest, redact_known(plan.message()))
 
-    async def _send(self, plan: Plan, effect: str, key: str | None = None) -> MutationResult:
-        """Journal the intent, send the one request, journal the outcome."""
+        self._plans.clear()  # a send changes the world: no cached plan is reused after it
+        if plan.steps:
+            return await self._send_steps(plan, approval)
+        return await self._send(
+            plan, op.effect, op, key=key, args=args_hash(op, data), approval=approval, data=data
+        )
+
+    async def journal_refusal(self, op: Operation, args: dict[str, Any], reason: str) -> None:
+        """Journal a refusal that happened outside `run` (invalid arguments, a confirmation the front
+        could not complete), with the plan when one can be built and a bare row when not."""
+        plan: Plan | None = None
+        key = args.get("idempotency_key") if isinstance(args.get("idempotency_key"), str) else None
+        try:
+            data = op.parse(args)
+            plan = await self.plan(op, data)
+        except GpuToolsError:
+            provider = args.get("provider") if isinstance(args.get("provider"), str) else None
+            plan = Plan(
+                provider=(provider or op.provider or "unknown")[:40],
+                operation=op.name,
+                action=f"{op.title} (not planned: the call was refused first).",
+                target="(not planned)",
+                method="",
+                path="",
+                reversible=True,
+                reversibility="nothing was sent",
+                sandbox=self.tk.settings.sandbox,
+            )
+        self.tk.journal.record(plan, op.effect, "refused", error=reason, idempotency_key=key)
+
+    def _replay_key(self, op: Operation, data: MutationInput, row: dict[str, Any]) -> MutationResult:
+        used = f"idempotency_key {row['idempotency_key']!r} was first used at {row['at']} by {op.name} for {row['target']} (journal #{row['id']})"
+        if row.get("args_hash") and row["args_hash"] != args_hash(op, data):
+            raise InvalidInput(
+                f"{used} with different arguments. Nothing was sent; use a new key for a new request.",
+                provider=row["provider"],
+            )
+        if row["outcome"] != "ok":
+            raise ConfirmationRefused(
+                f"{used}; it was sent but its outcome is unknown, so nothing was sent again.",
+                provider=row["provider"],
+                hint=CHECK_HINT,
+            )
+        stored = self.tk.journal.result_of(row["id"]) or {}
+        return MutationResult.model_validate(
+            {**stored, "outcome": "replayed", "sandbox": self.tk.settings.sandbox}
+        )
+
+    def _replay_approval(self, approval: Approval, plan: Plan) -> MutationResult:
+        """A yes that was already used: its first outcome, never a second send."""
+        if approval.result is not None:
+            return MutationResult.model_validate(
+                {**approval.result, "outcome": "replayed", "sandbox": self.tk.settings.sandbox}
+            )
+        row = self.tk.journal.row(approval.journal_id) if approval.journal_id else None
+        state = row["outcome"] if row else "unknown"
+        why = f": {row['error']}" if row and row.get("error") else ""
+        raise ConfirmationRefused(
+            f"approval {approval.id} was already used (journal #{approval.journal_id}, outcome {state}{why}). "
+            "An approval sends its request once: nothing was sent again. Call again to be asked anew.",
+            provider=plan.provider,
+            hint=CHECK_HINT if state == "unknown" else None,
+        )
+
+    async def _send(
+        self,
+        plan: Plan,
+        effect: str,
+        op: Operation | None = None,
+        *,
+        key: str | None = None,
+        args: str | None = None,
+        approval: Approval | None = None,
+        data: MutationInput | None = None,
+        final: bool = True,
+    ) -> MutationResult:
+        """Reserve (approval, key, cap and intent row in one transaction), send the one request,
+        journal the outcome."""
         request, finish = plan._request, plan._finish
         assert request is not None and finish is not None, "planners must attach the request"
         sandbox = self.tk.settings.sandbox
-        row_id = self.tk.journal.record(
-            plan, effect, "unknown", idempotency_key=key, expires_at=plan.expires_at
+        cap: Callable[[float], str | None] | None = None
+        if op is not None:
+            cap = lambda others: self.total_cap_violation(plan, op, others)  # noqa: E731
+        reservation = self.tk.journal.reserve(
+            plan,
+            effect,
+            idempotency_key=key,
+            args_hash=args,
+            approval_id=approval.id if approval else None,
+            expires_at=(self._expires_at(data) if data is not None else None) or plan.expires_at,
+            kind=plan.kind,
+            cap=cap,
         )
-        adapter = self.tk.adapter(plan.provider)
-        try:
-            answer = await adapter.http.request(
-                request.method, request.path, json_body=request.json_body, params=request.params
+        if reservation.used is not None:
+            return self._replay_approval(reservation.used, plan)
+        if reservation.key_row is not None and op is not None and data is not None:
+            return self._replay_key(op, data, reservation.key_row)
+        if reservation.refused is not None:
+            raise PolicyRefused(
+                f"refused by policy {reservation.refused} Nothing was sent.", provider=plan.provider
             )
-            outcome = await finish(answer)
-        except ProviderError as exc:
-            self.tk.journal.finish(row_id, "failed", error=str(exc))
-            raise
-        # Anything else (cancellation, a crash) leaves the row 'unknown' on purpose.
+        row_id = reservation.row_id
+        assert row_id is not None
+        adapter = self.tk.adapter(plan.provider)
+        self.in_flight.add(row_id)
+        try:
+            try:
+                answer = await adapter.http.request(
+                    request.method, request.path, json_body=request.json_body, params=request.params
+                )
+            except OutcomeUnknown as exc:
+                self.tk.journal.finish(row_id, "unknown", error=str(exc))
+                raise OutcomeUnknown(
+                    f"{exc.message} Journal #{row_id} stays 'unknown' and counts as live for caps and spend "
+                    "until reconciliation finds what the provider holds.",
+                    provider=exc.provider,
+                    hint=CHECK_HINT,
+                ) from None
+            except ProviderError as exc:
+                self.tk.journal.finish(row_id, "failed", error=str(exc))
+                raise
+            try:
+                outcome = await finish(answer)
+            except GpuToolsError as exc:
+                # The provider accepted the request (2xx) but its answer could not be read.
+                self.tk.journal.finish(row_id, "unknown", error=f"answer not understood: {exc}")
+                raise OutcomeUnknown(
+                    f"{plan.method} {plan.path} was accepted, but the answer could not be read ({exc.message}). "
+                    f"Journal #{row_id} stays 'unknown'.",
+                    provider=plan.provider,
+                    hint=CHECK_HINT,
+                ) from None
+        finally:
+            # Anything else (cancellation, a crash) leaves the row 'unknown' on purpose.
+            self.in_flight.discard(row_id)
         result = MutationResult(outcome="done", plan=plan, journal_id=row_id, sandbox=sandbox)
         if isinstance(outcome, Resource):
             outcome.sandbox = sandbox
@@ -233,23 +465,35 @@ class Gate:
             result.detail = adapter.mask(outcome.model_dump(mode="json", exclude={"sandbox"}))
         elif outcome is not None:
             result.detail = adapter.mask(outcome)
+        stored = result.model_dump(mode="json", exclude={"outcome", "sandbox"})
         self.tk.journal.finish(
             row_id,
             "ok",
             resource_id=result.resource.resource_id
             if result.resource
             else (None if effect == "create" else plan.target),
-            result=result.model_dump(mode="json", exclude={"outcome", "sandbox"}),
+            result=stored,
             kind=result.resource.kind if result.resource else None,
         )
+        if approval is not None and final:
+            self.tk.journal.set_approval_result(approval.id, stored)
         return result
 
-    async def _send_steps(self, plan: Plan) -> MutationResult:
-        """Send each step as its own journaled request; one failing step does not stop the others."""
+    async def _send_steps(self, plan: Plan, approval: Approval) -> MutationResult:
+        """Send each step as its own journaled request; one failing step does not stop the others.
+        The approval is consumed by the first step's reservation."""
         done: list[dict[str, Any]] = []
+        first = True
         for step in plan.steps:
             try:
-                result = await self._send(step, EFFECT_OF_STEP.get(step.operation, "update"))
+                result = await self._send(
+                    step,
+                    EFFECT_OF_STEP.get(step.operation, "update"),
+                    approval=approval if first else None,
+                    final=False,
+                )
+                if first and result.outcome == "replayed":
+                    return result
                 done.append(
                     {
                         "target": step.target,
@@ -258,10 +502,18 @@ class Gate:
                         "journal_id": result.journal_id,
                     }
                 )
+            except ConfirmationRefused:
+                if first:
+                    raise
             except GpuToolsError as exc:
                 done.append(
                     {"target": step.target, "provider": step.provider, "outcome": "failed", "error": str(exc)}
                 )
-        return MutationResult(
+            first = False
+        result = MutationResult(
             outcome="done", plan=plan, detail={"steps": done}, sandbox=self.tk.settings.sandbox
         )
+        self.tk.journal.set_approval_result(
+            approval.id, result.model_dump(mode="json", exclude={"outcome", "sandbox"})
+        )
+        return result

@@ -2,7 +2,9 @@
 
 Retries happen only for GET/HEAD (and reads a provider marks safe) on 429/502/503/504 and
 connection errors, with bounded exponential backoff that honours `Retry-After`. A mutating request
-is sent exactly once: if it may have reached the provider, retrying could create twice.
+is sent exactly once: if it may have reached the provider, retrying could create twice. When its
+answer is lost (a read timeout, a dropped connection, a 5xx, an unreadable 2xx), the call raises
+`OutcomeUnknown`, never a plain failure: the provider may have acted.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +23,9 @@ from gpu_tools import errors
 log = logging.getLogger("gpu_tools.http")
 
 RETRY_STATUSES = {429, 502, 503, 504}
+# Failures that prove a request never left this machine: safe to call "failed".
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 30.0  # a longer Retry-After is reported, not waited out
 USER_AGENT = "gpu-tools/0.1 (+python-httpx)"
@@ -84,6 +90,17 @@ def error_for(provider: str, response: httpx.Response) -> errors.ProviderError:
     return errors.ProviderRejected(message, **kw)
 
 
+def check_path(path: str, provider: str) -> None:
+    """Refuse a path that would reach somewhere other than it says: `.`/`..` segments (which URL
+    normalization resolves to a parent path) or control characters. Ids are checked when the input
+    is parsed; this is the last line before the wire."""
+    segments = path.split("?", 1)[0].split("/")
+    if _CONTROL.search(path) or any(seg in (".", "..") for seg in segments):
+        raise errors.InvalidInput(
+            f"refused to send a request to {path!r}: it is not a plain path.", provider=provider
+        )
+
+
 class ProviderHTTP:
     """The HTTP client of one provider. Credentials live in `headers` and never leave it."""
 
@@ -126,6 +143,7 @@ class ProviderHTTP:
     def url(self, path: str, base_url: str | None = None) -> str:
         if path.startswith(("http://", "https://")):
             return path
+        check_path(path, self.provider)
         return (base_url or self.base_url).rstrip("/") + "/" + path.lstrip("/")
 
     async def request(
@@ -144,24 +162,24 @@ class ProviderHTTP:
         """
         retryable = safe if safe is not None else method in ("GET", "HEAD")
         attempts = 1 + (self._retries if retryable else 0)
+        url = self.url(path, base_url)
         client = self._get_client()
         clean_params = {k: v for k, v in (params or {}).items() if v is not None} or None
-        url = self.url(path, base_url)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = await client.request(method, url, json=json_body, params=clean_params)
-            except httpx.TimeoutException as exc:
-                if not last and isinstance(exc, httpx.ConnectTimeout):
-                    await self._sleep(self._backoff(attempt))
-                    continue
-                raise errors.ProviderTimeout(
-                    f"no answer within {self._timeout:g}s ({method} {path})", provider=self.provider
-                ) from None
             except httpx.TransportError as exc:
-                if not last and isinstance(exc, httpx.ConnectError):
+                not_sent = isinstance(exc, NOT_SENT)
+                if not last and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
                     await self._sleep(self._backoff(attempt))
                     continue
+                if not retryable and not not_sent:
+                    raise self._unknown(method, path, self._lost(exc)) from None
+                if isinstance(exc, httpx.TimeoutException):
+                    raise errors.ProviderTimeout(
+                        f"no answer within {self._timeout:g}s to {method} {path}", provider=self.provider
+                    ) from None
                 raise errors.ProviderUnavailable(
                     f"could not reach {self.base_url} ({type(exc).__name__})", provider=self.provider
                 ) from None
@@ -170,10 +188,32 @@ class ProviderHTTP:
                 if wait is None or wait <= MAX_RETRY_AFTER:
                     await self._sleep(self._backoff(attempt) if wait is None else wait)
                     continue
+            if response.status_code >= 500 and not retryable:
+                error = error_for(self.provider, response)
+                raise self._unknown(
+                    method, path, f"it answered HTTP {response.status_code} ({error.message})"
+                )
             if response.status_code >= 400:
                 raise error_for(self.provider, response)
-            return self._decode(response, method, path)
+            try:
+                return self._decode(response, method, path)
+            except errors.MalformedResponse as exc:
+                if retryable:
+                    raise
+                raise self._unknown(method, path, f"its answer could not be read ({exc.message})") from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lost(self, exc: httpx.TransportError) -> str:
+        if isinstance(exc, httpx.TimeoutException):
+            return f"no answer came within {self._timeout:g}s"
+        return f"the connection failed after sending ({type(exc).__name__})"
+
+    def _unknown(self, method: str, path: str, why: str) -> errors.OutcomeUnknown:
+        return errors.OutcomeUnknown(
+            f"{method} {path} may have reached the provider, but {why}. What it did is unknown: the "
+            "resource may exist. Nothing will be resent.",
+            provider=self.provider,
+        )
 
     @staticmethod
     def _backoff(attempt: int) -> float:

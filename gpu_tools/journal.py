@@ -1,21 +1,33 @@
 """The journal: one SQLite row per mutation attempt, written before the request is sent.
 
 The intent row is committed with outcome `unknown` before anything goes to the provider and is
-updated to `ok`, `failed` or `refused` afterwards. A crash in between leaves `unknown`, which
-`history` shows, so no billable resource is ever untracked. Bodies are stored masked.
+updated to `ok`, `failed` or `refused` afterwards. A crash, a timeout or a lost answer in between
+leaves `unknown`, which counts as live (at the plan's cost) for caps and spend until reconciliation
+finds what the provider holds, so no billable resource is ever untracked. Bodies are stored masked.
+
+Approvals live here too: a confirmation is a row in `approvals`, consumed in the same transaction
+that checks the caps and writes the intent, so one approval sends at most one request, and creates
+running at the same moment (in this process or another on the same file) can never together pass a
+cap that one of them alone would have broken.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gpu_tools.errors import redact_value
 from gpu_tools.models import JournalEntry, LiveEntry, Plan
 
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -39,66 +51,241 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE INDEX IF NOT EXISTS journal_key ON journal (idempotency_key);
 """
-# Columns added after the first release, added to older journals on open.
-_LATER_COLUMNS = {"kind": "TEXT", "expires_at": "TEXT"}
+# Version 2: scoped idempotency keys with the arguments' hash, approvals, reconciliation notes.
+_V2_COLUMNS = {
+    "kind": "TEXT",
+    "expires_at": "TEXT",
+    "args_hash": "TEXT",
+    "approval_id": "TEXT",
+    "note": "TEXT",
+}
+_V2 = """
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    consumed_at TEXT,
+    journal_id INTEGER,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS approvals_fingerprint ON approvals (fingerprint, created_at);
+CREATE INDEX IF NOT EXISTS journal_resource ON journal (provider, resource_id, effect, outcome);
+CREATE INDEX IF NOT EXISTS journal_outcome ON journal (outcome, effect);
+"""
 BILLABLE_KINDS = ("endpoint", "container", "instance")
+APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
+
+# A create counts as live while it is ok or unknown and no later ok delete removed it; its cost is
+# that of the latest ok update with a figure, else the create's own (the planned one if unknown).
+_LIVE = """
+SELECT c.id, c.at, c.provider, c.operation, c.target, c.resource_id, c.kind, c.expires_at, c.sandbox,
+       c.outcome,
+       COALESCE((SELECT u.usd_per_hour FROM journal u
+                 WHERE u.provider = c.provider AND u.resource_id = c.resource_id AND u.effect = 'update'
+                   AND u.outcome = 'ok' AND u.usd_per_hour IS NOT NULL AND u.id > c.id
+                 ORDER BY u.id DESC LIMIT 1), c.usd_per_hour)
+FROM journal c
+WHERE c.effect = 'create'
+  AND (c.outcome = 'unknown' OR (c.outcome = 'ok' AND c.resource_id IS NOT NULL))
+  AND COALESCE(c.kind, 'endpoint') IN ('endpoint', 'container', 'instance')
+  AND NOT EXISTS (SELECT 1 FROM journal d
+                  WHERE d.provider = c.provider AND d.resource_id = c.resource_id
+                    AND d.effect = 'destroy' AND d.outcome = 'ok' AND d.id > c.id)
+ORDER BY c.id
+"""
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+@dataclass
+class Approval:
+    id: str
+    fingerprint: str
+    digest: str
+    message: str
+    created_at: str
+    consumed_at: str | None
+    journal_id: int | None
+    result: Any
+
+    @property
+    def expired(self) -> bool:
+        return datetime.fromisoformat(self.created_at) + APPROVAL_TTL < datetime.now(UTC)
+
+
+@dataclass
+class Reservation:
+    """What `reserve` decided: a row to send under, or why not."""
+
+    row_id: int | None = None  # the intent row (send now)
+    refused: str | None = None  # a cap refused it (a refused row was written)
+    used: Approval | None = None  # the approval was already consumed: a replay
+    key_row: dict[str, Any] | None = None  # the idempotency key was already used
+
+
 class Journal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}
-        for column, sql_type in _LATER_COLUMNS.items():
-            if column not in have:
-                self._db.execute(f"ALTER TABLE journal ADD COLUMN {column} {sql_type}")
+        self._migrate()
+
+    # ---- schema -----------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self._tx():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version >= SCHEMA_VERSION:
+                return
+            for statement in _statements(_SCHEMA):  # executescript would commit midway
+                self._db.execute(statement)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}
+            for column, sql_type in _V2_COLUMNS.items():
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE journal ADD COLUMN {column} {sql_type}")
+            for statement in _statements(_V2):
+                self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, serialized with this process's threads and other processes."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def record(
+    # ---- writing ----------------------------------------------------------------------------
+    def _insert(
         self,
+        db: sqlite3.Connection,
         plan: Plan,
         effect: str,
         outcome: str,
         *,
         error: str | None = None,
         idempotency_key: str | None = None,
+        args_hash: str | None = None,
+        approval_id: str | None = None,
         expires_at: str | None = None,
+        kind: str | None = None,
+        result: Any = None,
     ) -> int:
-        """Write a row; `outcome='unknown'` is the intent written before sending."""
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO journal (at, provider, operation, effect, target, method, path, body,"
-                " usd_per_hour, outcome, error, idempotency_key, sandbox, expires_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    _now(),
-                    plan.provider,
-                    plan.operation,
-                    effect,
-                    plan.target,
-                    plan.method,
-                    plan.path,
-                    json.dumps(plan.body) if plan.body is not None else None,
-                    plan.usd_per_hour_max if plan.usd_per_hour_max is not None else plan.usd_per_hour,
-                    outcome,
-                    error,
-                    idempotency_key,
-                    int(plan.sandbox),
-                    expires_at,
-                ),
+        cur = db.execute(
+            "INSERT INTO journal (at, provider, operation, effect, target, method, path, body,"
+            " usd_per_hour, outcome, error, idempotency_key, sandbox, expires_at, kind, args_hash, approval_id,"
+            " result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                _now(),
+                plan.provider,
+                plan.operation,
+                effect,
+                plan.target,
+                plan.method,
+                plan.path,
+                json.dumps(redact_value(plan.body)) if plan.body is not None else None,
+                plan.usd_per_hour_max if plan.usd_per_hour_max is not None else plan.usd_per_hour,
+                outcome,
+                redact_value(error),
+                idempotency_key,
+                int(plan.sandbox),
+                expires_at,
+                kind,
+                args_hash,
+                approval_id,
+                json.dumps(redact_value(result)) if result is not None else None,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def record(self, plan: Plan, effect: str, outcome: str, **kw: Any) -> int:
+        """Write a row that needs no check: a refusal, or a step of an already approved plan."""
+        with self._tx() as db:
+            return self._insert(db, plan, effect, outcome, **kw)
+
+    def reserve(
+        self,
+        plan: Plan,
+        effect: str,
+        *,
+        idempotency_key: str | None,
+        args_hash: str | None,
+        approval_id: str | None,
+        expires_at: str | None,
+        kind: str | None,
+        cap: Callable[[float], str | None] | None = None,
+    ) -> Reservation:
+        """In one transaction: the approval is unused, the key is free, the cap holds counting
+        everything live or in flight (the target's own figure excluded), then the intent row."""
+        with self._tx() as db:
+            if approval_id is not None:
+                approval = self._approval(db, approval_id)
+                if approval is not None and approval.consumed_at is not None:
+                    return Reservation(used=approval)
+            if idempotency_key is not None:
+                row = self._key_row(db, plan.provider, plan.operation, idempotency_key)
+                if row is not None:
+                    return Reservation(key_row=row)
+            if cap is not None:
+                others = sum(
+                    e.usd_per_hour or 0.0
+                    for e in self._live(db)
+                    if not (e.provider == plan.provider and e.resource_id == plan.target)
+                )
+                refusal = cap(others)
+                if refusal is not None:
+                    self._insert(
+                        db,
+                        plan,
+                        effect,
+                        "refused",
+                        error=f"policy {refusal}",
+                        idempotency_key=idempotency_key,
+                        args_hash=args_hash,
+                        approval_id=approval_id,
+                    )
+                    return Reservation(refused=refusal)
+            row_id = self._insert(
+                db,
+                plan,
+                effect,
+                "unknown",
+                idempotency_key=idempotency_key,
+                args_hash=args_hash,
+                approval_id=approval_id,
+                expires_at=expires_at,
+                kind=kind,
+                # The plan, so a reconciled row can answer a replay of its key like a finished one.
+                result={"plan": plan.model_dump(mode="json", exclude={"sandbox"})},
             )
-            return int(cur.lastrowid or 0)
+            if approval_id is not None:
+                db.execute(
+                    "UPDATE approvals SET consumed_at=?, journal_id=? WHERE id=?",
+                    (_now(), row_id, approval_id),
+                )
+            return Reservation(row_id=row_id)
 
     def finish(
         self,
@@ -109,71 +296,141 @@ class Journal:
         resource_id: str | None = None,
         result: Any = None,
         kind: str | None = None,
+        note: str | None = None,
     ) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE journal SET outcome=?, error=?, resource_id=?, result=?, kind=COALESCE(?, kind) WHERE id=?",
+        with self._tx() as db:
+            db.execute(
+                "UPDATE journal SET outcome=?, error=?, resource_id=COALESCE(?, resource_id), result=COALESCE(?, result),"
+                " kind=COALESCE(?, kind), note=COALESCE(?, note) WHERE id=?",
                 (
                     outcome,
-                    error,
+                    redact_value(error),
                     resource_id,
-                    json.dumps(result) if result is not None else None,
+                    json.dumps(redact_value(result)) if result is not None else None,
                     kind,
+                    note,
                     row_id,
                 ),
             )
 
-    def live(self) -> list[LiveEntry]:
-        """Billable resources this tool created and has not deleted, with their latest cost figure.
+    def note(self, row_id: int, note: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE journal SET note=? WHERE id=?", (note, row_id))
 
-        Built from the ok rows in order: a create adds, an update with a cost replaces the figure, a
-        delete removes. Rows whose outcome is unknown are not counted here (`history` shows them).
-        """
+    # ---- approvals --------------------------------------------------------------------------
+    def new_approval(self, fingerprint: str, digest: str, message: str | Callable[[str], str]) -> Approval:
+        """A new, unused approval; `message` may be a function of the approval's id."""
+        approval_id = secrets.token_hex(4)
+        if callable(message):
+            message = message(approval_id)
+        approval = Approval(
+            id=approval_id,
+            fingerprint=fingerprint,
+            digest=digest,
+            message=message,
+            created_at=_now(),
+            consumed_at=None,
+            journal_id=None,
+            result=None,
+        )
+        with self._tx() as db:
+            cutoff = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="seconds")
+            db.execute("DELETE FROM approvals WHERE created_at < ?", (cutoff,))
+            db.execute(
+                "INSERT INTO approvals (id, fingerprint, digest, message, created_at) VALUES (?,?,?,?,?)",
+                (approval.id, fingerprint, digest, message, approval.created_at),
+            )
+        return approval
+
+    def latest_approval(self, fingerprint: str) -> Approval | None:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, at, provider, operation, effect, target, usd_per_hour, resource_id, kind, expires_at,"
-                " sandbox FROM journal WHERE outcome='ok' AND resource_id IS NOT NULL ORDER BY id"
-            ).fetchall()
-        live: dict[tuple[str, str], LiveEntry] = {}
-        for _id, at, provider, operation, effect, target, usd, rid, kind, expires_at, sandbox in rows:
-            key = (provider, rid)
-            if effect == "create" and (kind or "endpoint") in BILLABLE_KINDS:
-                live[key] = LiveEntry(
-                    provider=provider,
-                    resource_id=rid,
-                    kind=kind,
-                    name=target,
-                    created_at=at,
-                    usd_per_hour=usd,
-                    expires_at=expires_at,
-                    created_by=operation,
-                    sandbox=bool(sandbox),
-                )
-            elif effect == "destroy":
-                live.pop(key, None)
-            elif effect == "update" and key in live and usd is not None:
-                live[key].usd_per_hour = usd
-        return list(live.values())
+            row = self._db.execute(
+                "SELECT * FROM approvals WHERE fingerprint=? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (fingerprint,),
+            ).fetchone()
+        return self._to_approval(row)
+
+    def approval(self, approval_id: str) -> Approval | None:
+        with self._lock:
+            return self._approval(self._db, approval_id)
+
+    def set_approval_result(self, approval_id: str, result: Any) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE approvals SET result=? WHERE id=?", (json.dumps(redact_value(result)), approval_id)
+            )
+
+    def _approval(self, db: sqlite3.Connection, approval_id: str) -> Approval | None:
+        row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
+        return self._to_approval(row)
+
+    @staticmethod
+    def _to_approval(row: sqlite3.Row | None) -> Approval | None:
+        if row is None:
+            return None
+        data = dict(row)
+        data["result"] = json.loads(data["result"]) if data["result"] else None
+        return Approval(**data)
+
+    # ---- reading ----------------------------------------------------------------------------
+    def _live(self, db: sqlite3.Connection) -> list[LiveEntry]:
+        return [
+            LiveEntry(
+                journal_id=r[0],
+                created_at=r[1],
+                provider=r[2],
+                created_by=r[3],
+                name=r[4],
+                resource_id=r[5],
+                kind=r[6],
+                expires_at=r[7],
+                sandbox=bool(r[8]),
+                outcome=r[9],
+                usd_per_hour=r[10],
+            )
+            for r in db.execute(_LIVE).fetchall()
+        ]
+
+    def live(self) -> list[LiveEntry]:
+        """Billable resources this tool created (or may have: outcome unknown) and has not deleted,
+        with their latest cost figure. Answered in SQL, so it costs what the answer costs."""
+        with self._lock:
+            return self._live(self._db)
 
     def created_ids(self) -> set[tuple[str, str]]:
         """Every (provider, resource_id) this tool ever created, deleted or not."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT provider, resource_id FROM journal WHERE effect='create' AND resource_id IS NOT NULL"
+                "SELECT DISTINCT provider, resource_id FROM journal WHERE effect='create' AND resource_id IS NOT NULL"
             ).fetchall()
         return {(p, r) for p, r in rows}
 
-    def find_key(self, key: str) -> sqlite3.Row | None:
+    def _key_row(
+        self, db: sqlite3.Connection, provider: str, operation: str, key: str
+    ) -> dict[str, Any] | None:
+        row = db.execute(
+            "SELECT * FROM journal WHERE idempotency_key=? AND provider=? AND operation=?"
+            " AND outcome IN ('ok','unknown') ORDER BY id DESC LIMIT 1",
+            (key, provider, operation),
+        ).fetchone()
+        return dict(row) if row is not None else None
+
+    def find_key(self, provider: str, operation: str, key: str) -> dict[str, Any] | None:
+        """The latest ok or unknown row that used `key` for this provider's `operation`."""
         with self._lock:
-            self._db.row_factory = sqlite3.Row
-            try:
-                return self._db.execute(
-                    "SELECT * FROM journal WHERE idempotency_key=? AND outcome IN ('ok','unknown')"
-                    " ORDER BY id DESC LIMIT 1",
-                    (key,),
-                ).fetchone()
-            finally:
-                self._db.row_factory = None
+            return self._key_row(self._db, provider, operation, key)
+
+    def unknown_rows(self) -> list[dict[str, Any]]:
+        """Rows whose outcome was never learned, oldest first."""
+        with self._lock:
+            return [
+                dict(r) for r in self._db.execute("SELECT * FROM journal WHERE outcome='unknown' ORDER BY id")
+            ]
+
+    def row(self, row_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM journal WHERE id=?", (row_id,)).fetchone()
+        return dict(row) if row is not None else None
 
     def entries(
         self, *, limit: int = 50, provider: str | None = None, outcome: str | None = None
@@ -190,32 +447,32 @@ class Journal:
             total = self._db.execute(f"SELECT COUNT(*) FROM journal{clause}", args).fetchone()[0]
             rows = self._db.execute(
                 "SELECT id, at, provider, operation, effect, target, method, path, body, usd_per_hour,"
-                f" outcome, error, resource_id, idempotency_key, sandbox, expires_at FROM journal{clause}"
-                " ORDER BY id DESC LIMIT ?",
+                " outcome, error, resource_id, idempotency_key, sandbox, expires_at, note"
+                f" FROM journal{clause} ORDER BY id DESC LIMIT ?",
                 [*args, limit],
             ).fetchall()
-        out = []
-        for r in rows:
-            out.append(
-                JournalEntry(
-                    id=r[0],
-                    at=r[1],
-                    provider=r[2],
-                    operation=r[3],
-                    effect=r[4],
-                    target=r[5],
-                    method=r[6],
-                    path=r[7],
-                    body=json.loads(r[8]) if r[8] else None,
-                    usd_per_hour=r[9],
-                    outcome=r[10],
-                    error=r[11],
-                    resource_id=r[12],
-                    idempotency_key=r[13],
-                    sandbox=bool(r[14]),
-                    expires_at=r[15],
-                )
+        out = [
+            JournalEntry(
+                id=r[0],
+                at=r[1],
+                provider=r[2],
+                operation=r[3],
+                effect=r[4],
+                target=r[5],
+                method=r[6],
+                path=r[7],
+                body=json.loads(r[8]) if r[8] else None,
+                usd_per_hour=r[9],
+                outcome=r[10],
+                error=r[11],
+                resource_id=r[12],
+                idempotency_key=r[13],
+                sandbox=bool(r[14]),
+                expires_at=r[15],
+                note=r[16],
             )
+            for r in rows
+        ]
         return out, int(total)
 
     def result_of(self, row_id: int) -> Any:

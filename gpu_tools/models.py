@@ -151,6 +151,7 @@ class Plan(Result):
     expires_at: str | None = Field(
         None, description="When reap_expired may stop or delete what this creates."
     )
+    kind: Kind | None = Field(None, description="What a create makes (endpoint, container, instance, ...).")
     steps: list[Plan] = Field(
         default_factory=list, description="For multi-resource plans: one plan per request."
     )
@@ -218,13 +219,17 @@ class JournalEntry(Model):
     idempotency_key: str | None = None
     sandbox: bool = False
     expires_at: str | None = None
+    note: str | None = Field(None, description="What reconciliation found, for a row whose answer was lost.")
 
 
 class LiveEntry(Model):
-    """A billable resource the journal says this tool created and has not deleted."""
+    """A billable resource the journal says this tool created (or may have: its outcome is unknown)
+    and has not deleted."""
 
     provider: str
-    resource_id: str
+    resource_id: str | None = Field(None, description="None while the create's outcome is unknown.")
+    journal_id: int | None = None
+    outcome: Literal["ok", "unknown"] = "ok"
     kind: str | None = None
     name: str | None = None
     created_at: str
@@ -291,3 +296,22 @@ class OrphanReport(Result):
     )
     untracked_usd_per_hour: float
     providers: list[ProviderStatus] = Field(default_factory=list)
+
+
+class Reconciled(Model):
+    """What reconciliation learned about one journal row whose outcome was unknown."""
+
+    journal_id: int
+    provider: str
+    operation: str
+    target: str
+    outcome: Literal["ok", "failed", "unknown"] = Field(description="The row's outcome now.")
+    resource_id: str | None = None
+    note: str
+
+
+class ReconcileReport(Result):
+    """Journal rows whose answer was lost, checked against what the providers hold."""
+
+    items: list[Reconciled]
+    unresolved: int = Field(description="Rows still unknown after this pass.")

@@ -10,13 +10,15 @@ declare their own operations with it; the toolkit assembles the registry.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from gpu_tools.errors import InvalidInput, UnknownOperation
 from gpu_tools.models import Effect, Kind, MutationResult, Plan, ProviderName
@@ -29,11 +31,45 @@ DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 
 
 # ---- inputs ---------------------------------------------------------------------------------
+MAX_ID_LENGTH = 200
+_ID_BAD = re.compile(r"[\x00-\x1f\x7f/\\?#%]")
+
+
+def check_id(name: str, value: str) -> str:
+    """An id goes into a URL path: refuse anything that could leave its path segment."""
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"is {len(value)} characters long; ids are at most {MAX_ID_LENGTH}")
+    if value.strip() in (".", "..") or _ID_BAD.search(value):
+        raise ValueError("is not a valid id (no /, \\, ?, #, %, control characters, . or ..)")
+    if value != value.strip():
+        raise ValueError("has leading or trailing spaces")
+    return value
+
+
 class OpInput(BaseModel):
-    """Base of every operation's input. `positional` names the fields a magic takes positionally."""
+    """Base of every operation's input. `positional` names the fields a magic takes positionally.
+
+    Unknown arguments are refused (never dropped), and every field named `*_id` or `*_ids` is
+    checked as an id before anything is sent."""
 
     model_config = ConfigDict(extra="forbid")
     positional: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _ids(self) -> Self:
+        for name in type(self).model_fields:
+            if not name.endswith(("_id", "_ids")):
+                continue
+            value = getattr(self, name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    try:
+                        check_id(name, item)
+                    except ValueError as exc:
+                        raise PydanticCustomError(
+                            "invalid_id", "{field} {why}", {"field": name, "why": str(exc)}
+                        ) from None
+        return self
 
 
 class MutationInput(OpInput):
@@ -206,24 +242,62 @@ class Operation:
     def mutating(self) -> bool:
         return self.effect != "read"
 
+    @property
+    def creates(self) -> str | None:
+        """The kind a create makes, from the `<provider>_create_<kind>` naming every create follows."""
+        if self.effect != "create":
+            return None
+        kind = self.name.rsplit("_", 1)[-1]
+        return kind if kind in get_args(Kind) else None
+
     def parse(self, args: dict[str, Any] | None) -> Any:
+        """Validate arguments strictly: unknown ones are refused with the closest valid name."""
         try:
             return self.input.model_validate(args or {})
         except ValidationError as exc:
-            raise InvalidInput(f"{self.name}: {short_validation_message(exc)}") from None
+            raise InvalidInput(f"{self.name}: {short_validation_message(exc, self.input)}") from None
 
 
-def short_validation_message(exc: ValidationError) -> str:
+def closest_field(name: str, model: type[BaseModel]) -> str | None:
+    """The valid argument an unknown one most likely meant: `dryRun`, `dry-run`, `DRY_RUN` -> dry_run."""
+    fields = list(model.model_fields)
+
+    def fold(text: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", text.lower())
+
+    folded = {fold(f): f for f in fields}
+    if fold(name) in folded:
+        return folded[fold(name)]
+    match = difflib.get_close_matches(fold(name), list(folded), n=1, cutoff=0.6)
+    return folded[match[0]] if match else None
+
+
+def short_validation_message(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """One short sentence per field: no pydantic dump, no links to its docs."""
     parts = []
-    for err in exc.errors():
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    for err in errors:
         loc = ".".join(str(p) for p in err["loc"]) or "input"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown argument"
-        elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            near = (
+                closest_field(str(err["loc"][-1]), model)
+                if model is not None and len(err["loc"]) == 1
+                else None
+            )
+            parts.append(f"unknown argument {loc!r}" + (f" (did you mean {near!r}?)" if near else ""))
+            continue
+        if kind == "missing":
+            msg = "is required"
+        elif kind == "literal_error" and "expected" in err.get("ctx", {}):
             msg = f"must be one of {err['ctx']['expected']}"
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
+        elif kind == "invalid_id":
+            loc, msg = str(err["ctx"]["field"]), str(err["ctx"]["why"])
+        else:
+            msg = err["msg"][:1].lower() + err["msg"][1:]
+            msg = msg.removeprefix("value error, ").removeprefix("assertion failed, ")
+        parts.append(f"{loc} {msg}")
+    return "; ".join(parts) + "."
 
 
 class Registry:

@@ -100,6 +100,19 @@ class Settings(BaseSettings):
         20.0, validation_alias=_policy("provider_timeout"), description="Budget per provider in fan-outs."
     )
 
+    reconcile_grace_seconds: float = Field(
+        120.0,
+        validation_alias=_policy("reconcile_grace_seconds"),
+        description="How long after a lost answer reconciliation waits before it calls a create that the "
+        "provider does not list a failure (providers may take a moment to list what they made).",
+    )
+    http_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        validation_alias=_policy("http_allowed_hosts"),
+        description="Host names (host or host:port) clients may use to reach `gpu-mcp --transport http` when "
+        "it binds beyond loopback; loopback names are always allowed.",
+    )
+
     sandbox: bool = Field(False, description="True when every provider points at the local sandbox.")
     journal_path: Path | None = Field(None, validation_alias=_policy("journal_path"))
 

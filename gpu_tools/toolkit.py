@@ -15,16 +15,31 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from gpu_tools.errors import GpuToolsError, NotConfigured, PolicyRefused, Unsupported
-from gpu_tools.gate import Confirmer, Gate, Refuse
+from gpu_tools.errors import GpuToolsError, NotConfigured, PolicyRefused, Unsupported, redact_known
+from gpu_tools.gate import Confirmer, Gate, Question, Refuse
 from gpu_tools.journal import Journal
-from gpu_tools.models import Offer, Plan, ProviderInfo, ProviderStatus
+from gpu_tools.models import Offer, ProviderInfo, ProviderStatus, ReconcileReport
 from gpu_tools.operations import Operation, Progress, Registry
 from gpu_tools.providers import ADAPTERS, Provider
+from gpu_tools.reconcile import LIVE_EFFECTS, pending_rows, reconcile
 from gpu_tools.settings import Settings
 from gpu_tools.unified import CORE_OPERATIONS
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def scrub(result: M) -> M:
+    """`result` with every known secret (configured credentials, passwords passed in) replaced,
+    wherever it appears: a provider may echo a key in any field (an image's docker options...)."""
+    text = result.model_dump_json()
+    clean = redact_known(text)
+    if clean == text:
+        return result
+    scrubbed = type(result).model_validate_json(clean)
+    for name in getattr(result, "__private_attributes__", {}):
+        setattr(scrubbed, name, getattr(result, name))
+    return scrubbed
 
 
 @cache
@@ -66,22 +81,35 @@ class Toolkit:
         *,
         confirmer: Confirmer | None = None,
         progress: Progress | None = None,
+        asked_earlier: bool = False,
     ) -> BaseModel:
+        """Run one operation. A mutation's yes comes from `confirmer`; `asked_earlier` says the front
+        asked with `question()` first (see `Gate.run`). Every result is scrubbed of known secrets."""
         op = self.registry.get(name)
         data = op.parse(args)
         if op.mutating:
-            return await self.gate.run(op, data, confirmer or Refuse())
+            if self.settings.max_total_usd_per_hour is not None and pending_rows(self, effects=LIVE_EFFECTS):
+                await reconcile(self)  # caps count what the providers really hold
+            result: BaseModel = await self.gate.run(
+                op, data, confirmer or Refuse(), asked_earlier=asked_earlier
+            )
+            return scrub(result)
         assert op.handler is not None
         if op.provider:
             self.check_provider_allowed(op.provider)
         result = await op.handler(self, data, progress)
         if hasattr(result, "sandbox"):
             result.sandbox = self.settings.sandbox  # type: ignore[attr-defined]
-        return result
+        return scrub(result)
 
-    async def preview(self, name: str, args: dict[str, Any] | None) -> Plan | None:
-        """The plan a front should ask about before `call`, or None when no question is due."""
-        return await self.gate.preview(self.registry.get(name), args or {})
+    async def question(
+        self, name: str, args: dict[str, Any] | None, *, resume: bool = False
+    ) -> Question | None:
+        """The question a front should ask before `call`, or None when no question is due."""
+        return await self.gate.question(self.registry.get(name), args or {}, resume=resume)
+
+    async def reconcile(self, provider: str | None = None) -> ReconcileReport:
+        return await reconcile(self, provider)
 
     async def aclose(self) -> None:
         for adapter in self.adapters.values():

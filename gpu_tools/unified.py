@@ -24,6 +24,7 @@ from gpu_tools.models import (
     OrphanReport,
     Plan,
     ProviderInfo,
+    ReconcileReport,
     Region,
     Resource,
     SpendReport,
@@ -46,6 +47,7 @@ from gpu_tools.operations import (
     UpdateInput,
     WaitInput,
 )
+from gpu_tools.reconcile import pending_rows, reconcile
 
 if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
@@ -185,6 +187,12 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
     steps: list[Plan] = []
     warnings: list[str] = []
     for entry in expired:
+        if entry.resource_id is None:
+            warnings.append(
+                f"{entry.provider} {entry.name} (journal #{entry.journal_id}) skipped: its create's outcome is "
+                "unknown; reconcile first."
+            )
+            continue
         try:
             adapter = tk.adapter(entry.provider, data.action)
             if data.action == "delete":
@@ -220,11 +228,19 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
 
 
 async def _spend_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
+    if pending_rows(tk, data.provider):
+        await reconcile(tk, data.provider)  # what was lost in flight is found before it is priced
     return await spend(tk, data)
 
 
 async def _find_orphans_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
+    if pending_rows(tk, data.provider):
+        await reconcile(tk, data.provider)
     return await find_orphans(tk, data)
+
+
+async def _reconcile_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> ReconcileReport:
+    return await reconcile(tk, data.provider)
 
 
 CORE_OPERATIONS = [
@@ -343,6 +359,19 @@ CORE_OPERATIONS = [
         effect="read",
         handler=_find_orphans_handler,
         aliases=("orphans",),
+    ),
+    Operation(
+        name="reconcile",
+        title="Resolve changes whose answer was lost",
+        description="Check every journaled change whose outcome is unknown (the provider's answer never came: "
+        "a timeout, a dropped connection, a crash) against what the providers hold, and record what was "
+        "found: a create found by its name becomes ok with its resource_id, one the provider does not hold "
+        "becomes failed. Nothing is resent. It also runs by itself before caps are checked and before spend "
+        "and find_orphans.",
+        input=ProviderFilter,
+        output=ReconcileReport,
+        effect="read",
+        handler=_reconcile_handler,
     ),
     Operation(
         name="chat",

@@ -249,16 +249,20 @@ class GpuMagics(Magics):
 
             return self._show(self.runner.run(tk.call(op.name, args, progress=progress)))
         # Ask on this (the kernel's) thread: the gate reuses the plan shown for the same arguments.
-        plan = self.runner.run(tk.preview(op.name, args))
+        question = self.runner.run(tk.question(op.name, args))
         answer = False
-        if plan is not None:
-            display(Rendered(plan, self.display_limit))
+        if question is not None:
+            display(Rendered(question.plan, self.display_limit))
             if yes:
                 print("Confirmed with --yes.")
                 answer = True
             else:
                 answer = ask_human("Send this request? [y/N] ")
-        return self._show(self.runner.run(tk.call(op.name, args, confirmer=Approve(answer))))
+        return self._show(
+            self.runner.run(
+                tk.call(op.name, args, confirmer=Approve(answer), asked_earlier=question is not None)
+            )
+        )
 
     def _show(self, result: BaseModel) -> Rendered:
         return Rendered(result, self.display_limit)

@@ -24,8 +24,9 @@ from mcp.server.mcpserver import (
     Resolve,
 )
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
+from pydantic import BaseModel, Field, StrictBool
 
 from gpu_tools import __version__
 from gpu_tools.errors import ConfirmationRefused, GpuToolsError
@@ -52,14 +53,72 @@ NO_ELICITATION = (
 
 
 class Confirmation(BaseModel):
-    """What the user answers in the confirmation form."""
+    """What the user answers in the confirmation form: yes is the boolean true, nothing else."""
 
-    confirm: bool = Field(description="Yes, send this request to the provider.")
+    confirm: StrictBool = Field(description="Yes, send this request to the provider.")
 
 
 def can_elicit(ctx: Context) -> bool:
+    """Whether the client can show a form: a bare `elicitation: {}` means form; URL-only does not."""
     caps = ctx.client_capabilities
-    return caps is not None and caps.elicitation is not None
+    elicitation = caps.elicitation if caps is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def resuming(ctx: Context) -> bool:
+    """A later round of a multi-round call (2026-07-28): the client answers an earlier question."""
+    return ctx.request_state is not None or bool(ctx.input_responses)
+
+
+class GpuServer(MCPServer):
+    """MCPServer that sees each call's raw arguments before the SDK's own validation (which drops
+    unknown ones): unknown or invalid arguments are refused in one short sentence per field, and a
+    mutating call that fails anywhere before its body (a malformed answer, a failing or URL-only
+    client) is journaled as a refusal with a message the model can read."""
+
+    toolkit: Toolkit
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        tk = self.toolkit
+        try:
+            op = tk.registry.get(name)
+        except GpuToolsError:
+            return await super().call_tool(name, arguments, context)
+        try:
+            op.parse(arguments)
+        except GpuToolsError as exc:
+            if op.mutating:
+                await tk.gate.journal_refusal(op, arguments, f"invalid input: {exc}")
+            raise ToolError(f"{exc} Nothing was sent.") from None
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if not op.mutating or _raised_by_gate(exc):
+                raise
+            reason = str(exc).removeprefix(f"Error executing tool {name}: ")
+            await tk.gate.journal_refusal(op, arguments, f"the confirmation failed: {reason}")
+            raise ToolError(
+                f"not confirmed: the client's answer to the confirmation could not be used ({reason}). "
+                "Nothing was sent."
+            ) from None
+        except MCPError as exc:
+            if not op.mutating:
+                raise
+            await tk.gate.journal_refusal(op, arguments, f"the client could not ask the user: {exc}")
+            raise ToolError(
+                f"not confirmed: the client could not ask the user ({exc}). Nothing was sent."
+            ) from None
+
+
+def _raised_by_gate(exc: BaseException) -> bool:
+    """A ToolError our own tool body raised (the SDK wraps it): the gate journaled it if it was a refusal."""
+    while exc is not None:
+        if getattr(exc, "gpu_tools", False):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
 
 
 class ElicitedConfirmer:
@@ -76,7 +135,7 @@ class ElicitedConfirmer:
         if isinstance(answer, AcceptedElicitation) and not isinstance(answer.data, Confirmation):
             answer = answer.data  # the resolver's own "not asked" value, wrapped by the framework
         if isinstance(answer, AcceptedElicitation):
-            if answer.data.confirm:
+            if answer.data.confirm is True:
                 return True
             raise ConfirmationRefused(
                 f"the user answered no to: {plan.action} Nothing was sent.", provider=plan.provider
@@ -114,9 +173,14 @@ def _parameters(op: Operation) -> tuple[list[inspect.Parameter], dict[str, Any]]
 
 def _tool_error(exc: Exception, op: Operation) -> ToolError:
     if isinstance(exc, GpuToolsError):
-        return ToolError(str(exc))
-    log.exception("unexpected error in %s", op.name)
-    return ToolError(f"{op.name} failed unexpectedly ({type(exc).__name__}); the server log has details.")
+        error = ToolError(str(exc))
+    else:
+        log.exception("unexpected error in %s", op.name)
+        error = ToolError(
+            f"{op.name} failed unexpectedly ({type(exc).__name__}); the server log has details."
+        )
+    error.gpu_tools = True  # type: ignore[attr-defined]
+    return error
 
 
 def make_tool(tk: Toolkit, op: Operation) -> Any:
@@ -141,14 +205,15 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
     else:
 
         async def ask(ctx: Context, **kwargs: Any) -> Elicit[Confirmation] | DeclinedElicitation:
-            # Runs before the body, possibly more than once: no side effects, and the message is a
-            # pure function of the arguments (the gate reuses the same plan for the same arguments).
+            # Runs before the body, possibly on every round. A fresh call makes a new approval; a
+            # later round finds the same one (same plan, same text), so the client's answer counts
+            # only for the question it was shown, and a replayed answer meets a used approval.
             if kwargs.get("dry_run") or not can_elicit(ctx):
                 return DeclinedElicitation()
-            plan = await tk.preview(op.name, kwargs)
-            if plan is None:
+            question = await tk.question(op.name, kwargs, resume=resuming(ctx))
+            if question is None:
                 return DeclinedElicitation()
-            return Elicit(plan.message() + "\n\nSend this request?", Confirmation)
+            return Elicit(question.text + "\n\nSend this request?", Confirmation)
 
         ask.__signature__ = inspect.Signature(
             [ctx_param, *(p.replace(annotation=inspect.Parameter.empty) for p in params)]
@@ -163,7 +228,7 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
         ) -> Any:
             confirmer = ElicitedConfirmer(confirmation, can_elicit(ctx))
             try:
-                return await tk.call(op.name, kwargs, confirmer=confirmer)
+                return await tk.call(op.name, kwargs, confirmer=confirmer, asked_earlier=True)
             except Exception as exc:
                 raise _tool_error(exc, op) from None
 
@@ -185,7 +250,7 @@ def build_server(settings: Settings | None = None, *, toolkit: Toolkit | None = 
     """An MCPServer exposing every registry operation the settings allow (mutations are not even
     registered in read-only mode)."""
     tk = toolkit or Toolkit(settings)
-    server = MCPServer(
+    server = GpuServer(
         name="gpu-tools",
         title="GPU tools" + (" (sandbox)" if tk.settings.sandbox else ""),
         instructions=INSTRUCTIONS
@@ -204,5 +269,7 @@ def build_server(settings: Settings | None = None, *, toolkit: Toolkit | None = 
             annotations=annotations_for(op),
             structured_output=True,
         )
-    server.toolkit = tk  # type: ignore[attr-defined]
+        # Clients that validate see that unknown arguments are refused (the server refuses them anyway).
+        server._tool_manager.get_tool(op.name).parameters["additionalProperties"] = False  # type: ignore[union-attr]
+    server.toolkit = tk
     return server

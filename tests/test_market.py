@@ -152,7 +152,9 @@ async def test_total_cap_counts_what_is_already_live(sandbox: SandboxServer) -> 
     tk = toolkit(sandbox, max_total_usd_per_hour=one * 1.5)
     await tk.call("neolink_create_instance", NEOLINK, confirmer=Approve())
     human = Recorder()
-    with pytest.raises(errors.PolicyRefused, match="max_total_usd_per_hour: live resources cost"):
+    with pytest.raises(
+        errors.PolicyRefused, match="max_total_usd_per_hour: live and in-flight resources cost"
+    ):
         await tk.call("neolink_create_instance", {**NEOLINK, "display_name": "train-2"}, confirmer=human)
     assert human.asked == []
     assert len([r for r in mutating_requests(sandbox) if r["method"] == "POST"]) == 1

@@ -281,8 +281,9 @@ async def test_chat_404_while_starting_says_so(tk: Toolkit, api: respx.MockRoute
             "gpu_count: Input should be a valid integer",
         ),
         (429, {"detail": "slow down"}, errors.RateLimited, "slow down"),
-        (500, {"detail": "boom"}, errors.ProviderUnavailable, "boom"),
-        (503, "<html>down</html>", errors.ProviderUnavailable, "down"),
+        # A 5xx to a create may come after the provider acted: the outcome is unknown, never "failed".
+        (500, {"detail": "boom"}, errors.OutcomeUnknown, "boom"),
+        (503, "<html>down</html>", errors.OutcomeUnknown, "down"),
     ],
 )
 async def test_errors_are_typed_and_carry_the_provider_message(
@@ -301,7 +302,8 @@ async def test_errors_are_typed_and_carry_the_provider_message(
     assert text in str(info.value) and f"HTTP {status}" in str(info.value)
     assert KEY not in str(info.value)
     rows, _ = tk.journal.entries()
-    assert rows[0].outcome == "failed" and text in (rows[0].error or "")
+    expected = "unknown" if error is errors.OutcomeUnknown else "failed"
+    assert rows[0].outcome == expected and text in (rows[0].error or "")
 
 
 async def test_malformed_json_and_timeouts(tk: Toolkit, api: respx.MockRouter) -> None:

@@ -492,7 +492,9 @@ async def test_endpoint_update_refuses_what_netmind_cannot_change(tk: Toolkit, a
 
 @pytest.mark.parametrize("bad", ["abc", "endpoint:", "container:x1", "endpoint:a/b", "instance:1", "1"])
 async def test_resource_ids_must_name_their_product(tk: Toolkit, api: respx.MockRouter, bad: str) -> None:
-    with pytest.raises(errors.InvalidInput, match="endpoint:<service_id> or container:<container_id>"):
+    with pytest.raises(
+        errors.InvalidInput, match="endpoint:<service_id> or container:<container_id>|not a valid id"
+    ):
         await tk.call("get_resource", {"provider": "netmind", "resource_id": bad})
     assert not api.calls
 

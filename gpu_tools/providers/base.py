@@ -209,6 +209,18 @@ class Provider(ABC):
     async def chat(self, data: ChatInput) -> ChatResult:
         raise self.unsupported("chat")
 
+    async def find_created(self, row: dict[str, Any]) -> Resource | None:
+        """The resource a create whose answer was lost made, if the provider holds one: found in
+        the provider's own list by the name the create carried, skipping ids the journal already
+        knows. None when the provider answered and holds no such resource."""
+        if row.get("kind") not in (None, "endpoint", "container", "instance"):
+            raise self.unsupported(f"finding a {row['kind']} by name")
+        known = self.journal.created_ids() if self.journal is not None else set()
+        for resource in await self.list_resources():
+            if resource.name == row["target"] and (self.name, resource.resource_id) not in known:
+                return resource
+        return None
+
     # ---- mutation planners ------------------------------------------------------------------
     async def plan_update(self, data: UpdateInput) -> Plan:
         raise self.unsupported("updating a resource")

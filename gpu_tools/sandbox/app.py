@@ -6,9 +6,12 @@ Each provider's routes live in their own module (`sandbox/nebius.py`, ...) and a
 Control routes (not part of any provider API):
 - `GET /_sandbox/requests`: every provider request seen (method, path, query, JSON body, auth masked).
 - `DELETE /_sandbox/requests`: clear that log.
-- `POST /_sandbox/faults` `{"provider", "status"?, "latency"?, "count"?}`: make a provider fail with
-  `status` (its documented error shape) for the next `count` calls (all, if omitted) and/or answer
-  after `latency` seconds. `DELETE /_sandbox/faults` clears them.
+- `POST /_sandbox/faults` `{"provider", "status"?, "latency"?, "lose_response"?, "methods"?, "count"?}`:
+  make a provider fail with `status` (its documented error shape) for the next `count` calls (all, if
+  omitted) and/or answer after `latency` seconds. `lose_response: S` handles the request for real (a
+  create creates) and then holds the answer S seconds, past a client's timeout: the "the provider got
+  it but the answer was lost" case. `methods` (e.g. `["POST"]`) limits a fault to those methods.
+  `DELETE /_sandbox/faults` clears them.
 """
 
 from __future__ import annotations
@@ -51,6 +54,11 @@ class Fault:
     status: int | None = None
     latency: float = 0.0
     count: int | None = None
+    lose_response: float = 0.0
+    methods: list[str] | None = None
+
+    def applies(self, method: str) -> bool:
+        return self.methods is None or method.upper() in self.methods
 
 
 @dataclass
@@ -126,14 +134,16 @@ class ControlMiddleware:
             }
         )
         fault = self.sb.faults.get(provider)
+        if fault and not fault.applies(scope["method"]):
+            fault = None
+        if fault and fault.count is not None:
+            fault.count -= 1
+            if fault.count <= 0:
+                self.sb.faults.pop(provider, None)
         delay = self.sb.latency + (fault.latency if fault else 0.0)
         if delay:
             await asyncio.sleep(delay)
         if fault and fault.status:
-            if fault.count is not None:
-                fault.count -= 1
-                if fault.count <= 0:
-                    self.sb.faults.pop(provider, None)
             shape = self.sb.error_shapes.get(provider, fastapi_error)
             response = shape(fault.status, f"sandbox fault injected ({fault.status})", scope["path"])
             await response(scope, receive, send)
@@ -148,7 +158,21 @@ class ControlMiddleware:
             sent = True
             return {"type": "http.request", "body": raw, "more_body": False}
 
-        await self.app(scope, replay, send)
+        if not (fault and fault.lose_response):
+            await self.app(scope, replay, send)
+            return
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, replay, hold)  # the provider acts on the request...
+        await asyncio.sleep(fault.lose_response)  # ...and its answer arrives too late
+        try:
+            for message in held:
+                await send(message)
+        except Exception:  # the client gave up and closed the connection
+            pass
 
 
 async def _requests(request: Request) -> Response:
@@ -168,8 +192,13 @@ async def _faults(request: Request) -> Response:
     provider = body.get("provider")
     if provider not in sb.error_shapes:
         return JSONResponse({"detail": f"unknown provider {provider!r}"}, status_code=422)
+    methods = body.get("methods")
     sb.faults[provider] = Fault(
-        status=body.get("status"), latency=float(body.get("latency") or 0), count=body.get("count")
+        status=body.get("status"),
+        latency=float(body.get("latency") or 0),
+        count=body.get("count"),
+        lose_response=float(body.get("lose_response") or 0),
+        methods=[m.upper() for m in methods] if methods else None,
     )
     return JSONResponse({"provider": provider, **sb.faults[provider].__dict__})
 
