@@ -15,13 +15,15 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{6,}"),
     re.compile(r"(?i)((?:api[_-]?key|token|password|passwd|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"),
 ]
-_known_secrets: set[str] = set()
+# Known secret values -> True for configured credentials (never shown), False for secrets a user
+# passed in (passwords), which an explicit `reveal_secrets` read may show back.
+_known_secrets: dict[str, bool] = {}
 
 
-def register_secret(value: str | None) -> None:
-    """Remember a credential so `redact` removes it wherever it might surface."""
+def register_secret(value: str | None, *, credential: bool = True) -> None:
+    """Remember a secret so `redact` removes it wherever it might surface."""
     if value and len(value) >= 4:
-        _known_secrets.add(value)
+        _known_secrets[value] = _known_secrets.get(value, False) or credential
 
 
 def redact(text: str) -> str:
@@ -32,10 +34,11 @@ def redact(text: str) -> str:
     return text
 
 
-def redact_known(text: str) -> str:
-    """Replace every registered secret (configured credentials, passwords a user passed in)."""
+def redact_known(text: str, *, user_secrets: bool = True) -> str:
+    """Replace every registered secret: configured credentials always, passwords a user passed in
+    unless `user_secrets` is False (an explicit reveal)."""
     for secret in sorted(_known_secrets, key=len, reverse=True):
-        if secret in text:
+        if secret in text and (user_secrets or _known_secrets[secret]):
             text = text.replace(secret, "***")
     return text
 

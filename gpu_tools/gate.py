@@ -202,7 +202,7 @@ class Gate:
             raise InvalidInput(f"{op.name} is not a mutation")
         for value in data.__dict__.values():  # passwords the user passed in are secrets too
             if isinstance(value, SecretStr):
-                register_secret(value.get_secret_value())
+                register_secret(value.get_secret_value(), credential=False)
         key = fingerprint(op, data)
         now = time.monotonic()
         self._plans = {k: v for k, v in self._plans.items() if now - v[0] < PLAN_TTL}

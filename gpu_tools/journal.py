@@ -405,6 +405,20 @@ class Journal:
             ).fetchall()
         return {(p, r) for p, r in rows}
 
+    def created_row(self, provider: str, resource_id: str) -> dict[str, Any] | None:
+        """The ok create that made this resource, with its (masked) request body decoded."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM journal WHERE provider=? AND resource_id=? AND effect='create' AND outcome='ok'"
+                " ORDER BY id DESC LIMIT 1",
+                (provider, resource_id),
+            ).fetchone()
+        if row is None:
+            return None
+        data = dict(row)
+        data["body"] = json.loads(data["body"]) if data["body"] else None
+        return data
+
     def _key_row(
         self, db: sqlite3.Connection, provider: str, operation: str, key: str
     ) -> dict[str, Any] | None:

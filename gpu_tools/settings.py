@@ -128,6 +128,10 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
 
     def model_post_init(self, context: Any, /) -> None:
+        self.register_credentials()
+
+    def register_credentials(self) -> None:
+        """Every configured credential becomes a secret that no output, log or journal row shows."""
         for value in (
             self.netmind_api_key,
             self.sesterce_api_key,
@@ -143,7 +147,7 @@ class Settings(BaseSettings):
     def for_sandbox(self, base_url: str) -> Settings:
         """A copy of these settings with every provider pointed at a sandbox on `base_url`."""
         key = SecretStr("sandbox-key")
-        return self.model_copy(
+        copy = self.model_copy(
             update={
                 "sandbox": True,
                 "netmind_api_key": key,
@@ -158,3 +162,5 @@ class Settings(BaseSettings):
                 "neolink_base_url": f"{base_url}/neolink/mdc/api/v1",
             }
         )
+        copy.register_credentials()
+        return copy

@@ -29,11 +29,12 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 
-def scrub(result: M) -> M:
+def scrub(result: M, *, reveal: bool = False) -> M:
     """`result` with every known secret (configured credentials, passwords passed in) replaced,
-    wherever it appears: a provider may echo a key in any field (an image's docker options...)."""
+    wherever it appears: a provider may echo a key in any field (an image's docker options...).
+    `reveal` (an explicit `reveal_secrets` read) keeps the passwords, never the credentials."""
     text = result.model_dump_json()
-    clean = redact_known(text)
+    clean = redact_known(text, user_secrets=not reveal)
     if clean == text:
         return result
     scrubbed = type(result).model_validate_json(clean)
@@ -60,6 +61,7 @@ class Toolkit:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        self.settings.register_credentials()  # also for settings made by model_copy
         self.registry: Registry = registry()
         self.journal = Journal(self.settings.resolved_journal_path())
         self.adapters: dict[str, Provider] = {
@@ -100,7 +102,7 @@ class Toolkit:
         result = await op.handler(self, data, progress)
         if hasattr(result, "sandbox"):
             result.sandbox = self.settings.sandbox  # type: ignore[attr-defined]
-        return scrub(result)
+        return scrub(result, reveal=getattr(data, "reveal_secrets", False) is True)
 
     async def question(
         self, name: str, args: dict[str, Any] | None, *, resume: bool = False

@@ -13,36 +13,67 @@ import os
 import secrets
 import sys
 
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gpu_tools.errors import RedactingFilter
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings, config_file
 from mcp_server import build_server
 
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+UNAUTHORIZED = (
+    b'{"error": "missing or wrong bearer token: send Authorization: Bearer <token> (the token is '
+    b'GPU_TOOLS_HTTP_TOKEN or the one gpu-mcp printed at start)"}'
+)
+
 
 class BearerAuth:
-    """Refuses every HTTP request without `Authorization: Bearer <token>` (lifespan passes through)."""
+    """Refuses every HTTP request without `Authorization: Bearer <token>` (lifespan passes through).
+
+    The scheme is case-insensitive (RFC 7235). The 401 carries no `WWW-Authenticate: Bearer`
+    challenge: this server offers no OAuth, and that challenge sends OAuth-capable clients looking
+    for authorization-server metadata that does not exist."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
+
+    def _token(self, scope: Scope) -> bytes:
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        return token.strip() if scheme.lower() == b"bearer" else b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
-                    }
-                )
-                await send(
-                    {"type": "http.response.body", "body": b'{"error": "missing or wrong bearer token"}'}
-                )
-                return
+        if scope["type"] == "http" and not hmac.compare_digest(self._token(scope), self.expected):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": UNAUTHORIZED})
+            return
         await self.app(scope, receive, send)
+
+
+def transport_security(host: str, port: int, extra_hosts: list[str]) -> TransportSecuritySettings:
+    """Host and Origin checks for every bind address (DNS-rebinding protection): loopback names, the
+    address bound when it is a specific one, and the names in `http_allowed_hosts`."""
+    names = list(LOOPBACK)
+    if host not in ("0.0.0.0", "::", "") and host not in names:
+        names.append(f"[{host}]" if ":" in host else host)
+    hosts: list[str] = []
+    for name in [*names, *extra_hosts]:
+        has_port = "]:" in name if name.startswith("[") else ":" in name
+        hosts += [name] if has_port else [name, f"{name}:*"]
+    origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=list(dict.fromkeys(hosts)),
+        allowed_origins=list(dict.fromkeys(origins)),
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="gpu-mcp: %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())  # no credential ever reaches the log
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
     if args.read_only:
         settings = settings.model_copy(update={"read_only": True})
@@ -94,7 +128,14 @@ def main(argv: list[str] | None = None) -> None:
             token = os.environ.get("GPU_TOOLS_HTTP_TOKEN") or secrets.token_urlsafe(24)
             if "GPU_TOOLS_HTTP_TOKEN" not in os.environ:
                 say(f"generated bearer token (set GPU_TOOLS_HTTP_TOKEN to choose one): {token}")
-            app = BearerAuth(server.streamable_http_app(host=args.host), token)
+            security = transport_security(args.host, args.port, settings.http_allowed_hosts)
+            if args.host not in LOOPBACK and args.host != "::1":
+                say(
+                    "Host/Origin checks accept: "
+                    + ", ".join(h for h in security.allowed_hosts if not h.endswith(":*"))
+                    + " (add names with GPU_TOOLS_HTTP_ALLOWED_HOSTS='[\"name\"]')"
+                )
+            app = BearerAuth(server.streamable_http_app(host=args.host, transport_security=security), token)
             say(
                 f"serving MCP over streamable HTTP at http://{args.host}:{args.port}/mcp "
                 "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"

@@ -484,6 +484,9 @@ async def test_update_resource_scales_every_region_with_the_full_documented_body
     ses: Toolkit, api: respx.MockRouter
 ) -> None:
     catalogue(api)
+    api.post("/ai-inference/instances").respond(201, json=load("instance"))
+    api.get(f"/ai-inference/instances/{INSTANCE}").respond(200, json=load("instance_detail"))
+    await ses.call("sesterce_create_endpoint", DOCUMENTED_CREATE, confirmer=Approve())
     detail = load("instance_detail")
     second = json.loads(json.dumps(detail["containers"][0]))
     second["regionId"] = 18
@@ -512,11 +515,34 @@ async def test_update_resource_scales_every_region_with_the_full_documented_body
     assert body["envs"] == {"PORT": "3333"}  # sent as they are, shown masked
     assert body["apiKeyIds"] == [REGISTRY]  # the detail's apiKeysIds, under the body's name
     assert (body["containerPort"], body["hardwareId"], body["podLifetime"]) == (80, L40S, 120)
-    assert "modelId" not in body and "registryId" not in body
+    # Required by the documented PATCH, missing from the documented detail: taken from the create.
+    assert (body["modelId"], body["registryId"]) == (MODEL, REGISTRY)
     assert result.plan.body["envs"] == {"PORT": "***"}
     assert "each of its 2 region(s) (78, 18), up to 12 replicas in total" in result.plan.action
-    assert any("does not report modelId or registryId" in w for w in result.plan.warnings)
     assert result.plan.gpus == 12
+
+
+async def test_update_of_an_instance_made_elsewhere_needs_its_model_or_registry(
+    ses: Toolkit, api: respx.MockRouter
+) -> None:
+    catalogue(api)
+    api.get(f"/ai-inference/instances/{INSTANCE}").respond(200, json=load("instance_detail"))
+    patch = api.patch(f"/ai-inference/instances/{INSTANCE}").respond(200, json=load("instance"))
+    scale = {"provider": "sesterce", "resource_id": INSTANCE, "max_replicas": 6}
+
+    with pytest.raises(
+        InvalidInput, match="requires modelId and registryId.*sesterce_update_endpoint with model_id"
+    ):
+        await ses.call("update_resource", scale, confirmer=Approve())
+    assert patch.call_count == 0
+
+    await ses.call(
+        "sesterce_update_endpoint",
+        {"resource_id": INSTANCE, "model_id": MODEL, "pod_lifetime": 60},
+        confirmer=Approve(),
+    )
+    body = json.loads(sent(patch).content)
+    assert (body["modelId"], body["registryId"], body["podLifetime"]) == (MODEL, None, 60)
 
 
 async def test_update_resource_refuses_what_sesterce_cannot_change(

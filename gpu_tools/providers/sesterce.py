@@ -11,9 +11,11 @@ Mapping choices worth knowing:
 - One instance can run in several regions, each with its own autoscaling; `Resource.replicas`,
   `min_replicas` and `max_replicas` are totals over the regions, and `update_resource` applies its
   min/max to every region (its plan says so).
-- The documented PATCH body repeats the whole configuration, but the documented instance detail
-  does not report `modelId` or `registryId`: an update sends every field the detail reports and
-  leaves those two out unless the caller gives them (never `null`, which could clear them).
+- The documented PATCH body repeats the whole configuration and marks `modelId` and `registryId`
+  required, but the documented instance detail does not report them: an update takes them from the
+  detail when it has them, else from this tool's journaled create of the instance, else from the
+  caller (`sesterce_update_endpoint model_id/registry_id`; the one not given is sent as null), and
+  otherwise refuses before sending, saying what to pass.
 - Environment variable values may be secrets: they are masked in every output (`mask`).
 - The registry password is write-only: no output model has a field for it and plans mask it.
 """
@@ -852,7 +854,14 @@ class SesterceProvider(Provider):
             warnings=lines + warnings,
         )
 
-    def _patch_body(self, inst: Instance, scaling: list[AutoScalingConfiguration]) -> dict[str, Any]:
+    def _patch_body(
+        self,
+        inst: Instance,
+        scaling: list[AutoScalingConfiguration],
+        *,
+        model_id: str | None = None,
+        registry_id: str | None = None,
+    ) -> dict[str, Any]:
         """The documented full PATCH body from the current detail (see the module docstring)."""
         body: dict[str, Any] = {
             "modelId": inst.model_id,
@@ -866,20 +875,30 @@ class SesterceProvider(Provider):
             "registryId": inst.registry_id,
             "apiKeyIds": inst.api_keys_ids,
         }
-        for key, value in (("modelId", inst.model_id), ("registryId", inst.registry_id)):
-            if value is None and key not in (inst.model_extra or {}):
-                del body[key]
-        return body
+        if model_id is not None or registry_id is not None:  # the caller says what it runs
+            body["modelId"], body["registryId"] = model_id, registry_id
+            return body
+        reported = inst.model_extra or {}
+        if "modelId" in reported or "registryId" in reported or inst.model_id or inst.registry_id:
+            return body
+        created = self._created_body(inst.id)
+        if created is not None and "modelId" in created and "registryId" in created:
+            body["modelId"], body["registryId"] = created["modelId"], created["registryId"]
+            return body
+        raise InvalidInput(
+            f"Sesterce's update requires modelId and registryId, but neither the instance detail nor this "
+            f"tool's journal knows them for {inst.id} (it was not created through this tool). Nothing was "
+            "sent. Call sesterce_update_endpoint with model_id (the catalogue model it runs) or registry_id "
+            "(the registry of its image), with the change you want; the other one is sent as null.",
+            provider=self.name,
+        )
 
-    @staticmethod
-    def _omitted(body: dict[str, Any]) -> list[str]:
-        missing = [k for k in ("modelId", "registryId") if k not in body]
-        if not missing:
-            return []
-        return [
-            f"the instance detail does not report {' or '.join(missing)}, so the PATCH leaves "
-            f"{'them' if len(missing) > 1 else 'it'} out (the current value is not sent or cleared)."
-        ]
+    def _created_body(self, instance_id: str) -> dict[str, Any] | None:
+        """The body this tool sent to create the instance, if it did."""
+        if self.journal is None:
+            return None
+        row = self.journal.created_row(self.name, instance_id)
+        return row.get("body") if row else None
 
     async def plan_update(self, data: UpdateInput) -> Plan:
         self.reject_fields(data, ("name", "gpu_type", "gpu_count"), "update_resource")
@@ -930,7 +949,7 @@ class SesterceProvider(Provider):
                 f"{bounds} replicas in each of its {len(scaling)} region(s) "
                 f"({', '.join(str(c.region_id) for c in scaling)}), up to {total} replicas in total"
             )
-        return await self._plan_patch(inst, body, "update_resource", "; ".join(changes), self._omitted(body))
+        return await self._plan_patch(inst, body, "update_resource", "; ".join(changes), [])
 
     async def plan_update_endpoint(self, data: SesterceUpdateEndpoint) -> Plan:
         given = {f: getattr(data, f) for f in UPDATE_KEYS if getattr(data, f) is not None}
@@ -943,9 +962,15 @@ class SesterceProvider(Provider):
             AutoScalingConfiguration(region_id=c.region_id, scale=c.scale or Scale())
             for c in inst.containers or []
         ]
-        body = self._patch_body(inst, current)
+        model = await self._resolve_model(data.model_id) if data.model_id is not None else None
+        if data.registry_id is not None:
+            await self._check_registry(data.registry_id)
+        body = self._patch_body(
+            inst, current, model_id=model.id if model else None, registry_id=data.registry_id
+        )
         for field, value in given.items():
-            body[UPDATE_KEYS[field]] = value
+            if field not in ("model_id", "registry_id"):
+                body[UPDATE_KEYS[field]] = value
         warnings: list[str] = []
         if data.hardware_id is not None or data.regions is not None:
             hw_id = data.hardware_id or inst.hardware_id
@@ -958,10 +983,6 @@ class SesterceProvider(Provider):
             warnings += await self._check_regions(await self._check_hardware(hw_id), regions)
         if data.regions is not None:
             body["autoScalingConfigurations"] = [_dump(r.to_wire()) for r in data.regions]
-        if data.model_id is not None:
-            body["modelId"] = (await self._resolve_model(data.model_id)).id
-        if data.registry_id is not None:
-            await self._check_registry(data.registry_id)
         changes = []
         for field, value in given.items():
             if field == "regions":
@@ -972,9 +993,7 @@ class SesterceProvider(Provider):
                 changes.append(f"envs ({', '.join(value) or 'none'}; values hidden)")
             else:
                 changes.append(f"{field}={value!r}")
-        return await self._plan_patch(
-            inst, body, "sesterce_update_endpoint", "; ".join(changes), warnings + self._omitted(body)
-        )
+        return await self._plan_patch(inst, body, "sesterce_update_endpoint", "; ".join(changes), warnings)
 
     async def _plan_patch(
         self, inst: Instance, body: dict[str, Any], operation: str, changes: str, warnings: list[str]
