@@ -94,7 +94,7 @@ async def _check(tk: Toolkit, row: dict[str, Any]) -> tuple[str, Resource | None
             if found is not None:
                 return (
                     "ok",
-                    found.resource_id,
+                    found,
                     f"the provider holds {found.resource_id} ({found.raw_status or found.status})",
                 )
             if settled:

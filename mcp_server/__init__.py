@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import (
@@ -98,6 +99,8 @@ class GpuServer(MCPServer):
             if not op.mutating or _raised_by_gate(exc):
                 raise
             reason = str(exc).removeprefix(f"Error executing tool {name}: ")
+            reason = re.sub(r"^Resolver '[^']*':\s*", "", reason)
+            reason = reason[:1].lower() + reason[1:]
             await tk.gate.journal_refusal(op, arguments, f"the confirmation failed: {reason}")
             raise ToolError(
                 f"not confirmed: the client's answer to the confirmation could not be used ({reason}). "

@@ -80,3 +80,46 @@ def test_gpu_mcp_http_requires_the_bearer_token(gpu_home: Path) -> None:
         proc.terminate()
         banner = proc.communicate(timeout=10)[1]
     assert f"http://127.0.0.1:{port}/mcp" in banner and "SANDBOX" in banner and "tok-abc" not in banner
+
+
+def test_gpu_mcp_http_checks_host_and_origin_on_every_bind_address(gpu_home: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    env = {
+        **os.environ,
+        "GPU_TOOLS_HOME": str(gpu_home),
+        "GPU_TOOLS_HTTP_TOKEN": "tok-abc",
+        "GPU_TOOLS_HTTP_ALLOWED_HOSTS": '["gpu.team.example"]',
+    }
+    args = [sys.executable, "-m", "mcp_server", "--sandbox", "--transport", "http"]
+    args += ["--host", "0.0.0.0", "--port", str(port)]
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    with running(args, env, url) as proc:
+
+        def post(**headers: str) -> httpx.Response:
+            return httpx.post(url, json=initialize, headers={**base, **headers})
+
+        # The scheme is case-insensitive; the 401 invites no OAuth discovery.
+        assert post(Authorization="bearer tok-abc").status_code == 200
+        assert post(Authorization="BEARER tok-abc").status_code == 200
+        refused = post(Authorization="Basic tok-abc")
+        assert refused.status_code == 401 and "www-authenticate" not in refused.headers
+        assert "Authorization: Bearer" in refused.text
+        # DNS rebinding: a name nobody allowed is refused even though the server binds 0.0.0.0.
+        assert post(Authorization="Bearer tok-abc", Host="evil.example").status_code == 421
+        assert post(Authorization="Bearer tok-abc", Origin="http://evil.example").status_code == 403
+        assert post(Authorization="Bearer tok-abc", Host="gpu.team.example").status_code == 200
+        assert post(Authorization="Bearer tok-abc", Host=f"gpu.team.example:{port}").status_code == 200
+        proc.terminate()
+        banner = proc.communicate(timeout=10)[1]
+    assert "Host/Origin checks accept" in banner and "gpu.team.example" in banner

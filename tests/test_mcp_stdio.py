@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
@@ -57,3 +58,63 @@ async def test_stdio_read_only_and_no_elicitation(gpu_home: Path) -> None:
         refused = await client.call_tool("nebius_create_endpoint", CREATE)
         assert "cannot ask the user" in error_text(refused)
         assert structured(await client.call_tool("list_resources", {}))["items"] == []
+
+
+async def test_stdio_refuses_unknown_arguments_before_asking(gpu_home: Path) -> None:
+    human = Human("accept", True)
+    async with Client(params(gpu_home), elicitation_callback=human) as client:
+        refused = await client.call_tool("nebius_create_endpoint", {**CREATE, "dryRun": True})
+        history = structured(await client.call_tool("history", {}))
+        resources = structured(await client.call_tool("list_resources", {}))
+    assert "unknown argument 'dryRun' (did you mean 'dry_run'?)" in error_text(refused)
+    assert human.messages == [] and resources["items"] == []
+    assert [e["outcome"] for e in history["items"]] == ["refused"]
+
+
+async def test_a_server_killed_mid_create_restarts_with_the_row_unknown_and_reconciles_it(
+    gpu_home: Path, sandbox: Any
+) -> None:
+    """kill -9 while the create's answer is in flight: the journal row survives as unknown, and the
+    next server's reconciliation finds the endpoint the provider made."""
+    import anyio
+    import httpx
+    import psutil
+
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "GPU_TOOLS_HOME": str(gpu_home),
+        "HOME": str(gpu_home),
+        "NEBIUS_API_KEY": "sandbox-key",
+        "NEBIUS_BASE_URL": f"{sandbox.url}/nebius",
+        "GPU_TOOLS_RECONCILE_GRACE_SECONDS": "0",
+    }
+    server = StdioServerParameters(command=sys.executable, args=["-m", "mcp_server"], env=env)
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"provider": "nebius", "lose_response": 20, "methods": ["POST"], "count": 1},
+    )
+
+    async def posted() -> None:
+        while not [r for r in sandbox.sandbox.requests if r["method"] == "POST"]:
+            await anyio.sleep(0.05)
+
+    async with anyio.create_task_group() as tg:
+        async with Client(server, elicitation_callback=Human()) as client:
+            tg.start_soon(client.call_tool, "nebius_create_endpoint", CREATE)
+            with anyio.fail_after(30):
+                await posted()
+            children = psutil.Process().children(recursive=True)
+            [proc] = [p for p in children if "mcp_server" in " ".join(p.cmdline())]
+            proc.kill()  # SIGKILL: no cleanup runs
+            proc.wait(10)
+            tg.cancel_scope.cancel()
+
+    async with Client(server) as client:
+        before = structured(await client.call_tool("history", {}))
+        report = structured(await client.call_tool("reconcile", {}))
+        after = structured(await client.call_tool("history", {}))
+    assert [e["outcome"] for e in before["items"]] == ["unknown"]
+    [item] = report["items"]
+    assert item["outcome"] == "ok" and item["resource_id"]
+    assert after["items"][0]["outcome"] == "ok" and after["items"][0]["resource_id"] == item["resource_id"]
+    assert len([r for r in sandbox.sandbox.requests if r["method"] == "POST"]) == 1

@@ -1,0 +1,495 @@
+"""Nothing spent by surprise: every approved change is sent at most once, and nothing else is sent.
+
+Each test replays one way the promise broke (issue 9's cases 1-9) through a real front (the SDK's
+mcp.Client in both protocol generations, or the toolkit the fronts share) against the sandbox, and
+counts what reached the provider and what the journal holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from mcp import Client, types
+from mcp.client.session import ClientSession
+from pydantic import SecretStr
+
+from gpu_tools import errors
+from gpu_tools.gate import Approve
+from gpu_tools.sandbox import SandboxServer
+from gpu_tools.sandbox.sesterce import H100_1
+from gpu_tools.settings import Settings
+from gpu_tools.toolkit import Toolkit
+from mcp_server import build_server
+from tests.conftest import mutating_requests, sandbox_settings
+from tests.mcp_helpers import Human, error_text, structured
+
+pytestmark = pytest.mark.anyio
+
+MODES = ["auto", "legacy"]
+NEBIUS = {
+    "name": "demo",
+    "model_name": "openai/gpt-oss-20b",
+    "flavor_name": "base",
+    "gpu_type": "gpu-h100-sxm",
+}
+IMAGE = "images.neolink-ai.com/matrixdc/pytorch:2.3.0-python3.10-cuda12.1.0-devel-ubuntu22.04"
+CREATES: dict[str, tuple[str, dict[str, Any]]] = {
+    "nebius": ("nebius_create_endpoint", NEBIUS),
+    "sesterce": (
+        "sesterce_create_endpoint",
+        {
+            "name": "lost-1",
+            "model_id": "llama-3.1-8b-instruct",
+            "hardware_id": H100_1,
+            "regions": [{"region_id": 78, "min": 1, "max": 1}],
+        },
+    ),
+    "neolink": ("neolink_create_instance", {"display_name": "lost-1", "image": IMAGE, "gpu_sku_id": "88"}),
+}
+
+
+def creates_at(sandbox: SandboxServer, provider: str) -> list[dict[str, Any]]:
+    return [r for r in mutating_requests(sandbox) if r["provider"] == provider and r["method"] == "POST"]
+
+
+def lose_next_answer(sandbox: SandboxServer, provider: str, seconds: float = 1.0) -> None:
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"provider": provider, "lose_response": seconds, "methods": ["POST"], "count": 1},
+    ).raise_for_status()
+
+
+def rows(tk: Toolkit) -> list[Any]:
+    return tk.journal.entries(limit=1000)[0]
+
+
+# ---- case 1: a create whose answer is lost -------------------------------------------------------
+@pytest.fixture
+def impatient(sandbox: SandboxServer) -> Any:
+    """A toolkit that gives up on an answer after 0.3 s, and reconciles without a grace period."""
+    toolkit = Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0))
+    yield toolkit
+    toolkit.close()
+
+
+@pytest.mark.parametrize("provider", ["nebius", "sesterce", "neolink"])
+async def test_a_lost_create_answer_stays_unknown_is_never_resent_and_is_reconciled(
+    impatient: Toolkit, sandbox: SandboxServer, provider: str
+) -> None:
+    tk = impatient
+    name, args = CREATES[provider]
+    args = {**args, "idempotency_key": "job-42"}
+    await tk.call(name, {**args, "dry_run": True})  # plans (Sesterce's price previews are POSTs too)
+    lose_next_answer(sandbox, provider)
+
+    with pytest.raises(errors.OutcomeUnknown) as lost:
+        await tk.call(name, args, confirmer=Approve())
+    assert "may have reached the provider" in str(lost.value) and "Nothing will be resent" in str(lost.value)
+    [row] = rows(tk)
+    assert row.outcome == "unknown" and row.resource_id is None
+    # Unknown counts as live, at the planned cost, until it is resolved.
+    assert [e.outcome for e in tk.journal.live()] == ["unknown"]
+
+    # The agent retries with the same key: refused, nothing sent again.
+    with pytest.raises(errors.ConfirmationRefused, match="outcome is unknown"):
+        await tk.call(name, args, confirmer=Approve())
+    assert len(creates_at(sandbox, provider)) == 1
+
+    await asyncio.sleep(1.0)  # the provider's late answer goes nowhere
+    report = await tk.call("reconcile", {})
+    [item] = report.items
+    assert item.outcome == "ok" and item.resource_id and report.unresolved == 0
+    [row] = rows(tk)
+    assert row.outcome == "ok" and row.resource_id == item.resource_id and "reconciled" in (row.note or "")
+    assert [e.resource_id for e in tk.journal.live()] == [item.resource_id]
+
+    # Now the same key answers with the resource the provider holds; still one create.
+    replay = await tk.call(name, args, confirmer=Approve())
+    assert replay.outcome == "replayed" and replay.resource.resource_id == item.resource_id
+    assert len(creates_at(sandbox, provider)) == 1
+
+
+async def test_a_create_the_provider_never_made_is_reconciled_as_failed(
+    impatient: Toolkit, sandbox: SandboxServer
+) -> None:
+    tk = impatient
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"provider": "nebius", "status": 503, "methods": ["POST"], "count": 1},
+    )
+    with pytest.raises(errors.OutcomeUnknown, match="HTTP 503"):
+        await tk.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
+    report = await tk.call("reconcile", {})
+    assert [i.outcome for i in report.items] == [
+        "failed"
+    ] and "holds no resource named 'demo'" in report.items[0].note
+    assert tk.journal.live() == []
+
+
+async def test_unknown_rows_within_the_grace_period_stay_unknown(sandbox: SandboxServer) -> None:
+    tk = Toolkit(sandbox_settings(sandbox, http_timeout=0.3))  # default grace: 120 s
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"provider": "nebius", "status": 503, "methods": ["POST"], "count": 1},
+    )
+    with pytest.raises(errors.OutcomeUnknown):
+        await tk.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
+    report = await tk.call("reconcile", {})
+    assert [i.outcome for i in report.items] == ["unknown"] and report.unresolved == 1
+    spend = await tk.call("spend", {})
+    [line] = spend.items
+    assert line.status == "unknown" and line.resource_id.startswith("journal#")
+    tk.close()
+
+
+async def test_netmind_endpoints_cannot_be_found_by_name_so_they_stay_unknown(
+    impatient: Toolkit, sandbox: SandboxServer
+) -> None:
+    tk = impatient
+    flavors = await tk.call("list_offers", {"provider": "netmind", "kind": "endpoint"})
+    lose_next_answer(sandbox, "netmind")
+    args = {
+        "name": "lost-ep",
+        "flavor_id": flavors.items[0].offer_id,
+        "image_url": "python:3.10-slim",
+        "port": 8080,
+    }
+    with pytest.raises(errors.OutcomeUnknown):
+        await tk.call("netmind_create_endpoint", args, confirmer=Approve())
+    report = await tk.call("reconcile", {})
+    [item] = report.items
+    assert item.outcome == "unknown" and "NetMind console" in item.note
+
+
+# ---- case 2: one approval replayed into several creates ------------------------------------------
+async def test_a_replayed_final_round_sends_once_and_returns_the_first_outcome(
+    sandbox: SandboxServer,
+) -> None:
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human()) as client:
+        first = await client.session.call_tool("nebius_create_endpoint", NEBIUS, allow_input_required=True)
+        assert isinstance(first, types.InputRequiredResult)
+        [key] = first.input_requests
+        yes = {key: types.ElicitResult(action="accept", content={"confirm": True})}
+        rounds = [
+            await client.session.call_tool(
+                "nebius_create_endpoint",
+                NEBIUS,
+                input_responses=yes,
+                request_state=first.request_state,
+                allow_input_required=True,
+            )
+            for _ in range(4)
+        ]
+    outcomes = [r.structured_content["outcome"] for r in rounds]  # type: ignore[union-attr]
+    assert outcomes == ["done", "replayed", "replayed", "replayed"]
+    ids = {r.structured_content["resource"]["resource_id"] for r in rounds}  # type: ignore[union-attr]
+    assert len(ids) == 1 and len(creates_at(sandbox, "nebius")) == 1
+    assert [e.outcome for e in rows(server.toolkit)] == ["ok"]
+
+
+async def test_a_new_call_with_the_same_arguments_is_a_new_question(sandbox: SandboxServer) -> None:
+    human = Human()
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=human) as client:
+        one = structured(await client.call_tool("nebius_create_endpoint", NEBIUS))
+        two = structured(await client.call_tool("nebius_create_endpoint", NEBIUS))
+    assert (one["outcome"], two["outcome"]) == ("done", "done") and len(human.messages) == 2
+    assert one["resource"]["resource_id"] != two["resource"]["resource_id"]
+    assert human.messages[0].splitlines()[-3] != human.messages[1].splitlines()[-3]  # two approvals
+
+
+async def test_an_answer_to_a_plan_that_changed_is_asked_again(sandbox: SandboxServer) -> None:
+    settings = sandbox_settings(sandbox, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 2.0})
+    server = build_server(settings)
+    tk = server.toolkit
+    async with Client(server, elicitation_callback=Human()) as client:
+        first = await client.session.call_tool("nebius_create_endpoint", NEBIUS, allow_input_required=True)
+        [key] = first.input_requests
+        assert "$2.00/hour" in first.input_requests[key].params.message  # type: ignore[union-attr]
+        # The price changes between the question and the answer.
+        tk.settings = tk.settings.model_copy(update={"nebius_gpu_usd_per_hour": {"gpu-h100-sxm": 9.0}})
+        tk.adapters["nebius"].settings = tk.settings
+        tk.gate._plans.clear()
+        yes = {key: types.ElicitResult(action="accept", content={"confirm": True})}
+        again = await client.session.call_tool(
+            "nebius_create_endpoint",
+            NEBIUS,
+            input_responses=yes,
+            request_state=first.request_state,
+            allow_input_required=True,
+        )
+    assert isinstance(again, types.InputRequiredResult)
+    assert "$9.00/hour" in again.input_requests[key].params.message  # type: ignore[union-attr]
+    assert creates_at(sandbox, "nebius") == []
+
+
+# ---- case 3: unknown arguments ---------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+async def test_unknown_arguments_are_refused_with_the_closest_valid_one(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    human = Human()
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["nebius_create_endpoint"].input_schema["additionalProperties"] is False
+        for wrong in ("dryRun", "dry-run", "dryrun", "DRY_RUN", "dry_run "):
+            result = await client.call_tool("nebius_create_endpoint", {**NEBIUS, wrong: True})
+            text = error_text(result)
+            assert (
+                f"unknown argument {wrong!r} (did you mean 'dry_run'?)" in text and "Nothing was sent" in text
+            )
+        typo = error_text(await client.call_tool("nebius_create_endpoint", {**NEBIUS, "gpu_cnt": 8}))
+        assert "did you mean 'gpu_count'" in typo
+        bad = error_text(await client.call_tool("nebius_create_endpoint", {**NEBIUS, "gpu_count": "many"}))
+        assert "gpu_count" in bad and "pydantic" not in bad and "errors.pydantic.dev" not in bad
+        read = error_text(await client.call_tool("list_offers", {"gpuu": "H100"}))
+        assert "did you mean 'gpu'" in read
+    assert human.messages == [] and mutating_requests(sandbox) == []
+    journal = rows(server.toolkit)
+    assert len(journal) == 7 and {e.outcome for e in journal} == {"refused"}
+    assert all("invalid input" in (e.error or "") for e in journal)
+
+
+# ---- case 4: a loose yes ---------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("answer", ["yes", 1, "true"])
+async def test_only_the_boolean_true_is_a_yes(sandbox: SandboxServer, mode: str, answer: object) -> None:
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human(confirm=answer), mode=mode) as client:  # type: ignore[arg-type]
+        result = await client.call_tool("nebius_create_endpoint", NEBIUS)
+    assert "not confirmed" in error_text(result) and "Nothing was sent" in error_text(result)
+    assert mutating_requests(sandbox) == []
+    assert [e.outcome for e in rows(server.toolkit)] == ["refused"]
+
+
+# ---- case 5: idempotency keys are scoped -------------------------------------------------------
+async def test_idempotency_keys_are_scoped_to_provider_and_operation_and_bound_to_arguments(
+    tk: Toolkit, sandbox: SandboxServer
+) -> None:
+    first = await tk.call("nebius_create_endpoint", {**NEBIUS, "idempotency_key": "k1"}, confirmer=Approve())
+    name, args = CREATES["neolink"]
+    other = await tk.call(name, {**args, "idempotency_key": "k1"}, confirmer=Approve())
+    assert other.outcome == "done" and other.resource.provider == "neolink"
+    same = await tk.call("nebius_create_endpoint", {**NEBIUS, "idempotency_key": "k1"}, confirmer=Approve())
+    assert same.outcome == "replayed" and same.resource.resource_id == first.resource.resource_id
+    with pytest.raises(
+        errors.InvalidInput, match=r"first used at .* nebius_create_endpoint for demo .*different"
+    ):
+        await tk.call(
+            "nebius_create_endpoint", {**NEBIUS, "gpu_count": 2, "idempotency_key": "k1"}, confirmer=Approve()
+        )
+    assert len(creates_at(sandbox, "nebius")) == 1 and len(creates_at(sandbox, "neolink")) == 1
+
+
+# ---- case 6: every refusal is journaled ---------------------------------------------------------
+class Failing:
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        raise RuntimeError("the form crashed")
+
+
+class Malformed:
+    def __init__(self, content: dict[str, Any] | None) -> None:
+        self.content = content
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content=self.content)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "callback",
+    [
+        Human(action="decline"),
+        Human(action="cancel"),
+        Human(confirm=False),
+        Malformed(None),
+        Malformed({"confirm": "yes"}),
+        Malformed({"something": True}),
+        None,  # no elicitation at all
+    ],
+    ids=["decline", "cancel", "false", "no-content", "string", "wrong-field", "no-elicitation"],
+)
+async def test_every_refusal_is_journaled_and_readable(
+    sandbox: SandboxServer, mode: str, callback: Any
+) -> None:
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=callback, mode=mode) as client:
+        result = await client.call_tool("nebius_create_endpoint", NEBIUS)
+    text = error_text(result)
+    assert "Nothing was sent" in text or "nothing was sent" in text
+    assert "Resolver" not in text and "Traceback" not in text
+    assert mutating_requests(sandbox) == []
+    assert [e.outcome for e in rows(server.toolkit)] == ["refused"]
+
+
+async def test_a_failing_legacy_callback_is_a_journaled_refusal(sandbox: SandboxServer) -> None:
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Failing(), mode="legacy") as client:
+        result = await client.call_tool("nebius_create_endpoint", NEBIUS)
+    assert "not confirmed" in error_text(result) and "Nothing was sent" in error_text(result)
+    assert mutating_requests(sandbox) == [] and [e.outcome for e in rows(server.toolkit)] == ["refused"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_url_only_client_gets_the_readable_cannot_ask_refusal(
+    sandbox: SandboxServer, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = ClientSession._build_capabilities
+
+    def url_only(self: ClientSession, version: str) -> types.ClientCapabilities:
+        caps = build(self, version)
+        return caps.model_copy(
+            update={"elicitation": types.ElicitationCapability(url=types.UrlElicitationCapability())}
+        )
+
+    monkeypatch.setattr(ClientSession, "_build_capabilities", url_only)
+    human = Human()
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        result = await client.call_tool("nebius_create_endpoint", NEBIUS)
+    assert "cannot ask the user" in error_text(result) and human.messages == []
+    assert mutating_requests(sandbox) == [] and [e.outcome for e in rows(server.toolkit)] == ["refused"]
+
+
+# ---- case 7: the configured key is redacted everywhere ---------------------------------------------
+KEY = "nm-key-Zx81-echoed-by-the-provider"
+
+
+async def test_a_provider_echo_of_the_api_key_is_redacted_from_results_and_confirmations(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    image = {
+        "id": 7,
+        "name": "mine",
+        "image_name": "me/app",
+        "image_tag": "1",
+        "image_label": "x",
+        "options": f"-e NETMIND_API_KEY={KEY}",
+        "image_type": 2,
+    }
+    tk = Toolkit(Settings(netmind_api_key=SecretStr(KEY)))
+    with respx.mock(base_url="https://api.netmind.ai") as api:
+        api.get("/v1/rentgpu/images/").respond(200, json=[image])
+        api.get("/v1/rentgpu/images/7").respond(200, json=image)
+        api.post("/v1/rentgpu/images/").respond(200, json=image)
+        listed = await tk.call("netmind_list_images", {})
+        got = await tk.call("netmind_get_image", {"image_id": 7, "reveal_secrets": True})
+        args = {
+            "name": "mine",
+            "image_name": "me/app",
+            "image_tag": "1",
+            "image_label": "x",
+            "options": f"-e NETMIND_API_KEY={KEY}",
+        }
+        question = await tk.question("netmind_create_image", args)
+        made = await tk.call("netmind_create_image", args, confirmer=Approve())
+        sent = api.calls[-1].request.content.decode()
+    assert KEY in sent  # the provider still gets what the user asked to send
+    texts = [
+        listed.model_dump_json(),
+        got.model_dump_json(),
+        question.text,
+        made.model_dump_json(),
+        caplog.text,
+    ]
+    texts += [e.model_dump_json() for e in rows(tk)]
+    assert all(KEY not in t for t in texts) and "***" in listed.model_dump_json()
+    tk.close()
+
+
+def test_the_log_filter_redacts_registered_secrets() -> None:
+    Settings(nebius_api_key=SecretStr("log-secret-9911"))
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "calling with %s", ("log-secret-9911",), None)
+    assert errors.RedactingFilter().filter(record) and "log-secret-9911" not in record.getMessage()
+
+
+# ---- case 9: caps count creates in flight -----------------------------------------------------------
+async def test_concurrent_creates_can_never_together_pass_the_total_cap(sandbox: SandboxServer) -> None:
+    name, args = CREATES["neolink"]
+    probe = Toolkit(sandbox_settings(sandbox))
+    price = (await probe.call(name, {**args, "dry_run": True})).plan.usd_per_hour
+    probe.close()
+    tk = Toolkit(sandbox_settings(sandbox, max_total_usd_per_hour=price * 1.5))
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults", json={"provider": "neolink", "latency": 0.3, "methods": ["POST"]}
+    )
+
+    async def create(i: int) -> Any:
+        try:
+            return await tk.call(name, {**args, "display_name": f"c{i}"}, confirmer=Approve())
+        except errors.PolicyRefused as exc:
+            return exc
+
+    results = await asyncio.gather(*(create(i) for i in range(5)))
+    done = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, errors.PolicyRefused)]
+    assert len(done) == 1 and len(refused) == 4
+    assert all("max_total_usd_per_hour" in str(r) for r in refused)
+    assert len(creates_at(sandbox, "neolink")) == 1
+    assert sorted(e.outcome for e in rows(tk)) == ["ok", "refused", "refused", "refused", "refused"]
+    tk.close()
+
+
+# ---- errors that say what to do; ids checked before sending -------------------------------------------
+async def test_a_429_says_when_to_retry_and_a_read_timeout_says_who_and_how_long() -> None:
+    tk = Toolkit(Settings(nebius_api_key=SecretStr("k-429-test"), http_timeout=2))
+    with respx.mock(base_url="https://api.tokenfactory.nebius.com") as api:
+        api.get("/v0/dedicated_endpoints").respond(
+            429, json={"detail": "slow down"}, headers={"Retry-After": "45"}
+        )
+        with pytest.raises(errors.RateLimited, match="Retry after 45 s"):
+            await tk.adapters["nebius"].list_resources()
+        api.get("/v0/dedicated_endpoints").mock(side_effect=httpx.ReadTimeout("slow"))
+        with pytest.raises(
+            errors.ProviderTimeout, match=r"nebius: no answer within 2s to GET /v0/dedicated_endpoints"
+        ):
+            await tk.adapters["nebius"].list_resources()
+    tk.close()
+
+
+@pytest.mark.parametrize("bad", ["..", "a/b", "../../ai-inference", "x\n", "x" * 300, "a?b=1", "%2e%2e"])
+async def test_ids_that_could_leave_their_path_are_refused_before_any_request(bad: str) -> None:
+    tk = Toolkit(Settings(sesterce_api_key=SecretStr("k-ids-test")))
+    with respx.mock(base_url="https://api.cloud.sesterce.com", assert_all_called=False) as api:
+        route = api.route()
+        for name, args in (
+            ("get_resource", {"provider": "sesterce", "resource_id": bad}),
+            ("delete_resource", {"provider": "sesterce", "resource_id": bad}),
+            ("sesterce_delete_registry", {"registry_id": bad}),
+        ):
+            with pytest.raises(errors.InvalidInput, match="valid id|characters long|spaces"):
+                await tk.call(name, args, confirmer=Approve())
+        assert route.call_count == 0
+    tk.close()
+
+
+# ---- the same through stdio and the magic ---------------------------------------------------------------
+async def test_the_magic_reports_a_lost_answer_in_one_line_and_reconciles(
+    sandbox: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import new_shell
+
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(
+        Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0))
+    )
+    lose_next_answer(sandbox, "neolink")
+    shell.run_cell(
+        "%gpu neolink-create-instance --display-name lost-1 --gpu-sku-id 88 --image " + IMAGE + " --yes"
+    )
+    out = capsys.readouterr()
+    assert "OutcomeUnknown" in out.out + out.err and "Traceback" not in out.out + out.err
+    time.sleep(1.0)
+    report = shell.run_line_magic("gpu", "reconcile")
+    assert [i.outcome for i in report.result.items] == ["ok"]  # type: ignore[union-attr]
+    assert len(creates_at(sandbox, "neolink")) == 1
+    shell.extension_manager.unload_extension("ipython_ext")
