@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from gpu_tools import budget
 from gpu_tools.gpus import canonical_gpu, price_order, with_usd
 from gpu_tools.journal import BILLABLE_KINDS
 from gpu_tools.models import (
+    Expiry,
+    GuardStatus,
     LiveEntry,
     Offer,
     OrphanReport,
@@ -140,6 +143,20 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
     unknown = [line.resource_id for line in lines if line.usd_per_hour is None]
     if unknown:
         notes.append(f"no price known for: {', '.join(unknown)} (left out of the totals)")
+    expiries = sorted(
+        (
+            Expiry(
+                provider=e.provider,
+                resource_id=e.resource_id,
+                name=e.name,
+                expires_at=e.expires_at,
+                action=e.expires_action,
+            )
+            for e in live
+            if e.expires_at and (data.provider is None or e.provider == data.provider)
+        ),
+        key=lambda x: x.expires_at,
+    )
     return SpendReport(
         items=lines,
         by_provider=by_provider,
@@ -147,6 +164,36 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
         total_accrued_usd=round(sum(p.accrued_usd for p in by_provider), 4),
         providers=statuses,
         notes=notes,
+        budgets=budget.report(tk.journal, tk.settings, tk.journal.first_at(), now),
+        expiries=expiries[:10],
+        guard=guard_status(tk, now),
+    )
+
+
+GUARD_LAST_PASS = "guard_last_pass"
+GUARD_INTERVAL = "guard_interval"
+
+
+def guard_status(tk: Toolkit, now: datetime) -> GuardStatus:
+    """When gpu-guard last made a pass (it writes a heartbeat to the journal), and whether it looks
+    alive: three intervals without a pass means it is not running."""
+    last = tk.journal.meta(GUARD_LAST_PASS)
+    interval = float(tk.journal.meta(GUARD_INTERVAL) or tk.settings.guard_interval)
+    if last is None:
+        return GuardStatus(
+            running=False,
+            interval_seconds=interval,
+            message="gpu-guard has never run against this journal: expiries and budgets are enforced only "
+            "when someone calls a tool. Run gpu-guard (see the README).",
+        )
+    age = (now - datetime.fromisoformat(last)).total_seconds()
+    running = age <= 3 * interval
+    return GuardStatus(
+        last_pass=last,
+        interval_seconds=interval,
+        running=running,
+        message=f"gpu-guard last ran {age:.0f} s ago"
+        + ("." if running else f", more than three intervals ({3 * interval:g} s): it is not running."),
     )
 
 

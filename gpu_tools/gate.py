@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from gpu_tools import budget
 from gpu_tools.errors import (
     ConfirmationRefused,
     GpuToolsError,
@@ -37,13 +38,14 @@ from gpu_tools.errors import (
     register_secret,
 )
 from gpu_tools.gpus import canonical_gpu
-from gpu_tools.journal import Approval
+from gpu_tools.journal import Approval, LiveView
 from gpu_tools.models import MutationResult, Plan, Resource
-from gpu_tools.operations import MutationInput, Operation, parse_duration
+from gpu_tools.operations import CreateInput, MutationInput, Operation, parse_duration
 
 if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
 
+BILLABLE = ("endpoint", "container", "instance")
 PLAN_TTL = 60.0  # seconds a plan is reused for the same arguments (MCP asks and runs in separate rounds)
 EFFECT_OF_STEP = {"delete_resource": "destroy"}  # steps of other operations are updates
 CHECK_HINT = "Run reconcile (or list_resources) to see what the provider holds; nothing will be resent."
@@ -149,6 +151,8 @@ class Gate:
                     return f"allowed_providers: {provider} is not in {s.allowed_providers}."
         if op.effect not in ("create", "update"):
             return None
+        if op.effect == "create" and s.require_expiry and plan.expires_at is None and plan.kind in BILLABLE:
+            return "require_expiry: this create has no expires_in, and require_expiry is set."
         cost = plan_cost(plan)
         if s.max_usd_per_hour is not None:
             if cost is None and op.effect == "create":
@@ -167,7 +171,36 @@ class Gate:
                 return f"allowed_gpu_models: {plan.gpu_name} ({model or 'unknown model'}) is not in {s.allowed_gpu_models}."
         if others is None and s.max_total_usd_per_hour is not None:
             others = self._others(plan)
-        return self.total_cap_violation(plan, op, others or 0.0)
+        return self.total_cap_violation(plan, op, others or 0.0) or self.budget_violation(
+            plan, op, self.tk.journal
+        )
+
+    def budget_violation(self, plan: Plan, op: Operation, view: budget.JournalView) -> str | None:
+        if op.effect == "create" and plan.kind not in BILLABLE:
+            return None
+        expires_at = plan.expires_at
+        if op.effect == "update":
+            mine = [e for e in view.live() if (e.provider, e.resource_id) == (plan.provider, plan.target)]
+            if plan_cost(plan) is None:
+                return None  # an update whose cost is unknown keeps the resource's own figure
+            expires_at = mine[0].expires_at if mine else None
+        return budget.plan_violation(
+            view,
+            self.tk.settings,
+            cost=plan_cost(plan),
+            expires_at=expires_at,
+            target=(plan.provider, plan.target) if op.effect == "update" else None,
+            first_at=self.tk.journal.first_at(),
+        )
+
+    def in_transaction(self, plan: Plan, op: Operation, view: LiveView) -> str | None:
+        """The caps that depend on what else is live, checked inside the intent's transaction."""
+        others = sum(
+            e.usd_per_hour or 0.0
+            for e in view.live()
+            if not (e.provider == plan.provider and e.resource_id == plan.target)
+        )
+        return self.total_cap_violation(plan, op, others) or self.budget_violation(plan, op, view)
 
     def total_cap_violation(self, plan: Plan, op: Operation, others: float) -> str | None:
         cap = self.tk.settings.max_total_usd_per_hour
@@ -213,17 +246,23 @@ class Gate:
         if plan.kind is None and op.creates:
             plan.kind = op.creates  # type: ignore[assignment]
         expires_at = self._expires_at(data)
-        if expires_at:
+        if expires_at and plan.kind in BILLABLE:
             plan.expires_at = expires_at
+            plan.expires_action = getattr(data, "expires_action", "delete")
+            if not getattr(data, "expires_in", None):
+                plan.warnings.append(
+                    f"No expires_in given: the default_expires_in setting ({self.tk.settings.default_expires_in}) applies."
+                )
         violation = self.policy_violation(plan, op)
         if violation:
             plan.warnings.append(f"Refused by policy {violation}")
         self._plans[key] = (now, plan)
         return plan
 
-    @staticmethod
-    def _expires_at(data: MutationInput) -> str | None:
-        expires_in = getattr(data, "expires_in", None)
+    def _expires_at(self, data: MutationInput) -> str | None:
+        if not isinstance(data, CreateInput):
+            return None
+        expires_in = data.expires_in or self.tk.settings.default_expires_in
         if not expires_in:
             return None
         return (datetime.now(UTC) + parse_duration(expires_in)).isoformat(timespec="seconds")
@@ -263,7 +302,13 @@ class Gate:
 
     # ---- running ------------------------------------------------------------------------------
     async def run(
-        self, op: Operation, data: MutationInput, confirmer: Confirmer, *, asked_earlier: bool = False
+        self,
+        op: Operation,
+        data: MutationInput,
+        confirmer: Confirmer,
+        *,
+        asked_earlier: bool = False,
+        actor: str | None = None,
     ) -> MutationResult:
         """Run a mutation. `asked_earlier`: the front asked with `question()` before this call (the
         MCP resolver, the y/N prompt), so the yes belongs to the latest approval for these
@@ -281,7 +326,7 @@ class Gate:
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
 
         def refuse(error: str) -> None:
-            self.tk.journal.record(plan, op.effect, "refused", error=error, idempotency_key=key)
+            self.tk.journal.record(plan, op.effect, "refused", error=error, idempotency_key=key, actor=actor)
 
         violation = self.policy_violation(plan, op)
         if violation:
@@ -323,9 +368,9 @@ class Gate:
 
         self._plans.clear()  # a send changes the world: no cached plan is reused after it
         if plan.steps:
-            return await self._send_steps(plan, approval)
+            return await self._send_steps(plan, approval, actor)
         return await self._send(
-            plan, op.effect, op, key=key, args=args_hash(op, data), approval=approval, data=data
+            plan, op.effect, op, key=key, args=args_hash(op, data), approval=approval, data=data, actor=actor
         )
 
     async def journal_refusal(self, op: Operation, args: dict[str, Any], reason: str) -> None:
@@ -396,24 +441,27 @@ class Gate:
         approval: Approval | None = None,
         data: MutationInput | None = None,
         final: bool = True,
+        actor: str | None = None,
     ) -> MutationResult:
         """Reserve (approval, key, cap and intent row in one transaction), send the one request,
         journal the outcome."""
         request, finish = plan._request, plan._finish
         assert request is not None and finish is not None, "planners must attach the request"
         sandbox = self.tk.settings.sandbox
-        cap: Callable[[float], str | None] | None = None
+        cap: Callable[[LiveView], str | None] | None = None
         if op is not None:
-            cap = lambda others: self.total_cap_violation(plan, op, others)  # noqa: E731
+            cap = lambda view: self.in_transaction(plan, op, view)  # noqa: E731
         reservation = self.tk.journal.reserve(
             plan,
             effect,
             idempotency_key=key,
             args_hash=args,
             approval_id=approval.id if approval else None,
-            expires_at=(self._expires_at(data) if data is not None else None) or plan.expires_at,
+            expires_at=(self._expires_at(data) if data is not None and plan.expires_at else None)
+            or plan.expires_at,
             kind=plan.kind,
             cap=cap,
+            actor=actor,
         )
         if reservation.used is not None:
             return self._replay_approval(reservation.used, plan)
@@ -479,7 +527,7 @@ class Gate:
             self.tk.journal.set_approval_result(approval.id, stored)
         return result
 
-    async def _send_steps(self, plan: Plan, approval: Approval) -> MutationResult:
+    async def _send_steps(self, plan: Plan, approval: Approval, actor: str | None = None) -> MutationResult:
         """Send each step as its own journaled request; one failing step does not stop the others.
         The approval is consumed by the first step's reservation."""
         done: list[dict[str, Any]] = []
@@ -491,6 +539,7 @@ class Gate:
                     EFFECT_OF_STEP.get(step.operation, "update"),
                     approval=approval if first else None,
                     final=False,
+                    actor=actor,
                 )
                 if first and result.outcome == "replayed":
                     return result

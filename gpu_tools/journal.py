@@ -58,6 +58,8 @@ _V2_COLUMNS = {
     "args_hash": "TEXT",
     "approval_id": "TEXT",
     "note": "TEXT",
+    "actor": "TEXT",
+    "expires_action": "TEXT",
 }
 _V2 = """
 CREATE TABLE IF NOT EXISTS approvals (
@@ -73,6 +75,7 @@ CREATE TABLE IF NOT EXISTS approvals (
 CREATE INDEX IF NOT EXISTS approvals_fingerprint ON approvals (fingerprint, created_at);
 CREATE INDEX IF NOT EXISTS journal_resource ON journal (provider, resource_id, effect, outcome);
 CREATE INDEX IF NOT EXISTS journal_outcome ON journal (outcome, effect);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 BILLABLE_KINDS = ("endpoint", "container", "instance")
 APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
@@ -81,7 +84,7 @@ APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to ans
 # that of the latest ok update with a figure, else the create's own (the planned one if unknown).
 _LIVE = """
 SELECT c.id, c.at, c.provider, c.operation, c.target, c.resource_id, c.kind, c.expires_at, c.sandbox,
-       c.outcome,
+       c.outcome, c.expires_action,
        COALESCE((SELECT u.usd_per_hour FROM journal u
                  WHERE u.provider = c.provider AND u.resource_id = c.resource_id AND u.effect = 'update'
                    AND u.outcome = 'ok' AND u.usd_per_hour IS NOT NULL AND u.id > c.id
@@ -95,6 +98,27 @@ WHERE c.effect = 'create'
                     AND d.effect = 'destroy' AND d.outcome = 'ok' AND d.id > c.id)
 ORDER BY c.id
 """
+
+
+_BILLING = """
+SELECT id, at, provider, operation, effect, resource_id, usd_per_hour, kind, outcome FROM journal
+WHERE (effect = 'create' AND (outcome = 'unknown' OR (outcome = 'ok' AND resource_id IS NOT NULL)))
+   OR (effect IN ('update', 'destroy') AND outcome = 'ok')
+ORDER BY id
+"""
+
+
+class LiveView:
+    """What a check inside `reserve`'s transaction may read."""
+
+    def __init__(self, journal: Journal, db: sqlite3.Connection) -> None:
+        self._journal, self._db = journal, db
+
+    def live(self) -> list[LiveEntry]:
+        return self._journal._live(self._db)
+
+    def spent(self, since: datetime, now: datetime) -> float:
+        return self._journal._spent(self._db, since, now)
 
 
 def _statements(script: str) -> list[str]:
@@ -192,11 +216,12 @@ class Journal:
         expires_at: str | None = None,
         kind: str | None = None,
         result: Any = None,
+        actor: str | None = None,
     ) -> int:
         cur = db.execute(
             "INSERT INTO journal (at, provider, operation, effect, target, method, path, body,"
             " usd_per_hour, outcome, error, idempotency_key, sandbox, expires_at, kind, args_hash, approval_id,"
-            " result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " result, actor, expires_action) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 _now(),
                 plan.provider,
@@ -216,6 +241,8 @@ class Journal:
                 args_hash,
                 approval_id,
                 json.dumps(redact_value(result)) if result is not None else None,
+                actor,
+                plan.expires_action if expires_at else None,
             ),
         )
         return int(cur.lastrowid or 0)
@@ -235,10 +262,12 @@ class Journal:
         approval_id: str | None,
         expires_at: str | None,
         kind: str | None,
-        cap: Callable[[float], str | None] | None = None,
+        cap: Callable[[LiveView], str | None] | None = None,
+        actor: str | None = None,
     ) -> Reservation:
-        """In one transaction: the approval is unused, the key is free, the cap holds counting
-        everything live or in flight (the target's own figure excluded), then the intent row."""
+        """In one transaction: the approval is unused, the key is free, the caps and budgets hold
+        (`cap` reads what is live or in flight, and what was spent, inside the transaction), then
+        the intent row."""
         with self._tx() as db:
             if approval_id is not None:
                 approval = self._approval(db, approval_id)
@@ -249,12 +278,7 @@ class Journal:
                 if row is not None:
                     return Reservation(key_row=row)
             if cap is not None:
-                others = sum(
-                    e.usd_per_hour or 0.0
-                    for e in self._live(db)
-                    if not (e.provider == plan.provider and e.resource_id == plan.target)
-                )
-                refusal = cap(others)
+                refusal = cap(LiveView(self, db))
                 if refusal is not None:
                     self._insert(
                         db,
@@ -265,6 +289,7 @@ class Journal:
                         idempotency_key=idempotency_key,
                         args_hash=args_hash,
                         approval_id=approval_id,
+                        actor=actor,
                     )
                     return Reservation(refused=refusal)
             row_id = self._insert(
@@ -277,6 +302,7 @@ class Journal:
                 approval_id=approval_id,
                 expires_at=expires_at,
                 kind=kind,
+                actor=actor,
                 # The plan, so a reconciled row can answer a replay of its key like a finished one.
                 result={"plan": plan.model_dump(mode="json", exclude={"sandbox"})},
             )
@@ -312,6 +338,71 @@ class Journal:
                     row_id,
                 ),
             )
+
+    # ---- small shared state (the guard's heartbeat) -----------------------------------------
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
+
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def first_at(self) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT MIN(at) FROM journal").fetchone()
+        return row[0] if row else None
+
+    # ---- what was spent -----------------------------------------------------------------------
+    def _spent(self, db: sqlite3.Connection, since: datetime, now: datetime) -> float:
+        """USD this tool's resources cost between `since` and `now`, from the journal's own events:
+        a create (ok, or unknown at its planned cost) starts billing, a stop pauses it, a start resumes
+        it, an update with a cost changes the rate, a delete ends it."""
+        rows = db.execute(_BILLING).fetchall()
+        state: dict[str, list[Any]] = {}  # key -> [rate, running since (or None)]
+        total = 0.0
+
+        def accrue(key: str, until: datetime) -> None:
+            nonlocal total
+            rate, start = state[key]
+            if start is None or rate is None:
+                return
+            a, b = max(start, since), min(until, now)
+            if b > a:
+                total += rate * (b - a).total_seconds() / 3600
+
+        for row_id, at, provider, operation, effect, resource_id, usd, kind, outcome in rows:
+            when = datetime.fromisoformat(at)
+            if effect == "create":
+                if (kind or "endpoint") not in BILLABLE_KINDS:
+                    continue
+                state[f"{provider}:{resource_id or f'journal#{row_id}'}"] = [usd, when]
+                continue
+            key = f"{provider}:{resource_id}"
+            if key not in state or outcome != "ok":
+                continue
+            accrue(key, when)
+            if effect == "destroy":
+                del state[key]
+            elif operation == "stop_resource":
+                state[key][1] = None
+            elif operation == "start_resource":
+                state[key][1] = when
+            else:
+                state[key][1] = state[key][1] and when
+                if usd is not None:
+                    state[key][0] = usd
+        for key in state:
+            accrue(key, now)
+        return total
+
+    def spent(self, since: datetime, now: datetime | None = None) -> float:
+        with self._lock:
+            return self._spent(self._db, since, now or datetime.now(UTC))
 
     def note(self, row_id: int, note: str) -> None:
         with self._tx() as db:
@@ -386,7 +477,8 @@ class Journal:
                 expires_at=r[7],
                 sandbox=bool(r[8]),
                 outcome=r[9],
-                usd_per_hour=r[10],
+                expires_action=r[10] or "delete",
+                usd_per_hour=r[11],
             )
             for r in db.execute(_LIVE).fetchall()
         ]
@@ -461,7 +553,7 @@ class Journal:
             total = self._db.execute(f"SELECT COUNT(*) FROM journal{clause}", args).fetchone()[0]
             rows = self._db.execute(
                 "SELECT id, at, provider, operation, effect, target, method, path, body, usd_per_hour,"
-                " outcome, error, resource_id, idempotency_key, sandbox, expires_at, note"
+                " outcome, error, resource_id, idempotency_key, sandbox, expires_at, note, actor, expires_action"
                 f" FROM journal{clause} ORDER BY id DESC LIMIT ?",
                 [*args, limit],
             ).fetchall()
@@ -484,6 +576,8 @@ class Journal:
                 sandbox=bool(r[14]),
                 expires_at=r[15],
                 note=r[16],
+                actor=r[17],
+                expires_action=r[18],
             )
             for r in rows
         ]

@@ -151,6 +151,9 @@ class Plan(Result):
     expires_at: str | None = Field(
         None, description="When reap_expired may stop or delete what this creates."
     )
+    expires_action: Literal["delete", "stop"] | None = Field(
+        None, description="What gpu-guard does at expires_at: delete or stop."
+    )
     kind: Kind | None = Field(None, description="What a create makes (endpoint, container, instance, ...).")
     steps: list[Plan] = Field(
         default_factory=list, description="For multi-resource plans: one plan per request."
@@ -181,7 +184,8 @@ class Plan(Result):
             lines.append(self.cost_line())
         lines.append(("Reversible: " if self.reversible else "NOT reversible: ") + self.reversibility)
         if self.expires_at:
-            lines.append(f"Expires: {self.expires_at} (reap_expired will stop or delete it after that)")
+            verb = "stops" if self.expires_action == "stop" else "deletes"
+            lines.append(f"Expires: {self.expires_at} (then gpu-guard or reap_expired {verb} it)")
         for i, step in enumerate(self.steps, 1):
             cost = f", {step.cost_line()}" if step.usd_per_hour is not None else ""
             lines.append(f"  {i}. {step.action} [{step.method} {step.path}{cost}]")
@@ -220,6 +224,8 @@ class JournalEntry(Model):
     sandbox: bool = False
     expires_at: str | None = None
     note: str | None = Field(None, description="What reconciliation found, for a row whose answer was lost.")
+    actor: str | None = Field(None, description="Who made the change: a user, or gpu-guard.")
+    expires_action: str | None = None
 
 
 class LiveEntry(Model):
@@ -237,6 +243,7 @@ class LiveEntry(Model):
     expires_at: str | None = None
     created_by: str
     sandbox: bool = False
+    expires_action: Literal["delete", "stop"] = "delete"
 
 
 class ChatResult(Result):
@@ -276,6 +283,36 @@ class ProviderSpend(Model):
     accrued_usd: float
 
 
+class BudgetLine(Model):
+    """One budget: its window, what was spent in it, what live resources have committed, what is left."""
+
+    name: Literal["budget_usd_per_day", "budget_usd_total"]
+    limit_usd: float
+    since: str = Field(description="Start of the window (24 hours ago, or the budget's start).")
+    spent_usd: float = Field(description="What this tool's resources cost in the window, from the journal.")
+    committed_usd: float = Field(
+        description="What live resources will cost until they expire (at most 24 hours; all of it with no expiry)."
+    )
+    left_usd: float = Field(description="limit - spent - committed: what a new plan may still cost.")
+
+
+class Expiry(Model):
+    provider: str
+    resource_id: str | None
+    name: str | None = None
+    expires_at: str
+    action: Literal["delete", "stop"]
+
+
+class GuardStatus(Model):
+    """When gpu-guard last made a pass, and whether it looks alive."""
+
+    last_pass: str | None = None
+    interval_seconds: float | None = None
+    running: bool = Field(description="False when no pass was seen for three intervals (or ever).")
+    message: str
+
+
 class SpendReport(Result):
     """What is live across providers and what it costs."""
 
@@ -285,6 +322,9 @@ class SpendReport(Result):
     total_accrued_usd: float
     providers: list[ProviderStatus] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    budgets: list[BudgetLine] = Field(default_factory=list)
+    expiries: list[Expiry] = Field(default_factory=list, description="The next expiries, soonest first.")
+    guard: GuardStatus | None = None
 
 
 class OrphanReport(Result):

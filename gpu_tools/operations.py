@@ -90,7 +90,11 @@ def parse_duration(text: str) -> timedelta:
 class CreateInput(MutationInput):
     expires_in: str | None = Field(
         None,
-        description="Optional lifetime such as 2h or 3d: after it, reap_expired stops or deletes the resource.",
+        description="Lifetime such as 2h or 3d: after it, gpu-guard (or reap_expired) deletes the resource, "
+        "or stops it with expires_action=stop. Defaults to the default_expires_in setting.",
+    )
+    expires_action: Literal["delete", "stop"] = Field(
+        "delete", description="What happens when expires_in runs out: delete (default) or stop."
     )
     idempotency_key: str | None = Field(
         None,

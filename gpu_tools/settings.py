@@ -8,8 +8,9 @@ field names below, e.g. `nebius_api_key = "..."`, `max_usd_per_hour = 10`.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr
@@ -100,6 +101,43 @@ class Settings(BaseSettings):
         20.0, validation_alias=_policy("provider_timeout"), description="Budget per provider in fan-outs."
     )
 
+    # Limits that hold with nobody present (enforced by the gate, and by gpu-guard between calls).
+    budget_usd_per_day: float | None = Field(
+        None, validation_alias=_policy("budget_usd_per_day"), description="Budget over any rolling 24 hours."
+    )
+    budget_usd_total: float | None = Field(
+        None, validation_alias=_policy("budget_usd_total"), description="Budget since budget_start."
+    )
+    budget_start: datetime | None = Field(
+        None,
+        validation_alias=_policy("budget_start"),
+        description="When budget_usd_total starts counting (ISO date or time; default: the journal's first row).",
+    )
+    budget_action: Literal["stop", "delete", "warn"] = Field(
+        "stop",
+        validation_alias=_policy("budget_action"),
+        description="What gpu-guard does to this tool's resources, most expensive first, when spend would "
+        "cross a budget before its next pass.",
+    )
+    default_expires_in: str | None = Field(
+        None,
+        validation_alias=_policy("default_expires_in"),
+        description="Lifetime given to every create that names none (e.g. 8h).",
+    )
+    require_expiry: bool = Field(
+        False, validation_alias=_policy("require_expiry"), description="Refuse creates with no expiry."
+    )
+    guard_interval: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=_policy("guard_interval"),
+        description="Seconds between gpu-guard passes.",
+    )
+    guard_webhook_url: str | None = Field(
+        None,
+        validation_alias=_policy("guard_webhook_url"),
+        description="Receives a JSON POST for each gpu-guard action and budget warning.",
+    )
     reconcile_grace_seconds: float = Field(
         120.0,
         validation_alias=_policy("reconcile_grace_seconds"),

@@ -84,13 +84,19 @@ class Toolkit:
         confirmer: Confirmer | None = None,
         progress: Progress | None = None,
         asked_earlier: bool = False,
+        actor: str | None = None,
     ) -> BaseModel:
         """Run one operation. A mutation's yes comes from `confirmer`; `asked_earlier` says the front
         asked with `question()` first (see `Gate.run`). Every result is scrubbed of known secrets."""
         op = self.registry.get(name)
         data = op.parse(args)
         if op.mutating:
-            if self.settings.max_total_usd_per_hour is not None and pending_rows(self, effects=LIVE_EFFECTS):
+            live_limits = (
+                self.settings.max_total_usd_per_hour,
+                self.settings.budget_usd_per_day,
+                self.settings.budget_usd_total,
+            )
+            if any(v is not None for v in live_limits) and pending_rows(self, effects=LIVE_EFFECTS):
                 await reconcile(self)  # caps count what the providers really hold
             result: BaseModel = await self.gate.run(
                 op, data, confirmer or Refuse(), asked_earlier=asked_earlier

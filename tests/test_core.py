@@ -102,14 +102,17 @@ async def test_a_crash_after_sending_leaves_an_unknown_row(tk: Toolkit, sandbox:
     adapter = tk.adapter("nebius")
     real = adapter.http.request
 
+    sent = asyncio.Event()
+
     async def hang_on_post(method: str, *args: object, **kwargs: object) -> object:
         if method == "POST":  # the create was sent; its answer never comes back
+            sent.set()
             await asyncio.sleep(3600)
         return await real(method, *args, **kwargs)  # type: ignore[arg-type]
 
     adapter.http.request = hang_on_post  # type: ignore[method-assign]
     task = asyncio.create_task(tk.call("nebius_create_endpoint", CREATE, confirmer=Approve()))
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(sent.wait(), 30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
