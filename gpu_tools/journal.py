@@ -74,7 +74,6 @@ CREATE INDEX IF NOT EXISTS approvals_fingerprint ON approvals (fingerprint, crea
 CREATE INDEX IF NOT EXISTS journal_resource ON journal (provider, resource_id, effect, outcome);
 CREATE INDEX IF NOT EXISTS journal_outcome ON journal (outcome, effect);
 """
-BILLABLE_KINDS = ("endpoint", "container", "instance")
 APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
 
 # A create counts as live while it is ok or unknown and no later ok delete removed it; its cost is
