@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 from mcp import Client
 
 from gpu_tools import unified
@@ -103,3 +104,20 @@ async def test_mcp_wait_reports_progress_and_not_yet(
         second = structured(await client.call_tool("wait_for_resource", ref))
         assert second["reached"] is True and second["status"] == "running"
         assert second["uri"] == f"gpu://nebius/{ref['resource_id']}"
+
+
+def test_the_magic_keeps_waiting_unless_given_a_timeout(
+    shell: InteractiveShell, fake_clock: FakeClock
+) -> None:
+    created = shell.run_line_magic(
+        "gpu",
+        "nebius-create-endpoint --name m --model-name openai/gpt-oss-20b --flavor-name base "
+        "--gpu-type gpu-h100-sxm --yes",
+    )
+    rid = created.resource.resource_id
+    start = fake_clock.now
+    short = shell.run_line_magic("gpu", f"wait nebius {rid} --timeout-seconds 10")
+    assert short.reached is False and "call wait_for_resource again" in short.note.lower()
+    done = shell.run_line_magic("gpu", f"wait nebius {rid}")
+    assert done.reached is True and done.status == "running"
+    assert fake_clock.now - start >= 80
