@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_tools.errors import redact_value
-from gpu_tools.models import JournalEntry, LiveEntry, Plan
+from gpu_tools.models import BILLABLE_KINDS, JournalEntry, LiveEntry, Plan, resource_uri
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -460,7 +460,7 @@ class Journal:
             total = self._db.execute(f"SELECT COUNT(*) FROM journal{clause}", args).fetchone()[0]
             rows = self._db.execute(
                 "SELECT id, at, provider, operation, effect, target, method, path, body, usd_per_hour,"
-                " outcome, error, resource_id, idempotency_key, sandbox, expires_at, note"
+                " outcome, error, resource_id, idempotency_key, sandbox, expires_at, note, kind"
                 f" FROM journal{clause} ORDER BY id DESC LIMIT ?",
                 [*args, limit],
             ).fetchall()
@@ -483,6 +483,7 @@ class Journal:
                 sandbox=bool(r[14]),
                 expires_at=r[15],
                 note=r[16],
+                uri=resource_uri(r[2], r[12]) if r[12] and (r[17] or "endpoint") in BILLABLE_KINDS else None,
             )
             for r in rows
         ]

@@ -255,6 +255,7 @@ class JournalEntry(Model):
     sandbox: bool = False
     expires_at: str | None = None
     note: str | None = Field(None, description="What reconciliation found, for a row whose answer was lost.")
+    uri: str | None = Field(None, description="The URI of the GPU resource this change made or touched.")
 
 
 class LiveEntry(Addressable):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
+from mcp import MCPError
 from mcp.server import MCPServer
+from mcp.types import INVALID_PARAMS
 from pydantic import Field
 
 from gpu_tools.models import BILLABLE_KINDS, resource_uri
@@ -55,7 +57,10 @@ def add_prompts(server: MCPServer, tk: Toolkit) -> set[str]:
         template: Annotated[str | None, _arg("Model template to deploy (see list_templates).")] = None,
         expires_in: Annotated[str | None, _arg("Lifetime, e.g. 2h (default 2h).")] = None,
     ) -> str:
-        price = float(max_usd_per_gpu_hour) if max_usd_per_gpu_hour else None
+        try:
+            price = float(max_usd_per_gpu_hour) if max_usd_per_gpu_hour else None
+        except ValueError:
+            raise MCPError(INVALID_PARAMS, "max_usd_per_gpu_hour must be a number, such as 2.5") from None
         lifetime = expires_in or "2h"
         tools = "\n".join(create_tools(tk)) or "- (none: no provider with credentials offers one)"
         steps = [

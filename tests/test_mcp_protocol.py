@@ -58,7 +58,7 @@ async def test_journal_spend_and_each_live_resource_are_readable(sandbox: Sandbo
         assert templates == [RESOURCE_TEMPLATE]
 
         journal = await read_json(c, "gpu://journal")
-        assert journal["sandbox"] is True
+        assert journal["sandbox"] is True and journal["items"][0]["uri"] == created["uri"]
         assert journal["items"][0]["operation"] == "nebius_create_endpoint"
         assert journal["items"][0]["resource_id"] == rid
 
@@ -151,6 +151,26 @@ async def test_completions_for_prompt_and_template_arguments(sandbox: SandboxSer
         assert await complete(c, check, "resource_id", rid[:6], provider="nebius") == [rid]
         assert await complete(c, types.PromptReference(name="no_such_prompt"), "provider", "") == []
         assert await complete(c, deploy, "expires_in", "") == []
+
+
+async def test_resource_id_completion_includes_what_the_providers_list(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """A resource this server never created (made by another journal) is offered from the listing."""
+    other = sandbox_settings(sandbox, journal_path=tmp_path / "other.sqlite3")
+    async with Client(build_server(other), elicitation_callback=Human()) as c:
+        elsewhere = structured(await c.call_tool("nebius_create_endpoint", NEBIUS))["resource"]["resource_id"]
+    template = types.ResourceTemplateReference(uri=RESOURCE_TEMPLATE)
+    async with client(sandbox, "auto") as c:
+        assert await c.list_resources() is not None
+        assert await complete(c, template, "resource_id", "dep-", provider="nebius") == [elsewhere]
+        assert elsewhere in await complete(c, template, "resource_id", "")
+
+
+async def test_a_prompt_refuses_a_price_that_is_not_a_number(sandbox: SandboxServer) -> None:
+    async with client(sandbox, "auto") as c:
+        with pytest.raises(MCPError, match="must be a number"):
+            await c.get_prompt("deploy_cheapest", {"max_usd_per_gpu_hour": "cheap"})
 
 
 async def test_completions_follow_policy(sandbox: SandboxServer) -> None:
