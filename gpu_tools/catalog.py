@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from gpu_tools import budget
 from gpu_tools.gpus import canonical_gpu, price_order, with_usd
-from gpu_tools.journal import BILLABLE_KINDS
 from gpu_tools.models import (
+    BILLABLE_KINDS,
     Expiry,
     GuardStatus,
     LiveEntry,

@@ -39,13 +39,12 @@ from gpu_tools.errors import (
 )
 from gpu_tools.gpus import canonical_gpu
 from gpu_tools.journal import Approval, LiveView
-from gpu_tools.models import MutationResult, Plan, Resource
+from gpu_tools.models import BILLABLE_KINDS, MutationResult, Plan, Resource
 from gpu_tools.operations import CreateInput, MutationInput, Operation, parse_duration
 
 if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
 
-BILLABLE = ("endpoint", "container", "instance")
 PLAN_TTL = 60.0  # seconds a plan is reused for the same arguments (MCP asks and runs in separate rounds)
 EFFECT_OF_STEP = {"delete_resource": "destroy"}  # steps of other operations are updates
 CHECK_HINT = "Run reconcile (or list_resources) to see what the provider holds; nothing will be resent."
@@ -151,7 +150,12 @@ class Gate:
                     return f"allowed_providers: {provider} is not in {s.allowed_providers}."
         if op.effect not in ("create", "update"):
             return None
-        if op.effect == "create" and s.require_expiry and plan.expires_at is None and plan.kind in BILLABLE:
+        if (
+            op.effect == "create"
+            and s.require_expiry
+            and plan.expires_at is None
+            and plan.kind in BILLABLE_KINDS
+        ):
             return "require_expiry: this create has no expires_in, and require_expiry is set."
         cost = plan_cost(plan)
         if s.max_usd_per_hour is not None:
@@ -176,7 +180,7 @@ class Gate:
         )
 
     def budget_violation(self, plan: Plan, op: Operation, view: budget.JournalView) -> str | None:
-        if op.effect == "create" and plan.kind not in BILLABLE:
+        if op.effect == "create" and plan.kind not in BILLABLE_KINDS:
             return None
         expires_at = plan.expires_at
         if op.effect == "update":
@@ -246,7 +250,7 @@ class Gate:
         if plan.kind is None and op.creates:
             plan.kind = op.creates  # type: ignore[assignment]
         expires_at = self._expires_at(data)
-        if expires_at and plan.kind in BILLABLE:
+        if expires_at and plan.kind in BILLABLE_KINDS:
             plan.expires_at = expires_at
             plan.expires_action = getattr(data, "expires_action", "delete")
             if not getattr(data, "expires_in", None):

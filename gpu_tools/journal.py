@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gpu_tools.errors import redact_value
-from gpu_tools.models import JournalEntry, LiveEntry, Plan
+from gpu_tools.models import BILLABLE_KINDS, JournalEntry, LiveEntry, Plan, resource_uri
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -77,7 +77,6 @@ CREATE INDEX IF NOT EXISTS journal_resource ON journal (provider, resource_id, e
 CREATE INDEX IF NOT EXISTS journal_outcome ON journal (outcome, effect);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-BILLABLE_KINDS = ("endpoint", "container", "instance")
 APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
 
 # A create counts as live while it is ok or unknown and no later ok delete removed it; its cost is
@@ -553,7 +552,8 @@ class Journal:
             total = self._db.execute(f"SELECT COUNT(*) FROM journal{clause}", args).fetchone()[0]
             rows = self._db.execute(
                 "SELECT id, at, provider, operation, effect, target, method, path, body, usd_per_hour,"
-                " outcome, error, resource_id, idempotency_key, sandbox, expires_at, note, actor, expires_action"
+                " outcome, error, resource_id, idempotency_key, sandbox, expires_at, note, kind, actor,"
+                " expires_action"
                 f" FROM journal{clause} ORDER BY id DESC LIMIT ?",
                 [*args, limit],
             ).fetchall()
@@ -576,8 +576,9 @@ class Journal:
                 sandbox=bool(r[14]),
                 expires_at=r[15],
                 note=r[16],
-                actor=r[17],
-                expires_action=r[18],
+                actor=r[18],
+                expires_action=r[19],
+                uri=resource_uri(r[2], r[12]) if r[12] and (r[17] or "endpoint") in BILLABLE_KINDS else None,
             )
             for r in rows
         ]

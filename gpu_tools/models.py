@@ -10,20 +10,47 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 # Every provider name; an adapter in gpu_tools/providers/ for each (checked at import).
 ProviderName = Literal["nebius", "sesterce", "neolink", "netmind"]
 Effect = Literal["read", "create", "update", "destroy"]
 Status = Literal["pending", "running", "stopped", "failed", "deleting", "unknown"]
 Kind = Literal["endpoint", "container", "instance", "registry", "auth", "image"]
+# The kinds that run on GPUs and cost money while they exist.
+BILLABLE_KINDS = ("endpoint", "container", "instance")
+URI_SCHEME = "gpu"
 
 T = TypeVar("T", bound=BaseModel)
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def resource_uri(provider: str, resource_id: str) -> str:
+    """The URI naming one resource, `gpu://<provider>/<resource_id>` (the id percent-encoded), under
+    which the MCP front serves it as a readable resource."""
+    return f"{URI_SCHEME}://{provider}/{quote(resource_id, safe='')}"
+
+
+class Addressable(Model):
+    """A billable resource's provider and id, plus the URI that names it (filled in when absent)."""
+
+    provider: str
+    resource_id: str | None = None
+    kind: str | None = None
+    uri: str | None = Field(
+        None, description="gpu://provider/resource_id: this resource's URI, readable as an MCP resource."
+    )
+
+    @model_validator(mode="after")
+    def _fill_uri(self) -> Addressable:
+        if self.uri is None and self.resource_id and (self.kind or "endpoint") in BILLABLE_KINDS:
+            self.uri = resource_uri(self.provider, self.resource_id)
+        return self
 
 
 class Result(Model):
@@ -76,11 +103,11 @@ class Region(Model):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class Resource(Result):
+class Resource(Result, Addressable):
     """Something live at a provider that may cost money: an endpoint, container or instance."""
 
     provider: str
-    kind: Kind
+    kind: Kind  # type: ignore[assignment]
     resource_id: str = Field(description="Pass this as-is to get/update/stop/start/delete/wait tools.")
     name: str | None = None
     status: Status
@@ -96,6 +123,14 @@ class Resource(Result):
     created_at: datetime | str | None = None
     usd_per_hour: float | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class WaitResult(Resource):
+    """A resource as `wait_for_resource` last saw it, and whether it reached the awaited state."""
+
+    reached: bool = Field(description="True when the resource reached the awaited state.")
+    waited_seconds: float = Field(description="How long this call waited.")
+    note: str | None = Field(None, description="What to do next when the state was not reached yet.")
 
 
 class ProviderStatus(Model):
@@ -226,9 +261,10 @@ class JournalEntry(Model):
     note: str | None = Field(None, description="What reconciliation found, for a row whose answer was lost.")
     actor: str | None = Field(None, description="Who made the change: a user, or gpu-guard.")
     expires_action: str | None = None
+    uri: str | None = Field(None, description="The URI of the GPU resource this change made or touched.")
 
 
-class LiveEntry(Model):
+class LiveEntry(Addressable):
     """A billable resource the journal says this tool created (or may have: its outcome is unknown)
     and has not deleted."""
 
@@ -261,7 +297,7 @@ class Acknowledgement(Result):
     message: str
 
 
-class SpendLine(Model):
+class SpendLine(Addressable):
     provider: str
     resource_id: str
     name: str | None = None

@@ -150,10 +150,22 @@ class GetResourceInput(ResourceRef):
     )
 
 
+# How long one wait_for_resource call waits by default: an answer comes back well before the 60 s
+# after which common MCP clients (the TypeScript SDK's default) give up on a request.
+WAIT_DEFAULT_SECONDS = 45.0
+
+
 class WaitInput(ResourceRef):
     until: Literal["running", "stopped", "deleted"] = Field("running", description="The state to wait for.")
-    timeout_seconds: float = Field(600, gt=0, le=3600, description="Give up after this long.")
-    poll_seconds: float = Field(5, ge=0.05, le=60)
+    timeout_seconds: float = Field(
+        WAIT_DEFAULT_SECONDS,
+        gt=0,
+        le=3600,
+        description=f"Answer after at most this long with the current state, reached or not (default "
+        f"{WAIT_DEFAULT_SECONDS:g}, under the 60 s many clients allow a request; then call again to keep "
+        "waiting). Up to 3600 for clients that reset their timeout on progress notifications.",
+    )
+    poll_seconds: float = Field(5, ge=0.05, le=60, description="Seconds between two looks at the resource.")
 
 
 class HistoryInput(OpInput):

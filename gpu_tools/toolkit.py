@@ -70,6 +70,8 @@ class Toolkit:
         }
         self.gate = Gate(self)
         self._offers: dict[str, tuple[float, list[Offer]]] = {}
+        # Small answers reused briefly by key (completion values), with the time they came in.
+        self.recent: dict[str, tuple[float, Any]] = {}
 
     # ---- the API -----------------------------------------------------------------------------
     def operations(self) -> list[Operation]:

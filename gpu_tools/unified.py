@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from gpu_tools.models import (
     Resource,
     SpendReport,
     Template,
+    WaitResult,
 )
 from gpu_tools.operations import (
     ChatInput,
@@ -89,17 +91,35 @@ async def _get_resource(tk: Toolkit, data: GetResourceInput, progress: Progress 
     return await adapter.get_resource(data.resource_id, reveal_secrets=data.reveal_secrets)
 
 
-async def _wait_for_resource(tk: Toolkit, data: WaitInput, progress: Progress | None) -> Resource:
+# The wait's clock and sleep, replaceable together in tests (with the sandbox's clock) so that a
+# wait of minutes runs in no time and no test depends on how fast the machine is.
+clock: Callable[[], float] = time.monotonic
+sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+# Extra time one look at the resource may take past the deadline before the call answers anyway.
+POLL_GRACE_SECONDS = 5.0
+
+
+async def _wait_for_resource(tk: Toolkit, data: WaitInput, progress: Progress | None) -> WaitResult:
+    """Look at the resource every poll_seconds until it reaches `until` or timeout_seconds pass; then
+    answer with its current state either way (`reached` says which), so no call outlives its client."""
     adapter = tk.adapter(data.provider, "resources")
-    start = time.monotonic()
+    start = clock()
+    deadline = start + data.timeout_seconds
     last: Resource | None = None
+
+    def result(resource: Resource, reached: bool, note: str | None = None) -> WaitResult:
+        waited = round(clock() - start, 1)
+        return WaitResult(
+            **{**resource.model_dump(), "reached": reached, "waited_seconds": waited, "note": note}
+        )
+
     while True:
-        elapsed = time.monotonic() - start
         try:
-            last = await adapter.get_resource(data.resource_id)
+            budget = max(deadline - clock(), 0.0) + POLL_GRACE_SECONDS
+            last = await asyncio.wait_for(adapter.get_resource(data.resource_id), budget)
         except NotFound:
             if data.until == "deleted":
-                return Resource(
+                gone = Resource(
                     provider=data.provider,
                     kind=last.kind if last else "endpoint",
                     resource_id=data.resource_id,
@@ -107,7 +127,18 @@ async def _wait_for_resource(tk: Toolkit, data: WaitInput, progress: Progress | 
                     raw_status="gone",
                     name=last.name if last else None,
                 )
+                return result(gone, True)
             raise
+        except TimeoutError:
+            if last is None:
+                raise WaitTimeout(
+                    f"{data.provider} did not answer about {data.resource_id} within "
+                    f"{data.timeout_seconds + POLL_GRACE_SECONDS:g}s.",
+                    provider=data.provider,
+                    hint="Call wait_for_resource again to keep waiting.",
+                ) from None
+            return result(last, False, _not_yet(data, last, clock() - start))
+        elapsed = clock() - start
         if progress is not None:
             await progress(
                 min(elapsed, data.timeout_seconds),
@@ -115,20 +146,23 @@ async def _wait_for_resource(tk: Toolkit, data: WaitInput, progress: Progress | 
                 f"{data.resource_id}: {last.status} ({last.raw_status}) after {elapsed:.0f}s",
             )
         if data.until != "deleted" and last.status == data.until:
-            return last
+            return result(last, True)
         if last.status == "failed":
             raise InvalidInput(
                 f"{data.resource_id} failed (provider status {last.raw_status!r}) while waiting for {data.until}.",
                 provider=data.provider,
             )
-        if elapsed + data.poll_seconds > data.timeout_seconds:
-            raise WaitTimeout(
-                f"{data.resource_id} is still {last.status} ({last.raw_status}) after "
-                f"{elapsed:.0f}s; waiting for {data.until}.",
-                provider=data.provider,
-                hint="Call wait_for_resource again to keep waiting.",
-            )
-        await asyncio.sleep(data.poll_seconds)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return result(last, False, _not_yet(data, last, clock() - start))
+        await sleep(min(data.poll_seconds, remaining))
+
+
+def _not_yet(data: WaitInput, last: Resource, elapsed: float) -> str:
+    return (
+        f"Not {data.until} yet after {round(elapsed, 1):g}s: {data.resource_id} is {last.status} (provider status "
+        f"{last.raw_status!r}). Call wait_for_resource again with the same arguments to keep waiting."
+    )
 
 
 async def _history(tk: Toolkit, data: HistoryInput, progress: Progress | None) -> Listing[JournalEntry]:
@@ -318,9 +352,10 @@ CORE_OPERATIONS = [
         name="wait_for_resource",
         title="Wait for a resource",
         description="Poll a resource until it is running (or stopped, or deleted), reporting progress, and "
-        "return it. Fails early if the resource fails; gives up after timeout_seconds (max 3600).",
+        "return it. Answers within timeout_seconds (default 45) either way: reached=false with a note means "
+        "not there yet, so call again with the same arguments to keep waiting. Fails early if the resource fails.",
         input=WaitInput,
-        output=Resource,
+        output=WaitResult,
         effect="read",
         handler=_wait_for_resource,
         aliases=("wait",),

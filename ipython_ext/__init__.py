@@ -247,7 +247,12 @@ class GpuMagics(Magics):
                 else:
                     handle.update(text)
 
-            return self._show(self.runner.run(tk.call(op.name, args, progress=progress)))
+            result = self.runner.run(tk.call(op.name, args, progress=progress))
+            # A wait that answered "not yet" (reached=false) is asked again: a notebook has no client
+            # timeout to fit, and Ctrl-C stops the wait. An explicit --timeout-seconds is kept.
+            while getattr(result, "reached", None) is False and "timeout_seconds" not in args:
+                result = self.runner.run(tk.call(op.name, args, progress=progress))
+            return self._show(result)
         # Ask on this (the kernel's) thread: the gate reuses the plan shown for the same arguments.
         question = self.runner.run(tk.question(op.name, args))
         answer = False

@@ -35,6 +35,9 @@ from gpu_tools.models import Plan
 from gpu_tools.operations import Operation
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
+from mcp_server.completions import add_completions
+from mcp_server.prompts import add_prompts
+from mcp_server.resources import RESOURCE_TEMPLATE, add_resources
 
 log = logging.getLogger("mcp_server")
 
@@ -274,5 +277,7 @@ def build_server(settings: Settings | None = None, *, toolkit: Toolkit | None = 
         )
         # Clients that validate see that unknown arguments are refused (the server refuses them anyway).
         server._tool_manager.get_tool(op.name).parameters["additionalProperties"] = False  # type: ignore[union-attr]
+    add_resources(server, tk)
+    add_completions(server, tk, prompts=add_prompts(server, tk), templates={RESOURCE_TEMPLATE})
     server.toolkit = tk
     return server

@@ -179,12 +179,13 @@ async def test_unconfigured_provider_says_how_to_configure(gpu_home: Path) -> No
     tk.close()
 
 
-async def test_wait_times_out_with_a_hint(tk: Toolkit, sandbox: SandboxServer) -> None:
+async def test_wait_answers_not_yet_with_a_hint(tk: Toolkit, sandbox: SandboxServer) -> None:
     sandbox.sandbox.ready_after = 60
     created = await tk.call("nebius_create_endpoint", CREATE, confirmer=Approve())
     ref = {"provider": "nebius", "resource_id": created.resource.resource_id}
-    with pytest.raises(errors.WaitTimeout, match="still pending"):
-        await tk.call("wait_for_resource", {**ref, "timeout_seconds": 0.3, "poll_seconds": 0.1})
+    result = await tk.call("wait_for_resource", {**ref, "timeout_seconds": 0.3, "poll_seconds": 0.1})
+    assert result.reached is False and result.status == "pending"
+    assert "Call wait_for_resource again" in (result.note or "")
 
 
 async def test_fan_out_reports_each_provider(tk: Toolkit, sandbox: SandboxServer) -> None:
