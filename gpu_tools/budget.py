@@ -59,7 +59,9 @@ def hours_left(expires_at: str | None, now: datetime, horizon: timedelta = HORIZ
 
 def committed(entries: list[LiveEntry], now: datetime, horizon: timedelta = HORIZON) -> float:
     """What live (or in-flight) resources will cost until they expire, within the horizon."""
-    return sum((e.usd_per_hour or 0.0) * hours_left(e.expires_at, now, horizon) for e in entries)
+    return sum(
+        (e.usd_per_hour or 0.0) * hours_left(e.expires_at, now, horizon) for e in entries if not e.stopped
+    )
 
 
 def plan_violation(

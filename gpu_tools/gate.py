@@ -202,7 +202,7 @@ class Gate:
         others = sum(
             e.usd_per_hour or 0.0
             for e in view.live()
-            if not (e.provider == plan.provider and e.resource_id == plan.target)
+            if not e.stopped and not (e.provider == plan.provider and e.resource_id == plan.target)
         )
         return self.total_cap_violation(plan, op, others) or self.budget_violation(plan, op, view)
 
@@ -229,7 +229,7 @@ class Gate:
         return sum(
             e.usd_per_hour or 0.0
             for e in self.tk.journal.live()
-            if not (e.provider == plan.provider and e.resource_id == plan.target)
+            if not e.stopped and not (e.provider == plan.provider and e.resource_id == plan.target)
         )
 
     # ---- planning -----------------------------------------------------------------------------

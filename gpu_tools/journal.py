@@ -84,6 +84,10 @@ APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to ans
 _LIVE = """
 SELECT c.id, c.at, c.provider, c.operation, c.target, c.resource_id, c.kind, c.expires_at, c.sandbox,
        c.outcome, c.expires_action,
+       (SELECT s.operation FROM journal s
+        WHERE s.provider = c.provider AND s.resource_id = c.resource_id AND s.outcome = 'ok'
+          AND s.operation IN ('stop_resource', 'start_resource') AND s.id > c.id
+        ORDER BY s.id DESC LIMIT 1) = 'stop_resource',
        COALESCE((SELECT u.usd_per_hour FROM journal u
                  WHERE u.provider = c.provider AND u.resource_id = c.resource_id AND u.effect = 'update'
                    AND u.outcome = 'ok' AND u.usd_per_hour IS NOT NULL AND u.id > c.id
@@ -477,7 +481,8 @@ class Journal:
                 sandbox=bool(r[8]),
                 outcome=r[9],
                 expires_action=r[10] or "delete",
-                usd_per_hour=r[11],
+                stopped=bool(r[11]),
+                usd_per_hour=r[12],
             )
             for r in db.execute(_LIVE).fetchall()
         ]

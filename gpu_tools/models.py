@@ -280,6 +280,7 @@ class LiveEntry(Addressable):
     created_by: str
     sandbox: bool = False
     expires_action: Literal["delete", "stop"] = "delete"
+    stopped: bool = Field(False, description="This tool's last stop or start of it was a stop.")
 
 
 class ChatResult(Result):

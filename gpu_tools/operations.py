@@ -228,8 +228,10 @@ class DeleteInput(ResourceRef, MutationInput):
 
 
 class ReapInput(MutationInput):
-    action: Literal["delete", "stop"] = Field(
-        "delete", description="What to do with each expired resource: delete it, or only stop it."
+    action: Literal["delete", "stop"] | None = Field(
+        None,
+        description="What to do with every expired resource: delete or stop. Default: what each one's "
+        "create said (expires_action).",
     )
     provider: ProviderName | None = Field(None, description="Only this provider's resources.")
 

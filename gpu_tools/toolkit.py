@@ -101,7 +101,7 @@ class Toolkit:
             if any(v is not None for v in live_limits) and pending_rows(self, effects=LIVE_EFFECTS):
                 await reconcile(self)  # caps count what the providers really hold
             result: BaseModel = await self.gate.run(
-                op, data, confirmer or Refuse(), asked_earlier=asked_earlier
+                op, data, confirmer or Refuse(), asked_earlier=asked_earlier, actor=actor
             )
             return scrub(result)
         assert op.handler is not None

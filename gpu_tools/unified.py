@@ -217,6 +217,7 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
         if e.expires_at
         and datetime.fromisoformat(e.expires_at) <= now
         and (data.provider is None or e.provider == data.provider)
+        and not ((data.action or e.expires_action) == "stop" and e.stopped)
     ]
     steps: list[Plan] = []
     warnings: list[str] = []
@@ -227,9 +228,10 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
                 "unknown; reconcile first."
             )
             continue
+        action = data.action or entry.expires_action
         try:
-            adapter = tk.adapter(entry.provider, data.action)
-            if data.action == "delete":
+            adapter = tk.adapter(entry.provider, action)
+            if action == "delete":
                 steps.append(await adapter.plan_delete(entry.resource_id))
             else:
                 ref = StopInput(provider=entry.provider, resource_id=entry.resource_id)  # type: ignore[arg-type]
@@ -239,7 +241,8 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
         except GpuToolsError as exc:
             warnings.append(f"{entry.provider} {entry.resource_id} skipped: {exc}")
     providers = sorted({s.provider for s in steps})
-    verb = "Delete" if data.action == "delete" else "Stop"
+    deletes = [s for s in steps if s.operation == "delete_resource"]
+    verb = "Delete" if len(deletes) == len(steps) else ("Stop" if not deletes else "Delete or stop")
     names = ", ".join(f"{s.provider}:{s.target}" for s in steps)
     plan = Plan(
         provider=providers[0] if len(providers) == 1 else ("several" if providers else "none"),
@@ -250,10 +253,10 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
         method="(one request per step)" if steps else "(none)",
         path="",
         usd_per_hour=None,
-        reversible=data.action == "stop",
+        reversible=not deletes,
         reversibility="stopped resources can be started again."
-        if data.action == "stop"
-        else "deleting is permanent for every resource listed.",
+        if not deletes
+        else "deleting is permanent for every resource deleted.",
         steps=steps,
         warnings=warnings,
         sandbox=tk.settings.sandbox,

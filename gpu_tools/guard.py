@@ -1,0 +1,284 @@
+"""`gpu-guard`: the limits a person set, held while nobody is watching.
+
+Each pass:
+1. reconciles journal rows whose outcome is unknown against the providers' lists;
+2. carries out expiries: every resource past its `expires_at` is deleted or stopped, as the plan the
+   person confirmed at create said (`expires_action`), so the guard acts on an approval already given;
+3. enforces budgets: when spend would cross `budget_usd_per_day` or `budget_usd_total` before the next
+   pass, applies `budget_action` (stop, delete or warn) to this tool's resources, most expensive first,
+   until the projection fits;
+4. journals every action with `gpu-guard` as the actor, prints one line per action, and POSTs a small
+   JSON notice to `guard_webhook_url` if set.
+
+It only ever touches resources the journal says this tool created. It writes a heartbeat to the
+journal, which `spend` reads to tell whether the guard is running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from gpu_tools.budget import budgets, committed
+from gpu_tools.catalog import GUARD_INTERVAL, GUARD_LAST_PASS
+from gpu_tools.errors import GpuToolsError, NotFound, RedactingFilter, redact
+from gpu_tools.gate import Approve
+from gpu_tools.models import LiveEntry, MutationResult, Plan
+from gpu_tools.settings import Settings, config_file
+from gpu_tools.toolkit import Toolkit
+
+ACTOR = "gpu-guard"
+log = logging.getLogger("gpu_tools.guard")
+
+
+class Guard:
+    def __init__(self, tk: Toolkit, say: Callable[[str], None] = print) -> None:
+        self.tk = tk
+        self.say = say
+
+    # ---- one pass -----------------------------------------------------------------------------
+    async def run_once(self) -> list[dict[str, Any]]:
+        """One pass; returns the actions taken (each also printed, journaled and notified)."""
+        actions: list[dict[str, Any]] = []
+        report = await self.tk.reconcile()
+        for item in report.items:
+            if item.outcome != "unknown":
+                actions.append(
+                    await self._announce(
+                        "reconciled",
+                        item.outcome,
+                        item.provider,
+                        item.resource_id,
+                        item.target,
+                        f"journal #{item.journal_id}: {item.note}",
+                    )
+                )
+        actions += await self._expire()
+        actions += await self._budgets()
+        self.tk.journal.set_meta(GUARD_LAST_PASS, datetime.now(UTC).isoformat(timespec="seconds"))
+        self.tk.journal.set_meta(GUARD_INTERVAL, str(self.tk.settings.guard_interval))
+        return actions
+
+    async def _expire(self) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        actions = []
+        for entry in self.tk.journal.live():
+            if (
+                not entry.expires_at
+                or datetime.fromisoformat(entry.expires_at) > now
+                or entry.resource_id is None
+            ):
+                continue
+            if entry.expires_action == "stop" and (entry.stopped or await self._already_stopped(entry)):
+                continue
+            reason = f"expired at {entry.expires_at}"
+            actions.append(await self._act(entry, entry.expires_action, "expired", reason))
+        return actions
+
+    async def _already_stopped(self, entry: LiveEntry) -> bool:
+        try:
+            resource = await self.tk.adapters[entry.provider].get_resource(entry.resource_id or "")
+        except GpuToolsError:
+            return False
+        return resource.status in ("stopped", "deleting")
+
+    async def _budgets(self) -> list[dict[str, Any]]:
+        settings = self.tk.settings
+        now = datetime.now(UTC)
+        found = budgets(settings, now, self.tk.journal.first_at())
+        if not found:
+            return []
+        horizon = timedelta(seconds=settings.guard_interval)
+        actions: list[dict[str, Any]] = []
+        acted: set[tuple[str, str | None]] = set()
+        for budget in found:
+            before = len(actions)
+            while True:
+                live = [e for e in self.tk.journal.live() if (e.provider, e.resource_id) not in acted]
+                spent = self.tk.journal.spent(budget.since, now)
+                projected = spent + committed(live, now, horizon)
+                if projected <= budget.limit:
+                    break
+                reason = f"{budget.name}: ${spent:.2f} spent, ${projected:.2f} by the next pass, over ${budget.limit:g}"
+                candidates = sorted(
+                    (
+                        e
+                        for e in live
+                        if e.resource_id is not None and not e.stopped and (e.usd_per_hour or 0) > 0
+                    ),
+                    key=lambda e: e.usd_per_hour or 0.0,
+                    reverse=True,
+                )
+                if settings.budget_action == "warn" or not candidates:
+                    if len(actions) == before:  # nothing this tool could stop: say so once per pass
+                        actions.append(await self._announce("budget", "warn", None, None, None, reason))
+                    break
+                target = candidates[0]
+                acted.add((target.provider, target.resource_id))
+                actions.append(await self._act(target, settings.budget_action, "budget", reason))
+        return actions
+
+    # ---- acting -------------------------------------------------------------------------------
+    async def _act(self, entry: LiveEntry, action: str, event: str, reason: str) -> dict[str, Any]:
+        """Stop or delete through the gate (journaled with the guard as actor); the person's approval
+        is the create's plan (expiry) or their own budget settings."""
+        operation = "delete_resource" if action == "delete" else "stop_resource"
+        args = {"provider": entry.provider, "resource_id": entry.resource_id}
+        try:
+            result = await self.tk.call(operation, args, confirmer=Approve(), actor=ACTOR)
+            assert isinstance(result, MutationResult)
+            outcome = f"journal #{result.journal_id}"
+        except NotFound:
+            self._record_gone(entry, operation)
+            outcome = "already gone at the provider"
+        except GpuToolsError as exc:
+            outcome = f"failed: {exc}"
+        return await self._announce(
+            event, action, entry.provider, entry.resource_id, entry.name, f"{reason}; {outcome}"
+        )
+
+    def _record_gone(self, entry: LiveEntry, operation: str) -> None:
+        """A resource deleted elsewhere leaves the journal's live set, with a row saying so."""
+        plan = Plan(
+            provider=entry.provider,
+            operation=operation,
+            action=f"{entry.resource_id} was already gone at the provider.",
+            target=entry.resource_id or "",
+            method="",
+            path="",
+            reversible=False,
+            reversibility="nothing was sent",
+            sandbox=self.tk.settings.sandbox,
+        )
+        row = self.tk.journal.record(plan, "destroy", "ok", actor=ACTOR)
+        self.tk.journal.finish(
+            row, "ok", resource_id=entry.resource_id, note="gone at the provider, noticed by gpu-guard"
+        )
+
+    async def _announce(
+        self,
+        event: str,
+        action: str,
+        provider: str | None,
+        resource_id: str | None,
+        name: str | None,
+        detail: str,
+    ) -> dict[str, Any]:
+        notice = {
+            "source": ACTOR,
+            "event": event,
+            "action": action,
+            "provider": provider,
+            "resource_id": resource_id,
+            "name": name,
+            "detail": redact(detail),
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "sandbox": self.tk.settings.sandbox,
+        }
+        who = (
+            f"{provider} {resource_id}" + (f" ({name})" if name and name != resource_id else "")
+            if provider
+            else "all"
+        )
+        self.say(f"gpu-guard: {event}: {action} {who}: {notice['detail']}")
+        url = self.tk.settings.guard_webhook_url
+        if url:
+            try:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    (await client.post(url, json=notice)).raise_for_status()
+            except httpx.HTTPError as exc:
+                log.warning("gpu-guard: the webhook did not take the notice (%s)", type(exc).__name__)
+        return notice
+
+    def watching(self) -> str:
+        s = self.tk.settings
+        configured = [p.name for p in self.tk.provider_infos() if p.configured]
+        limits = [
+            f"{name} ${value:g}"
+            for name, value in (
+                ("budget_usd_per_day", s.budget_usd_per_day),
+                ("budget_usd_total", s.budget_usd_total),
+                ("max_total_usd_per_hour", s.max_total_usd_per_hour),
+            )
+            if value is not None
+        ]
+        live = self.tk.journal.live()
+        expiring = [e for e in live if e.expires_at]
+        return (
+            f"gpu-guard: watching the journal {self.tk.settings.resolved_journal_path()} every "
+            f"{s.guard_interval:g} s; providers with credentials: {', '.join(configured) or 'none'}; "
+            f"{len(live)} live resource(s), {len(expiring)} with an expiry; "
+            f"budgets: {', '.join(limits) or 'none'} (action: {s.budget_action}); "
+            f"webhook: {'set' if s.guard_webhook_url else 'none'} (config: {config_file()})"
+        )
+
+
+async def serve(guard: Guard, interval: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await guard.run_once()
+        except GpuToolsError as exc:
+            guard.say(f"gpu-guard: pass failed: {exc}")
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except TimeoutError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="gpu-guard",
+        description="Carry out expiries and enforce budgets on the resources gpu-tools created, with nobody present.",
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="make one pass and exit (for cron or a systemd timer)"
+    )
+    parser.add_argument("--interval", type=float, help="seconds between passes (default: guard_interval, 60)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="gpu-guard: %(levelname)s %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = Settings()
+    if args.interval:
+        settings = settings.model_copy(update={"guard_interval": args.interval})
+    tk = Toolkit(settings)
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    guard = Guard(tk, say)
+    print(guard.watching(), file=sys.stderr, flush=True)
+
+    async def run() -> None:
+        if args.once:
+            actions = await guard.run_once()
+            say(f"gpu-guard: pass done, {len(actions)} action(s).")
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print("gpu-guard: running; Ctrl-C or SIGTERM stops it.", file=sys.stderr, flush=True)
+        await serve(guard, settings.guard_interval, stop)
+        print("gpu-guard: stopped.", file=sys.stderr, flush=True)
+
+    try:
+        asyncio.run(run())
+    finally:
+        asyncio.run(tk.aclose())
+        tk.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""gpu-guard: expiries and budgets that hold when nobody is watching, against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+
+from gpu_tools import errors
+from gpu_tools.gate import Approve
+from gpu_tools.guard import Guard
+from gpu_tools.models import Plan
+from gpu_tools.sandbox import SandboxServer
+from gpu_tools.toolkit import Toolkit
+from mcp_server import build_server
+from tests.conftest import mutating_requests, sandbox_settings
+from tests.mcp_helpers import Human, structured
+
+pytestmark = pytest.mark.anyio
+
+NEBIUS = {"name": "nb", "model_name": "openai/gpt-oss-20b", "flavor_name": "base", "gpu_type": "gpu-h100-sxm"}
+SIX_DOLLARS = {"nebius_gpu_usd_per_hour": {"gpu-h100-sxm": 6.0}}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.asked: list[Plan] = []
+
+    async def confirm(self, plan: Plan) -> bool:
+        self.asked.append(plan)
+        return True
+
+
+def guard_env(sandbox: SandboxServer, home: Path, **extra: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "GPU_TOOLS_HOME": str(home),
+        "NEBIUS_API_KEY": "sandbox-key",
+        "NEBIUS_BASE_URL": f"{sandbox.url}/nebius",
+        "NEOLINK_API_TOKEN": "sandbox-key",
+        "NEOLINK_NAMESPACE": "sandbox-user",
+        "NEOLINK_BASE_URL": f"{sandbox.url}/neolink/mdc/api/v1",
+        **extra,
+    }
+
+
+def sandbox_endpoints(sandbox: SandboxServer) -> list[dict[str, Any]]:
+    r = httpx.get(
+        f"{sandbox.url}/nebius/v0/dedicated_endpoints", headers={"Authorization": "Bearer sandbox-key"}
+    )
+    body = r.json()
+    return body.get("endpoints", body) if isinstance(body, dict) else body
+
+
+def backdate(tk: Toolkit, hours: float) -> None:
+    """Time passes: every journal row moves `hours` into the past."""
+    with tk.journal._tx() as db:
+        for row_id, at in db.execute("SELECT id, at FROM journal").fetchall():
+            earlier = datetime.fromisoformat(at) - timedelta(hours=hours)
+            db.execute("UPDATE journal SET at=? WHERE id=?", (earlier.isoformat(timespec="seconds"), row_id))
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()
+
+
+# ---- acceptance 1: an expiry carried out with nobody connected -----------------------------------------
+async def test_an_expired_endpoint_is_deleted_by_gpu_guard_once_with_no_client(
+    sandbox: SandboxServer, gpu_home: Path
+) -> None:
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human()) as client:
+        created = structured(await client.call_tool("nebius_create_endpoint", {**NEBIUS, "expires_in": "2s"}))
+    server.toolkit.close()
+    rid = created["resource"]["resource_id"]
+    assert "then gpu-guard or reap_expired deletes it" in Plan.model_validate(created["plan"]).message()
+    assert [e["id"] for e in sandbox_endpoints(sandbox)] == [rid]
+    time.sleep(2.2)
+
+    run = subprocess.run(
+        [sys.executable, "-m", "gpu_tools.guard", "--once"],
+        env=guard_env(sandbox, gpu_home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "gpu-guard: watching the journal" in run.stderr
+    assert f"expired: delete nebius {rid}" in run.stdout and "1 action(s)" in run.stdout
+    assert sandbox_endpoints(sandbox) == []
+    tk = Toolkit(sandbox_settings(sandbox))
+    history = await tk.call("history", {})
+    assert (history.items[0].operation, history.items[0].actor, history.items[0].outcome) == (
+        "delete_resource",
+        "gpu-guard",
+        "ok",
+    )
+    tk.close()
+
+
+async def test_expires_action_stop_stops_once_and_keeps_the_resource(
+    tk: Toolkit, sandbox: SandboxServer
+) -> None:
+    made = await tk.call(
+        "nebius_create_endpoint",
+        {**NEBIUS, "expires_in": "1s", "expires_action": "stop"},
+        confirmer=Approve(),
+    )
+    assert "then gpu-guard or reap_expired stops it" in made.plan.message()
+    time.sleep(1.1)
+    lines: list[str] = []
+    guard = Guard(tk, lines.append)
+    await guard.run_once()
+    await guard.run_once()  # already stopped: nothing more
+    assert [r["method"] for r in mutating_requests(sandbox)] == ["POST", "PATCH"]
+    assert [e["id"] for e in sandbox_endpoints(sandbox)] == [made.resource.resource_id]
+    assert len(lines) == 1 and "expired: stop" in lines[0]
+
+
+# ---- acceptance 2: budgets ----------------------------------------------------------------------------
+async def test_a_daily_budget_refuses_before_asking_and_the_guard_stops_what_crosses_it(
+    sandbox: SandboxServer, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = webhook
+    tk = Toolkit(sandbox_settings(sandbox, budget_usd_per_day=10, guard_webhook_url=url, **SIX_DOLLARS))
+    first = await tk.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1h"}, confirmer=Approve())
+    human = Recorder()
+    with pytest.raises(
+        errors.PolicyRefused, match=r"budget_usd_per_day: .* over the budget of \$10"
+    ) as refused:
+        await tk.call(
+            "nebius_create_endpoint", {**NEBIUS, "name": "nb2", "expires_in": "1h"}, confirmer=human
+        )
+    assert human.asked == [] and len(mutating_requests(sandbox)) == 1
+    assert "$6.00 committed by live resources" in str(refused.value)
+
+    backdate(tk, 2)  # two hours at $6/h: $12 spent against a $10 day
+    lines: list[str] = []
+    actions = await Guard(tk, lines.append).run_once()
+    assert [(a["event"], a["action"], a["resource_id"]) for a in actions] == [
+        ("budget", "stop", first.resource.resource_id)
+    ]
+    assert [r["method"] for r in mutating_requests(sandbox)] == ["POST", "PATCH"]
+    assert [n["event"] for n in received] == ["budget"] and received[0]["source"] == "gpu-guard"
+    rows, _ = tk.journal.entries()
+    assert (rows[0].operation, rows[0].actor) == ("stop_resource", "gpu-guard")
+
+    report = await tk.call("spend", {})
+    [day] = report.budgets
+    assert (
+        day.name == "budget_usd_per_day" and day.spent_usd == pytest.approx(12, rel=0.05) and day.left_usd < 0
+    )
+    assert report.guard is not None and report.guard.running
+    tk.close()
+
+
+async def test_budget_action_warn_only_notifies(
+    sandbox: SandboxServer, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = webhook
+    tk = Toolkit(
+        sandbox_settings(
+            sandbox, budget_usd_per_day=10, budget_action="warn", guard_webhook_url=url, **SIX_DOLLARS
+        )
+    )
+    await tk.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1h"}, confirmer=Approve())
+    backdate(tk, 2)
+    actions = await Guard(tk, lambda _: None).run_once()
+    assert [(a["event"], a["action"]) for a in actions] == [("budget", "warn")]
+    assert len(mutating_requests(sandbox)) == 1 and [n["action"] for n in received] == ["warn"]
+    tk.close()
+
+
+# ---- the guard never touches what the journal did not create ------------------------------------------------
+async def test_the_guard_never_touches_a_resource_the_journal_did_not_create(
+    sandbox: SandboxServer, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = webhook
+    body = {
+        **NEBIUS,
+        "name": "elsewhere",
+        "gpu_count": 1,
+        "region": "eu-north1",
+        "scaling": {"min_replicas": 1, "max_replicas": 1},
+    }
+    made = httpx.post(
+        f"{sandbox.url}/nebius/v0/dedicated_endpoints",
+        json=body,
+        headers={"Authorization": "Bearer sandbox-key"},
+    )
+    assert made.status_code < 300
+    tk = Toolkit(sandbox_settings(sandbox, budget_usd_total=0.01, guard_webhook_url=url, **SIX_DOLLARS))
+    actions = await Guard(tk, lambda _: None).run_once()
+    assert actions == [] and received == []
+    assert [r["method"] for r in mutating_requests(sandbox)] == ["POST"]
+    assert [e["name"] for e in sandbox_endpoints(sandbox)] == ["elsewhere"]
+    tk.close()
+
+
+async def test_the_guard_reconciles_an_unknown_row(sandbox: SandboxServer) -> None:
+    tk = Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0))
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"provider": "nebius", "lose_response": 1.0, "methods": ["POST"], "count": 1},
+    )
+    with pytest.raises(errors.OutcomeUnknown):
+        await tk.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
+    time.sleep(1.0)
+    lines: list[str] = []
+    actions = await Guard(tk, lines.append).run_once()
+    assert [(a["event"], a["action"]) for a in actions] == [("reconciled", "ok")]
+    assert [e.outcome for e in tk.journal.live()] == ["ok"] and "reconciled" in lines[0]
+    tk.close()
+
+
+# ---- no immortal resources; what spend shows --------------------------------------------------------------
+async def test_default_expiry_is_applied_and_shown_and_require_expiry_refuses(sandbox: SandboxServer) -> None:
+    tk = Toolkit(sandbox_settings(sandbox, default_expires_in="3h"))
+    plan = (await tk.call("nebius_create_endpoint", {**NEBIUS, "dry_run": True})).plan
+    assert plan.expires_at and any("default_expires_in setting (3h)" in w for w in plan.warnings)
+    assert "Expires:" in plan.message()
+    tk.close()
+    strict = Toolkit(sandbox_settings(sandbox, require_expiry=True))
+    human = Recorder()
+    with pytest.raises(errors.PolicyRefused, match="require_expiry"):
+        await strict.call("nebius_create_endpoint", NEBIUS, confirmer=human)
+    made = await strict.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1h"}, confirmer=human)
+    assert made.outcome == "done" and len(human.asked) == 1
+    strict.close()
+
+
+async def test_spend_says_when_the_guard_is_not_running(tk: Toolkit) -> None:
+    await tk.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "2h"}, confirmer=Approve())
+    never = await tk.call("spend", {})
+    assert never.guard is not None and not never.guard.running and "never run" in never.guard.message
+    assert [x.action for x in never.expiries] == ["delete"]
+    await Guard(tk, lambda _: None).run_once()
+    assert (await tk.call("spend", {})).guard.running  # type: ignore[union-attr]
+    stale = (datetime.now(UTC) - timedelta(seconds=4 * tk.settings.guard_interval)).isoformat(
+        timespec="seconds"
+    )
+    tk.journal.set_meta("guard_last_pass", stale)
+    late = (await tk.call("spend", {})).guard
+    assert late is not None and not late.running and "not running" in late.message
+
+
+# ---- the long-running process ---------------------------------------------------------------------------
+def test_gpu_guard_says_what_it_watches_and_stops_cleanly_on_sigterm(
+    sandbox: SandboxServer, gpu_home: Path
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpu_tools.guard", "--interval", "0.2"],
+        env=guard_env(sandbox, gpu_home, GPU_TOOLS_BUDGET_USD_PER_DAY="25"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    journal = gpu_home / "journal.sqlite3"
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if journal.exists():
+            import sqlite3
+
+            with sqlite3.connect(journal) as db:
+                try:
+                    if db.execute("SELECT value FROM meta WHERE key='guard_last_pass'").fetchone():
+                        break
+                except sqlite3.OperationalError:
+                    pass
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "watching the journal" in err and "budget_usd_per_day $25" in err
+    assert "Ctrl-C or SIGTERM" in err and "gpu-guard: stopped." in err
