@@ -281,3 +281,35 @@ def test_sandbox_faults_and_latency(sandbox: SandboxServer) -> None:
     httpx.post(f"{sandbox.url}/_sandbox/faults", json={"provider": "nebius", "latency": 0.2})
     r = httpx.get(f"{sandbox.url}/nebius/v0/dedicated_endpoints", headers=headers)
     assert r.elapsed.total_seconds() >= 0.2
+
+
+def test_a_journal_written_by_the_previous_version_is_upgraded_in_place(tmp_path: Path) -> None:
+    """The schema the first release wrote (no version, no approvals), with a live endpoint in it."""
+    import sqlite3
+
+    from gpu_tools.journal import SCHEMA_VERSION, Journal
+
+    path = tmp_path / "journal.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, provider TEXT NOT NULL,
+                operation TEXT NOT NULL, effect TEXT NOT NULL, target TEXT NOT NULL, method TEXT, path TEXT,
+                body TEXT, usd_per_hour REAL, outcome TEXT NOT NULL, error TEXT, resource_id TEXT, result TEXT,
+                idempotency_key TEXT, sandbox INTEGER NOT NULL DEFAULT 0);
+            CREATE INDEX journal_key ON journal (idempotency_key);
+            INSERT INTO journal (at, provider, operation, effect, target, method, path, usd_per_hour, outcome,
+                resource_id, idempotency_key)
+            VALUES ('2026-11-01T10:00:00+00:00', 'nebius', 'nebius_create_endpoint', 'create', 'old', 'POST',
+                '/v0/dedicated_endpoints', 2.5, 'ok', 'dep-old', 'k-old');
+            """
+        )
+    journal = Journal(path)
+    assert journal.schema_version() == SCHEMA_VERSION
+    [entry] = journal.live()
+    assert (entry.resource_id, entry.usd_per_hour, entry.outcome) == ("dep-old", 2.5, "ok")
+    assert journal.find_key("nebius", "nebius_create_endpoint", "k-old") is not None
+    rows, total = journal.entries()
+    assert total == 1 and rows[0].target == "old"
+    journal.close()
+    assert Journal(path).schema_version() == SCHEMA_VERSION  # a second open changes nothing
