@@ -13,6 +13,17 @@ from pathlib import Path
 
 import httpx
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -60,22 +71,12 @@ def test_gpu_mcp_http_requires_the_bearer_token(gpu_home: Path) -> None:
     url = f"http://127.0.0.1:{port}/mcp"
     env = {**os.environ, "GPU_TOOLS_HOME": str(gpu_home), "GPU_TOOLS_HTTP_TOKEN": "tok-abc"}
     args = [sys.executable, "-m", "mcp_server", "--sandbox", "--transport", "http", "--port", str(port)]
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     with running(args, env, url) as proc:
-        assert httpx.post(url, json=initialize, headers=headers).status_code == 401
-        wrong = httpx.post(url, json=initialize, headers={**headers, "Authorization": "Bearer nope"})
+        assert httpx.post(url, json=INITIALIZE, headers=headers).status_code == 401
+        wrong = httpx.post(url, json=INITIALIZE, headers={**headers, "Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        ok = httpx.post(url, json=initialize, headers={**headers, "Authorization": "Bearer tok-abc"})
+        ok = httpx.post(url, json=INITIALIZE, headers={**headers, "Authorization": "Bearer tok-abc"})
         assert ok.status_code == 200 and "gpu-tools" in ok.text
         proc.terminate()
         banner = proc.communicate(timeout=10)[1]
@@ -93,21 +94,11 @@ def test_gpu_mcp_http_checks_host_and_origin_on_every_bind_address(gpu_home: Pat
     }
     args = [sys.executable, "-m", "mcp_server", "--sandbox", "--transport", "http"]
     args += ["--host", "0.0.0.0", "--port", str(port)]
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
     base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     with running(args, env, url) as proc:
 
         def post(**headers: str) -> httpx.Response:
-            return httpx.post(url, json=initialize, headers={**base, **headers})
+            return httpx.post(url, json=INITIALIZE, headers={**base, **headers})
 
         # The scheme is case-insensitive; the 401 invites no OAuth discovery.
         assert post(Authorization="bearer tok-abc").status_code == 200
