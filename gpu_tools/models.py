@@ -79,6 +79,10 @@ class Offer(Model):
     usd_per_hour: float | None = None
     usd_per_gpu_hour: float | None = None
     price_estimated: bool = Field(False, description="True when the USD figure was converted or inferred.")
+    price_as_of: str | None = Field(
+        None, description="When the provider stated this price (UTC); prices are reused for a while."
+    )
+    price_age_seconds: int | None = Field(None, description="Seconds since the provider stated this price.")
     available: bool | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
@@ -135,7 +139,9 @@ class WaitResult(Resource):
 
 class ProviderStatus(Model):
     provider: str
-    status: Literal["ok", "error", "timeout", "not_configured", "unsupported"]
+    status: Literal["ok", "partial", "error", "timeout", "not_configured", "unsupported"] = Field(
+        description="partial: the provider answered but the listing is incomplete (message says what is missing)."
+    )
     message: str | None = None
 
 
@@ -366,7 +372,10 @@ class SpendReport(Result):
 class OrphanReport(Result):
     """Resources the journal and the providers disagree about."""
 
-    untracked: list[Resource] = Field(description="Live at a provider, never created through this tool.")
+    untracked: list[Resource] = Field(
+        description="Live at a provider but not live in this tool's journal: never created through it, "
+        "or deleted through it yet still there."
+    )
     gone: list[LiveEntry] = Field(
         description="Created through this tool and never deleted, but no longer listed."
     )

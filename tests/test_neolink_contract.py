@@ -301,7 +301,7 @@ async def test_list_instances_reads_the_example_with_secrets_masked(
     route = api.get(INSTANCES).respond(json=fixture("list_instances_response.json"))
     result = await nl.call("list_resources", {"provider": "neolink"})
     request = route.calls.last.request
-    assert request.method == "GET" and request.url == f"{BASE}{INSTANCES}"  # no query on the first page
+    assert request.method == "GET" and request.url == f"{BASE}{INSTANCES}?pageSize=100"  # the largest page
     assert_auth(request)
     [resource] = result.items
     assert resource.resource_id == "instance-ccffxxxx"
@@ -330,7 +330,11 @@ async def test_list_follows_has_next_page(nl: Toolkit, api: respx.MockRouter) ->
     route = api.get(INSTANCES).mock(side_effect=pages)
     result = await nl.call("list_resources", {"provider": "neolink"})
     assert [r.resource_id for r in result.items] == ["instance-ccffxxxx", "instance-second"]
-    assert [dict(c.request.url.params) for c in route.calls] == [{}, {"page": "2"}]
+    assert [dict(c.request.url.params) for c in route.calls] == [
+        {"pageSize": "100"},
+        {"page": "2", "pageSize": "100"},
+    ]
+    assert result.providers[0].status == "ok"
 
 
 async def test_list_stops_when_a_page_repeats(nl: Toolkit, api: respx.MockRouter) -> None:
@@ -341,6 +345,8 @@ async def test_list_stops_when_a_page_repeats(nl: Toolkit, api: respx.MockRouter
     route = api.get(INSTANCES).respond(json=body)
     result = await nl.call("list_resources", {"provider": "neolink"})
     assert len(result.items) == 1 and route.call_count == 2
+    [status] = result.providers
+    assert status.status == "partial" and "ignore `page`" in (status.message or "")
 
 
 async def test_get_reads_the_example_and_reveals_secrets_only_when_asked(

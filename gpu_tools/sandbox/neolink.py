@@ -26,7 +26,8 @@ PROVIDER = "neolink"
 PREFIX = "/mdc/api/v1"
 NAMESPACE = "sandbox-user"
 HARBOR = "images.neolink-ai.com"
-PAGE_SIZE = 10
+PAGE_SIZE = 10  # instances per page when `pageSize` is not given
+MAX_PAGE_SIZE = 100  # a larger `pageSize` is served at this size
 BEIJING = "14c5a9e3-0d09-4aa0-99d3-c096b80cceaa"
 SHANGHAI = "5b0e8f7a-2c41-4d6e-9a1f-3e7c2b9d4a60"
 REGIONS: list[dict[str, Any]] = [
@@ -280,6 +281,7 @@ def routes(sb: Sandbox) -> list[Route]:
             try:
                 page = max(1, int(request.query_params.get("page", "1")))
                 size = max(1, int(request.query_params.get("pageSize", str(PAGE_SIZE))))
+                size = min(size, MAX_PAGE_SIZE)
             except ValueError:
                 return error(400, "page and pageSize must be integers", request.url.path)
             views = [v for i in list(instances().values()) if i["_cluster"] == cluster and (v := view(i))]
