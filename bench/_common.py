@@ -83,7 +83,9 @@ NETMIND_CREATE = {
 async def neolink_fleet(server: SandboxServer, tk: Toolkit, count: int) -> list[str]:
     """`count` NeoLink instances in the sandbox, the first created through the toolkit (journaled)."""
     first = (await tk.call("neolink_create_instance", NEOLINK_CREATE, confirmer=Approve())).resource
-    names = fill(server.sandbox, "neolink.instances", first.resource_id, count - 1, "name", "instance-{:08x}".format)
+    names = fill(
+        server.sandbox, "neolink.instances", first.resource_id, count - 1, "name", "instance-{:08x}".format
+    )
     return [first.resource_id, *names]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 from collections import Counter
 from pathlib import Path
@@ -189,3 +190,13 @@ async def test_find_orphans_reads_the_journal_once(
         )
     await tk.call("find_orphans", {"provider": "sesterce"})
     assert reads == ["live"]
+
+
+def test_the_sandbox_socket_says_tcp_so_asyncio_turns_nagle_off() -> None:
+    """asyncio sets TCP_NODELAY only on sockets whose protocol is IPPROTO_TCP; without it every
+    sandbox answer waited ~40 ms for a delayed ACK."""
+    server = SandboxServer()
+    try:
+        assert server._sock.proto == socket.IPPROTO_TCP
+    finally:
+        server._sock.close()

@@ -175,11 +175,15 @@ def routes(sb: Sandbox) -> list[Route]:
 
     def view(inst: dict[str, Any]) -> dict[str, Any] | None:
         """The instance as the API shows it now (phases advanced), or None once deleted."""
+        return render(inst) if advance(inst) else None
+
+    def advance(inst: dict[str, Any]) -> bool:
+        """Move the instance along with the clock; False once it is gone."""
         phase = inst["_phase"]
         if sb.elapsed(inst["_since"]) >= sb.ready_after:
             if phase == "Deleting":
                 instances().pop(inst["name"], None)
-                return None
+                return False
             if phase in PHASE_AFTER:
                 inst["_phase"], inst["_since"] = PHASE_AFTER[phase], sb.clock()
                 if inst["_phase"] == "Running" and not inst.get("Pods"):
@@ -191,6 +195,9 @@ def routes(sb: Sandbox) -> list[Route]:
                             "ip": "172.31.213.79",
                         }
                     ]
+        return True
+
+    def render(inst: dict[str, Any]) -> dict[str, Any]:
         out = {k: copy.deepcopy(v) for k, v in inst.items() if not k.startswith("_")}
         out["status"] = inst["_phase"]
         if inst["_phase"] == "Creating":
@@ -284,10 +291,10 @@ def routes(sb: Sandbox) -> list[Route]:
                 size = min(size, MAX_PAGE_SIZE)
             except ValueError:
                 return error(400, "page and pageSize must be integers", request.url.path)
-            views = [v for i in list(instances().values()) if i["_cluster"] == cluster and (v := view(i))]
-            chunk = views[(page - 1) * size : page * size]
+            alive = [i for i in list(instances().values()) if i["_cluster"] == cluster and advance(i)]
+            chunk = [render(i) for i in alive[(page - 1) * size : page * size]]
             return JSONResponse(
-                {"hasNextPage": page * size < len(views), "nodes": chunk, "totalCount": len(views)}
+                {"hasNextPage": page * size < len(alive), "nodes": chunk, "totalCount": len(alive)}
             )
         if request.method == "DELETE":
             inst, missing = find(request)
