@@ -81,30 +81,48 @@ NETMIND_CREATE = {
 
 
 async def neolink_fleet(server: SandboxServer, tk: Toolkit, count: int) -> list[str]:
-    """`count` NeoLink instances in the sandbox, the first created through the toolkit (journaled)."""
+    """`count` more NeoLink instances: one created through the toolkit (journaled), the rest copies."""
+    if count <= 0:
+        return []
     first = (await tk.call("neolink_create_instance", NEOLINK_CREATE, confirmer=Approve())).resource
-    names = fill(
-        server.sandbox, "neolink.instances", first.resource_id, count - 1, "name", "instance-{:08x}".format
-    )
+    names = fill(server.sandbox, "neolink.instances", first.resource_id, count - 1, "name", _ids("instance-"))
     return [first.resource_id, *names]
 
 
 async def sesterce_fleet(server: SandboxServer, tk: Toolkit, count: int) -> list[str]:
+    if count <= 0:
+        return []
     first = (await tk.call("sesterce_create_endpoint", SESTERCE_CREATE, confirmer=Approve())).resource
-    ids = fill(server.sandbox, "sesterce.instances", first.resource_id, count - 1, "_id", "{:024x}".format)
+    ids = fill(server.sandbox, "sesterce.instances", first.resource_id, count - 1, "_id", _ids("5e5"))
     return [first.resource_id, *ids]
 
 
 async def netmind_fleet(server: SandboxServer, tk: Toolkit, count: int) -> list[str]:
-    """`count` NetMind endpoints, each journaled as created here (NetMind lists them from the journal)."""
-    first = (await tk.call("netmind_create_endpoint", NETMIND_CREATE, confirmer=Approve())).resource
-    sid = first.resource_id.partition(":")[2]
-    ids = fill(server.sandbox, "netmind.endpoints", sid, count - 1, "service_id", "{:032x}".format)
+    """`count` more NetMind endpoints, each journaled as created here (NetMind lists them from the
+    journal). The first is created through the toolkit unless the sandbox already holds one."""
+    if count <= 0:
+        return []
+    store = server.sandbox.store("netmind.endpoints")
+    made: list[str] = []
+    if not store:
+        first = (await tk.call("netmind_create_endpoint", NETMIND_CREATE, confirmer=Approve())).resource
+        made.append(first.resource_id.partition(":")[2])
+    ids = fill(
+        server.sandbox, "netmind.endpoints", next(iter(store)), count - len(made), "service_id", _ids("e")
+    )
     journal_creates(tk.journal, "netmind", [f"endpoint:{i}" for i in ids], "endpoint")
-    return [first.resource_id, *(f"endpoint:{i}" for i in ids)]
+    return [f"endpoint:{i}" for i in made + ids]
+
+
+_serial = iter(range(10**9))
+
+
+def _ids(prefix: str) -> Callable[[int], str]:
+    return lambda i: f"{prefix}{next(_serial):08x}"
 
 
 def journal_creates(journal: Journal, provider: str, resource_ids: list[str], kind: str) -> None:
+    """Rows as the gate writes them for confirmed creates (through the journal's own methods)."""
     for rid in resource_ids:
         plan = Plan(
             provider=provider,
@@ -122,8 +140,21 @@ def journal_creates(journal: Journal, provider: str, resource_ids: list[str], ki
 
 
 def journal_noise(journal: Journal, rows: int) -> None:
-    """`rows` journal rows of resources created and deleted long ago (history, nothing live)."""
-    for i in range(rows // 2):
+    """`rows` journal rows of resources created and deleted long ago (history, nothing live),
+    written in one transaction when the journal is SQLite (one commit per row takes minutes)."""
+    db = getattr(journal, "_db", None)
+    if db is not None:
+        db.execute("BEGIN")
+    try:
+        _noise(journal, rows)
+    finally:
+        if db is not None:
+            db.execute("COMMIT")
+
+
+def _noise(journal: Journal, rows: int) -> None:
+    start = next(_serial)
+    for i in range(start, start + rows // 2):
         rid = f"old-{i}"
         journal_creates(journal, "sesterce", [rid], "endpoint")
         plan = Plan(

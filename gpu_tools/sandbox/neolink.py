@@ -210,7 +210,7 @@ def routes(sb: Sandbox) -> list[Route]:
         cluster = request.path_params["cluster"]
         name = request.path_params.get("name") or request.query_params.get("name") or ""
         inst = instances().get(name)
-        if inst is None or inst["_cluster"] != cluster or view(inst) is None:
+        if inst is None or inst["_cluster"] != cluster or not advance(inst):
             return None, error(404, f"instance {name} not found", request.url.path)
         return inst, None
 
@@ -404,7 +404,7 @@ def routes(sb: Sandbox) -> list[Route]:
         inst, missing = find(request)
         if inst is None:
             return missing  # type: ignore[return-value]
-        return JSONResponse(view(inst))
+        return JSONResponse(render(inst))  # find() advanced it; advancing again could delete it
 
     async def power_off(request: Request) -> Response:
         if denied := authorized(request) or known_cluster(request):
