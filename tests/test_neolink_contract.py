@@ -7,6 +7,7 @@ parsing the documented example response saved verbatim under tests/fixtures/neol
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Iterator
@@ -335,6 +336,38 @@ async def test_list_follows_has_next_page(nl: Toolkit, api: respx.MockRouter) ->
         {"page": "2", "pageSize": "100"},
     ]
     assert result.providers[0].status == "ok"
+
+
+async def test_list_follows_a_smaller_page_size_and_reads_the_rest_at_once(
+    nl: Toolkit, api: respx.MockRouter
+) -> None:
+    """A provider that serves 10 per page whatever pageSize says: pages 2 and 3 are asked together."""
+    template = fixture("list_instances_response.json")["nodes"][0]
+    names = [f"instance-{i:04d}" for i in range(25)]
+    in_flight = peak = 0
+
+    async def pages(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        page = int(request.url.params.get("page", "1"))
+        chunk = names[(page - 1) * 10 : page * 10]
+        body = {
+            "hasNextPage": page * 10 < 25,
+            "nodes": [{**template, "name": n} for n in chunk],
+            "totalCount": 25,
+        }
+        return httpx.Response(200, json=body)
+
+    api.get("/regions").respond(json=fixture("regions.json"))
+    route = api.get(INSTANCES).mock(side_effect=pages)
+    result = await nl.call("list_resources", {"provider": "neolink"})
+    assert [r.resource_id for r in result.items] == names
+    assert [s.status for s in result.providers] == ["ok"]
+    assert sorted(c.request.url.params.get("page", "1") for c in route.calls) == ["1", "2", "3"]
+    assert peak == 2
 
 
 async def test_list_stops_when_a_page_repeats(nl: Toolkit, api: respx.MockRouter) -> None:
