@@ -141,15 +141,8 @@ def journal_creates(journal: Journal, provider: str, resource_ids: list[str], ki
 
 def journal_noise(journal: Journal, rows: int) -> None:
     """`rows` journal rows of resources created and deleted long ago (history, nothing live),
-    written in one transaction when the journal is SQLite (one commit per row takes minutes)."""
-    db = getattr(journal, "_db", None)
-    if db is not None:
-        db.execute("BEGIN")
-    try:
-        _noise(journal, rows)
-    finally:
-        if db is not None:
-            db.execute("COMMIT")
+    written through the journal's own methods."""
+    _noise(journal, rows)
 
 
 def _noise(journal: Journal, rows: int) -> None:

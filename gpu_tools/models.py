@@ -80,9 +80,11 @@ class Offer(Model):
     usd_per_gpu_hour: float | None = None
     price_estimated: bool = Field(False, description="True when the USD figure was converted or inferred.")
     price_as_of: str | None = Field(
-        None, description="When the provider stated this price (UTC); prices are reused for a while."
+        None,
+        description="When this price was read (UTC), from the provider or (Nebius) your settings; prices "
+        "are reused for a while (offers_cache_ttl, catalog_cache_ttl).",
     )
-    price_age_seconds: int | None = Field(None, description="Seconds since the provider stated this price.")
+    price_age_seconds: int | None = Field(None, description="Seconds since this price was read.")
     available: bool | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 

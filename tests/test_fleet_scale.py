@@ -200,3 +200,29 @@ def test_the_sandbox_socket_says_tcp_so_asyncio_turns_nagle_off() -> None:
         assert server._sock.proto == socket.IPPROTO_TCP
     finally:
         server._sock.close()
+
+
+async def test_a_shared_fetch_survives_a_cancelled_caller_and_failures_are_not_kept() -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def fetch() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        if calls == 1:
+            raise http.errors.ProviderUnavailable("down", provider="x")
+        return calls
+
+    memo: http.Memo[int] = http.Memo(lambda: 60.0)
+    first = asyncio.create_task(memo.get("k", fetch))
+    second = asyncio.create_task(memo.get("k", fetch))
+    await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    with pytest.raises(http.errors.ProviderUnavailable):
+        await second  # the cancelled caller did not cancel the fetch the other one waits on
+    assert calls == 1
+    assert (await memo.get("k", fetch)).value == 2  # the failure was not kept
+    assert (await memo.get("k", fetch)).value == 2 and calls == 2  # the answer is
+    assert (await memo.get("k", fetch, refresh=True)).value == 3
