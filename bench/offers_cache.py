@@ -7,25 +7,25 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import best_of, start
+from _common import close, median_of, start, toolkit
 
 LATENCY = 0.3
 RUNS = 5
 
 
 async def main() -> None:
-    server, tk = start(LATENCY)
+    server = start(LATENCY)
+    tk = toolkit(server)
     try:
         await tk.call("list_offers", {"refresh": True})
-        uncached = await best_of(RUNS, lambda: tk.call("list_offers", {"refresh": True}))
-        cached = await best_of(RUNS, lambda: tk.call("list_offers", {}))
+        uncached = await median_of(RUNS, lambda: tk.call("list_offers", {"refresh": True}))
+        cached = await median_of(RUNS, lambda: tk.call("list_offers", {}))
         print(f"injected latency per request: {LATENCY * 1000:.0f} ms")
         print(f"refreshed list_offers: {uncached * 1000:.1f} ms")
         print(f"cached list_offers: {cached * 1000:.1f} ms")
         print(f"ratio cached/refreshed: {cached / uncached:.3f}")
     finally:
-        await tk.aclose()
-        tk.close()
+        await close(tk)
         server.stop()
 
 

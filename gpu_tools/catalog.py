@@ -198,15 +198,17 @@ def guard_status(tk: Toolkit, now: datetime) -> GuardStatus:
 
 
 async def find_orphans(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> OrphanReport:
-    """Live at a provider but never created by this tool; created by it but gone from the provider."""
+    """Live at a provider but not live in the journal (made elsewhere, or deleted here yet still
+    there); live in the journal but gone from a provider that answered in full. One journal read."""
     resources, statuses = await _live_at_providers(tk, data.provider)
     answered = {s.provider for s in statuses if s.status == "ok"}
-    created = tk.journal.created_ids()
+    live = tk.journal.live()
+    tracked = {(e.provider, e.resource_id) for e in live}
     listed = {(r.provider, r.resource_id) for r in resources}
-    untracked = [r for r in resources if (r.provider, r.resource_id) not in created]
+    untracked = [r for r in resources if (r.provider, r.resource_id) not in tracked]
     gone = [
         e
-        for e in tk.journal.live()
+        for e in live
         if e.resource_id is not None
         and e.provider in answered
         and (data.provider is None or e.provider == data.provider)

@@ -5,22 +5,35 @@ connection errors, with bounded exponential backoff that honours `Retry-After`. 
 is sent exactly once: if it may have reached the provider, retrying could create twice. When its
 answer is lost (a read timeout, a dropped connection, a 5xx, an unreadable 2xx), the call raises
 `OutcomeUnknown`, never a plain failure: the provider may have acted.
+
+At most `MAX_IN_FLIGHT` requests per provider are on the wire at once; the rest wait their turn
+here (a semaphore wakes the next waiter in constant time, where httpcore's pool rescans its whole
+wait queue on every release). Every client shares one TLS context: building one loads the CA
+bundle, which is the slowest part of a first call.
+
+`Memo` keeps answers for a while and makes concurrent callers share one fetch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from gpu_tools import errors
 
 log = logging.getLogger("gpu_tools.http")
+V = TypeVar("V")
 
 RETRY_STATUSES = {429, 502, 503, 504}
 # Failures that prove a request never left this machine: safe to call "failed".
@@ -29,6 +42,71 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 30.0  # a longer Retry-After is reported, not waited out
 USER_AGENT = "gpu-tools/0.1 (+python-httpx)"
+MAX_IN_FLIGHT = 16  # requests per provider on the wire at once
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The one TLS context every provider's client uses (httpx's defaults: certifi, or
+    SSL_CERT_FILE / SSL_CERT_DIR)."""
+    return httpx.create_ssl_context()
+
+
+@dataclass(frozen=True)
+class Stamped(Generic[V]):
+    """A value and when it was fetched (wall clock for people, monotonic for expiry)."""
+
+    value: V
+    at: datetime
+    mono: float
+
+
+class Memo(Generic[V]):
+    """Values kept per key for `ttl()` seconds, fetched once per key at a time.
+
+    A caller that finds the value missing or expired starts the fetch; callers that arrive while it
+    is in flight await the same fetch instead of sending their own requests. `refresh=True` ignores
+    a kept value and joins only a fetch that was itself a refresh. Failures are not kept. A caller
+    that is cancelled (a fan-out's time budget) leaves the fetch running for the others.
+    """
+
+    def __init__(self, ttl: Callable[[], float], clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._values: dict[Hashable, Stamped[V]] = {}
+        self._inflight: dict[Hashable, tuple[asyncio.Task[Stamped[V]], bool]] = {}
+
+    def fresh(self, key: Hashable) -> Stamped[V] | None:
+        hit = self._values.get(key)
+        return hit if hit is not None and self._clock() - hit.mono < self._ttl() else None
+
+    def clear(self) -> None:
+        self._values.clear()
+
+    async def get(
+        self, key: Hashable, fetch: Callable[[], Awaitable[V]], *, refresh: bool = False
+    ) -> Stamped[V]:
+        if not refresh and (hit := self.fresh(key)) is not None:
+            return hit
+        loop = asyncio.get_running_loop()
+        running = self._inflight.get(key)
+        if running is None or running[0].get_loop() is not loop or (refresh and not running[1]):
+            task = loop.create_task(self._fetch(key, fetch))
+            self._inflight[key] = (task, refresh)
+            task.add_done_callback(functools.partial(self._done, key))
+            running = (task, refresh)
+        return await asyncio.shield(running[0])
+
+    async def _fetch(self, key: Hashable, fetch: Callable[[], Awaitable[V]]) -> Stamped[V]:
+        stamped = Stamped(await fetch(), datetime.now(UTC), self._clock())
+        self._values[key] = stamped
+        return stamped
+
+    def _done(self, key: Hashable, task: asyncio.Task[Stamped[V]]) -> None:
+        if self._inflight.get(key, (None, False))[0] is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a fetch whose callers all left logs no warning
 
 
 def extract_message(body: Any) -> str | None:
@@ -124,14 +202,22 @@ class ProviderHTTP:
         self._sleep = sleep
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     def _get_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
-            # A client is bound to the loop it was first used on; a new loop gets a new client.
+            # A client (and the semaphore) is bound to the loop it was first used on; a new loop
+            # gets new ones. The pool holds as many connections as may be in flight, so no
+            # request ever waits in the pool's own queue.
             self._client = httpx.AsyncClient(
-                headers=self._headers, timeout=self._timeout, transport=self._transport
+                headers=self._headers,
+                timeout=self._timeout,
+                transport=self._transport,
+                verify=tls_context(),
+                limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
             )
+            self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
             self._loop = loop
         return self._client
 
@@ -168,7 +254,8 @@ class ProviderHTTP:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = await client.request(method, url, json=json_body, params=clean_params)
+                async with self._slots:
+                    response = await client.request(method, url, json=json_body, params=clean_params)
             except httpx.TransportError as exc:
                 not_sent = isinstance(exc, NOT_SENT)
                 if not last and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):

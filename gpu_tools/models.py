@@ -79,6 +79,12 @@ class Offer(Model):
     usd_per_hour: float | None = None
     usd_per_gpu_hour: float | None = None
     price_estimated: bool = Field(False, description="True when the USD figure was converted or inferred.")
+    price_as_of: str | None = Field(
+        None,
+        description="When this price was read (UTC), from the provider or (Nebius) your settings; prices "
+        "are reused for a while (offers_cache_ttl, catalog_cache_ttl).",
+    )
+    price_age_seconds: int | None = Field(None, description="Seconds since this price was read.")
     available: bool | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
@@ -135,7 +141,9 @@ class WaitResult(Resource):
 
 class ProviderStatus(Model):
     provider: str
-    status: Literal["ok", "error", "timeout", "not_configured", "unsupported"]
+    status: Literal["ok", "partial", "error", "timeout", "not_configured", "unsupported"] = Field(
+        description="partial: the provider answered but the listing is incomplete (message says what is missing)."
+    )
     message: str | None = None
 
 
@@ -367,7 +375,10 @@ class SpendReport(Result):
 class OrphanReport(Result):
     """Resources the journal and the providers disagree about."""
 
-    untracked: list[Resource] = Field(description="Live at a provider, never created through this tool.")
+    untracked: list[Resource] = Field(
+        description="Live at a provider but not live in this tool's journal: never created through it, "
+        "or deleted through it yet still there."
+    )
     gone: list[LiveEntry] = Field(
         description="Created through this tool and never deleted, but no longer listed."
     )

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         validation_alias=_policy("offers_cache_ttl"),
         description="Seconds offers are reused per provider.",
     )
+    catalog_cache_ttl: float = Field(
+        3600.0,
+        validation_alias=_policy("catalog_cache_ttl"),
+        description="Seconds slowly changing provider data is reused: Sesterce's price per hardware and "
+        "region and its hardware catalogue. Offers show each price's age; refresh=True refetches.",
+    )
     nebius_gpu_usd_per_hour: dict[str, float] = Field(
         default_factory=dict,
         description="Your USD price per GPU-hour by Nebius gpu_type (Nebius's API publishes none), e.g. "

@@ -7,8 +7,8 @@ magics are thin wrappers over it.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
 
@@ -17,10 +17,12 @@ from pydantic import BaseModel
 
 from gpu_tools.errors import GpuToolsError, NotConfigured, PolicyRefused, Unsupported, redact_known
 from gpu_tools.gate import Confirmer, Gate, Question, Refuse
+from gpu_tools.http import Memo
 from gpu_tools.journal import Journal
 from gpu_tools.models import Offer, ProviderInfo, ProviderStatus, ReconcileReport
 from gpu_tools.operations import Operation, Progress, Registry
 from gpu_tools.providers import ADAPTERS, Provider
+from gpu_tools.providers.base import Truncated
 from gpu_tools.reconcile import LIVE_EFFECTS, pending_rows, reconcile
 from gpu_tools.settings import Settings
 from gpu_tools.unified import CORE_OPERATIONS
@@ -69,7 +71,7 @@ class Toolkit:
             for name, cls in ADAPTERS.items()
         }
         self.gate = Gate(self)
-        self._offers: dict[str, tuple[float, list[Offer]]] = {}
+        self._offers: Memo[list[Offer]] = Memo(lambda: self.settings.offers_cache_ttl)
         # Small answers reused briefly by key (completion values), with the time they came in.
         self.recent: dict[str, tuple[float, Any]] = {}
 
@@ -129,12 +131,22 @@ class Toolkit:
         self.journal.close()
 
     async def offers(self, adapter: Provider, refresh: bool = False) -> list[Offer]:
-        """A provider's offers, reused for `offers_cache_ttl` seconds unless `refresh`."""
-        hit = self._offers.get(adapter.name)
-        if hit is None or refresh or time.monotonic() - hit[0] >= self.settings.offers_cache_ttl:
-            hit = (time.monotonic(), await adapter.list_offers())
-            self._offers[adapter.name] = hit
-        return [offer.model_copy(deep=True) for offer in hit[1]]
+        """A provider's offers, reused for `offers_cache_ttl` seconds unless `refresh`; concurrent
+        callers share one fetch. Each offer says when its price was stated: when the adapter kept
+        the price longer than the offers (Sesterce's prices), or else when the offers were fetched."""
+        got = await self._offers.get(
+            adapter.name, lambda: adapter.list_offers(refresh=refresh), refresh=refresh
+        )
+        now = datetime.now(UTC)
+        out = []
+        for offer in got.value:
+            copy = offer.model_copy(deep=True)
+            if copy.price is not None or copy.usd_per_hour is not None:
+                as_of = datetime.fromisoformat(copy.price_as_of) if copy.price_as_of else got.at
+                copy.price_as_of = as_of.isoformat(timespec="seconds")
+                copy.price_age_seconds = max(0, int((now - as_of).total_seconds()))
+            out.append(copy)
+        return out
 
     # ---- adapters -----------------------------------------------------------------------------
     def check_provider_allowed(self, name: str | None) -> None:
@@ -204,6 +216,9 @@ class Toolkit:
             try:
                 items.extend(await task)
                 statuses[name] = ProviderStatus(provider=name, status="ok")
+            except Truncated as cut:
+                items.extend(cut.items)
+                statuses[name] = ProviderStatus(provider=name, status="partial", message=cut.message)
             except TimeoutError:
                 statuses[name] = ProviderStatus(
                     provider=name,

@@ -7,6 +7,7 @@ parsing the documented example response saved verbatim under tests/fixtures/neol
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Iterator
@@ -301,7 +302,7 @@ async def test_list_instances_reads_the_example_with_secrets_masked(
     route = api.get(INSTANCES).respond(json=fixture("list_instances_response.json"))
     result = await nl.call("list_resources", {"provider": "neolink"})
     request = route.calls.last.request
-    assert request.method == "GET" and request.url == f"{BASE}{INSTANCES}"  # no query on the first page
+    assert request.method == "GET" and request.url == f"{BASE}{INSTANCES}?pageSize=100"  # the largest page
     assert_auth(request)
     [resource] = result.items
     assert resource.resource_id == "instance-ccffxxxx"
@@ -330,7 +331,43 @@ async def test_list_follows_has_next_page(nl: Toolkit, api: respx.MockRouter) ->
     route = api.get(INSTANCES).mock(side_effect=pages)
     result = await nl.call("list_resources", {"provider": "neolink"})
     assert [r.resource_id for r in result.items] == ["instance-ccffxxxx", "instance-second"]
-    assert [dict(c.request.url.params) for c in route.calls] == [{}, {"page": "2"}]
+    assert [dict(c.request.url.params) for c in route.calls] == [
+        {"pageSize": "100"},
+        {"page": "2", "pageSize": "100"},
+    ]
+    assert result.providers[0].status == "ok"
+
+
+async def test_list_follows_a_smaller_page_size_and_reads_the_rest_at_once(
+    nl: Toolkit, api: respx.MockRouter
+) -> None:
+    """A provider that serves 10 per page whatever pageSize says: pages 2 and 3 are asked together."""
+    template = fixture("list_instances_response.json")["nodes"][0]
+    names = [f"instance-{i:04d}" for i in range(25)]
+    in_flight = peak = 0
+
+    async def pages(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        page = int(request.url.params.get("page", "1"))
+        chunk = names[(page - 1) * 10 : page * 10]
+        body = {
+            "hasNextPage": page * 10 < 25,
+            "nodes": [{**template, "name": n} for n in chunk],
+            "totalCount": 25,
+        }
+        return httpx.Response(200, json=body)
+
+    api.get("/regions").respond(json=fixture("regions.json"))
+    route = api.get(INSTANCES).mock(side_effect=pages)
+    result = await nl.call("list_resources", {"provider": "neolink"})
+    assert [r.resource_id for r in result.items] == names
+    assert [s.status for s in result.providers] == ["ok"]
+    assert sorted(c.request.url.params.get("page", "1") for c in route.calls) == ["1", "2", "3"]
+    assert peak == 2
 
 
 async def test_list_stops_when_a_page_repeats(nl: Toolkit, api: respx.MockRouter) -> None:
@@ -341,6 +378,8 @@ async def test_list_stops_when_a_page_repeats(nl: Toolkit, api: respx.MockRouter
     route = api.get(INSTANCES).respond(json=body)
     result = await nl.call("list_resources", {"provider": "neolink"})
     assert len(result.items) == 1 and route.call_count == 2
+    [status] = result.providers
+    assert status.status == "partial" and "ignore `page`" in (status.message or "")
 
 
 async def test_get_reads_the_example_and_reveals_secrets_only_when_asked(

@@ -13,7 +13,8 @@ import pytest
 from gpu_tools.errors import AuthError, ConfirmationRefused, InvalidInput, ProviderRejected
 from gpu_tools.gate import Approve, Refuse
 from gpu_tools.models import MutationResult, Resource
-from gpu_tools.sandbox import SandboxServer
+from gpu_tools.providers import neolink
+from gpu_tools.sandbox import SandboxServer, fill
 from gpu_tools.toolkit import Toolkit
 from tests.conftest import mutating_requests, sandbox_settings
 
@@ -226,12 +227,35 @@ async def test_powering_on_a_running_instance_is_rejected(tk: Toolkit) -> None:
     assert [e.operation for e in history.items] == ["start_resource"]
 
 
-async def test_list_follows_pages(tk: Toolkit, sandbox: SandboxServer) -> None:
-    names = {(await create(tk, display_name=f"n{i}", gpu_sku_id="66")).resource_id for i in range(11)}
+async def test_list_reads_1000_instances_in_the_largest_pages(tk: Toolkit, sandbox: SandboxServer) -> None:
+    first = (await create(tk, display_name="n0", gpu_sku_id="66")).resource_id
+    names = {
+        first,
+        *fill(sandbox.sandbox, "neolink.instances", first, 999, "name", lambda i: f"instance-{i:08x}"),
+    }
+    sandbox.sandbox.requests.clear()
     listed = await tk.call("list_resources", {"provider": "neolink"})
-    assert {r.resource_id for r in listed.items} == names
+    assert [s.status for s in listed.providers] == ["ok"]
+    assert {r.resource_id for r in listed.items} == names and len(listed.items) == 1000
     queries = [r["query"] for r in neolink_requests(sandbox) if r["path"].endswith("/host-cluster/instances")]
-    assert "page=2" in queries
+    assert sorted(queries) == sorted(["pageSize=100"] + [f"page={n}&pageSize=100" for n in range(2, 11)])
+
+
+async def test_a_listing_cut_short_says_so(
+    tk: Toolkit, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = (await create(tk, display_name="n0", gpu_sku_id="66")).resource_id
+    fill(sandbox.sandbox, "neolink.instances", first, 299, "name", lambda i: f"instance-{i:08x}")
+    monkeypatch.setattr(neolink, "MAX_PAGES", 2)
+    listed = await tk.call("list_resources", {"provider": "neolink"})
+    assert len(listed.items) == 200
+    [status] = [s for s in listed.providers if s.provider == "neolink"]
+    assert status.status == "partial"
+    assert (
+        status.message == "cluster host-cluster: stopped after 2 pages of 100; 200 of 300 instances listed."
+    )
+    orphans = await tk.call("find_orphans", {"provider": "neolink"})
+    assert orphans.gone == []  # an incomplete listing proves nothing gone
 
 
 async def test_sandbox_checks_namespace_and_bearer(sandbox: SandboxServer) -> None:

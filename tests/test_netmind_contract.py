@@ -19,6 +19,7 @@ import respx
 from gpu_tools import errors
 from gpu_tools.gate import Approve
 from gpu_tools.models import Resource
+from gpu_tools.providers import netmind
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 
@@ -183,6 +184,24 @@ async def test_list_resources_reads_back_created_endpoints_and_all_containers(
     assert params(api.routes["containers"]) == {"limit": "50"}
     container = result.items[1]
     assert (container.status, container.raw_status, container.gpu_count) == ("unknown", "0", 1)
+
+
+async def test_a_container_walk_cut_short_is_reported_as_partial(
+    tk: Toolkit, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(netmind, "PAGE", 1)
+    monkeypatch.setattr(netmind, "MAX_PAGES", 2)
+    body = fixture("containers.json")
+
+    def page(request: httpx.Request) -> httpx.Response:
+        marker = int(request.url.params.get("marker") or 0)
+        return httpx.Response(200, json=[{**body[0], "id": marker + 1}])
+
+    api.routes["containers"].mock(side_effect=page)
+    result = await tk.call("list_resources", {"provider": "netmind"})
+    assert [r.resource_id for r in result.items] == ["container:1", "container:2"]
+    [status] = result.providers
+    assert status.status == "partial" and "stopped after 2 pages of 1" in (status.message or "")
 
 
 async def test_list_resources_skips_an_endpoint_deleted_elsewhere(tk: Toolkit, api: respx.MockRouter) -> None:

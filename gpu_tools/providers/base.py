@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from gpu_tools.errors import InvalidInput, Unsupported
+from gpu_tools.errors import GpuToolsError, InvalidInput, Unsupported
 from gpu_tools.http import ProviderHTTP
 from gpu_tools.journal import Journal
 from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Template, WireRequest
@@ -83,6 +83,17 @@ def mask_secrets(value: Any, extra_keys: Iterable[str] = ()) -> Any:
         return v
 
     return walk(value)
+
+
+class Truncated(GpuToolsError):
+    """A listing the provider cut short. It carries what was listed; a fan-out reports the provider
+    as `partial` with this message, and any other caller gets an error instead of a short list."""
+
+    kind = "truncated"
+
+    def __init__(self, items: list[Any], message: str, *, provider: str) -> None:
+        super().__init__(message, provider=provider)
+        self.items = items
 
 
 class Provider(ABC):
@@ -191,7 +202,8 @@ class Provider(ABC):
         return plan
 
     # ---- reads (override what the capabilities declare) ------------------------------------
-    async def list_offers(self) -> list[Offer]:
+    async def list_offers(self, *, refresh: bool = False) -> list[Offer]:
+        """Offers now; `refresh` also refetches what the adapter keeps longer (prices, catalogues)."""
         raise self.unsupported("listing offers")
 
     async def list_templates(self) -> list[Template]:

@@ -288,7 +288,7 @@ class NebiusProvider(Provider):
     async def list_templates(self) -> list[Template]:
         return parse_templates(await self.http.request("GET", f"{PATH}/templates"))
 
-    async def list_offers(self) -> list[Offer]:
+    async def list_offers(self, *, refresh: bool = False) -> list[Offer]:
         offers: dict[tuple[str, int, str], Offer] = {}
         for t in await self.list_templates():
             for gpu in t.gpu_types or []:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -32,9 +32,10 @@ from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound, Provider
 from gpu_tools.journal import Journal
 from gpu_tools.models import Listing, Offer, Plan, Region, Resource, Status, WireRequest
 from gpu_tools.operations import CreateInput, Operation, OpInput, Progress, StopInput
-from gpu_tools.providers.base import Provider
+from gpu_tools.providers.base import Provider, Truncated
 from gpu_tools.settings import Settings
 
+T = TypeVar("T")
 CURRENCY = "CNY"
 BILLING_TYPES: dict[str, str] = {"1": "pay-as-you-go", "2": "monthly", "3": "weekly", "4": "daily"}
 # The CostTime unit each prepaid billing type takes ("3D" = three days, "+3D" extends by three days).
@@ -52,7 +53,12 @@ STATUS: dict[str, Status] = {
     "deleting": "deleting",
 }
 # A `token=` (or similar) query parameter inside a URL, e.g. the Jupyter link.
-_PAGE_LIMIT = 100  # pages followed at most when the provider keeps saying hasNextPage
+# Instance lists are paged with `page` (from 1) and `pageSize`. The docs show only the unpaged
+# request and its `hasNextPage`/`totalCount`; these names are the sandbox's assumption, so the
+# adapter checks what it gets: a provider that caps the page lower is followed at its own size, and
+# one that ignores `page` is caught by repeated pages (the listing then says it is incomplete).
+PAGE_SIZE = 100
+MAX_PAGES = 200  # pages read at most per cluster (20 000 instances); beyond that the listing says so
 
 
 def _to_str(value: Any) -> Any:
@@ -318,6 +324,8 @@ class NeolinkProvider(Provider):
         super().__init__(settings, transport=transport, journal=journal)
         # instance name -> cluster, learned from every answer, so lifecycle calls need no search.
         self._cluster_of: dict[str, str] = {}
+        # The region list of the last read: listings start on it while it is read again.
+        self._known_regions: list[WireRegion] = []
 
     @classmethod
     def is_configured(cls, settings: Settings) -> bool:
@@ -489,7 +497,32 @@ class NeolinkProvider(Provider):
     # ---- reads -----------------------------------------------------------------------------
     async def _regions(self) -> list[WireRegion]:
         body = await self.http.request("GET", "/regions")
-        return [self._parse(WireRegion, r, "region") for r in self._list(body, "regions")]
+        regions = [self._parse(WireRegion, r, "region") for r in self._list(body, "regions")]
+        self._known_regions = regions
+        return regions
+
+    async def _per_region(
+        self, key: Callable[[WireRegion], str], fn: Callable[[str], Awaitable[T]]
+    ) -> list[tuple[str, T]]:
+        """`fn` once per distinct `key` of the regions, with its key, in the regions' order.
+
+        The region list is read on every call, and at the same time `fn` already runs for the
+        regions known from the last read: a warm call is one round trip, and a region that appeared
+        since is still covered (its `fn` starts when the list answers). Work for a region that is
+        gone from the list is dropped."""
+        started: dict[str, asyncio.Future[T]] = {
+            k: asyncio.ensure_future(fn(k)) for k in dict.fromkeys(map(key, self._known_regions))
+        }
+        try:
+            keys = list(dict.fromkeys(map(key, await self._regions())))
+            for k in keys:
+                if k not in started:
+                    started[k] = asyncio.ensure_future(fn(k))
+            return list(zip(keys, await asyncio.gather(*(started[k] for k in keys)), strict=True))
+        finally:
+            for task in started.values():
+                task.cancel()  # only still running for a region that is gone, or after a failure
+            await asyncio.gather(*started.values(), return_exceptions=True)
 
     async def _clusters(self) -> list[str]:
         return list(dict.fromkeys(r.cluster_name for r in await self._regions()))
@@ -514,39 +547,76 @@ class NeolinkProvider(Provider):
     async def list_regions(self) -> list[Region]:
         return [self.to_region(r) for r in await self._regions()]
 
-    async def list_offers(self) -> list[Offer]:
-        regions = await self._regions()
-        per_region = await asyncio.gather(*(self._skus(r.id) for r in regions))
-        return [self.to_offer(s) for skus in per_region for s in skus]
+    async def list_offers(self, *, refresh: bool = False) -> list[Offer]:
+        per_region = await self._per_region(lambda r: r.id, self._skus)
+        return [self.to_offer(s) for _, skus in per_region for s in skus]
 
     async def list_skus(self, data: NeolinkListSkus) -> list[Offer]:
         region = await self._region(data.region_id)
         offers = [self.to_offer(s) for s in await self._skus(region.id)]
         return [o for o in offers if o.available is not False] if data.available_only else offers
 
-    async def _instances(self, cluster: str) -> list[Instance]:
-        """Every instance of a cluster, following `hasNextPage`. The docs name no paging parameter:
-        later pages are asked for with `page=N` (the first request is exactly the documented one),
-        and paging stops as soon as a page repeats what was already seen."""
+    async def _page(self, path: str, page: int) -> InstanceList:
+        params = {"page": page, "pageSize": PAGE_SIZE} if page > 1 else {"pageSize": PAGE_SIZE}
+        body = self._answer(await self.http.request("GET", path, params=params))
+        return self._parse(InstanceList, body, "instance list")
+
+    async def _instances(self, cluster: str) -> tuple[list[Instance], str | None]:
+        """Every instance of a cluster, and a note when the listing is incomplete.
+
+        The first page gives `totalCount` and the page size the provider honours; the other pages
+        are then asked for all at once (the http layer bounds how many are in flight). Should the
+        list grow meanwhile, pages after the last are followed while `hasNextPage` says so."""
         path = f"/clusters/{quote(cluster, safe='')}/instances"
-        seen: dict[str, Instance] = {}
-        page = 1
-        while True:
-            params = {"page": page} if page > 1 else None
-            body = self._answer(await self.http.request("GET", path, params=params))
-            listing: InstanceList = self._parse(InstanceList, body, "instance list")
-            new = [i for i in listing.nodes if i.name not in seen]
-            for inst in new:
-                seen[inst.name] = inst
-                self._cluster_of[inst.name] = cluster
-            if not listing.has_next_page or not new or page >= _PAGE_LIMIT:
-                return list(seen.values())
-            page += 1
+        first = await self._page(path, 1)
+        seen: dict[str, Instance] = {i.name: i for i in first.nodes}
+        size = len(first.nodes)
+        total = first.total_count
+        note: str | None = None
+        if first.has_next_page and size:
+            expected = -(-total // size) if total else 2
+            last = min(expected, MAX_PAGES)
+            pages = await asyncio.gather(*(self._page(path, n) for n in range(2, last + 1)))
+            more = pages[-1].has_next_page if pages else first.has_next_page
+            repeated = False
+            for listing in pages:
+                new = [i for i in listing.nodes if i.name not in seen]
+                repeated |= bool(listing.nodes) and not new
+                seen.update((i.name, i) for i in new)
+            while more and not repeated and last < MAX_PAGES:
+                last += 1
+                listing = await self._page(path, last)
+                new = [i for i in listing.nodes if i.name not in seen]
+                repeated = bool(listing.nodes) and not new
+                seen.update((i.name, i) for i in new)
+                more = listing.has_next_page and bool(listing.nodes)
+            if repeated:
+                note = (
+                    f"cluster {cluster}: later pages repeated earlier ones, so the provider seems to ignore "
+                    f"`page`; {len(seen)} of {total if total is not None else 'more'} instances listed."
+                )
+            elif more:
+                note = (
+                    f"cluster {cluster}: stopped after {MAX_PAGES} pages of {size}; {len(seen)} of "
+                    f"{total if total is not None else 'more'} instances listed."
+                )
+        elif first.has_next_page:
+            note = f"cluster {cluster}: the first page was empty but says more follow; none listed."
+        for name in seen:
+            self._cluster_of[name] = cluster
+        return list(seen.values()), note
 
     async def list_resources(self) -> list[Resource]:
+        """Every cluster's instances at once (see `_per_region`); a listing cut short raises
+        `Truncated` with what was listed, which a fan-out reports as a partial answer."""
+
         out: list[Resource] = []
-        for cluster in await self._clusters():
-            out += [self.to_resource(i, cluster=cluster) for i in await self._instances(cluster)]
+        notes: list[str] = []
+        for cluster, (instances, note) in await self._per_region(lambda r: r.cluster_name, self._instances):
+            out += [self.to_resource(i, cluster=cluster) for i in instances]
+            notes += [note] if note else []
+        if notes:
+            raise Truncated(out, " ".join(notes), provider=self.name)
         return out
 
     async def _get(self, cluster: str, name: str) -> Instance:

@@ -43,7 +43,7 @@ from gpu_tools.models import (
     WireRequest,
 )
 from gpu_tools.operations import CreateInput, Operation, OpInput, Progress, StopInput, UpdateInput
-from gpu_tools.providers.base import MASK, Provider, mask_url_secrets
+from gpu_tools.providers.base import MASK, Provider, Truncated, mask_url_secrets
 from gpu_tools.settings import Settings
 
 if TYPE_CHECKING:
@@ -742,20 +742,27 @@ class NetmindProvider(Provider):
     async def container(self, container_id: str | int) -> Container:
         return _parse(Container, await self.http.request("GET", f"{CONTAINERS}{container_id}"), "container")
 
-    async def all_containers(self) -> list[Container]:
-        """Every container, following `marker` (the last id of a page) until a short page."""
+    async def all_containers(self) -> tuple[list[Container], str | None]:
+        """Every container, following `marker` (the last id of a page) until a short page, and a
+        note when the walk stopped before the end. Marker paging cannot be read in parallel: each
+        page needs the last id of the one before."""
         out: list[Container] = []
         marker: int | None = None
         for _ in range(MAX_PAGES):
             page = await self.containers(limit=PAGE, marker=marker)
             out += page
-            if len(page) < PAGE or page[-1].id == marker:
-                break
+            if len(page) < PAGE:
+                return out, None
+            if page[-1].id == marker:
+                return out, f"containers: the marker stopped advancing after {len(out)}; the list may go on."
             marker = page[-1].id
-        return out
+        return (
+            out,
+            f"containers: stopped after {MAX_PAGES} pages of {PAGE} ({len(out)} listed); there are more.",
+        )
 
     # ---- unified reads ----------------------------------------------------------------------
-    async def list_offers(self) -> list[Offer]:
+    async def list_offers(self, *, refresh: bool = False) -> list[Offer]:
         flavors, machines = await asyncio.gather(self.flavors(), self.machines())
         return [self.flavor_offer(f) for f in flavors] + [self.machine_offer(m, "USD") for m in machines]
 
@@ -807,8 +814,11 @@ class NetmindProvider(Provider):
         return await super().find_created(row)
 
     async def list_resources(self) -> list[Resource]:
-        endpoints, containers = await asyncio.gather(self.list_endpoints(), self.all_containers())
-        return endpoints + [self.container_resource(c) for c in containers]
+        endpoints, (containers, note) = await asyncio.gather(self.list_endpoints(), self.all_containers())
+        out = endpoints + [self.container_resource(c) for c in containers]
+        if note:
+            raise Truncated(out, note, provider=self.name)
+        return out
 
     async def get_resource(self, resource_id: str, *, reveal_secrets: bool = False) -> Resource:
         kind, raw = self.parse_id(resource_id)

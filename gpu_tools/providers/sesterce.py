@@ -28,10 +28,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound, ProviderError
+from gpu_tools.http import Memo, Stamped
+from gpu_tools.journal import Journal
 from gpu_tools.models import (
     Listing,
     Model,
@@ -63,7 +66,6 @@ REGISTRIES = f"{ROOT}/registries"
 PRICING = f"{INSTANCES}/pricing"
 PRICE_SOURCE = "Sesterce price preview (POST /ai-inference/instances/pricing)"
 COMPACT_REGION = re.compile(r"(\d+)(?::(\d+)(?:-(\d+))?)?")
-PRICING_CONCURRENCY = 6  # pricing calls in flight at once when pricing every offer
 
 # Statuses from the official CLI. PARTIALLYDEPLOYED serves traffic from the regions that deployed
 # (each region's deployStatus and errorMessage say which), so it counts as running.
@@ -504,6 +506,17 @@ class SesterceProvider(Provider):
     )
     secret_keys = frozenset({"password"})
 
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        journal: Journal | None = None,
+    ) -> None:
+        super().__init__(settings, transport=transport, journal=journal)
+        ttl = lambda: self.settings.catalog_cache_ttl  # noqa: E731
+        self._price_memo: Memo[Pricing] = Memo(ttl)
+        self._hardware_memo: Memo[list[Hardware]] = Memo(ttl)
+
     @classmethod
     def is_configured(cls, settings: Settings) -> bool:
         return settings.sesterce_api_key is not None
@@ -625,21 +638,39 @@ class SesterceProvider(Provider):
             for r in await self._regions()
         ]
 
-    async def list_offers(self) -> list[Offer]:
-        """Hardwares joined with each region's capacity, each priced by the provider's preview for
-        one replica there. A failed price leaves that offer unpriced instead of failing the list."""
-        hardwares, regions = await asyncio.gather(self._hardwares(), self._regions())
-        gate = asyncio.Semaphore(PRICING_CONCURRENCY)
+    async def _price_of(
+        self, hardware_id: str, region_id: int, refresh: bool
+    ) -> tuple[Stamped[Pricing] | None, str | None]:
+        """The provider's price for one replica of a hardware in a region, kept for
+        `catalog_cache_ttl` (prices move far more slowly than capacity). A failure is not kept."""
+        try:
+            got = await self._price_memo.get(
+                (hardware_id, region_id), lambda: self.pricing(hardware_id, [(region_id, 1)]), refresh=refresh
+            )
+        except ProviderError as exc:
+            return None, str(exc)
+        return got, None
 
-        async def price(hw: Hardware, region: WireRegion | None, capacity: int | None) -> Offer:
-            quote: Pricing | None = None
-            problem: str | None = None
-            if region is not None:
-                async with gate:
-                    try:
-                        quote = await self.pricing(hw.id, [(region.id, 1)])
-                    except ProviderError as exc:
-                        problem = str(exc)
+    async def list_offers(self, *, refresh: bool = False) -> list[Offer]:
+        """Hardwares joined with each region's capacity, each priced by the provider's preview for
+        one replica there. A failed price leaves that offer unpriced instead of failing the list.
+
+        Capacity is read fresh on every call; prices are kept longer, so a warm call is the two
+        catalogue reads at once. Only a price not yet kept needs a second round trip (it needs the
+        catalogue's hardware and region ids), and those are all asked at once."""
+        hardwares, regions = await asyncio.gather(self._catalog(refresh=True), self._regions())
+        known = {hw.id for hw in hardwares}
+        pairs = list(
+            dict.fromkeys(
+                (c.hardware_id, r.id) for r in regions for c in r.capacities if c.hardware_id in known
+            )
+        )
+        answers = await asyncio.gather(*(self._price_of(hw_id, r_id, refresh) for hw_id, r_id in pairs))
+        quotes = dict(zip(pairs, answers, strict=True))
+
+        def offer(hw: Hardware, region: WireRegion | None, capacity: int | None) -> Offer:
+            got, problem = quotes[(hw.id, region.id)] if region is not None else (None, None)
+            quote = got.value if got is not None else None
             details: dict[str, Any] = {"hardware_name": hw.name}
             if region is not None:
                 details.update(region_name=region.name, country_code=region.country_code, capacity=capacity)
@@ -660,31 +691,52 @@ class SesterceProvider(Provider):
                 price=quote.price_per_hour if quote else None,
                 currency=(quote.currency_code or "USD") if quote else None,
                 usd_per_hour=_usd(quote),
+                price_as_of=got.at.isoformat(timespec="seconds") if got is not None else None,
                 available=bool(capacity) and (region is None or (region.state or "ACTIVE") == "ACTIVE"),
                 details=details,
             )
 
-        jobs = []
+        out = []
         for hw in hardwares:
             placed = [(r, c.capacity) for r in regions for c in r.capacities if c.hardware_id == hw.id]
-            jobs += [price(hw, r, cap) for r, cap in placed] or [price(hw, None, None)]
-        return list(await asyncio.gather(*jobs))
+            out += [offer(hw, r, cap) for r, cap in placed] or [offer(hw, None, None)]
+        return out
 
     async def list_resources(self) -> list[Resource]:
         body = await self.http.request("GET", INSTANCES)
         return [self.to_resource(_parse(Instance, i, "instance")) for i in _array(body, "instances")]
 
+    async def _catalog(self, *, refresh: bool = False) -> list[Hardware]:
+        """The hardware catalogue, kept for `catalog_cache_ttl` (list_offers always rereads it)."""
+        return (await self._hardware_memo.get(None, self._hardwares, refresh=refresh)).value
+
     async def _hardware_or_none(self, hardware_id: str | None) -> Hardware | None:
-        """The instance's hardware for GPU name and count; a failure only leaves them blank."""
+        """The instance's hardware for GPU name and count, from the kept catalogue (read again
+        once if the id is new to it); a failure only leaves them blank."""
         if not hardware_id:
             return None
         try:
-            return next((h for h in await self._hardwares() if h.id == hardware_id), None)
+            kept = self._hardware_memo.fresh(None) is not None
+            found = next((h for h in await self._catalog() if h.id == hardware_id), None)
+            if found is None and kept:
+                found = next((h for h in await self._catalog(refresh=True) if h.id == hardware_id), None)
+            return found
+        except ProviderError:
+            return None
+
+    async def _catalog_or_none(self) -> list[Hardware] | None:
+        try:
+            return await self._catalog()
         except ProviderError:
             return None
 
     async def get_resource(self, resource_id: str, *, reveal_secrets: bool = False) -> Resource:
-        inst = await self._instance(resource_id)
+        """One request once the catalogue is kept (each wait_for_resource poll); the first call reads
+        the instance and the catalogue at once."""
+        if self._hardware_memo.fresh(None) is None:
+            inst, _ = await asyncio.gather(self._instance(resource_id), self._catalog_or_none())
+        else:
+            inst = await self._instance(resource_id)
         return self.to_resource(inst, await self._hardware_or_none(inst.hardware_id), reveal=reveal_secrets)
 
     # ---- provider reads ------------------------------------------------------------------------

@@ -6,16 +6,34 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
 
 from gpu_tools.sandbox.app import Fault, Sandbox, create_app
 
-__all__ = ["Fault", "Sandbox", "SandboxServer", "create_app"]
+__all__ = ["Fault", "Sandbox", "SandboxServer", "create_app", "fill"]
+
+
+def fill(
+    sb: Sandbox, store: str, like: Any, count: int, id_field: str, new_id: Callable[[int], Any]
+) -> list[Any]:
+    """Add `count` copies of the record `like` of `store` under new ids: a fleet for paging and
+    scale tests without `count` creates (e.g. `fill(sb, "neolink.instances", name, 999, "name",
+    lambda i: f"instance-{i:08x}")`)."""
+    records = sb.store(store)
+    ids = []
+    for i in range(count):
+        record = copy.deepcopy(records[like])
+        record[id_field] = new_id(i)
+        records[record[id_field]] = record
+        ids.append(record[id_field])
+    return ids
 
 
 class SandboxServer:
@@ -25,7 +43,9 @@ class SandboxServer:
         self.sandbox = Sandbox(**app_options)
         self.app = create_app(sandbox=self.sandbox)
         self.host = host
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
+        # protocol says TCP, and with Nagle on every answer waited for a delayed ACK (~40 ms).
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.port = self._sock.getsockname()[1]

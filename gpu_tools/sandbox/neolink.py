@@ -26,7 +26,8 @@ PROVIDER = "neolink"
 PREFIX = "/mdc/api/v1"
 NAMESPACE = "sandbox-user"
 HARBOR = "images.neolink-ai.com"
-PAGE_SIZE = 10
+PAGE_SIZE = 10  # instances per page when `pageSize` is not given
+MAX_PAGE_SIZE = 100  # a larger `pageSize` is served at this size
 BEIJING = "14c5a9e3-0d09-4aa0-99d3-c096b80cceaa"
 SHANGHAI = "5b0e8f7a-2c41-4d6e-9a1f-3e7c2b9d4a60"
 REGIONS: list[dict[str, Any]] = [
@@ -174,11 +175,15 @@ def routes(sb: Sandbox) -> list[Route]:
 
     def view(inst: dict[str, Any]) -> dict[str, Any] | None:
         """The instance as the API shows it now (phases advanced), or None once deleted."""
+        return render(inst) if advance(inst) else None
+
+    def advance(inst: dict[str, Any]) -> bool:
+        """Move the instance along with the clock; False once it is gone."""
         phase = inst["_phase"]
         if sb.elapsed(inst["_since"]) >= sb.ready_after:
             if phase == "Deleting":
                 instances().pop(inst["name"], None)
-                return None
+                return False
             if phase in PHASE_AFTER:
                 inst["_phase"], inst["_since"] = PHASE_AFTER[phase], sb.clock()
                 if inst["_phase"] == "Running" and not inst.get("Pods"):
@@ -190,6 +195,9 @@ def routes(sb: Sandbox) -> list[Route]:
                             "ip": "172.31.213.79",
                         }
                     ]
+        return True
+
+    def render(inst: dict[str, Any]) -> dict[str, Any]:
         out = {k: copy.deepcopy(v) for k, v in inst.items() if not k.startswith("_")}
         out["status"] = inst["_phase"]
         if inst["_phase"] == "Creating":
@@ -202,7 +210,7 @@ def routes(sb: Sandbox) -> list[Route]:
         cluster = request.path_params["cluster"]
         name = request.path_params.get("name") or request.query_params.get("name") or ""
         inst = instances().get(name)
-        if inst is None or inst["_cluster"] != cluster or view(inst) is None:
+        if inst is None or inst["_cluster"] != cluster or not advance(inst):
             return None, error(404, f"instance {name} not found", request.url.path)
         return inst, None
 
@@ -280,12 +288,13 @@ def routes(sb: Sandbox) -> list[Route]:
             try:
                 page = max(1, int(request.query_params.get("page", "1")))
                 size = max(1, int(request.query_params.get("pageSize", str(PAGE_SIZE))))
+                size = min(size, MAX_PAGE_SIZE)
             except ValueError:
                 return error(400, "page and pageSize must be integers", request.url.path)
-            views = [v for i in list(instances().values()) if i["_cluster"] == cluster and (v := view(i))]
-            chunk = views[(page - 1) * size : page * size]
+            alive = [i for i in list(instances().values()) if i["_cluster"] == cluster and advance(i)]
+            chunk = [render(i) for i in alive[(page - 1) * size : page * size]]
             return JSONResponse(
-                {"hasNextPage": page * size < len(views), "nodes": chunk, "totalCount": len(views)}
+                {"hasNextPage": page * size < len(alive), "nodes": chunk, "totalCount": len(alive)}
             )
         if request.method == "DELETE":
             inst, missing = find(request)
@@ -395,7 +404,7 @@ def routes(sb: Sandbox) -> list[Route]:
         inst, missing = find(request)
         if inst is None:
             return missing  # type: ignore[return-value]
-        return JSONResponse(view(inst))
+        return JSONResponse(render(inst))  # find() advanced it; advancing again could delete it
 
     async def power_off(request: Request) -> Response:
         if denied := authorized(request) or known_cluster(request):
