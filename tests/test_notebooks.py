@@ -33,7 +33,12 @@ def test_notebook_runs_clean(path: Path, gpu_home: Path) -> None:
     if path.name == "gpu-market.ipynb":
         images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert len(images) == 1  # the bar chart
-        assert "Delete 0 expired resource(s)" in text or "nothing has expired" in text
+        assert "Nothing has expired." in text
+        created = [o for c in nb.cells for o in c.get("outputs", []) if "neolink" in o.get("text", "")]
+        assert any("Done:" in o["text"] and "H100" in o["text"] for o in created)
     if path.name == "quickstart.ipynb":
         assert "You said: Say hello to the notebook" in text
-        assert "nothing found" in text  # the endpoint is gone at the end
+        assert "No resources found." in text  # the endpoint is gone at the end
+        assert "<caption" in "".join(
+            o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", [])
+        )
