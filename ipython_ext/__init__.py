@@ -15,7 +15,6 @@ sandbox) is imported by the first `%gpu` call that needs it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import difflib
 import re
 import shlex
@@ -55,6 +54,8 @@ class LoopThread:
     """One asyncio loop on a daemon thread: cells submit coroutines and wait; Ctrl-C cancels."""
 
     def __init__(self) -> None:
+        import asyncio
+
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="gpu-tools-loop", daemon=True)
         self.thread.start()
@@ -62,6 +63,8 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T], tick: Callable[[float], None] | None = None) -> T:
         """Wait for `coro` on the loop thread; `tick(elapsed)` runs on this thread while it waits
         (live progress is drawn from the kernel's thread, so it lands in the right cell)."""
+        import asyncio
+
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
         start = time.monotonic()
         try:
@@ -354,13 +357,20 @@ class GpuMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
-        self.runner = LoopThread()
+        self._runner: LoopThread | None = None
         self.sandbox: SandboxServer | None = None
         self._toolkit: Toolkit | None = None
         self._parsers: dict[str, _Parser] = {}
         self._ids: dict[str, tuple[float, list[str]]] = {}
 
     # ---- state ------------------------------------------------------------------------------
+    @property
+    def runner(self) -> LoopThread:
+        """The event-loop thread, started by the first call that needs it (not at %load_ext)."""
+        if self._runner is None:
+            self._runner = LoopThread()
+        return self._runner
+
     @property
     def toolkit(self) -> Toolkit:
         if self._toolkit is None:
@@ -384,7 +394,8 @@ class GpuMagics(Magics):
             self._toolkit.close()
         if self.sandbox is not None:
             self.sandbox.stop()
-        self.runner.stop()
+        if self._runner is not None:
+            self._runner.stop()
 
     def command_of(self, op_name: str) -> str | None:
         """How a person types an operation here: `%gpu wait`, `%gpu rm`, `%gpu list-offers`."""
@@ -572,6 +583,8 @@ class GpuMagics(Magics):
         hit = self._ids.get(provider)
         if hit is not None and time.monotonic() - hit[0] < 30:
             return hit[1]
+        import asyncio
+
         try:
             listing = self.runner.run(
                 asyncio.wait_for(self.toolkit.call("list_resources", {"provider": provider}), 3)

@@ -339,7 +339,7 @@ class Table:
             for r in self.rows
         )
         caption = f"<caption style='text-align:left;caption-side:top'>{html.escape(self.caption)}</caption>"
-        notes = "".join(f"<br><small>{html.escape(n)}</small>" for n in self.notes)
+        notes = "".join(f"<div><small>{html.escape(n)}</small></div>" for n in self.notes)
         return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
 
@@ -386,27 +386,35 @@ def listing_table(
 
 
 # ---- single results ---------------------------------------------------------------------------
-def card_lines(resource: Resource) -> list[tuple[str, str]]:
-    """What, where, status, cost, id (and url, expiry): a few lines, no JSON."""
+def card_lines(resource: Resource, plan: Plan | None = None) -> list[tuple[str, str]]:
+    """What, where, status, cost, id (and url, expiry): a few lines, no JSON. A mutation's `plan`
+    supplies the cost and expiry the provider's answer does not carry."""
     what = f"{resource.kind} {resource.name!r}" if resource.name else resource.kind
     where = ", ".join(x for x in (resource.provider, resource.region, _gpu(resource)) if x)
     status = resource.status + (f" ({resource.raw_status})" if resource.raw_status else "")
     lines = [("what", what), ("where", where), ("status", status)]
-    if resource.replicas is not None or resource.max_replicas is not None:
-        lines.append(
-            ("replicas", f"{resource.replicas} (min {resource.min_replicas}, max {resource.max_replicas})")
-        )
-    lines.append(
-        ("cost", f"{usd(resource.usd_per_hour)}/hour" if resource.usd_per_hour is not None else "unknown")
-    )
+    if resource.replicas is not None:
+        bounds = [
+            f"{k} {v}"
+            for k, v in (("min", resource.min_replicas), ("max", resource.max_replicas))
+            if v is not None
+        ]
+        lines.append(("replicas", f"{resource.replicas}" + (f" ({', '.join(bounds)})" if bounds else "")))
+    if resource.usd_per_hour is not None:
+        cost = f"{usd(resource.usd_per_hour)}/hour"
+    elif plan is not None and plan.usd_per_hour is not None:
+        cost = f"~{usd(plan.usd_per_hour)}/hour (the plan's estimate)"
+    else:
+        cost = "unknown"
+    lines.append(("cost", cost))
     lines.append(("id", resource.resource_id))
     if resource.url:
         lines.append(("url", resource.url))
     if resource.model:
         lines.append(("model", resource.model))
-    expires = resource.details.get("expires_at") if isinstance(resource.details, dict) else None
+    expires = plan.expires_at if plan is not None else None
     if expires:
-        lines.append(("expires", str(expires)))
+        lines.append(("expires", expires))
     return lines
 
 
@@ -548,27 +556,24 @@ class Rendered:
                 self.words("\n".join(r.notes)) if r.items else "",
             ]
         if isinstance(r, OrphanReport):
+            notes = provider_notes(r.providers)
+            if not r.untracked and not r.gone:
+                return [
+                    "Live at a provider but not created here: 0. Created here but gone: 0. Nothing to clean up.",
+                    *notes,
+                ]
             summary = (
                 f"Live at a provider but not created here: {len(r.untracked)} "
                 f"({usd(r.untracked_usd_per_hour)}/hour). Created here but gone: {len(r.gone)}."
             )
-            return [
-                summary,
-                listing_table(
-                    r.untracked,
-                    len(r.untracked),
-                    view,
-                    caption=f"Live at a provider but not created here ({usd(r.untracked_usd_per_hour)}/hour)",
-                    providers=r.providers,
-                    empty="Nothing is live at a provider that was not created here.",
-                ),
-                listing_table(
-                    r.gone,
-                    len(r.gone),
-                    view,
-                    empty="Everything created here is still listed by its provider.",
-                ),
-            ]
+            blocks: list[Block] = [summary]
+            if r.untracked:
+                blocks.append(
+                    listing_table(r.untracked, len(r.untracked), view, caption="Live, not created here")
+                )
+            if r.gone:
+                blocks.append(listing_table(r.gone, len(r.gone), view))
+            return blocks + notes
         if isinstance(r, ChatResult):
             return [r.content, fields_lines(r, skip=("content", "usage"))]
         if isinstance(r, Resource):
@@ -602,7 +607,7 @@ class Rendered:
             return ["Dry run: nothing was sent.", self.words(plan.message())]
         blocks: list[Block] = []  # the outcome line was printed when it happened
         if r.resource is not None:
-            blocks.append(card_lines(r.resource))
+            blocks.append(card_lines(r.resource, plan))
         elif r.detail is not None and (lines := detail_lines(r.detail)):
             blocks.append(lines)
         for step in plan.steps:
