@@ -191,6 +191,7 @@ class Toolkit:
         statuses: dict[str, ProviderStatus] = {}
         tasks: dict[str, asyncio.Task[list[T]]] = {}
         waiting: set[str] = set()
+        asked: set[str] = set()  # filled once every task exists, before any can finish
         allowed = self.settings.allowed_providers
         for name in names:
             adapter = self.adapters[name]
@@ -199,8 +200,9 @@ class Toolkit:
             elif not self.configured(name) or (allowed is not None and name not in allowed):
                 statuses[name] = ProviderStatus(provider=name, status="not_configured")
             else:
-                tasks[name] = asyncio.create_task(self._answer(name, fn(adapter), waiting, progress))
+                tasks[name] = asyncio.create_task(self._answer(name, fn(adapter), waiting, asked, progress))
         waiting.update(tasks)
+        asked.update(tasks)
         items: list[T] = []
         for name, task in tasks.items():
             try:
@@ -217,7 +219,12 @@ class Toolkit:
         return items, [statuses[n] for n in names]
 
     async def _answer(
-        self, name: str, work: Awaitable[list[T]], waiting: set[str], progress: Progress | None
+        self,
+        name: str,
+        work: Awaitable[list[T]],
+        waiting: set[str],
+        asked: set[str],
+        progress: Progress | None,
     ) -> list[T]:
         """One provider's part of a fan-out, under its time budget; reports when it has answered."""
         try:
@@ -225,4 +232,9 @@ class Toolkit:
         finally:
             waiting.discard(name)
             if progress is not None and waiting:
-                await progress(0, None, f"{name} answered; waiting for {', '.join(sorted(waiting))}")
+                answered = sorted(n for n in self.adapters if n not in waiting and n in asked)
+                await progress(
+                    len(answered),
+                    len(asked),
+                    f"{', '.join(answered)} answered; waiting for {', '.join(sorted(waiting))}",
+                )

@@ -671,15 +671,47 @@ def _item_model(op: Operation) -> Any:
     return args[0] if args and isinstance(args[0], type) else None
 
 
+def completion_matcher(magics: GpuMagics) -> Any:
+    """An IPython (v2 API) matcher for `%gpu` lines; it suppresses the other matchers there, so Tab
+    offers subcommands, flags and values rather than Python names."""
+    from IPython.core.completer import CompletionContext, SimpleCompletion, context_matcher
+
+    @context_matcher(identifier="gpu_tools.magic")
+    def match(context: CompletionContext) -> Any:
+        lines = context.full_text.split("\n")
+        row = lines[context.cursor_line] if context.cursor_line < len(lines) else ""
+        before = row[: context.cursor_position]
+        if not re.match(r"\s*%{1,2}gpu\s", before):
+            return {"completions": [], "suppress": False}
+        word = before.rsplit(None, 1)[-1] if before and not before[-1].isspace() else ""
+        try:
+            found = magics.complete(types.SimpleNamespace(text_until_cursor=before, symbol=word))
+        except Exception:  # completion must never raise into the prompt
+            found = []
+        hits = [f for f in found if f.lower().startswith(word.lower())]
+        return {
+            "completions": [SimpleCompletion(text=h) for h in hits],
+            "suppress": bool(hits),
+            "matched_fragment": word,
+        }
+
+    return match
+
+
 def load_ipython_extension(ipython: Any) -> None:
     magics = GpuMagics(ipython)
     ipython.register_magics(magics)
-    ipython.set_hook("complete_command", lambda _shell, event: magics.complete(event), str_key="%gpu")
+    ipython.Completer.custom_matchers.append(completion_matcher(magics))
     ipython._gpu_magics = magics
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     magics = getattr(ipython, "_gpu_magics", None)
     if magics is not None:
+        ipython.Completer.custom_matchers[:] = [
+            m
+            for m in ipython.Completer.custom_matchers
+            if getattr(m, "matcher_identifier", "") != "gpu_tools.magic"
+        ]
         magics.close()
         del ipython._gpu_magics
