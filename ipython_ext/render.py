@@ -577,7 +577,10 @@ class Rendered:
         if isinstance(r, ChatResult):
             return [r.content, fields_lines(r, skip=("content", "usage"))]
         if isinstance(r, Resource):
-            return [card_lines(r)]
+            note = getattr(r, "note", None)  # a wait that has not reached its state says what to do
+            return ([self.words(note)] if note and getattr(r, "reached", True) is False else []) + [
+                card_lines(r)
+            ]
         listed = [
             (name, value)
             for name in type(r).model_fields
