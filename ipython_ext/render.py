@@ -174,6 +174,21 @@ COLUMNS: dict[str, list[Column]] = {
         Column("usd_per_hour", "$/h", "money"),
         Column("resource_id", "id", "id"),
     ],
+    "BudgetLine": [
+        Column("name", "budget"),
+        Column("limit_usd", "limit", "money"),
+        Column("spent_usd", "spent", "money"),
+        Column("committed_usd", "committed", "money"),
+        Column("left_usd", "left", "money"),
+        Column("since", "since"),
+    ],
+    "Expiry": [
+        Column("provider", "provider"),
+        Column("name", "name"),
+        Column("expires_at", "expires"),
+        Column("action", "then"),
+        Column("resource_id", "id", "id"),
+    ],
 }
 CAPTIONS = {
     "Offer": "GPU offers",
@@ -185,6 +200,9 @@ CAPTIONS = {
     "SpendLine": "Spend per resource",
     "ProviderSpend": "Spend per provider",
     "LiveEntry": "Created here, no longer listed",
+    "BudgetLine": "Budgets",
+    "Expiry": "Next expiries",
+    "Reconciled": "Reconciled journal rows",
 }
 SKIP = {"details", "sandbox", "body"}
 ID_NAMES = ("id", "_id", "url", "image", "path")
@@ -553,7 +571,10 @@ class Rendered:
                     r.items, len(r.items), view, providers=r.providers, empty="Nothing is running."
                 ),
                 *([listing_table(totals, len(totals), view)] if r.items else []),
+                *([listing_table(r.budgets, len(r.budgets), view)] if r.budgets else []),
+                *([listing_table(r.expiries, len(r.expiries), view)] if r.expiries else []),
                 self.words("\n".join(r.notes)) if r.items else "",
+                self.words(r.guard.message) if r.guard is not None else "",
             ]
         if isinstance(r, OrphanReport):
             notes = provider_notes(r.providers)

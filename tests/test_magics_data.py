@@ -8,6 +8,7 @@ import re
 
 import pandas as pd
 import pytest
+from IPython.core.completer import provisionalcompleter
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from wcwidth import wcswidth
@@ -29,7 +30,8 @@ def gpu(shell: InteractiveShell, line: str):
 
 
 def complete(shell: InteractiveShell, line: str) -> list[str]:
-    return shell.Completer.complete(line_buffer=line, cursor_pos=len(line))[1]
+    with provisionalcompleter():  # what a terminal or Jupyter asks on Tab
+        return [c.text for c in shell.Completer.completions(line, len(line))]
 
 
 # ---- results are data -------------------------------------------------------------------------
@@ -376,3 +378,25 @@ def test_netmind_machine_memory_is_in_gb(shell: InteractiveShell, sandbox: Sandb
     machines = gpu(shell, "list-offers --provider netmind --kind container")
     big = [m for m in machines if m.ram_gb is not None]
     assert big and all(m.ram_gb >= 24 for m in big)
+
+
+def test_spend_shows_budgets_and_next_expiries(shell: InteractiveShell, sandbox: SandboxServer) -> None:
+    from gpu_tools.toolkit import Toolkit
+    from tests.conftest import sandbox_settings
+
+    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox, budget_usd_per_day=100)))
+    gpu(
+        shell,
+        "neolink-create-instance --name b --image docker.io/library/ubuntu:22.04 --gpu-sku-id 88 "
+        "--expires-in 2h --yes",
+    )
+    text = repr(gpu(shell, "spend"))
+    assert "Budgets (1)" in text and "$100.00" in text
+    assert "Next expiries (1)" in text and "delete" in text
+
+
+def test_tab_offers_only_gpu_words_on_a_gpu_line(shell: InteractiveShell) -> None:
+    """On a %gpu line the completer answers alone (no Python keywords); elsewhere it stays out."""
+    assert set(complete(shell, "%gpu get ")) == {"nebius", "sesterce", "neolink", "netmind"}
+    assert "list-offers" in complete(shell, "%gpu list-o")
+    assert "import" in complete(shell, "impo")
