@@ -7,9 +7,9 @@ provider said is lost in translation.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -148,11 +148,43 @@ class ProviderStatus(Model):
 
 
 class Listing(Result, Generic[T]):
-    """A list of items gathered from one or more providers, with what happened at each."""
+    """A list of items gathered from one or more providers, with what happened at each.
+
+    It is a sequence of its items (`len`, iteration, `r[0]`, `r[:5]`), and `.to_dataframe()` gives
+    a pandas DataFrame (pandas is imported only then)."""
 
     items: list[T]
     total: int
     providers: list[ProviderStatus] = Field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[T]:  # type: ignore[override]  # the items, not pydantic's fields
+        return iter(self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> Listing[T]: ...
+    def __getitem__(self, index: int | slice) -> T | Listing[T]:
+        if isinstance(index, slice):
+            return self.model_copy(update={"items": self.items[index]})
+        return self.items[index]
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [item.model_dump(mode="json") for item in self.items]
+
+    def to_dataframe(self) -> Any:
+        """The items as a pandas DataFrame, one row per item and one column per field."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "to_dataframe needs pandas: pip install 'gpu-tools[pandas]' (or pip install pandas)."
+            ) from None
+        fields = list(type(self.items[0]).model_fields) if self.items else []
+        return pandas.DataFrame([item.model_dump() for item in self.items], columns=fields or None)
 
 
 class ProviderInfo(Model):

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 Progress = Callable[[float, float | None, str], Awaitable[None]]
 DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+# An operation named in a message: `spend` in backticks, or a bare name with an underscore.
+_REFERENCE = re.compile(r"`([a-z][a-z0-9_]*)`|(?<![\w./-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w/-])")
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -331,6 +333,20 @@ class Registry:
 
     def names(self) -> list[str]:
         return list(self._ops)
+
+    def words(self, text: str, name_of: Callable[[str], str | None]) -> str:
+        """`text` with each operation it refers to named by a front: `name_of("wait_for_resource")`
+        may say `%gpu wait`. Core messages refer to an operation by its name, in backticks or bare
+        when the name has an underscore (`list_resources`, `spend`); the MCP front shows them as
+        they are, since its tools carry those names."""
+
+        def name(match: re.Match[str]) -> str:
+            op = match.group(1) or match.group(2)
+            if op not in self._ops:
+                return match.group(0)
+            return name_of(op) or match.group(0)
+
+        return _REFERENCE.sub(name, text)
 
     def get(self, name: str) -> Operation:
         try:

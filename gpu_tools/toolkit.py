@@ -192,14 +192,18 @@ class Toolkit:
         capability: str,
         only: str | None,
         fn: Callable[[Provider], Awaitable[list[T]]],
+        progress: Progress | None = None,
     ) -> tuple[list[T], list[ProviderStatus]]:
         """Run `fn` on every configured provider that has `capability`, concurrently, each under its
-        own time budget, so one slow or failing provider never hides the others' answers."""
+        own time budget, so one slow or failing provider never hides the others' answers.
+        `progress` hears which providers have answered and which are still awaited."""
         names = [only] if only else list(self.adapters)
         if only:
             self.adapter(only, capability)  # a direct question gets a direct error
         statuses: dict[str, ProviderStatus] = {}
         tasks: dict[str, asyncio.Task[list[T]]] = {}
+        waiting: set[str] = set()
+        asked: set[str] = set()  # filled once every task exists, before any can finish
         allowed = self.settings.allowed_providers
         for name in names:
             adapter = self.adapters[name]
@@ -208,9 +212,9 @@ class Toolkit:
             elif not self.configured(name) or (allowed is not None and name not in allowed):
                 statuses[name] = ProviderStatus(provider=name, status="not_configured")
             else:
-                tasks[name] = asyncio.create_task(
-                    asyncio.wait_for(fn(adapter), self.settings.provider_timeout)  # type: ignore[arg-type]
-                )
+                tasks[name] = asyncio.create_task(self._answer(name, fn(adapter), waiting, asked, progress))
+        waiting.update(tasks)
+        asked.update(tasks)
         items: list[T] = []
         for name, task in tasks.items():
             try:
@@ -228,3 +232,24 @@ class Toolkit:
             except GpuToolsError as exc:
                 statuses[name] = ProviderStatus(provider=name, status="error", message=str(exc))
         return items, [statuses[n] for n in names]
+
+    async def _answer(
+        self,
+        name: str,
+        work: Awaitable[list[T]],
+        waiting: set[str],
+        asked: set[str],
+        progress: Progress | None,
+    ) -> list[T]:
+        """One provider's part of a fan-out, under its time budget; reports when it has answered."""
+        try:
+            return await asyncio.wait_for(work, self.settings.provider_timeout)
+        finally:
+            waiting.discard(name)
+            if progress is not None and waiting:
+                answered = sorted(n for n in self.adapters if n not in waiting and n in asked)
+                await progress(
+                    len(answered),
+                    len(asked),
+                    f"{', '.join(answered)} answered; waiting for {', '.join(sorted(waiting))}",
+                )

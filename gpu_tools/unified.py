@@ -62,25 +62,27 @@ async def _list_providers(tk: Toolkit, data: NoInput, progress: Progress | None)
 
 
 async def _list_offers(tk: Toolkit, data: ListOffersInput, progress: Progress | None) -> Listing[Offer]:
-    offers, statuses = await tk.fan_out("offers", data.provider, lambda p: tk.offers(p, data.refresh))
+    offers, statuses = await tk.fan_out(
+        "offers", data.provider, lambda p: tk.offers(p, data.refresh), progress
+    )
     offers = filter_offers(offers, data)
     return Listing[Offer](items=offers, total=len(offers), providers=statuses)
 
 
 async def _list_templates(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> Listing[Template]:
-    items, statuses = await tk.fan_out("templates", data.provider, lambda p: p.list_templates())
+    items, statuses = await tk.fan_out("templates", data.provider, lambda p: p.list_templates(), progress)
     return Listing[Template](items=items, total=len(items), providers=statuses)
 
 
 async def _list_regions(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> Listing[Region]:
-    items, statuses = await tk.fan_out("regions", data.provider, lambda p: p.list_regions())
+    items, statuses = await tk.fan_out("regions", data.provider, lambda p: p.list_regions(), progress)
     return Listing[Region](items=items, total=len(items), providers=statuses)
 
 
 async def _list_resources(
     tk: Toolkit, data: ListResourcesInput, progress: Progress | None
 ) -> Listing[Resource]:
-    items, statuses = await tk.fan_out("resources", data.provider, lambda p: p.list_resources())
+    items, statuses = await tk.fan_out("resources", data.provider, lambda p: p.list_resources(), progress)
     if data.status:
         items = [r for r in items if r.status == data.status]
     return Listing[Resource](items=items, total=len(items), providers=statuses)

@@ -141,5 +141,5 @@ def test_notebook_variables_in_braces_are_expanded(shell: InteractiveShell) -> N
     shell.user_ns["ep"] = created
     got = gpu(shell, "get nebius {ep.resource.resource_id}")
     assert got.resource_id == created.resource.resource_id
-    dry = gpu(shell, "chat nebius {ep.resource.resource_id} --message '{not_a_variable}' --help")
+    dry = gpu(shell, "chat nebius {ep.resource.resource_id} --message '{{not_a_variable}}' --help")
     assert dry is None  # --help shows usage and returns nothing

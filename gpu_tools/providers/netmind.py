@@ -481,10 +481,8 @@ def _number(value: Any) -> float | None:
 
 
 def _gb(value: float | None) -> float | None:
-    """Memory in GB; the docs give no unit, so values above 1024 are read as MiB."""
-    if value is None:
-        return None
-    return round(value / 1024, 1) if value > 1024 else float(value)
+    """Memory as NetMind gives it: whole GB (`memory_total` 1600 is a 1.6 TB machine, not 1.6 GB)."""
+    return None if value is None else float(value)
 
 
 def _scrub(text: str | None) -> str | None:
