@@ -18,6 +18,7 @@ from gpu_tools.models import BudgetLine, LiveEntry
 from gpu_tools.settings import Settings
 
 HORIZON = timedelta(hours=24)
+OVERDUE = timedelta(hours=1)  # what an expired, still-live resource is assumed to bill until it goes
 
 
 class JournalView(Protocol):
@@ -49,18 +50,26 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def hours_left(expires_at: str | None, now: datetime, horizon: timedelta = HORIZON) -> float:
-    """Hours until `expires_at`, at most the horizon (all of it when there is no expiry)."""
+def hours_left(
+    expires_at: str | None, now: datetime, horizon: timedelta = HORIZON, overdue: timedelta = OVERDUE
+) -> float:
+    """Hours until `expires_at`, at most the horizon (all of it when there is no expiry). A resource
+    past its expiry that is still live bills until someone acts: it counts `overdue` more."""
+    top = horizon.total_seconds() / 3600
     if not expires_at:
-        return horizon.total_seconds() / 3600
+        return top
     left = (datetime.fromisoformat(expires_at) - now).total_seconds() / 3600
-    return max(0.0, min(left, horizon.total_seconds() / 3600))
+    return min(max(left, overdue.total_seconds() / 3600), top)
 
 
-def committed(entries: list[LiveEntry], now: datetime, horizon: timedelta = HORIZON) -> float:
+def committed(
+    entries: list[LiveEntry], now: datetime, horizon: timedelta = HORIZON, overdue: timedelta = OVERDUE
+) -> float:
     """What live (or in-flight) resources will cost until they expire, within the horizon."""
     return sum(
-        (e.usd_per_hour or 0.0) * hours_left(e.expires_at, now, horizon) for e in entries if not e.stopped
+        (e.usd_per_hour or 0.0) * hours_left(e.expires_at, now, horizon, overdue)
+        for e in entries
+        if not e.stopped
     )
 
 

@@ -21,8 +21,10 @@ _known_secrets: dict[str, bool] = {}
 
 
 def register_secret(value: str | None, *, credential: bool = True) -> None:
-    """Remember a secret so `redact` removes it wherever it might surface."""
-    if value and len(value) >= 4:
+    """Remember a secret so `redact` removes it wherever it might surface. A password a user passed in
+    counts from 8 characters: a shorter one is still masked in its own field, but replacing a short
+    common word in every output would hide more than it protects."""
+    if value and len(value) >= (4 if credential else 8):
         _known_secrets[value] = _known_secrets.get(value, False) or credential
 
 

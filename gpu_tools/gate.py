@@ -41,6 +41,7 @@ from gpu_tools.gpus import canonical_gpu
 from gpu_tools.journal import Approval, LiveView
 from gpu_tools.models import BILLABLE_KINDS, MutationResult, Plan, Resource
 from gpu_tools.operations import CreateInput, MutationInput, Operation, parse_duration
+from gpu_tools.providers.base import SECRET_KEYS
 
 if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
@@ -182,6 +183,8 @@ class Gate:
     def budget_violation(self, plan: Plan, op: Operation, view: budget.JournalView) -> str | None:
         if op.effect == "create" and plan.kind not in BILLABLE_KINDS:
             return None
+        if self._not_raising(plan, op, view):
+            return None
         expires_at = plan.expires_at
         if op.effect == "update":
             mine = [e for e in view.live() if (e.provider, e.resource_id) == (plan.provider, plan.target)]
@@ -204,11 +207,27 @@ class Gate:
             for e in view.live()
             if not e.stopped and not (e.provider == plan.provider and e.resource_id == plan.target)
         )
-        return self.total_cap_violation(plan, op, others) or self.budget_violation(plan, op, view)
+        return self.total_cap_violation(plan, op, others, view) or self.budget_violation(plan, op, view)
 
-    def total_cap_violation(self, plan: Plan, op: Operation, others: float) -> str | None:
+    def _not_raising(self, plan: Plan, op: Operation, view: budget.JournalView) -> bool:
+        """An update that does not raise its resource's hourly cost (a scale-down) is never refused
+        by what else is live: refusing it would keep spending higher."""
+        if op.effect != "update" or plan_cost(plan) is None:
+            return False
+        current = [e for e in view.live() if (e.provider, e.resource_id) == (plan.provider, plan.target)]
+        return (
+            bool(current)
+            and current[0].usd_per_hour is not None
+            and plan_cost(plan) <= current[0].usd_per_hour
+        )  # type: ignore[operator]
+
+    def total_cap_violation(
+        self, plan: Plan, op: Operation, others: float, view: budget.JournalView | None = None
+    ) -> str | None:
         cap = self.tk.settings.max_total_usd_per_hour
         if cap is None or op.effect not in ("create", "update"):
+            return None
+        if self._not_raising(plan, op, view or self.tk.journal):
             return None
         cost = plan_cost(plan)
         if cost is None:
@@ -237,9 +256,7 @@ class Gate:
         """Build (or reuse, for the same arguments within PLAN_TTL) the plan of a mutation."""
         if op.planner is None:  # pragma: no cover - registry invariant
             raise InvalidInput(f"{op.name} is not a mutation")
-        for value in data.__dict__.values():  # passwords the user passed in are secrets too
-            if isinstance(value, SecretStr):
-                register_secret(value.get_secret_value(), credential=False)
+        self._register_input_secrets(op, data)
         key = fingerprint(op, data)
         now = time.monotonic()
         self._plans = {k: v for k, v in self._plans.items() if now - v[0] < PLAN_TTL}
@@ -253,15 +270,51 @@ class Gate:
         if expires_at and plan.kind in BILLABLE_KINDS:
             plan.expires_at = expires_at
             plan.expires_action = getattr(data, "expires_action", "delete")
+            adapter = self.tk.adapters.get(plan.provider)
+            if plan.expires_action == "stop" and adapter is not None and not adapter.can_stop(plan.kind):
+                raise InvalidInput(
+                    f"{op.name}: {adapter.title} cannot stop this kind of resource ({plan.kind}), so expires_action=stop could never "
+                    "be carried out; use expires_action=delete. Nothing was sent.",
+                    provider=plan.provider,
+                )
             if not getattr(data, "expires_in", None):
                 plan.warnings.append(
                     f"No expires_in given: the default_expires_in setting ({self.tk.settings.default_expires_in}) applies."
                 )
+        if op.effect == "create":
+            self._warn_if_lost_before(op, data, plan)
         violation = self.policy_violation(plan, op)
         if violation:
             plan.warnings.append(f"Refused by policy {violation}")
         self._plans[key] = (now, plan)
         return plan
+
+    def _warn_if_lost_before(self, op: Operation, data: MutationInput, plan: Plan) -> None:
+        """A create with these very arguments whose answer was lost may have made the resource."""
+        same = args_hash(op, data)
+        for row in self.tk.journal.unknown_rows():
+            if (
+                row["operation"] == op.name
+                and row["provider"] == plan.provider
+                and row.get("args_hash") == same
+            ):
+                plan.warnings.append(
+                    f"A create with these arguments was sent at {row['at']} (journal #{row['id']}) and its outcome "
+                    "is unknown: the resource may already exist. Run reconcile before sending it again."
+                )
+
+    def _register_input_secrets(self, op: Operation, data: MutationInput) -> None:
+        """Passwords the user passed in are secrets too: redacted from every output, log and journal
+        row from now on (an explicit reveal_secrets read may still show them)."""
+        provider = getattr(data, "provider", None) or op.provider
+        keys = set(SECRET_KEYS)
+        if provider in self.tk.adapters:
+            keys |= {k.lower() for k in self.tk.adapters[provider].secret_keys}
+        for name, value in data.__dict__.items():
+            if isinstance(value, SecretStr):
+                register_secret(value.get_secret_value(), credential=False)
+            elif isinstance(value, str) and name.lower() in keys:
+                register_secret(value, credential=False)
 
     def _expires_at(self, data: MutationInput) -> str | None:
         if not isinstance(data, CreateInput):
@@ -311,12 +364,12 @@ class Gate:
         data: MutationInput,
         confirmer: Confirmer,
         *,
-        asked_earlier: bool = False,
+        approval_id: str | None = None,
         actor: str | None = None,
     ) -> MutationResult:
-        """Run a mutation. `asked_earlier`: the front asked with `question()` before this call (the
-        MCP resolver, the y/N prompt), so the yes belongs to the latest approval for these
-        arguments; otherwise the confirmer asks now and a new approval is made for its answer."""
+        """Run a mutation. `approval_id`: the front asked with `question()` before this call (the
+        MCP resolver, the y/N prompt), and the yes belongs to that approval and no other; without
+        it the confirmer asks now and a new approval is made for its answer."""
         sandbox = self.tk.settings.sandbox
         key = getattr(data, "idempotency_key", None)
         first = self._key_row(op, data)
@@ -349,9 +402,9 @@ class Gate:
             )
 
         fp, digest = fingerprint(op, data), plan_digest(plan)
-        if asked_earlier:
-            approval = self.tk.journal.latest_approval(fp)
-            if approval is None or approval.expired:
+        if approval_id is not None:
+            approval = self.tk.journal.approval(approval_id)
+            if approval is None or approval.fingerprint != fp or approval.expired:
                 refuse("no current question for these arguments")
                 raise ConfirmationRefused(
                     "this answer matches no current question for these arguments (it expired or was never "

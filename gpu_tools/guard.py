@@ -32,7 +32,7 @@ from gpu_tools.catalog import GUARD_INTERVAL, GUARD_LAST_PASS
 from gpu_tools.errors import GpuToolsError, NotFound, RedactingFilter, redact
 from gpu_tools.gate import Approve
 from gpu_tools.models import LiveEntry, MutationResult, Plan
-from gpu_tools.settings import Settings, config_file
+from gpu_tools.settings import config_file, load_settings
 from gpu_tools.toolkit import Toolkit
 
 ACTOR = "gpu-guard"
@@ -98,11 +98,13 @@ class Guard:
             return []
         horizon = timedelta(seconds=settings.guard_interval)
         actions: list[dict[str, Any]] = []
-        acted: set[tuple[str, str | None]] = set()
+        tried: set[tuple[str, str | None]] = set()  # acted on this pass, whether it worked or not
         for budget in found:
             before = len(actions)
             while True:
-                live = [e for e in self.tk.journal.live() if (e.provider, e.resource_id) not in acted]
+                # What still bills: the journal's own live set (a stop that worked left it; a failed
+                # one did not, and keeps counting).
+                live = self.tk.journal.live()
                 spent = self.tk.journal.spent(budget.since, now)
                 projected = spent + committed(live, now, horizon)
                 if projected <= budget.limit:
@@ -112,17 +114,21 @@ class Guard:
                     (
                         e
                         for e in live
-                        if e.resource_id is not None and not e.stopped and (e.usd_per_hour or 0) > 0
+                        if e.resource_id is not None
+                        and not e.stopped
+                        and (e.usd_per_hour or 0) > 0
+                        and (e.provider, e.resource_id) not in tried
                     ),
                     key=lambda e: e.usd_per_hour or 0.0,
                     reverse=True,
                 )
                 if settings.budget_action == "warn" or not candidates:
-                    if len(actions) == before:  # nothing this tool could stop: say so once per pass
+                    failed = any(not a["ok"] for a in actions[before:])
+                    if len(actions) == before or failed:  # nothing (more) it could stop: say so
                         actions.append(await self._announce("budget", "warn", None, None, None, reason))
                     break
                 target = candidates[0]
-                acted.add((target.provider, target.resource_id))
+                tried.add((target.provider, target.resource_id))
                 actions.append(await self._act(target, settings.budget_action, "budget", reason))
         return actions
 
@@ -132,6 +138,7 @@ class Guard:
         is the create's plan (expiry) or their own budget settings."""
         operation = "delete_resource" if action == "delete" else "stop_resource"
         args = {"provider": entry.provider, "resource_id": entry.resource_id}
+        ok = True
         try:
             result = await self.tk.call(operation, args, confirmer=Approve(), actor=ACTOR)
             assert isinstance(result, MutationResult)
@@ -140,9 +147,9 @@ class Guard:
             self._record_gone(entry, operation)
             outcome = "already gone at the provider"
         except GpuToolsError as exc:
-            outcome = f"failed: {exc}"
+            ok, outcome = False, f"failed: {exc}"
         return await self._announce(
-            event, action, entry.provider, entry.resource_id, entry.name, f"{reason}; {outcome}"
+            event, action, entry.provider, entry.resource_id, entry.name, f"{reason}; {outcome}", ok=ok
         )
 
     def _record_gone(self, entry: LiveEntry, operation: str) -> None:
@@ -171,9 +178,12 @@ class Guard:
         resource_id: str | None,
         name: str | None,
         detail: str,
+        *,
+        ok: bool = True,
     ) -> dict[str, Any]:
         notice = {
             "source": ACTOR,
+            "ok": ok,
             "event": event,
             "action": action,
             "provider": provider,
@@ -233,6 +243,16 @@ async def serve(guard: Guard, interval: float, stop: asyncio.Event) -> None:
             pass
 
 
+def positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="gpu-guard",
@@ -241,7 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--once", action="store_true", help="make one pass and exit (for cron or a systemd timer)"
     )
-    parser.add_argument("--interval", type=float, help="seconds between passes (default: guard_interval, 60)")
+    parser.add_argument(
+        "--interval", type=positive, help="seconds between passes (default: guard_interval, 60)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="gpu-guard: %(levelname)s %(message)s"
@@ -249,7 +271,10 @@ def main(argv: list[str] | None = None) -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except GpuToolsError as exc:
+        raise SystemExit(f"gpu-guard: {exc}") from None
     if args.interval:
         settings = settings.model_copy(update={"guard_interval": args.interval})
     tk = Toolkit(settings)

@@ -80,20 +80,27 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
 
 # A create counts as live while it is ok or unknown and no later ok delete removed it; its cost is
-# that of the latest ok update with a figure, else the create's own (the planned one if unknown).
+# that of the latest ok update with a figure, else the create's own (the planned one if unknown),
+# raised to any later update whose outcome is unknown (it may have taken effect). It is stopped when
+# this tool's last stop (ok) or start (ok, or unknown: it may have started) of it was a stop.
 _LIVE = """
 SELECT c.id, c.at, c.provider, c.operation, c.target, c.resource_id, c.kind, c.expires_at, c.sandbox,
        c.outcome, c.expires_action,
        (SELECT s.operation FROM journal s
-        WHERE s.provider = c.provider AND s.resource_id = c.resource_id AND s.outcome = 'ok'
-          AND s.operation IN ('stop_resource', 'start_resource') AND s.id > c.id
+        WHERE s.provider = c.provider AND s.resource_id = c.resource_id AND s.id > c.id
+          AND ((s.operation = 'stop_resource' AND s.outcome = 'ok')
+               OR (s.operation = 'start_resource' AND s.outcome IN ('ok', 'unknown')))
         ORDER BY s.id DESC LIMIT 1) = 'stop_resource',
-       COALESCE((SELECT u.usd_per_hour FROM journal u
+       MAX(COALESCE(l.cost, -1), COALESCE((SELECT MAX(u.usd_per_hour) FROM journal u
                  WHERE u.provider = c.provider AND u.resource_id = c.resource_id AND u.effect = 'update'
-                   AND u.outcome = 'ok' AND u.usd_per_hour IS NOT NULL AND u.id > c.id
-                 ORDER BY u.id DESC LIMIT 1), c.usd_per_hour)
-FROM journal c
-WHERE c.effect = 'create'
+                   AND u.outcome = 'unknown' AND u.id > c.id), -1))
+FROM journal c,
+     (SELECT COALESCE((SELECT u.usd_per_hour FROM journal u
+                       WHERE u.provider = c2.provider AND u.resource_id = c2.resource_id AND u.effect = 'update'
+                         AND u.outcome = 'ok' AND u.usd_per_hour IS NOT NULL AND u.id > c2.id
+                       ORDER BY u.id DESC LIMIT 1), c2.usd_per_hour) AS cost, c2.id AS cid
+      FROM journal c2 WHERE c2.effect = 'create') l
+WHERE c.effect = 'create' AND l.cid = c.id
   AND (c.outcome = 'unknown' OR (c.outcome = 'ok' AND c.resource_id IS NOT NULL))
   AND COALESCE(c.kind, 'endpoint') IN ('endpoint', 'container', 'instance')
   AND NOT EXISTS (SELECT 1 FROM journal d
@@ -220,11 +227,12 @@ class Journal:
         kind: str | None = None,
         result: Any = None,
         actor: str | None = None,
+        resource_id: str | None = None,
     ) -> int:
         cur = db.execute(
             "INSERT INTO journal (at, provider, operation, effect, target, method, path, body,"
             " usd_per_hour, outcome, error, idempotency_key, sandbox, expires_at, kind, args_hash, approval_id,"
-            " result, actor, expires_action) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " result, actor, expires_action, resource_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 _now(),
                 plan.provider,
@@ -246,6 +254,7 @@ class Journal:
                 json.dumps(redact_value(result)) if result is not None else None,
                 actor,
                 plan.expires_action if expires_at else None,
+                resource_id,
             ),
         )
         return int(cur.lastrowid or 0)
@@ -306,6 +315,9 @@ class Journal:
                 expires_at=expires_at,
                 kind=kind,
                 actor=actor,
+                # A change to a resource names it from the start, so a lost answer's row is still
+                # about that resource when reconciliation resolves it.
+                resource_id=None if effect == "create" else plan.target,
                 # The plan, so a reconciled row can answer a replay of its key like a finished one.
                 result={"plan": plan.model_dump(mode="json", exclude={"sandbox"})},
             )
@@ -482,7 +494,7 @@ class Journal:
                 outcome=r[9],
                 expires_action=r[10] or "delete",
                 stopped=bool(r[11]),
-                usd_per_hour=r[12],
+                usd_per_hour=r[12] if r[12] is not None and r[12] >= 0 else None,
             )
             for r in db.execute(_LIVE).fetchall()
         ]

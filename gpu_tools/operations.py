@@ -27,24 +27,27 @@ if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
 
 Progress = Callable[[float, float | None, str], Awaitable[None]]
-DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+DURATION = re.compile(r"(\d{1,9}(?:\.\d{1,6})?)\s*([smhdw])")
+MAX_DURATION = timedelta(days=3650)
 # An operation named in a message: `spend` in backticks, or a bare name with an underscore.
 _REFERENCE = re.compile(r"`([a-z][a-z0-9_]*)`|(?<![\w./-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w/-])")
 
 
 # ---- inputs ---------------------------------------------------------------------------------
 MAX_ID_LENGTH = 200
-_ID_BAD = re.compile(r"[\x00-\x1f\x7f/\\?#%]")
+# Anything that could leave a URL path segment or change how a server parses it: separators, query
+# and fragment marks, percent-escapes, path parameters, whitespace and control characters.
+_ID_BAD = re.compile(r"[\s\x00-\x1f\x7f\x85/\\?#%;]")
 
 
 def check_id(name: str, value: str) -> str:
     """An id goes into a URL path: refuse anything that could leave its path segment."""
     if len(value) > MAX_ID_LENGTH:
         raise ValueError(f"is {len(value)} characters long; ids are at most {MAX_ID_LENGTH}")
-    if value.strip() in (".", "..") or _ID_BAD.search(value):
-        raise ValueError("is not a valid id (no /, \\, ?, #, %, control characters, . or ..)")
-    if value != value.strip():
-        raise ValueError("has leading or trailing spaces")
+    if value in (".", "..") or _ID_BAD.search(value):
+        raise ValueError(
+            "is not a valid id (no /, \\, ?, #, %, ;, spaces or control characters; not . or ..)"
+        )
     return value
 
 
@@ -86,7 +89,10 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise ValueError("use a number and a unit: s, m, h, d or w (e.g. 2h)")
     value, unit = float(match.group(1)), match.group(2)
-    return timedelta(seconds=value * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
+    seconds = value * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"is longer than {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
 
 
 class CreateInput(MutationInput):

@@ -19,8 +19,8 @@ from gpu_tools.models import Reconciled, ReconcileReport, Resource
 if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
 
-# The effects whose unknown rows change what is live (updates do not: their cost counts only once ok).
-LIVE_EFFECTS = ("create", "destroy")
+# The effects whose unknown rows change what is live or what it costs.
+LIVE_EFFECTS = ("create", "update", "destroy")
 EXPECTED = {"stop_resource": ("stopped",), "start_resource": ("running", "pending")}
 
 

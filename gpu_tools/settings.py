@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from gpu_tools.errors import register_secret
+from gpu_tools.errors import InvalidInput, register_secret
 
 APP = "gpu-tools"
 
@@ -171,6 +171,18 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
 
+    @field_validator("default_expires_in")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            from gpu_tools.operations import parse_duration
+
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} {exc}") from None
+        return value
+
     def model_post_init(self, context: Any, /) -> None:
         self.register_credentials()
 
@@ -194,6 +206,9 @@ class Settings(BaseSettings):
         copy = self.model_copy(
             update={
                 "sandbox": True,
+                # The sandbox's resources never mix with real ones: caps, spend, reconciliation and
+                # gpu-guard of a real account never see them, nor they the real ones.
+                "journal_path": self.journal_path or data_dir() / "sandbox-journal.sqlite3",
                 "netmind_api_key": key,
                 "netmind_base_url": f"{base_url}/netmind",
                 "sesterce_api_key": key,
@@ -208,3 +223,18 @@ class Settings(BaseSettings):
         )
         copy.register_credentials()
         return copy
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and config.toml, or a one-line `InvalidInput` naming each bad
+    setting and where settings come from (never a pydantic dump)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+        raise InvalidInput(
+            "bad setting: " + "; ".join(parts) + f" (from the environment or {config_file()})."
+        ) from None

@@ -24,7 +24,7 @@ from gpu_tools.operations import Operation, Progress, Registry
 from gpu_tools.providers import ADAPTERS, Provider
 from gpu_tools.providers.base import Truncated
 from gpu_tools.reconcile import LIVE_EFFECTS, pending_rows, reconcile
-from gpu_tools.settings import Settings
+from gpu_tools.settings import Settings, load_settings
 from gpu_tools.unified import CORE_OPERATIONS
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ class Toolkit:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings()
         self.settings.register_credentials()  # also for settings made by model_copy
         self.registry: Registry = registry()
         self.journal = Journal(self.settings.resolved_journal_path())
@@ -87,11 +87,11 @@ class Toolkit:
         *,
         confirmer: Confirmer | None = None,
         progress: Progress | None = None,
-        asked_earlier: bool = False,
+        approval_id: str | None = None,
         actor: str | None = None,
     ) -> BaseModel:
-        """Run one operation. A mutation's yes comes from `confirmer`; `asked_earlier` says the front
-        asked with `question()` first (see `Gate.run`). Every result is scrubbed of known secrets."""
+        """Run one operation. A mutation's yes comes from `confirmer`; `approval_id` is the question the
+        front asked with `question()` first (see `Gate.run`). Every result is scrubbed of known secrets."""
         op = self.registry.get(name)
         data = op.parse(args)
         if op.mutating:
@@ -103,7 +103,7 @@ class Toolkit:
             if any(v is not None for v in live_limits) and pending_rows(self, effects=LIVE_EFFECTS):
                 await reconcile(self)  # caps count what the providers really hold
             result: BaseModel = await self.gate.run(
-                op, data, confirmer or Refuse(), asked_earlier=asked_earlier, actor=actor
+                op, data, confirmer or Refuse(), approval_id=approval_id, actor=actor
             )
             return scrub(result)
         assert op.handler is not None

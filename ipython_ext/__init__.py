@@ -374,10 +374,10 @@ class GpuMagics(Magics):
     @property
     def toolkit(self) -> Toolkit:
         if self._toolkit is None:
-            from gpu_tools.settings import Settings
+            from gpu_tools.settings import load_settings
             from gpu_tools.toolkit import Toolkit
 
-            self._toolkit = Toolkit(Settings())
+            self._toolkit = Toolkit(load_settings())
         return self._toolkit
 
     def _replace_toolkit(self, tk: Toolkit) -> None:
@@ -531,7 +531,12 @@ class GpuMagics(Magics):
             else:
                 answer = ask_human("Send this request? [y/N] ")
         result = self.runner.run(
-            tk.call(op.name, args, confirmer=Approve(answer), asked_earlier=question is not None)
+            tk.call(
+                op.name,
+                args,
+                confirmer=Approve(answer),
+                approval_id=question.approval.id if question else None,
+            )
         )
         print(self.words(outcome_line(result)))  # every change in a cell says what it did
         if result.plan.operation == "reap_expired" and not result.plan.steps and not result.plan.warnings:
@@ -624,7 +629,7 @@ class GpuMagics(Magics):
 
     def _sandbox(self, argv: list[str]) -> None:
         from gpu_tools.sandbox import SandboxServer
-        from gpu_tools.settings import Settings
+        from gpu_tools.settings import load_settings
         from gpu_tools.toolkit import Toolkit
 
         parser = _Parser(prog="gpu sandbox", description="Use a local emulator of every provider.")
@@ -649,12 +654,12 @@ class GpuMagics(Magics):
             self.sandbox.stop()
             self.sandbox = None
         if ns.stop:
-            self._replace_toolkit(Toolkit(Settings()))
+            self._replace_toolkit(Toolkit(load_settings()))
             print("Sandbox stopped; using your configured providers.")
             return None
         ready_after = 3.0 if ns.ready_after is None else ns.ready_after
         self.sandbox = SandboxServer(ready_after=ready_after).start()
-        self._replace_toolkit(Toolkit(Settings().for_sandbox(self.sandbox.url)))
+        self._replace_toolkit(Toolkit(load_settings().for_sandbox(self.sandbox.url)))
         print(
             f"SANDBOX: every provider is emulated at {self.sandbox.url}; nothing here reaches a real cloud "
             "or costs money. %gpu sandbox --stop to leave."

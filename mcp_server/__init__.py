@@ -102,7 +102,7 @@ class GpuServer(MCPServer):
             if not op.mutating or _raised_by_gate(exc):
                 raise
             reason = str(exc).removeprefix(f"Error executing tool {name}: ")
-            reason = re.sub(r"^Resolver '[^']*':\s*", "", reason)
+            reason = re.sub(r"^Resolver '[^']*':?\s*", "", reason)
             reason = reason[:1].lower() + reason[1:]
             await tk.gate.journal_refusal(op, arguments, f"the confirmation failed: {reason}")
             raise ToolError(
@@ -189,9 +189,14 @@ def _tool_error(exc: Exception, op: Operation) -> ToolError:
     return error
 
 
+# Approval asked by a call's resolver, keyed by the call's Context (the same object reaches the body).
+_ASKED: dict[int, str] = {}
+
+
 def make_tool(tk: Toolkit, op: Operation) -> Any:
     """A function MCPServer can register: signature from the input model, body calls the core."""
     params, hints = _parameters(op)
+    asked = _ASKED
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
 
     if not op.mutating:
@@ -217,8 +222,12 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
             if kwargs.get("dry_run") or not can_elicit(ctx):
                 return DeclinedElicitation()
             question = await tk.question(op.name, kwargs, resume=resuming(ctx))
+            asked.pop(id(ctx), None)
             if question is None:
                 return DeclinedElicitation()
+            asked[id(ctx)] = question.approval.id  # the body's yes belongs to this approval only
+            while len(asked) > 1000:  # rounds whose body never ran (the client did not come back)
+                asked.pop(next(iter(asked)))
             return Elicit(question.text + "\n\nSend this request?", Confirmation)
 
         ask.__signature__ = inspect.Signature(
@@ -234,7 +243,9 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
         ) -> Any:
             confirmer = ElicitedConfirmer(confirmation, can_elicit(ctx))
             try:
-                return await tk.call(op.name, kwargs, confirmer=confirmer, asked_earlier=True)
+                return await tk.call(
+                    op.name, kwargs, confirmer=confirmer, approval_id=asked.pop(id(ctx), None)
+                )
             except Exception as exc:
                 raise _tool_error(exc, op) from None
 

@@ -16,9 +16,9 @@ import sys
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gpu_tools.errors import RedactingFilter
+from gpu_tools.errors import GpuToolsError, RedactingFilter
 from gpu_tools.sandbox import SandboxServer
-from gpu_tools.settings import Settings, config_file
+from gpu_tools.settings import config_file, load_settings
 from mcp_server import build_server
 
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())  # no credential ever reaches the log
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except GpuToolsError as exc:
+        raise SystemExit(f"gpu-mcp: {exc}") from None
     if args.read_only:
         settings = settings.model_copy(update={"read_only": True})
     sandbox = None
@@ -125,8 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             import uvicorn
 
-            token = os.environ.get("GPU_TOOLS_HTTP_TOKEN") or secrets.token_urlsafe(24)
-            if "GPU_TOOLS_HTTP_TOKEN" not in os.environ:
+            token = os.environ.get("GPU_TOOLS_HTTP_TOKEN", "").strip() or secrets.token_urlsafe(24)
+            if not os.environ.get("GPU_TOOLS_HTTP_TOKEN", "").strip():
                 say(f"generated bearer token (set GPU_TOOLS_HTTP_TOKEN to choose one): {token}")
             security = transport_security(args.host, args.port, settings.http_allowed_hosts)
             if args.host not in LOOPBACK and args.host != "::1":

@@ -493,3 +493,165 @@ async def test_the_magic_reports_a_lost_answer_in_one_line_and_reconciles(
     assert [i.outcome for i in report.result.items] == ["ok"]  # type: ignore[union-attr]
     assert len(creates_at(sandbox, "neolink")) == 1
     shell.extension_manager.unload_extension("ipython_ext")
+
+
+# ---- found in review: each of these once let a promise slip -------------------------------------------
+async def test_reconciliation_never_adopts_a_same_named_resource_made_elsewhere(
+    impatient: Toolkit, sandbox: SandboxServer
+) -> None:
+    body = {
+        **NEBIUS,
+        "gpu_count": 1,
+        "region": "eu-north1",
+        "scaling": {"min_replicas": 1, "max_replicas": 1},
+    }
+    theirs = httpx.post(
+        f"{sandbox.url}/nebius/v0/dedicated_endpoints",
+        json=body,
+        headers={"Authorization": "Bearer sandbox-key"},
+    ).json()["id"]
+    time.sleep(1.1)  # theirs was made a moment before ours was sent (times have one-second steps)
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"provider": "nebius", "status": 503, "methods": ["POST"], "count": 1},
+    )
+    with pytest.raises(errors.OutcomeUnknown):
+        await impatient.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1s"}, confirmer=Approve())
+    report = await impatient.call("reconcile", {})
+    [item] = report.items
+    assert (
+        item.outcome == "unknown" and theirs in item.note and "Left unknown rather than guessed" in item.note
+    )
+    assert all(e.resource_id != theirs for e in impatient.journal.live())
+
+
+@pytest.mark.parametrize("answers", [("accept", "decline"), ("decline", "accept")])
+async def test_a_legacy_yes_belongs_to_the_question_it_answered(
+    sandbox: SandboxServer, answers: tuple[str, str]
+) -> None:
+    """Two identical calls at once: each answer applies to its own question, never the newest."""
+    shown: list[str] = []
+    ready = asyncio.Event()
+
+    async def human(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        index = len(shown)
+        shown.append(params.message)
+        if len(shown) == 2:
+            ready.set()
+        await asyncio.wait_for(ready.wait(), 10)  # both questions exist before either is answered
+        action = answers[index]
+        return types.ElicitResult(action=action, content={"confirm": True} if action == "accept" else None)  # type: ignore[arg-type]
+
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=human, mode="legacy") as client:
+        results = await asyncio.gather(
+            *(client.call_tool("nebius_create_endpoint", NEBIUS) for _ in range(2))
+        )
+    approvals = [m.rsplit("(approval ", 1)[1].split(")")[0] for m in shown]
+    yes = approvals[answers.index("accept")]
+    assert sorted(r.is_error for r in results) == [False, True]
+    assert len(creates_at(sandbox, "nebius")) == 1
+    used = server.toolkit.journal.approval(yes)
+    assert used is not None and used.consumed_at is not None
+    other = server.toolkit.journal.approval(approvals[answers.index("decline")])
+    assert other is not None and other.consumed_at is None
+
+
+async def test_a_lost_start_or_delete_is_counted_and_reconciled_against_its_resource(
+    sandbox: SandboxServer,
+) -> None:
+    tk = Toolkit(
+        sandbox_settings(
+            sandbox,
+            http_timeout=0.3,
+            reconcile_grace_seconds=0,
+            max_total_usd_per_hour=7,
+            nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0},
+        )
+    )
+    made = await tk.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
+    ref = {"provider": "nebius", "resource_id": made.resource.resource_id}
+    await tk.call("stop_resource", ref, confirmer=Approve())
+    assert [e.stopped for e in tk.journal.live()] == [True]
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"provider": "nebius", "lose_response": 1.0, "methods": ["PATCH"], "count": 1},
+    )
+    with pytest.raises(errors.OutcomeUnknown):
+        await tk.call("start_resource", ref, confirmer=Approve())
+    assert [e.stopped for e in tk.journal.live()] == [False]  # it may have started: it counts
+    with pytest.raises(errors.PolicyRefused, match="max_total_usd_per_hour"):
+        await tk.call("nebius_create_endpoint", {**NEBIUS, "name": "second"}, confirmer=Approve())
+    time.sleep(1.0)
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"provider": "nebius", "lose_response": 1.0, "methods": ["DELETE"], "count": 1},
+    )
+    with pytest.raises(errors.OutcomeUnknown):
+        await tk.call("delete_resource", ref, confirmer=Approve())
+    time.sleep(1.0)
+    report = await tk.call("reconcile", {})
+    assert {(i.operation, i.outcome) for i in report.items} >= {("delete_resource", "ok")}
+    assert tk.journal.live() == []
+    tk.close()
+
+
+async def test_a_scale_down_is_never_refused_by_the_total_cap(sandbox: SandboxServer) -> None:
+    tk = Toolkit(sandbox_settings(sandbox, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0}))
+    big = await tk.call("nebius_create_endpoint", {**NEBIUS, "max_replicas": 3}, confirmer=Approve())
+    tight = Toolkit(
+        sandbox_settings(sandbox, max_total_usd_per_hour=10, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0})
+    )
+    ref = {"provider": "nebius", "resource_id": big.resource.resource_id}
+    with pytest.raises(errors.PolicyRefused):
+        await tight.call("update_resource", {**ref, "max_replicas": 4}, confirmer=Approve())
+    down = await tight.call("update_resource", {**ref, "max_replicas": 2}, confirmer=Approve())
+    assert down.outcome == "done"
+    tk.close()
+    tight.close()
+
+
+async def test_a_password_passed_in_is_redacted_wherever_it_is_echoed() -> None:
+    password = "docker-pw-Echo-2231"
+    image = {
+        "id": 9,
+        "name": "p",
+        "image_name": "me/p",
+        "image_tag": "1",
+        "image_label": "x",
+        "image_type": 2,
+        "onstart": f"login {password}",
+    }
+    tk = Toolkit(Settings(netmind_api_key=SecretStr("k-netmind-pw-test")))
+    with respx.mock(base_url="https://api.netmind.ai") as api:
+        api.post("/v1/rentgpu/images/").respond(200, json=image)
+        args = {
+            "name": "p",
+            "image_name": "me/p",
+            "image_tag": "1",
+            "image_label": "x",
+            "docker_username": "me",
+            "docker_passwd": password,
+            "onstart": f"login {password}",
+        }
+        made = await tk.call("netmind_create_image", args, confirmer=Approve())
+        history = await tk.call("history", {})
+    assert password not in made.model_dump_json() and password not in history.model_dump_json()
+    assert password not in tk.journal.path.read_bytes().decode(errors="replace")
+    tk.close()
+
+
+def test_the_sandbox_keeps_a_journal_of_its_own(sandbox: SandboxServer) -> None:
+    real, fake = Settings(), Settings().for_sandbox(sandbox.url)
+    assert real.resolved_journal_path() != fake.resolved_journal_path()
+
+
+def test_a_bad_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpu_tools.settings import load_settings
+
+    monkeypatch.setenv("GPU_TOOLS_DEFAULT_EXPIRES_IN", "8 hours")
+    with pytest.raises(
+        errors.InvalidInput, match=r"bad setting: default_expires_in: '8 hours' use a number"
+    ) as bad:
+        load_settings()
+    assert "pydantic" not in str(bad.value)

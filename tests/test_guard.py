@@ -24,6 +24,7 @@ from gpu_tools.gate import Approve
 from gpu_tools.guard import Guard
 from gpu_tools.models import Plan
 from gpu_tools.sandbox import SandboxServer
+from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.conftest import mutating_requests, sandbox_settings
@@ -97,9 +98,14 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 # ---- acceptance 1: an expiry carried out with nobody connected -----------------------------------------
 async def test_an_expired_endpoint_is_deleted_by_gpu_guard_once_with_no_client(
-    sandbox: SandboxServer, gpu_home: Path
+    sandbox: SandboxServer, gpu_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = build_server(sandbox_settings(sandbox))
+    # The server and the guard share the journal of these settings: a standalone sandbox, configured
+    # like a real provider (gpu-mcp --sandbox keeps a journal of its own, and dies with its sandbox).
+    env = guard_env(sandbox, gpu_home)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    server = build_server(Settings())
     async with Client(server, elicitation_callback=Human()) as client:
         created = structured(await client.call_tool("nebius_create_endpoint", {**NEBIUS, "expires_in": "2s"}))
     server.toolkit.close()
@@ -119,7 +125,7 @@ async def test_an_expired_endpoint_is_deleted_by_gpu_guard_once_with_no_client(
     assert "gpu-guard: watching the journal" in run.stderr
     assert f"expired: delete nebius {rid}" in run.stdout and "1 action(s)" in run.stdout
     assert sandbox_endpoints(sandbox) == []
-    tk = Toolkit(sandbox_settings(sandbox))
+    tk = Toolkit(Settings())
     history = await tk.call("history", {})
     assert (history.items[0].operation, history.items[0].actor, history.items[0].outcome) == (
         "delete_resource",

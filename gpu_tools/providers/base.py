@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlencode
 
@@ -94,6 +95,27 @@ class Truncated(GpuToolsError):
     def __init__(self, items: list[Any], message: str, *, provider: str) -> None:
         super().__init__(message, provider=provider)
         self.items = items
+
+
+CLOCK_SKEW = timedelta(minutes=2)  # between this machine's clock and a provider's
+
+
+class Ambiguous(GpuToolsError):
+    """Reconciliation found more than one resource that could be the one a lost create made."""
+
+    kind = "ambiguous"
+
+
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class Provider(ABC):
@@ -221,17 +243,45 @@ class Provider(ABC):
     async def chat(self, data: ChatInput) -> ChatResult:
         raise self.unsupported("chat")
 
+    def can_stop(self, kind: str | None) -> bool:
+        """Whether a resource of this kind can be stopped (and started again) here."""
+        return "stop" in self.capabilities
+
     async def find_created(self, row: dict[str, Any]) -> Resource | None:
-        """The resource a create whose answer was lost made, if the provider holds one: found in
-        the provider's own list by the name the create carried, skipping ids the journal already
-        knows. None when the provider answered and holds no such resource."""
+        """The resource a create whose answer was lost made, if the provider holds one: the one
+        resource in the provider's own list with the name the create carried, unknown to the journal,
+        and created no earlier than the request was sent. None when the provider answered and holds
+        no such resource; `Ambiguous` when it cannot tell ours from one made elsewhere."""
         if row.get("kind") not in (None, "endpoint", "container", "instance"):
             raise self.unsupported(f"finding a {row['kind']} by name")
         known = self.journal.created_ids() if self.journal is not None else set()
-        for resource in await self.list_resources():
-            if resource.name == row["target"] and (self.name, resource.resource_id) not in known:
-                return resource
-        return None
+        sent = datetime.fromisoformat(row["at"])
+        named = [
+            r
+            for r in await self.list_resources()
+            if r.name == row["target"] and (self.name, r.resource_id) not in known
+        ]
+        fresh = [r for r in named if (when := _when(r.created_at)) is not None and when >= sent]
+        # Made a little before the request (or with no time at all): perhaps ours seen through a
+        # provider clock that runs behind, perhaps one made elsewhere. Never guessed either way.
+        doubtful = [
+            r for r in named if (when := _when(r.created_at)) is None or sent - CLOCK_SKEW <= when < sent
+        ]
+        if len(fresh) == 1 and not doubtful:
+            return fresh[0]
+        if not fresh and not doubtful:
+            return None
+        undated = [r for r in named if _when(r.created_at) is None]
+        ids = ", ".join(r.resource_id for r in fresh + doubtful)
+        raise Ambiguous(
+            f"more than one resource could be the one journal #{row['id']} made ({ids}: named "
+            f"{row['target']!r}, not in the journal"
+            + (", no creation time" if undated else "")
+            + (", made just before the request" if len(doubtful) > len(undated) else "")
+            + "). Left unknown rather than guessed.",
+            provider=self.name,
+            hint="Check them at the provider.",
+        )
 
     # ---- mutation planners ------------------------------------------------------------------
     async def plan_update(self, data: UpdateInput) -> Plan:

@@ -803,6 +803,9 @@ class NetmindProvider(Provider):
             for r, p in sorted(products.items())
         ]
 
+    def can_stop(self, kind: str | None) -> bool:
+        return kind != "endpoint"  # containers stop; endpoints only scale or go
+
     async def find_created(self, row: dict[str, Any]) -> Resource | None:
         if row["operation"] == "netmind_create_endpoint":
             raise self.unsupported(

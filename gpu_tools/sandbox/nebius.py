@@ -7,6 +7,7 @@ answers 404 until the endpoint runs, as the real service does during startup.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -159,7 +160,7 @@ def routes(sb: Sandbox) -> list[Route]:
             "gpu_type": body["gpu_type"],
             "gpu_count": body["gpu_count"],
             "scaling": {"min_replicas": scaling["min_replicas"], "max_replicas": scaling["max_replicas"]},
-            "created_at": "2026-11-23T12:00:00Z",
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "_phase": "starting",
             "_since": sb.clock(),
         }
