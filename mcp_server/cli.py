@@ -16,7 +16,7 @@ import sys
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gpu_tools.errors import RedactingFilter
+from gpu_tools.errors import GpuToolsError, RedactingFilter
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings, config_file
 from mcp_server import build_server
@@ -80,6 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="gpu-mcp", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sandbox", action="store_true", help="serve against the built-in provider sandbox")
     parser.add_argument("--read-only", action="store_true", help="register no tool that changes anything")
+    parser.add_argument(
+        "--toolsets",
+        metavar="SETS",
+        help="comma-separated tool sets to list, e.g. default,sesterce_admin or all (default: reads, "
+        "lifecycle and each configured provider's set; list_providers names every set)",
+    )
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
@@ -98,17 +104,27 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     if args.read_only:
         settings = settings.model_copy(update={"read_only": True})
+    if args.toolsets is not None:
+        settings = settings.model_copy(update={"toolsets": Settings._split_toolsets(args.toolsets)})
     sandbox = None
     if args.sandbox:
         sandbox = SandboxServer(ready_after=args.sandbox_ready_after).start()
         settings = settings.for_sandbox(sandbox.url)
-    server = build_server(settings)
-    tools = server.toolkit.operations()  # type: ignore[attr-defined]
-    configured = [p.name for p in server.toolkit.provider_infos() if p.configured]  # type: ignore[attr-defined]
+    try:
+        server = build_server(settings)
+    except GpuToolsError as exc:
+        if sandbox:
+            sandbox.stop()
+        raise SystemExit(f"gpu-mcp: {exc}") from None
+    tk = server.toolkit  # type: ignore[attr-defined]
+    toolsets = tk.toolsets()
+    tools = tk.operations(toolsets)
+    configured = [p.name for p in tk.provider_infos() if p.configured]
     say = lambda text: print(f"gpu-mcp: {text}", file=sys.stderr, flush=True)  # noqa: E731
     say(
         f"{len(tools)} tools"
         + (" (read-only)" if settings.read_only else "")
+        + f" in tool sets {', '.join(toolsets)}"
         + f"; providers with credentials: {', '.join(configured) or 'none'} (config: {config_file()})"
     )
     if sandbox:
