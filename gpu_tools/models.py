@@ -24,10 +24,12 @@ BILLABLE_KINDS = ("endpoint", "container", "instance")
 URI_SCHEME = "gpu"
 
 T = TypeVar("T", bound=BaseModel)
+# Keys of an item's `details` that hold a note for the reader rather than provider data.
+NOTE_KEYS = ("note", "usd_note", "price_note")
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 def resource_uri(provider: str, resource_id: str) -> str:
@@ -156,6 +158,25 @@ class Listing(Result, Generic[T]):
     items: list[T]
     total: int
     providers: list[ProviderStatus] = Field(default_factory=list)
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What applies to several items, said once (e.g. how a price was estimated).",
+    )
+
+    def brief(self) -> None:
+        """What a listing says unless asked for more (verbose): no provider-specific `details` (the
+        notes they carried are kept once in `notes`), and a price's age without its timestamp."""
+        for item in self.items:
+            if getattr(item, "price_age_seconds", None) is not None:
+                item.price_as_of = None  # type: ignore[attr-defined]
+            details = getattr(item, "details", None)
+            if not details:
+                continue
+            for key in NOTE_KEYS:
+                note = details.get(key)
+                if isinstance(note, str) and note and note not in self.notes:
+                    self.notes.append(note)
+            item.details = {}  # type: ignore[attr-defined]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -194,6 +215,25 @@ class ProviderInfo(Model):
     base_url: str
     capabilities: list[str]
     operations: list[str]
+    toolsets: list[str] = Field(
+        default_factory=list, description="The tool sets with this provider's own tools."
+    )
+
+
+class ToolsetInfo(Model):
+    """A group of tools the MCP server lists or leaves out as one."""
+
+    name: str
+    description: str
+    enabled: bool = Field(description="Whether the MCP server lists this set now.")
+    tools: list[str]
+
+
+class ProviderListing(Listing[ProviderInfo]):
+    """The providers, and the tool sets with how to turn them on."""
+
+    toolsets: list[ToolsetInfo] = Field(default_factory=list)
+    how_to_enable: str = ""
 
 
 class WireRequest(Model):

@@ -57,7 +57,7 @@ class OpInput(BaseModel):
     Unknown arguments are refused (never dropped), and every field named `*_id` or `*_ids` is
     checked as an id before anything is sent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     positional: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="after")
@@ -78,9 +78,7 @@ class OpInput(BaseModel):
 
 
 class MutationInput(OpInput):
-    dry_run: bool = Field(
-        False, description="Return the plan (request, cost, reversibility) and send nothing."
-    )
+    dry_run: bool = Field(False, description="Only return the plan; send nothing.")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -98,16 +96,14 @@ def parse_duration(text: str) -> timedelta:
 class CreateInput(MutationInput):
     expires_in: str | None = Field(
         None,
-        description="Lifetime such as 2h or 3d: after it, gpu-guard (or reap_expired) deletes the resource, "
-        "or stops it with expires_action=stop. Defaults to the default_expires_in setting.",
+        description="Lifetime such as 2h or 3d (default: the default_expires_in setting).",
     )
     expires_action: Literal["delete", "stop"] = Field(
-        "delete", description="What happens when expires_in runs out: delete (default) or stop."
+        "delete", description="What gpu-guard or reap_expired does at expiry."
     )
     idempotency_key: str | None = Field(
         None,
-        description="Any string unique to this intent. Repeating a call with the same key returns the "
-        "first result instead of creating a second resource.",
+        description="Unique to this intent: repeating it returns the first result.",
         max_length=200,
     )
 
@@ -120,36 +116,46 @@ class CreateInput(MutationInput):
 
 
 class ProviderFilter(OpInput):
-    provider: ProviderName | None = Field(None, description="Only this provider (default: all configured).")
+    provider: ProviderName | None = Field(None, description="Only this provider.")
 
 
 class ResourceRef(OpInput):
     positional: ClassVar[tuple[str, ...]] = ("provider", "resource_id")
-    provider: ProviderName = Field(description="The provider that holds the resource.")
-    resource_id: str = Field(
-        description="The resource_id exactly as list_resources returned it.", min_length=1
-    )
+    provider: ProviderName = Field(description="The resource's provider.")
+    resource_id: str = Field(description="As list_resources returned it.", min_length=1)
 
 
 class NoInput(OpInput):
     pass
 
 
-class ListOffersInput(ProviderFilter):
-    kind: Kind | None = Field(None, description="endpoint, container or instance.")
-    gpu: str | None = Field(None, description="GPU model or the provider's GPU name, case-insensitive.")
-    region: str | None = None
-    min_gpu_count: int | None = Field(None, ge=1)
-    min_gpu_memory_gb: float | None = Field(None, gt=0)
-    max_usd_per_gpu_hour: float | None = Field(None, gt=0)
-    available_only: bool = False
-    refresh: bool = Field(
-        False, description="Ask the providers again instead of using offers cached minutes ago."
+class VerboseInput(OpInput):
+    verbose: bool = Field(False, description="Include provider-specific details.")
+
+
+class ListInput(ProviderFilter, VerboseInput):
+    pass
+
+
+class ListOffersInput(ListInput):
+    kind: Literal["endpoint", "container", "instance"] | None = Field(
+        None, description="What the offer rents."
     )
+    gpu: str | None = Field(None, description="GPU model or provider GPU name.")
+    region: str | None = Field(None, description="Region id or name, case-insensitive.")
+    min_gpu_count: int | None = Field(None, ge=1, description="At least this many GPUs per offer.")
+    min_gpu_memory_gb: float | None = Field(
+        None, gt=0, description="At least this much memory per GPU, in GB."
+    )
+    max_usd_per_gpu_hour: float | None = Field(None, gt=0, description="At most this USD per GPU-hour.")
+    available_only: bool = Field(False, description="Only offers the provider says are available now.")
+    refresh: bool = Field(False, description="Ask the providers again, not the cache.")
 
 
-class ListResourcesInput(ProviderFilter):
-    status: Literal["pending", "running", "stopped", "failed", "deleting", "unknown"] | None = None
+class ListResourcesInput(ListInput):
+    status: Literal["pending", "running", "stopped", "failed", "deleting", "unknown"] | None = Field(
+        None, description="Only resources in this normalized status."
+    )
 
 
 class GetResourceInput(ResourceRef):
@@ -169,34 +175,39 @@ class WaitInput(ResourceRef):
         WAIT_DEFAULT_SECONDS,
         gt=0,
         le=3600,
-        description=f"Answer after at most this long with the current state, reached or not (default "
-        f"{WAIT_DEFAULT_SECONDS:g}, under the 60 s many clients allow a request; then call again to keep "
-        "waiting). Up to 3600 for clients that reset their timeout on progress notifications.",
+        description="Answer after at most this long, reached or not (the default stays under the 60 s many "
+        "clients allow). Up to 3600 for clients that reset their timeout on progress.",
     )
     poll_seconds: float = Field(5, ge=0.05, le=60, description="Seconds between two looks at the resource.")
 
 
 class HistoryInput(OpInput):
-    limit: int = Field(50, ge=1, le=1000)
-    provider: ProviderName | None = None
-    outcome: Literal["unknown", "ok", "failed", "refused"] | None = None
+    limit: int = Field(50, ge=1, le=1000, description="Newest entries to return.")
+    provider: ProviderName | None = Field(None, description="Only this provider's entries.")
+    outcome: Literal["unknown", "ok", "failed", "refused"] | None = Field(
+        None, description="Only entries with this outcome."
+    )
 
 
 class ChatInput(ResourceRef):
     message: str = Field(description="The user message to send.", min_length=1)
     system: str | None = Field(None, description="Optional system prompt.")
-    max_tokens: int = Field(256, ge=1, le=32768)
-    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int = Field(256, ge=1, le=32768, description="Most tokens the answer may have.")
+    temperature: float | None = Field(
+        None, ge=0, le=2, description="Sampling temperature (model default if unset)."
+    )
 
 
 class UpdateInput(ResourceRef, MutationInput):
     replicas: int | None = Field(None, ge=0, description="Fixed number of replicas / instances.")
-    min_replicas: int | None = Field(None, ge=0)
-    max_replicas: int | None = Field(None, ge=1)
-    name: str | None = None
-    description: str | None = None
-    gpu_type: str | None = None
-    gpu_count: int | None = Field(None, ge=1)
+    min_replicas: int | None = Field(
+        None, ge=0, description="Autoscaling minimum (0 scales to zero where allowed)."
+    )
+    max_replicas: int | None = Field(None, ge=1, description="Autoscaling maximum.")
+    name: str | None = Field(None, description="New display name.")
+    description: str | None = Field(None, description="New description.")
+    gpu_type: str | None = Field(None, description="New GPU type, as the provider names it.")
+    gpu_count: int | None = Field(None, ge=1, description="New GPUs per replica.")
 
 
 class StopInput(ResourceRef, MutationInput):
@@ -204,14 +215,12 @@ class StopInput(ResourceRef, MutationInput):
         None,
         ge=0,
         le=3600,
-        description="NeoLink only: seconds processes get to exit before the instance is forced off "
-        "(default 10). Other providers refuse it.",
+        description="NeoLink only: seconds processes get to exit before the instance is forced off (default 10).",
     )
     snapshot_image_name: str | None = Field(
         None,
         min_length=1,
-        description="NeoLink only: save the instance as an image with this name while powering off. "
-        "Other providers refuse it.",
+        description="NeoLink only: save the instance as an image with this name while powering off.",
     )
     snapshot_tag: str | None = Field(
         None,
@@ -245,6 +254,31 @@ class ReapInput(MutationInput):
 
 
 # ---- the registry ---------------------------------------------------------------------------
+# Said once in each mutating operation's description by the fronts that ask (never in read-only mode).
+CONFIRMATION = "Asks the user to confirm the plan before sending; dry_run=true only returns the plan."
+# Tool sets: which operations a front lists. `reads` and `lifecycle` work with every provider; a
+# provider's own set (its creates) is on by default when it has credentials and is allowed; its
+# other sets (Sesterce registries and full updates, NetMind Rent GPU containers) are one setting away.
+TOOLSETS: dict[str, str] = {
+    "reads": "providers, offers, templates, regions, resources, waiting, journal, spend, orphans, chat",
+    "lifecycle": "update, stop, start, delete and reap resources at any provider",
+    "nebius": "create Nebius dedicated endpoints",
+    "sesterce": "create Sesterce inference instances",
+    "sesterce_admin": "Sesterce price previews, every setting of an instance, container registries",
+    "neolink": "create NeoLink GPU instances and list a region's GPU SKUs",
+    "netmind": "create NetMind dedicated endpoints",
+    "netmind_rent": "NetMind Rent GPU: machines, SSH auths, images, create and page through containers",
+}
+# The sets every server lists unless told otherwise; provider sets are added per provider.
+BASE_TOOLSETS = ("reads", "lifecycle")
+
+
+def toolset_provider(name: str) -> str | None:
+    """The provider a tool set belongs to (`sesterce_admin` -> `sesterce`), or None."""
+    head = name.split("_", 1)[0]
+    return None if name in BASE_TOOLSETS else head
+
+
 Handler = Callable[["Toolkit", Any, Progress | None], Awaitable[BaseModel]]
 Planner = Callable[["Toolkit", Any], Awaitable[Plan]]
 
@@ -263,6 +297,22 @@ class Operation:
     provider: str | None = None
     open_world: bool = True
     examples: tuple[str, ...] = field(default=())
+    # The tool set this operation belongs to (see TOOLSETS); by default `reads` or `lifecycle` for a
+    # unified operation, and the provider's own set for a provider operation.
+    toolset: str = ""
+    # Whether it may destroy state (MCP's destructiveHint): by default a create is additive, and
+    # any update or destroy may destroy something (a stop loses memory, a scale-down replicas). An
+    # update that only adds (a start) says False.
+    destructive: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.destructive is None and self.mutating:
+            object.__setattr__(self, "destructive", self.effect != "create")
+        if not self.toolset:
+            default = self.provider or ("lifecycle" if self.mutating else "reads")
+            object.__setattr__(self, "toolset", default)
+        if self.toolset not in TOOLSETS:
+            raise ValueError(f"operation {self.name}: unknown tool set {self.toolset!r}")
 
     @property
     def mutating(self) -> bool:

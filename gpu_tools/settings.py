@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -90,6 +91,14 @@ class Settings(BaseSettings):
         description="Seconds slowly changing provider data is reused: Sesterce's price per hardware and "
         "region and its hardware catalogue. Offers show each price's age; refresh=True refetches.",
     )
+    toolsets: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        validation_alias=_policy("toolsets"),
+        description="Tool sets the MCP server lists (list_providers names them), e.g. "
+        "['reads', 'lifecycle', 'sesterce_admin'], or a comma-separated string in the environment. "
+        "'default' stands for the default sets and 'all' for every set. "
+        "Default: reads, lifecycle and the set of each provider with credentials that is allowed.",
+    )
     nebius_gpu_usd_per_hour: dict[str, float] = Field(
         default_factory=dict,
         description="Your USD price per GPU-hour by Nebius gpu_type (Nebius's API publishes none), e.g. "
@@ -159,6 +168,13 @@ class Settings(BaseSettings):
 
     sandbox: bool = Field(False, description="True when every provider points at the local sandbox.")
     journal_path: Path | None = Field(None, validation_alias=_policy("journal_path"))
+
+    @field_validator("toolsets", mode="before")
+    @classmethod
+    def _split_toolsets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(

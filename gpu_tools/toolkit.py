@@ -7,7 +7,7 @@ magics are thin wrappers over it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -15,12 +15,26 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from gpu_tools.errors import GpuToolsError, NotConfigured, PolicyRefused, Unsupported, redact_known
+from gpu_tools.errors import (
+    GpuToolsError,
+    InvalidInput,
+    NotConfigured,
+    PolicyRefused,
+    Unsupported,
+    redact_known,
+)
 from gpu_tools.gate import Confirmer, Gate, Question, Refuse
 from gpu_tools.http import Memo
 from gpu_tools.journal import Journal
-from gpu_tools.models import Offer, ProviderInfo, ProviderStatus, ReconcileReport
-from gpu_tools.operations import Operation, Progress, Registry
+from gpu_tools.models import (
+    Offer,
+    ProviderInfo,
+    ProviderListing,
+    ProviderStatus,
+    ReconcileReport,
+    ToolsetInfo,
+)
+from gpu_tools.operations import BASE_TOOLSETS, TOOLSETS, Operation, Progress, Registry, toolset_provider
 from gpu_tools.providers import ADAPTERS, Provider
 from gpu_tools.providers.base import Truncated
 from gpu_tools.reconcile import LIVE_EFFECTS, pending_rows, reconcile
@@ -76,9 +90,69 @@ class Toolkit:
         self.recent: dict[str, tuple[float, Any]] = {}
 
     # ---- the API -----------------------------------------------------------------------------
-    def operations(self) -> list[Operation]:
-        """The operations this toolkit offers: mutations are left out when read_only is set."""
-        return [op for op in self.registry if not (op.mutating and self.settings.read_only)]
+    def operations(self, toolsets: Collection[str] | None = None) -> list[Operation]:
+        """The operations this toolkit offers: mutations are left out when read_only is set, and
+        operations outside `toolsets` when it is given."""
+        return [
+            op
+            for op in self.registry
+            if not (op.mutating and self.settings.read_only) and (toolsets is None or op.toolset in toolsets)
+        ]
+
+    def default_toolsets(self) -> list[str]:
+        """`reads`, `lifecycle`, and the own set of each provider with credentials that is allowed."""
+        allowed = self.settings.allowed_providers
+        return [*BASE_TOOLSETS] + [
+            name for name in self.adapters if self.configured(name) and (allowed is None or name in allowed)
+        ]
+
+    def toolsets(self) -> list[str]:
+        """The tool sets a front lists: the `toolsets` setting (`default` and `all` expanded), or the
+        defaults. A provider outside `allowed_providers` never gets a set."""
+        chosen = self.settings.toolsets
+        if chosen is None:
+            return self.default_toolsets()
+        names: list[str] = []
+        for name in chosen:
+            if name == "all":
+                names += TOOLSETS
+            elif name == "default":
+                names += self.default_toolsets()
+            elif name in TOOLSETS:
+                names.append(name)
+            else:
+                raise InvalidInput(
+                    f"unknown tool set {name!r}; known: {', '.join(TOOLSETS)} (or 'default', 'all')."
+                )
+        allowed = self.settings.allowed_providers
+        return [
+            name
+            for name in dict.fromkeys(names)
+            if allowed is None or toolset_provider(name) in (None, *allowed)
+        ]
+
+    def provider_listing(self) -> ProviderListing:
+        """The providers, and every tool set with its tools and whether the MCP server lists it."""
+        enabled = set(self.toolsets())
+        ops = self.operations()
+        sets = [
+            ToolsetInfo(
+                name=name,
+                description=text,
+                enabled=name in enabled,
+                tools=[op.name for op in ops if op.toolset == name],
+            )
+            for name, text in TOOLSETS.items()
+        ]
+        items = self.provider_infos()
+        return ProviderListing(
+            items=items,
+            total=len(items),
+            toolsets=[s for s in sets if s.tools],
+            how_to_enable="The MCP server lists the enabled tool sets only. To list others, start gpu-mcp with "
+            "--toolsets default,NAME (or all), or set GPU_TOOLS_TOOLSETS=default,NAME or toolsets = "
+            "['default', 'NAME'] in config.toml, and restart the server.",
+        )
 
     async def call(
         self,
@@ -183,6 +257,7 @@ class Toolkit:
                 base_url=a.base_url(),
                 capabilities=sorted(a.capabilities),
                 operations=[op.name for op in a.operations],
+                toolsets=list(dict.fromkeys(op.toolset for op in a.operations)),
             )
             for a in self.adapters.values()
         ]

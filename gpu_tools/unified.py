@@ -24,7 +24,7 @@ from gpu_tools.models import (
     Offer,
     OrphanReport,
     Plan,
-    ProviderInfo,
+    ProviderListing,
     ReconcileReport,
     Region,
     Resource,
@@ -37,6 +37,7 @@ from gpu_tools.operations import (
     DeleteInput,
     GetResourceInput,
     HistoryInput,
+    ListInput,
     ListOffersInput,
     ListResourcesInput,
     NoInput,
@@ -56,9 +57,8 @@ if TYPE_CHECKING:
 
 
 # ---- handlers of the unified reads ----------------------------------------------------------
-async def _list_providers(tk: Toolkit, data: NoInput, progress: Progress | None) -> Listing[ProviderInfo]:
-    items = tk.provider_infos()
-    return Listing[ProviderInfo](items=items, total=len(items))
+async def _list_providers(tk: Toolkit, data: NoInput, progress: Progress | None) -> ProviderListing:
+    return tk.provider_listing()
 
 
 async def _list_offers(tk: Toolkit, data: ListOffersInput, progress: Progress | None) -> Listing[Offer]:
@@ -69,12 +69,12 @@ async def _list_offers(tk: Toolkit, data: ListOffersInput, progress: Progress | 
     return Listing[Offer](items=offers, total=len(offers), providers=statuses)
 
 
-async def _list_templates(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> Listing[Template]:
+async def _list_templates(tk: Toolkit, data: ListInput, progress: Progress | None) -> Listing[Template]:
     items, statuses = await tk.fan_out("templates", data.provider, lambda p: p.list_templates(), progress)
     return Listing[Template](items=items, total=len(items), providers=statuses)
 
 
-async def _list_regions(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> Listing[Region]:
+async def _list_regions(tk: Toolkit, data: ListInput, progress: Progress | None) -> Listing[Region]:
     items, statuses = await tk.fan_out("regions", data.provider, lambda p: p.list_regions(), progress)
     return Listing[Region](items=items, total=len(items), providers=statuses)
 
@@ -286,11 +286,10 @@ CORE_OPERATIONS = [
     Operation(
         name="list_providers",
         title="List GPU providers",
-        description="List the GPU cloud providers this server knows, whether each has credentials, its base "
-        "URL and what it can do (offers, templates, regions, resources, update, stop, start, delete, chat), "
-        "and the provider-specific tools it adds. Start here.",
+        description="List the GPU cloud providers, whether each has credentials, what it can do, its own tools, "
+        "and the tool sets this server can list with how to turn them on. Start here.",
         input=NoInput,
-        output=Listing[ProviderInfo],
+        output=ProviderListing,
         effect="read",
         handler=_list_providers,
         aliases=("providers",),
@@ -299,10 +298,8 @@ CORE_OPERATIONS = [
     Operation(
         name="list_offers",
         title="List GPU offers",
-        description="List what can be rented (GPU flavors, machines, SKUs) across providers, with GPU, count, "
-        "memory, region, price and USD per hour, cheapest USD per GPU-hour first. Filter by provider, kind, "
-        "GPU, region, GPU count or memory, max USD per GPU-hour, availability. Each provider's answer is "
-        "reported separately, so one failing provider does not hide the others.",
+        description="List what can be rented (GPU flavors, machines, SKUs) across providers: GPU, count, memory, "
+        "region, price and USD per hour, cheapest per GPU-hour first. A failing provider does not hide the others.",
         input=ListOffersInput,
         output=Listing[Offer],
         effect="read",
@@ -314,7 +311,7 @@ CORE_OPERATIONS = [
         title="List model templates",
         description="List the model templates (or images) resources can be created from, with their flavors, "
         "GPU types, GPU counts and regions.",
-        input=ProviderFilter,
+        input=ListInput,
         output=Listing[Template],
         effect="read",
         handler=_list_templates,
@@ -324,7 +321,7 @@ CORE_OPERATIONS = [
         name="list_regions",
         title="List regions",
         description="List the regions each provider can place resources in.",
-        input=ProviderFilter,
+        input=ListInput,
         output=Listing[Region],
         effect="read",
         handler=_list_regions,
@@ -333,9 +330,8 @@ CORE_OPERATIONS = [
     Operation(
         name="list_resources",
         title="List my GPU resources",
-        description="List the live resources (endpoints, containers, instances) at every configured provider, "
-        "with normalized status (pending, running, stopped, failed, deleting, unknown), the provider's raw "
-        "status, GPU, replicas and URL. The resource_id it returns works as-is in every lifecycle tool.",
+        description="List the live resources (endpoints, containers, instances) at every configured provider with "
+        "normalized and raw status, GPU, replicas and URL. Its resource_id works as-is in every lifecycle tool.",
         input=ListResourcesInput,
         output=Listing[Resource],
         effect="read",
@@ -345,8 +341,8 @@ CORE_OPERATIONS = [
     Operation(
         name="get_resource",
         title="Get one resource",
-        description="Read one resource by provider and resource_id: status, GPU, replicas, URL and the "
-        "provider's details. Secrets the provider returns are masked unless reveal_secrets is true.",
+        description="Read one resource: status, GPU, replicas, URL and the provider's details. Secrets are masked "
+        "unless reveal_secrets is true.",
         input=GetResourceInput,
         output=Resource,
         effect="read",
@@ -356,9 +352,9 @@ CORE_OPERATIONS = [
     Operation(
         name="wait_for_resource",
         title="Wait for a resource",
-        description="Poll a resource until it is running (or stopped, or deleted), reporting progress, and "
-        "return it. Answers within timeout_seconds (default 45) either way: reached=false with a note means "
-        "not there yet, so call again with the same arguments to keep waiting. Fails early if the resource fails.",
+        description="Poll a resource until it is running (or stopped, or deleted), reporting progress. Answers "
+        "within timeout_seconds either way: reached=false means not yet, call again to keep waiting. Fails "
+        "early if the resource fails.",
         input=WaitInput,
         output=WaitResult,
         effect="read",
@@ -368,9 +364,8 @@ CORE_OPERATIONS = [
     Operation(
         name="history",
         title="Journal of changes",
-        description="Show the journal: every change this tool attempted at a provider (newest first), with its "
-        "plan, cost, outcome (ok, failed, refused, or unknown when the answer was never recorded) and the "
-        "resource it made. Use it to find resources that may still cost money.",
+        description="The journal: every change this tool attempted at a provider, newest first, with its plan, cost, "
+        "outcome (unknown when the answer was never recorded) and the resource it made.",
         input=HistoryInput,
         output=Listing[JournalEntry],
         effect="read",
@@ -380,9 +375,8 @@ CORE_OPERATIONS = [
     Operation(
         name="spend",
         title="What is running and what it costs",
-        description="Show every live resource across providers with what it costs per hour now and what it has "
-        "cost since creation (an upper-bound estimate), with totals per provider and overall, and when each "
-        "expires. Use it to find what is burning money.",
+        description="Every live resource with its cost per hour now and since creation (an upper bound), totals per "
+        "provider and overall, and when each expires: what is burning money.",
         input=ProviderFilter,
         output=SpendReport,
         effect="read",
@@ -391,9 +385,8 @@ CORE_OPERATIONS = [
     Operation(
         name="find_orphans",
         title="Find forgotten or vanished resources",
-        description="Compare the providers with the journal: resources live at a provider that this tool never "
-        "created (made elsewhere, or forgotten) with what each costs per hour, and resources the journal says "
-        "this tool created but the provider no longer lists.",
+        description="Compare the providers with the journal: live resources this tool never created (with their "
+        "cost per hour), and ones it created that the provider no longer lists.",
         input=ProviderFilter,
         output=OrphanReport,
         effect="read",
@@ -403,11 +396,9 @@ CORE_OPERATIONS = [
     Operation(
         name="reconcile",
         title="Resolve changes whose answer was lost",
-        description="Check every journaled change whose outcome is unknown (the provider's answer never came: "
-        "a timeout, a dropped connection, a crash) against what the providers hold, and record what was "
-        "found: a create found by its name becomes ok with its resource_id, one the provider does not hold "
-        "becomes failed. Nothing is resent. It also runs by itself before caps are checked and before spend "
-        "and find_orphans.",
+        description="Settle journaled changes whose outcome is unknown (the answer never came) against what the "
+        "providers hold: found becomes ok, missing becomes failed. Nothing is resent. Also runs before caps, "
+        "spend and find_orphans.",
         input=ProviderFilter,
         output=ReconcileReport,
         effect="read",
@@ -416,8 +407,8 @@ CORE_OPERATIONS = [
     Operation(
         name="chat",
         title="Chat with an endpoint",
-        description="Send one chat message to a running inference endpoint through its OpenAI-compatible "
-        "/v1/chat/completions API and return the answer. The endpoint must be running (see wait_for_resource).",
+        description="Send one chat message to a running inference endpoint (OpenAI-compatible chat completions) "
+        "and return the answer.",
         input=ChatInput,
         output=ChatResult,
         effect="read",
@@ -427,8 +418,8 @@ CORE_OPERATIONS = [
         name="update_resource",
         title="Update or scale a resource",
         description="Change a resource: scale it (replicas, or min/max replicas for autoscaling), rename it, "
-        "or change its GPU type/count where the provider allows. Asks the user to confirm the plan, including "
-        "the new hourly cost. dry_run returns the plan only.",
+        "or change its GPU type/count where the provider allows. The plan shows the new hourly cost. "
+        "Scaling down can lose the state of the replicas removed.",
         input=UpdateInput,
         effect="update",
         planner=_plan_update,
@@ -438,7 +429,7 @@ CORE_OPERATIONS = [
         name="stop_resource",
         title="Stop a resource",
         description="Stop a resource so it stops costing GPU time; it can be started again with "
-        "start_resource. Asks the user to confirm. dry_run returns the plan only.",
+        "start_resource. What is not saved on disk (memory, running processes) is lost.",
         input=StopInput,
         effect="update",
         planner=_plan_stop,
@@ -447,19 +438,18 @@ CORE_OPERATIONS = [
     Operation(
         name="start_resource",
         title="Start a resource",
-        description="Start (or restart) a stopped resource. It costs money again once running. Asks the user "
-        "to confirm. dry_run returns the plan only.",
+        description="Start (or restart) a stopped resource. It costs money again once running.",
         input=StartInput,
         effect="update",
         planner=_plan_start,
+        destructive=False,
         aliases=("start",),
     ),
     Operation(
         name="reap_expired",
         title="Stop or delete expired resources",
-        description="Find the resources created with expires_in whose time is up and delete them (or only stop "
-        "them with action=stop). The plan lists every resource and request; the user confirms once. Use "
-        "dry_run to see what has expired without changing anything.",
+        description="Delete (or with action=stop, stop) the resources created with expires_in whose time is up, "
+        "in one plan; dry_run shows what has expired.",
         input=ReapInput,
         effect="destroy",
         planner=_plan_reap,
@@ -468,8 +458,7 @@ CORE_OPERATIONS = [
     Operation(
         name="delete_resource",
         title="Delete a resource",
-        description="Delete a resource permanently. This cannot be undone. Asks the user to confirm. "
-        "dry_run returns the plan only.",
+        description="Delete a resource permanently. This cannot be undone.",
         input=DeleteInput,
         effect="destroy",
         planner=_plan_delete,

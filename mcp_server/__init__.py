@@ -10,8 +10,11 @@ elicit is never asked and always refused: fail closed.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import (
@@ -25,29 +28,40 @@ from mcp.server.mcpserver import (
     Resolve,
 )
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import build_resolver_plans, find_resolved_parameters
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata, func_metadata
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
-from pydantic import BaseModel, Field, StrictBool
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, PrivateAttr, StrictBool, TypeAdapter
 
 from gpu_tools import __version__
 from gpu_tools.errors import ConfirmationRefused, GpuToolsError
-from gpu_tools.models import Plan
-from gpu_tools.operations import Operation
+from gpu_tools.models import Listing, Plan
+from gpu_tools.operations import CONFIRMATION, Operation
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server.completions import add_completions
 from mcp_server.prompts import add_prompts
 from mcp_server.resources import RESOURCE_TEMPLATE, add_resources
+from mcp_server.schemas import SchemaCache
 
 log = logging.getLogger("mcp_server")
 
 INSTRUCTIONS = """\
 Tools to find, start, use and stop GPU resources at NetMind, Sesterce Cloud, Nebius Token Factory and
-NeoLink AI. Start with list_providers and list_offers. Every tool that changes something at a provider
-asks the user to confirm a plan (what will be sent, what it costs per hour, whether it can be undone)
-before anything is sent; pass dry_run=true to see that plan without asking. Resources cost money while
-they run: delete or stop what you start, and check history for anything left behind.
+NeoLink AI. Start with list_providers (it also names the tool sets this server can list) and list_offers.
 """
+CONFIRMING = """\
+Every tool that changes something at a provider asks the user to confirm a plan (what will be sent, what
+it costs per hour, whether it can be undone) before anything is sent; pass dry_run=true to see that plan
+without asking. Resources cost money while they run: delete or stop what you start, and check history
+for anything left behind.
+"""
+READ_ONLY = """\
+This server is read-only: it lists and reads, and changes nothing at any provider.
+"""
+
 
 NO_ELICITATION = (
     "not confirmed: this MCP client cannot ask the user for confirmation (it does not support "
@@ -154,12 +168,14 @@ class ElicitedConfirmer:
 
 
 def annotations_for(op: Operation) -> ToolAnnotations:
-    read = op.effect == "read"
+    """The spec's hints: destructive and idempotent only mean something for a tool that is not
+    read-only; destructive is false only for purely additive changes (a create, a start)."""
+    if not op.mutating:
+        return ToolAnnotations(read_only_hint=True, open_world_hint=op.open_world)
     return ToolAnnotations(
-        title=op.title,
-        read_only_hint=read,
-        destructive_hint=False if read else op.effect == "destroy",
-        idempotent_hint=read or op.effect in ("update", "destroy"),
+        read_only_hint=False,
+        destructive_hint=bool(op.destructive),
+        idempotent_hint=op.effect in ("update", "destroy"),
         open_world_hint=op.open_world,
     )
 
@@ -263,31 +279,143 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
     return fn
 
 
+def compact_schema(schema: Any, *, root: bool = True, descriptions: bool = True) -> Any:
+    """A JSON schema as a model reads it, without what pydantic adds for itself: no titles, no
+    root description (the tool's description says it), `X | None` as X with no null default; with
+    descriptions=False (output schemas, read by programs) no descriptions at all.
+    Arguments are still validated by the operation's input model, which accepts null as before."""
+    if isinstance(schema, list):
+        return [compact_schema(item, root=False, descriptions=descriptions) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    options = schema.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        schema = {k: v for k, v in schema.items() if k != "anyOf"}
+        if schema.get("default", 0) is None:
+            del schema["default"]
+        if len(rest) == 1:
+            schema = {**rest[0], **schema}
+        else:
+            schema["anyOf"] = rest
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key == "description" and (root or not descriptions):
+            continue
+        if not descriptions and (key == "additionalProperties" or (key == "default" and value is None)):
+            continue  # output schemas: what a program checks, nothing more
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            out[key] = {
+                name: compact_schema(sub, root=False, descriptions=descriptions)
+                for name, sub in value.items()
+            }
+        else:
+            out[key] = compact_schema(value, root=False, descriptions=descriptions)
+    return out
+
+
+@cache
+def output_schema(output: type[BaseModel]) -> dict[str, Any]:
+    """The output schema of one result type, built once however many tools return it."""
+    schema = TypeAdapter(output).json_schema()
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):  # a recursive root: inline it
+        schema = {**schema["$defs"][ref.removeprefix("#/$defs/")], "$defs": schema["$defs"]}
+        del schema["$ref"]
+    return compact_schema(schema, descriptions=False)
+
+
+def lean_result(result: BaseModel) -> CallToolResult:
+    """One result, twice as the spec asks (text and structured), each as small as it can be: no
+    nulls, no fields at their default (the output schema states them), compact JSON."""
+    data = result.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def _lean(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[CallToolResult]]:
+    async def lean_tool(**kwargs: Any) -> CallToolResult:
+        result = await fn(**kwargs)
+        if isinstance(result, Listing) and kwargs.get("verbose") is False:
+            result.brief()
+        return lean_result(result)
+
+    return lean_tool
+
+
+def description_for(op: Operation, read_only: bool) -> str:
+    return op.description if not op.mutating or read_only else f"{op.description} {CONFIRMATION}"
+
+
+class LazyArguments(FuncMetadata):
+    """The SDK's per-tool argument model, built from make_tool's signature on the tool's first call
+    instead of at start-up: a server lists all its tools but most sessions call only a few."""
+
+    _fn: Callable[..., Any] | None = PrivateAttr(None)
+    _skip: tuple[str, ...] = PrivateAttr(())
+
+    def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
+        if self._fn is not None:
+            self.arg_model = func_metadata(self._fn, skip_names=self._skip, structured_output=False).arg_model
+            self._fn = None
+        return super().validate_arguments(arguments_to_validate)
+
+
+@cache
+def input_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The published input schema of one input model, built once however many tools take it."""
+    return compact_schema(model.model_json_schema())
+
+
+def tool_for(tk: Toolkit, op: Operation, schemas: SchemaCache | None = None) -> Tool:
+    """The MCP tool of one operation, assembled from parts built once per type: the input schema
+    of its input model, the output schema of its result type (kept between starts by `schemas`).
+    The SDK's argument model (from make_tool's signature, which mirrors the input model) is built
+    on first use."""
+    schemas = schemas or SchemaCache()
+    fn = make_tool(tk, op)
+    resolved = find_resolved_parameters(fn)
+    outputs = schemas.get("output", op.output, lambda: output_schema(op.output))
+    arguments = LazyArguments(arg_model=ArgModelBase, output_schema=outputs)
+    arguments._fn, arguments._skip = fn, ("ctx", *resolved)
+    return Tool(
+        fn=_lean(fn),
+        name=op.name,
+        title=op.title,
+        description=description_for(op, tk.settings.read_only),
+        parameters=schemas.get("input", op.input, lambda: input_schema(op.input)),
+        fn_metadata=arguments,
+        is_async=True,
+        context_kwarg="ctx",
+        resolved_params=dict(resolved),
+        resolver_plans=build_resolver_plans(resolved, set(op.input.model_fields)),
+        annotations=annotations_for(op),
+    )
+
+
+def instructions_for(settings: Settings) -> str:
+    text = INSTRUCTIONS + (READ_ONLY if settings.read_only else CONFIRMING)
+    if settings.sandbox:
+        text += "This server talks to the local SANDBOX, not to real clouds.\n"
+    return text
+
+
 def build_server(settings: Settings | None = None, *, toolkit: Toolkit | None = None) -> MCPServer:
-    """An MCPServer exposing every registry operation the settings allow (mutations are not even
-    registered in read-only mode)."""
+    """An MCPServer exposing the registry operations of the enabled tool sets that the settings
+    allow (mutations are not even registered in read-only mode)."""
     tk = toolkit or Toolkit(settings)
+    schemas = SchemaCache()
     server = GpuServer(
         name="gpu-tools",
         title="GPU tools" + (" (sandbox)" if tk.settings.sandbox else ""),
-        instructions=INSTRUCTIONS
-        + ("\nThis server talks to the local SANDBOX, not to real clouds.\n" if tk.settings.sandbox else ""),
+        instructions=instructions_for(tk.settings),
         version=__version__,
+        tools=[tool_for(tk, op, schemas) for op in tk.operations(tk.toolsets())],
+        log_level="WARNING",  # the SDK would set the root logger to INFO: a line per provider request
     )
-    for op in tk.operations():
-        description = op.description
-        if op.mutating:
-            description += " Confirmation: the user is asked to approve the plan; refusals send nothing."
-        server.add_tool(
-            make_tool(tk, op),
-            name=op.name,
-            title=op.title,
-            description=description,
-            annotations=annotations_for(op),
-            structured_output=True,
-        )
-        # Clients that validate see that unknown arguments are refused (the server refuses them anyway).
-        server._tool_manager.get_tool(op.name).parameters["additionalProperties"] = False  # type: ignore[union-attr]
+    schemas.save()
     add_resources(server, tk)
     add_completions(server, tk, prompts=add_prompts(server, tk), templates={RESOURCE_TEMPLATE})
     server.toolkit = tk

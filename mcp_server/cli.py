@@ -80,6 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="gpu-mcp", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sandbox", action="store_true", help="serve against the built-in provider sandbox")
     parser.add_argument("--read-only", action="store_true", help="register no tool that changes anything")
+    parser.add_argument(
+        "--toolsets",
+        metavar="SETS",
+        help="comma-separated tool sets to list, e.g. default,sesterce_admin or all (default: reads, "
+        "lifecycle and each configured provider's set; list_providers names every set)",
+    )
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
@@ -95,23 +101,34 @@ def main(argv: list[str] | None = None) -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())  # no credential ever reaches the log
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    overrides: dict[str, object] = {}
+    if args.read_only:
+        overrides["read_only"] = True
+    if args.toolsets is not None:
+        overrides["toolsets"] = args.toolsets
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except GpuToolsError as exc:
         raise SystemExit(f"gpu-mcp: {exc}") from None
-    if args.read_only:
-        settings = settings.model_copy(update={"read_only": True})
     sandbox = None
     if args.sandbox:
         sandbox = SandboxServer(ready_after=args.sandbox_ready_after).start()
         settings = settings.for_sandbox(sandbox.url)
-    server = build_server(settings)
-    tools = server.toolkit.operations()  # type: ignore[attr-defined]
-    configured = [p.name for p in server.toolkit.provider_infos() if p.configured]  # type: ignore[attr-defined]
+    try:
+        server = build_server(settings)
+    except GpuToolsError as exc:
+        if sandbox:
+            sandbox.stop()
+        raise SystemExit(f"gpu-mcp: {exc}") from None
+    tk = server.toolkit  # type: ignore[attr-defined]
+    toolsets = tk.toolsets()
+    tools = tk.operations(toolsets)
+    configured = [p.name for p in tk.provider_infos() if p.configured]
     say = lambda text: print(f"gpu-mcp: {text}", file=sys.stderr, flush=True)  # noqa: E731
     say(
         f"{len(tools)} tools"
         + (" (read-only)" if settings.read_only else "")
+        + f" in tool sets {', '.join(toolsets)}"
         + f"; providers with credentials: {', '.join(configured) or 'none'} (config: {config_file()})"
     )
     if sandbox:

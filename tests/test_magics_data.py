@@ -187,14 +187,8 @@ def test_completion_of_subcommands_flags_choices_providers_and_ids(
     assert {"list-offers", "list-resources", "list-regions"} <= set(complete(shell, "%gpu li"))
     assert "ls" in complete(shell, "%gpu l")
     assert complete(shell, "%gpu list-offers --g") == ["--gpu"]
-    assert set(complete(shell, "%gpu list-offers --kind ")) == {
-        "endpoint",
-        "container",
-        "instance",
-        "registry",
-        "auth",
-        "image",
-    }
+    # offers rent endpoints, containers or instances (registries, auths and images are not offers)
+    assert set(complete(shell, "%gpu list-offers --kind ")) == {"endpoint", "container", "instance"}
     assert "nebius" in complete(shell, "%gpu get ")
     rid = gpu(shell, CREATE + " --yes").resource.resource_id
     assert rid in complete(shell, "%gpu get nebius ")

@@ -118,3 +118,17 @@ async def test_a_server_killed_mid_create_restarts_with_the_row_unknown_and_reco
     assert item["outcome"] == "ok" and item["resource_id"]
     assert after["items"][0]["outcome"] == "ok" and after["items"][0]["resource_id"] == item["resource_id"]
     assert len([r for r in sandbox.sandbox.requests if r["method"] == "POST"]) == 1
+
+
+async def test_stdio_toolsets_flag(gpu_home: Path) -> None:
+    async with Client(params(gpu_home, "--toolsets", "reads,netmind_rent")) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert "list_offers" in names and "netmind_create_container" in names
+    assert "delete_resource" not in names and "nebius_create_endpoint" not in names
+
+
+def test_unknown_toolset_is_a_short_error(gpu_home: Path) -> None:
+    from mcp_server.cli import main
+
+    with pytest.raises(SystemExit, match="unknown tool set 'everything'"):
+        main(["--toolsets", "everything"])

@@ -152,7 +152,7 @@ def test_magic_refuses_bad_billing_before_sending(shell: InteractiveShell, sandb
     with pytest.raises(InvalidInput, match="does not match daily"):
         shell.run_line_magic(
             "gpu",
-            f"neolink-create-instance --display-name x --image {IMAGE} --gpu-sku-id 88 --cost-type 4 "
+            f"neolink-create-instance --display-name x --image {IMAGE} --gpu-sku-id 88 --cost-type daily "
             "--cost-time 1M --yes",
         )
     assert mutating_requests(sandbox) == []

@@ -33,7 +33,7 @@ def text_of(result: Any) -> str:
 
 @pytest.mark.anyio
 async def test_every_netmind_operation_is_an_annotated_tool(sandbox: SandboxServer) -> None:
-    async with Client(build_server(sandbox_settings(sandbox))) as client:
+    async with Client(build_server(sandbox_settings(sandbox, toolsets=["all"]))) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
     for op in NetmindProvider.operations:
         tool = tools[op.name]
@@ -73,7 +73,9 @@ async def test_every_netmind_operation_is_an_annotated_tool(sandbox: SandboxServ
 async def test_mcp_rent_gpu_and_endpoint_lifecycle_without_secrets(sandbox: SandboxServer) -> None:
     human = Human("accept", True)
     outputs = []
-    async with Client(build_server(sandbox_settings(sandbox)), elicitation_callback=human) as client:
+    async with Client(
+        build_server(sandbox_settings(sandbox, toolsets=["all"])), elicitation_callback=human
+    ) as client:
 
         async def call(name: str, args: dict[str, Any]) -> dict[str, Any]:
             outputs.append(await client.call_tool(name, args))
@@ -130,7 +132,9 @@ async def test_mcp_rent_gpu_and_endpoint_lifecycle_without_secrets(sandbox: Sand
 @pytest.mark.anyio
 async def test_mcp_dry_run_asks_nothing_and_declining_sends_nothing(sandbox: SandboxServer) -> None:
     human = Human("decline")
-    async with Client(build_server(sandbox_settings(sandbox)), elicitation_callback=human) as client:
+    async with Client(
+        build_server(sandbox_settings(sandbox, toolsets=["all"])), elicitation_callback=human
+    ) as client:
         plan = structured(await client.call_tool("netmind_create_endpoint", {**ENDPOINT, "dry_run": True}))
         assert plan["outcome"] == "dry_run" and plan["plan"]["path"] == "/v1/inference-service"
         assert human.messages == []

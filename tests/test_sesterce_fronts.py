@@ -35,7 +35,9 @@ def text_of(result: Any) -> str:
 @pytest.mark.anyio
 async def test_mcp_registry_and_endpoint_with_the_price_in_the_confirmation(sandbox: SandboxServer) -> None:
     human = Human("accept", True)
-    async with Client(build_server(sandbox_settings(sandbox)), elicitation_callback=human) as client:
+    async with Client(
+        build_server(sandbox_settings(sandbox, toolsets=["all"])), elicitation_callback=human
+    ) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert {
             "sesterce_create_endpoint",
@@ -90,7 +92,9 @@ async def test_mcp_registry_and_endpoint_with_the_price_in_the_confirmation(sand
 @pytest.mark.anyio
 async def test_mcp_dry_run_shows_the_preview_asks_nothing_and_sends_nothing(sandbox: SandboxServer) -> None:
     human = Human("accept", True)
-    async with Client(build_server(sandbox_settings(sandbox)), elicitation_callback=human) as client:
+    async with Client(
+        build_server(sandbox_settings(sandbox, toolsets=["all"])), elicitation_callback=human
+    ) as client:
         plan = structured(await client.call_tool("sesterce_create_endpoint", {**CREATE, "dry_run": True}))
         bad = await client.call_tool(
             "sesterce_create_endpoint", {**CREATE, "regions": [{"region_id": 18, "min": 3, "max": 1}]}

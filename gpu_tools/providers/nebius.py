@@ -45,7 +45,7 @@ NO_PRICE = "Nebius publishes no prices through its API"
 
 # ---- wire models (mirror the documented JSON) -------------------------------------------------
 class Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 class Scaling(Wire):
@@ -528,11 +528,10 @@ NebiusProvider.operations = [
     Operation(
         name="nebius_create_endpoint",
         title="Create a Nebius dedicated endpoint",
-        description="Create a Nebius Token Factory dedicated endpoint: an isolated, autoscaling deployment of a "
-        "model template (see list_templates for model_name, flavor_name, gpu_type, gpu_count and regions). "
-        "Returns the endpoint with its resource_id and routing_key (the model name for chat). Startup takes "
-        "up to 15 minutes (use wait_for_resource). Costs GPU time while replicas run. Asks the user to "
-        "confirm the plan first; dry_run returns the plan only.",
+        description="Create a Nebius Token Factory dedicated endpoint: an autoscaling deployment of a model "
+        "template (list_templates gives model_name, flavor_name, gpu_type, gpu_count, regions). Its routing_key "
+        "is the model name for chat. Starts in up to 15 minutes (wait_for_resource). Costs GPU time while "
+        "replicas run.",
         input=NebiusCreateEndpoint,
         effect="create",
         planner=_plan_create,

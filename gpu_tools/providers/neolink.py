@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -44,6 +44,27 @@ TERM_UNIT: dict[str, str] = {"2": "M", "3": "W", "4": "D"}
 TERM_HOURS: dict[str, int] = {"D": 24, "W": 24 * 7, "M": 24 * 30}
 TERM_WORD: dict[str, str] = {"D": "day", "W": "week", "M": "month"}
 COST_TIME = re.compile(r"^(\+?)([1-9][0-9]{0,3})([DWM])$")
+# The billing types by name, as the tools take them; the provider's integer is sent on the wire.
+Billing = Literal["pay_as_you_go", "monthly", "weekly", "daily"]
+BILLING_CODES: dict[str, str] = {"pay_as_you_go": "1", "monthly": "2", "weekly": "3", "daily": "4"}
+_TERM = re.compile(r"^(\+?)\s*([1-9][0-9]{0,3})\s*(d|day|days|w|week|weeks|m|month|months)$", re.IGNORECASE)
+
+
+def _billing_name(value: Any) -> Any:
+    """Also the provider's own integer (1-4, or "1"), or a name with a dash or blank."""
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+        return {code: name for name, code in BILLING_CODES.items()}.get(text, text)
+    return value
+
+
+def _term(value: Any) -> Any:
+    """`3D`, `3 days`, `2 weeks`, `1 month`, `+3D` -> the provider's `3D`, `2W`, `1M`, `+3D`."""
+    if isinstance(value, str) and (match := _TERM.match(value.strip())):
+        return f"{match.group(1)}{match.group(2)}{match.group(3)[0].upper()}"
+    return value
+
+
 STATUS: dict[str, Status] = {
     "creating": "pending",
     "starting": "pending",
@@ -79,7 +100,7 @@ def billing_name(cost_type: str | None) -> str | None:
 
 # ---- wire models (mirror the documented JSON) -------------------------------------------------
 class Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -235,25 +256,21 @@ class NeolinkCreateInstance(CreateInput):
 
     display_name: str = Field(description="Instance name shown in the console (displayName).", min_length=1)
     image: str = Field(
-        description="Container image, official or private, e.g. images.neolink-ai.com/matrixdc/"
-        "tensorflow:2.15.0-python3.10-cuda12.1.0-cudnn8-devel-ubuntu22.04.",
+        description="Container image, official or private, e.g. images.neolink-ai.com/matrixdc/pytorch:2.3.0.",
         min_length=1,
     )
     gpu_sku_id: Str = Field(
         description="GPU SKU id (Cost.GPUSKUID): the offer_id from list_offers or neolink_list_skus.",
         min_length=1,
     )
-    cost_type: int = Field(
-        1,
-        ge=1,
-        le=4,
-        description="Billing type (Cost.CostType): 1 pay-as-you-go, 2 monthly, 3 weekly, 4 daily. Must match "
-        "the SKU's billing type.",
+    cost_type: Annotated[Billing, BeforeValidator(_billing_name)] = Field(
+        "pay_as_you_go",
+        description="Billing (Cost.CostType, sent as NeoLink's 1-4); one the SKU is sold with.",
     )
-    cost_time: str | None = Field(
+    cost_time: Annotated[str | None, BeforeValidator(_term)] = Field(
         None,
-        description="Prepaid term (Cost.CostTime) for billing types 2-4: a count and a unit, e.g. 3D for "
-        "three days (daily), 2W (weekly), 1M (monthly); a leading + extends. Leave empty for pay-as-you-go.",
+        description="Prepaid term (Cost.CostTime) in the billing's unit: '3 days', '2 weeks', '1 month' (or "
+        "3D, 2W, 1M; + extends). Not for pay_as_you_go.",
     )
     coupon_id: str | None = Field(None, description="Coupon id (Cost.CouponID); pay-as-you-go only.")
     disk_sku_id: Str = Field("1", description="Disk SKU id (Cost.DiskSKUID); currently only 1 exists.")
@@ -268,8 +285,7 @@ class NeolinkCreateInstance(CreateInput):
     )
     region: str | None = Field(
         None,
-        description="Region (Region): a region id, region name or cluster name from list_regions; sent as "
-        "given. Default: the provider's default region (Beijing Zone 1).",
+        description="Region id, name or cluster name from list_regions, sent as given (default: Beijing Zone 1).",
     )
     cluster_name: str | None = Field(
         None, description="Cluster to create in (the path's clusterName); default: the chosen region's."
@@ -277,15 +293,15 @@ class NeolinkCreateInstance(CreateInput):
 
     @model_validator(mode="after")
     def _check_billing(self) -> NeolinkCreateInstance:
-        kind = str(self.cost_type)
+        kind = self.cost_code
         if kind == "1":
             if self.cost_time:
-                raise ValueError("cost_time is only for prepaid billing (cost_type 2-4); leave it empty")
+                raise ValueError(
+                    "cost_time is only for prepaid billing (monthly, weekly or daily); leave it empty"
+                )
         else:
             if not self.cost_time:
-                raise ValueError(
-                    f"cost_type {kind} ({BILLING_TYPES[kind]}) needs cost_time, e.g. 1{TERM_UNIT[kind]}"
-                )
+                raise ValueError(f"cost_type {self.cost_type} needs cost_time, e.g. 1{TERM_UNIT[kind]}")
             match = COST_TIME.match(self.cost_time.strip())
             if match is None or match.group(3) != TERM_UNIT[kind]:
                 raise ValueError(
@@ -295,8 +311,13 @@ class NeolinkCreateInstance(CreateInput):
                 )
             self.cost_time = self.cost_time.strip()
             if self.coupon_id:
-                raise ValueError("coupon_id is only valid for pay-as-you-go (cost_type 1)")
+                raise ValueError("coupon_id is only valid for pay-as-you-go (cost_type pay_as_you_go)")
         return self
+
+    @property
+    def cost_code(self) -> str:
+        """The provider's integer for `cost_type`, as the string it is sent as."""
+        return BILLING_CODES[self.cost_type]
 
 
 class NeolinkListSkus(OpInput):
@@ -697,7 +718,7 @@ class NeolinkProvider(Provider):
                 f"SKUs there: {listed}.",
                 provider=self.name,
             )
-        kind = str(data.cost_type)
+        kind = data.cost_code
         billing = BILLING_TYPES[kind]
         if sku.selling_types() and kind not in sku.selling_types():
             sold = ", ".join(BILLING_TYPES.get(t, t) for t in sorted(sku.selling_types()))
@@ -902,10 +923,8 @@ NeolinkProvider.operations = [
     Operation(
         name="neolink_list_skus",
         title="List NeoLink GPU SKUs of a region",
-        description="List the GPU SKUs NeoLink AI sells in one region (region id, name or cluster name from "
-        "list_regions): GPU, GPU count and memory, CPU cores, RAM, storage, billing type (pay-as-you-go, "
-        "monthly, weekly, daily), price in CNY with an estimated USD figure, GPUs left and any discount "
-        "window. The offer_id is the gpu_sku_id for neolink_create_instance. Reads only; costs nothing.",
+        description="List the GPU SKUs NeoLink AI sells in one region: GPU, count, memory, CPU, RAM, billing types, "
+        "price in CNY with an estimated USD figure, GPUs left. The offer_id is neolink_create_instance's gpu_sku_id.",
         input=NeolinkListSkus,
         output=Listing[Offer],
         effect="read",
@@ -916,14 +935,10 @@ NeolinkProvider.operations = [
     Operation(
         name="neolink_create_instance",
         title="Create a NeoLink GPU instance",
-        description="Create a NeoLink AI compute instance (a GPU container with SSH, JupyterLab and "
-        "TensorBoard) from a GPU SKU (gpu_sku_id = offer_id from list_offers provider=neolink or "
-        "neolink_list_skus) and an image. Billing: cost_type 1 pay-as-you-go (default), or a prepaid term "
-        "with cost_time: 2 monthly (e.g. 1M), 3 weekly (1W), 4 daily (3D). Returns the instance; its "
-        "resource_id (the instance name) works in get_resource, wait_for_resource (it is Creating until "
-        "Running), stop_resource (power off, optionally saving a snapshot image), start_resource and "
-        "delete_resource. COSTS MONEY: GPU time is billed (prices in CNY, USD converted as an estimate), "
-        "prepaid terms up front. Asks the user to confirm the plan first; dry_run returns the plan only.",
+        description="Create a NeoLink AI GPU instance (a container with SSH and JupyterLab) from a GPU SKU "
+        "(gpu_sku_id = offer_id from list_offers or neolink_list_skus) and an image, billed pay-as-you-go or "
+        "for a prepaid term. It is Creating until Running (wait_for_resource); stop_resource powers it off, "
+        "optionally saving a snapshot image. Costs money: GPU time (CNY, USD estimated), prepaid terms up front.",
         input=NeolinkCreateInstance,
         effect="create",
         planner=_plan_create,

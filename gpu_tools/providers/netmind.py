@@ -86,7 +86,7 @@ W = TypeVar("W", bound=BaseModel)
 
 # ---- wire models (mirror the documented JSON) ------------------------------------------------
 class Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 class FlavorMeta(Wire):
@@ -337,10 +337,12 @@ class NetmindListMachines(OpInput):
         None,
         description="Comma-separated NetMind GPU type names, e.g. NVIDIA_H100_SXM5_80GB,NVIDIA_GeForce_RTX_4090.",
     )
-    min_memory: int | None = Field(None, ge=0)
-    max_memory: int | None = Field(None, ge=0)
-    min_disk: int | None = Field(None, ge=0)
-    max_disk: int | None = Field(None, ge=0)
+    min_memory: int | None = Field(
+        None, ge=0, description="NetMind's min_memory filter, passed as given (unit not documented)."
+    )
+    max_memory: int | None = Field(None, ge=0, description="NetMind's max_memory filter, passed as given.")
+    min_disk: int | None = Field(None, ge=0, description="NetMind's min_disk filter, passed as given.")
+    max_disk: int | None = Field(None, ge=0, description="NetMind's max_disk filter, passed as given.")
     min_price: int | None = Field(None, ge=0, description="In `currency`.")
     max_price: int | None = Field(None, ge=0, description="In `currency`.")
 
@@ -380,7 +382,7 @@ class NetmindGetAuth(OpInput):
 
 class NetmindCreateImage(CreateInput):
     name: str = Field(min_length=1, description="Name of the image template.")
-    description: str | None = None
+    description: str | None = Field(None, description="Optional description of the image.")
     image_name: str = Field(min_length=1, description="Image repository, e.g. pytorch/pytorch.")
     image_tag: str = Field(min_length=1, description="Image tag, e.g. 2.6.0 or latest.")
     image_label: str = Field(min_length=1, description="Label, e.g. pytorch, tensorflow or ubuntu.")
@@ -1225,19 +1227,14 @@ async def _plan_create_container(tk: Toolkit, data: NetmindCreateContainer) -> P
     return await NetmindProvider.of(tk).plan_create_container(data)
 
 
-CONFIRM = "Asks the user to confirm the plan first; dry_run returns the plan only and sends nothing."
-
 NetmindProvider.operations = [
     Operation(
         name="netmind_create_endpoint",
         title="Create a NetMind dedicated endpoint",
-        description="Create a NetMind dedicated inference endpoint: your container image (image_url, command, "
-        "port) served on target_instance_number instances of a GPU flavor (flavor_id is the offer_id from "
-        "list_offers with provider netmind, kind endpoint). Returns the endpoint with its resource_id "
-        "(endpoint:<service_id>); it starts 'initializing' and is reachable once 'available' (use "
-        "wait_for_resource). Costs money per instance-hour while it exists: the plan shows the estimate from the "
-        "flavor price. Scale it with update_resource, remove it with delete_resource (NetMind cannot stop an "
-        "endpoint). " + CONFIRM,
+        description="Create a NetMind dedicated inference endpoint: your container image (image_url, command, port) "
+        "on target_instance_number instances of a GPU flavor (flavor_id = offer_id from list_offers, kind "
+        "endpoint). It is reachable once available (wait_for_resource). Costs money per instance-hour while "
+        "it exists. NetMind cannot stop an endpoint: scale it or delete it.",
         input=NetmindCreateEndpoint,
         effect="create",
         planner=_plan_create_endpoint,
@@ -1245,6 +1242,7 @@ NetmindProvider.operations = [
     ),
     Operation(
         name="netmind_list_machines",
+        toolset="netmind_rent",
         title="List NetMind Rent GPU machines",
         description="List the NetMind Rent GPU machines available to rent, with every filter NetMind offers "
         "(currency, region, gpu count, gpu_names, min/max memory, disk and price), cheapest USD per GPU-hour "
@@ -1258,10 +1256,11 @@ NetmindProvider.operations = [
     ),
     Operation(
         name="netmind_create_auth",
+        toolset="netmind_rent",
         title="Create a NetMind SSH auth",
         description="Create a NetMind SSH authentication: the password (value, 8-32 characters) you will use "
         "to SSH into Rent GPU containers. Returns its auth_id for netmind_create_container; the password is "
-        "masked in every output. Costs nothing by itself. " + CONFIRM,
+        "masked in every output. Costs nothing by itself. ",
         input=NetmindCreateAuth,
         effect="create",
         planner=_plan_create_auth,
@@ -1269,6 +1268,7 @@ NetmindProvider.operations = [
     ),
     Operation(
         name="netmind_list_auths",
+        toolset="netmind_rent",
         title="List NetMind SSH auths",
         description="List your NetMind SSH authentications (auth_id and creation time; passwords masked), one "
         "page at a time: pass next_marker as marker to get the next page.",
@@ -1280,6 +1280,7 @@ NetmindProvider.operations = [
     ),
     Operation(
         name="netmind_get_auth",
+        toolset="netmind_rent",
         title="Get a NetMind SSH auth",
         description="Read one NetMind SSH authentication by auth_id. The password is masked unless "
         "reveal_secrets is true; only reveal it when the user asks to see it.",
@@ -1291,12 +1292,13 @@ NetmindProvider.operations = [
     ),
     Operation(
         name="netmind_create_image",
+        toolset="netmind_rent",
         title="Create a NetMind custom image",
         description="Register a custom image (environment template) for NetMind Rent GPU containers: a docker "
         "image (image_name, image_tag), a label, and for a private registry docker_username/docker_passwd "
         "(masked in every output). Optional public_port, onstart command and docker options (--add-host, -e, "
         "-h, -w only). Returns the image; its image_id is the image_template_id for netmind_create_container. "
-        "Costs nothing by itself. " + CONFIRM,
+        "Costs nothing by itself. ",
         input=NetmindCreateImage,
         effect="create",
         planner=_plan_create_image,
@@ -1304,6 +1306,7 @@ NetmindProvider.operations = [
     ),
     Operation(
         name="netmind_list_images",
+        toolset="netmind_rent",
         title="List NetMind images",
         description="List NetMind Rent GPU images (environment templates) a container can start from, one page "
         "at a time (pass next_marker as marker). image_type filters by NetMind's integer type; the default (0) "
@@ -1316,6 +1319,7 @@ NetmindProvider.operations = [
     ),
     Operation(
         name="netmind_get_image",
+        toolset="netmind_rent",
         title="Get a NetMind image",
         description="Read one NetMind Rent GPU image by image_id. docker_passwd is masked unless "
         "reveal_secrets is true; only reveal it when the user asks to see it.",
@@ -1327,6 +1331,7 @@ NetmindProvider.operations = [
     ),
     Operation(
         name="netmind_create_container",
+        toolset="netmind_rent",
         title="Create a NetMind Rent GPU container",
         description="Rent GPUs on a NetMind machine as a container: node_name is the offer_id from list_offers "
         "(provider netmind, kind container) or netmind_list_machines, gpu how many of its GPUs (1-12), "
@@ -1335,7 +1340,7 @@ NetmindProvider.operations = [
         "GPU-hour while it runs: the plan shows the estimate from the machine price. Stop, restart "
         "(start_resource) or delete it with the lifecycle tools. NetMind does not publish what its container "
         "status integers mean, so status stays 'unknown' with the integer in raw_status and wait_for_resource "
-        "cannot tell when it runs: read get_resource (raw_status, ssh) instead. " + CONFIRM,
+        "cannot tell when it runs: read get_resource (raw_status, ssh) instead. ",
         input=NetmindCreateContainer,
         effect="create",
         planner=_plan_create_container,
@@ -1343,6 +1348,7 @@ NetmindProvider.operations = [
     ),
     Operation(
         name="netmind_list_containers",
+        toolset="netmind_rent",
         title="List NetMind containers (one page)",
         description="List your NetMind Rent GPU containers one page at a time (limit, and marker = next_marker "
         "of the previous page). list_resources lists them all, together with your endpoints. Container "

@@ -98,7 +98,9 @@ UPDATE_KEYS = {
 
 # ---- wire models (mirror the documented JSON; camelCase aliases) -------------------------------
 class Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, alias_generator=to_camel, defer_build=True
+    )
 
 
 class WireModel(Wire):
@@ -236,12 +238,10 @@ class SesterceRegionScaling(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    region_id: int = Field(description="Region id from list_regions (provider sesterce), e.g. 18.")
-    min: int = Field(1, ge=0, description="Minimum replicas (pods) in this region; 0 lets it scale to zero.")
-    max: int = Field(1, ge=1, description="Maximum replicas (pods) in this region; the price is for this.")
-    cooldown_period: int | None = Field(
-        300, ge=0, description="Seconds to wait after a scaling event before scaling again."
-    )
+    region_id: int = Field(description="Region id from list_regions, e.g. 18.")
+    min: int = Field(1, ge=0, description="Minimum replicas (pods) here; 0 scales to zero.")
+    max: int = Field(1, ge=1, description="Maximum replicas here; the price is for this.")
+    cooldown_period: int | None = Field(300, ge=0, description="Seconds between two scaling events.")
     cpu_threshold: int | None = Field(None, ge=1, le=100, description="Scale up above this CPU %.")
     gpu_memory_threshold: int | None = Field(
         None, ge=1, le=100, description="Scale up above this GPU memory %."
@@ -308,10 +308,8 @@ def _threshold(value: int | None) -> Threshold | None:
 
 
 REGIONS_HELP = (
-    "The regions to run in, each with its autoscaling: a list of objects like "
-    '[{"region_id": 18, "min": 1, "max": 2, "cooldown_period": 300, "cpu_threshold": 80, '
-    '"gpu_utilization_threshold": 80, "http_rate": 12, "http_window": 20}] (region ids from list_regions). '
-    "A region may also be written REGION:MIN-MAX, e.g. 18:1-2,78:1-3 in the notebook magic."
+    'The regions to run in, each with its autoscaling, e.g. [{"region_id": 18, "min": 1, "max": 2}] '
+    "(region ids from list_regions; or 18:1-2,78:1-3 in the notebook magic)."
 )
 
 
@@ -331,10 +329,9 @@ class SesterceCreateEndpoint(CreateInput):
     description: str | None = Field(None, description="Optional description.")
     model_id: str | None = Field(
         None,
-        description="Model id (or exact model name) from list_templates (provider sesterce). Leave empty "
-        "to run your own image from registry_id.",
+        description="Model id or exact name from list_templates; empty to run your own image (registry_id).",
     )
-    hardware_id: str = Field(description="Hardware id: the offer_id of a sesterce offer from list_offers.")
+    hardware_id: str = Field(description="The offer_id of a sesterce offer from list_offers.")
     regions: list[SesterceRegionScaling] = Field(min_length=1, description=REGIONS_HELP)
     container_port: int | None = Field(
         None, ge=1, le=65535, description="Port the container listens on (default: the model's port)."
@@ -343,9 +340,7 @@ class SesterceCreateEndpoint(CreateInput):
         None, description="Registry id (sesterce_list_registries) for a private image."
     )
     startup_command: str | None = Field(None, description="Command run when the container starts.")
-    envs: dict[str, str] | None = Field(
-        None, description="Environment variables (values are masked in outputs)."
-    )
+    envs: dict[str, str] | None = Field(None, description="Environment variables (masked in outputs).")
     pod_lifetime: int | None = Field(
         None, ge=0, description="Seconds an idle pod lives before it is scaled down."
     )
@@ -367,18 +362,22 @@ class SesterceUpdateEndpoint(MutationInput):
     positional: ClassVar[tuple[str, ...]] = ("resource_id",)
 
     resource_id: str = Field(min_length=1, description="The instance id (resource_id from list_resources).")
-    description: str | None = None
+    description: str | None = Field(None, description="New description.")
     model_id: str | None = Field(None, description="New model id (or exact name) from list_templates.")
     hardware_id: str | None = Field(None, description="New hardware id (offer_id from list_offers).")
     regions: list[SesterceRegionScaling] | None = Field(
         None, description=REGIONS_HELP + " Replaces every region's configuration."
     )
-    container_port: int | None = Field(None, ge=1, le=65535)
-    registry_id: str | None = None
-    startup_command: str | None = None
+    container_port: int | None = Field(None, ge=1, le=65535, description="New port the container listens on.")
+    registry_id: str | None = Field(None, description="New registry id (sesterce_list_registries).")
+    startup_command: str | None = Field(None, description="New command run when the container starts.")
     envs: dict[str, str] | None = Field(None, description="Replaces all environment variables.")
-    pod_lifetime: int | None = Field(None, ge=0)
-    api_key_ids: list[str] | None = None
+    pod_lifetime: int | None = Field(
+        None, ge=0, description="New seconds an idle pod lives before scale-down."
+    )
+    api_key_ids: list[str] | None = Field(
+        None, description="Replaces the Sesterce API key ids allowed to call it."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SesterceUpdateEndpoint:
@@ -413,7 +412,7 @@ class SesterceRegistryRef(MutationInput):
 
 class SesterceQuoteInput(OpInput):
     positional: ClassVar[tuple[str, ...]] = ("hardware_id",)
-    hardware_id: str = Field(description="Hardware id: the offer_id of a sesterce offer from list_offers.")
+    hardware_id: str = Field(description="The offer_id of a sesterce offer from list_offers.")
     regions: list[SesterceRegionScaling] = Field(
         min_length=1, description=REGIONS_HELP + " Only region_id and max matter for the price."
     )
@@ -1231,13 +1230,10 @@ SesterceProvider.operations = [
     Operation(
         name="sesterce_create_endpoint",
         title="Create a Sesterce inference instance",
-        description="Create a Sesterce Cloud AI inference instance: a model from list_templates (model_id) or "
-        "your own image (registry_id) on a hardware from list_offers (hardware_id = offer_id), in one or "
-        "more regions (region ids from list_regions), each with its own autoscaling (min/max replicas, "
-        "cooldown, CPU / GPU memory / GPU utilization / RAM thresholds, HTTP rate per window). The plan "
-        "shows Sesterce's own price preview per hour and per month at maximum scale. Costs money per hour "
-        "while pods run. Asks the user to confirm first; dry_run returns the plan only. Returns the "
-        "instance (resource_id, address); it deploys in a few minutes (use wait_for_resource).",
+        description="Create a Sesterce AI inference instance: a model (model_id from list_templates) or your own "
+        "image (registry_id) on a hardware (hardware_id = offer_id from list_offers), in regions each with its "
+        "own autoscaling. The plan shows Sesterce's price at maximum scale. Costs money per hour while pods "
+        "run; deploys in minutes (wait_for_resource).",
         input=SesterceCreateEndpoint,
         effect="create",
         planner=_plan_create_endpoint,
@@ -1246,12 +1242,12 @@ SesterceProvider.operations = [
     ),
     Operation(
         name="sesterce_update_endpoint",
+        toolset="sesterce_admin",
         title="Update a Sesterce inference instance",
         description="Change any setting of a Sesterce inference instance: model_id, hardware_id, the regions "
         "and their autoscaling (replaces all regions), container_port, startup_command, envs, pod_lifetime, "
         "registry_id, api_key_ids, description. Fields not given keep their current values. For plain "
-        "scaling, update_resource is simpler. The plan shows the new price preview. Asks the user to "
-        "confirm; dry_run returns the plan only.",
+        "scaling, update_resource is simpler. The plan shows the new price preview.",
         input=SesterceUpdateEndpoint,
         effect="update",
         planner=_plan_update_endpoint,
@@ -1259,10 +1255,10 @@ SesterceProvider.operations = [
     ),
     Operation(
         name="sesterce_price_preview",
+        toolset="sesterce_admin",
         title="Preview a Sesterce price",
-        description="Ask Sesterce what an inference instance would cost per hour and per month: a hardware "
-        "(offer_id from list_offers) and, per region, the maximum replicas. Sends nothing that changes "
-        "anything and costs nothing; use it to compare options before sesterce_create_endpoint.",
+        description="Ask Sesterce what an inference instance would cost per hour and per month for a hardware "
+        "(offer_id) and the maximum replicas per region. Changes nothing, costs nothing.",
         input=SesterceQuoteInput,
         output=SesterceQuote,
         effect="read",
@@ -1272,6 +1268,7 @@ SesterceProvider.operations = [
     ),
     Operation(
         name="sesterce_list_registries",
+        toolset="sesterce_admin",
         title="List Sesterce registries",
         description="List the container registries saved at Sesterce (id, name, image url, user name) for "
         "deploying private images with sesterce_create_endpoint(registry_id=...). Passwords are never "
@@ -1285,10 +1282,11 @@ SesterceProvider.operations = [
     ),
     Operation(
         name="sesterce_create_registry",
+        toolset="sesterce_admin",
         title="Create a Sesterce registry",
         description="Save a private container registry at Sesterce (name, image url, user name, password) so "
         "an inference instance can pull a custom image. The password is sent to Sesterce only and never "
-        "shown or journaled. Free. Asks the user to confirm; dry_run returns the plan only.",
+        "shown or journaled. Free.",
         input=SesterceCreateRegistry,
         effect="create",
         planner=_plan_create_registry,
@@ -1296,10 +1294,10 @@ SesterceProvider.operations = [
     ),
     Operation(
         name="sesterce_update_registry",
+        toolset="sesterce_admin",
         title="Update a Sesterce registry",
         description="Replace a Sesterce registry's image url, user name and password (all three are "
-        "required). The password is never shown or journaled. Asks the user to confirm; dry_run returns "
-        "the plan only.",
+        "required). The password is never shown or journaled.",
         input=SesterceUpdateRegistry,
         effect="update",
         planner=_plan_update_registry,
@@ -1307,9 +1305,10 @@ SesterceProvider.operations = [
     ),
     Operation(
         name="sesterce_delete_registry",
+        toolset="sesterce_admin",
         title="Delete a Sesterce registry",
         description="Delete a saved Sesterce registry and its credentials. Instances using it can no longer "
-        "pull their image. Cannot be undone. Asks the user to confirm; dry_run returns the plan only.",
+        "pull their image. Cannot be undone.",
         input=SesterceRegistryRef,
         effect="destroy",
         planner=_plan_delete_registry,
