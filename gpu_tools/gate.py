@@ -324,7 +324,9 @@ class Gate:
             return None
         return (datetime.now(UTC) + parse_duration(expires_in)).isoformat(timespec="seconds")
 
-    async def question(self, op: Operation, args: dict[str, Any], *, resume: bool = False) -> Question | None:
+    async def question(
+        self, op: Operation, args: dict[str, Any], *, resume: bool = False, asked_by: str | None = None
+    ) -> Question | None:
         """The question a front should ask before running the call, or None when the call will not
         ask at all (invalid input, dry run, replayed key, policy refusal, nothing to do): the run
         then says why. Each fresh question is a new approval; `resume` (a later round of the same
@@ -345,7 +347,9 @@ class Gate:
             if latest is not None and latest.digest == digest and not latest.expired:
                 return Question(plan, latest)
         text = redact_known(plan.message())
-        approval = self.tk.journal.new_approval(fp, digest, lambda aid: f"{text}\n(approval {aid})")
+        approval = self.tk.journal.new_approval(
+            fp, digest, lambda aid: f"{text}\n(approval {aid})", asked_by=asked_by
+        )
         return Question(plan, approval)
 
     @staticmethod
@@ -369,7 +373,10 @@ class Gate:
     ) -> MutationResult:
         """Run a mutation. `approval_id`: the front asked with `question()` before this call (the
         MCP resolver, the y/N prompt), and the yes belongs to that approval and no other; without
-        it the confirmer asks now and a new approval is made for its answer."""
+        it the confirmer asks now and a new approval is made for its answer.
+        `actor` is who is calling: the row records them as the one who confirmed, and as the one who
+        asked unless the approval names who asked (another round, possibly on another server)."""
+        confirmed_by = actor
         sandbox = self.tk.settings.sandbox
         key = getattr(data, "idempotency_key", None)
         first = self._key_row(op, data)
@@ -413,6 +420,7 @@ class Gate:
                 )
             if approval.consumed_at is not None:
                 return self._replay_approval(approval, plan)
+            actor = approval.asked_by or actor
             if approval.digest != digest:
                 refuse("the plan changed after the question was asked")
                 raise ConfirmationRefused(
@@ -421,13 +429,14 @@ class Gate:
                     provider=plan.provider,
                 )
         else:
-            approval = self.tk.journal.new_approval(fp, digest, redact_known(plan.message()))
+            approval = self.tk.journal.new_approval(fp, digest, redact_known(plan.message()), asked_by=actor)
 
         self._plans.clear()  # a send changes the world: no cached plan is reused after it
+        who = {"actor": actor, "confirmed_by": confirmed_by}
         if plan.steps:
-            return await self._send_steps(plan, approval, actor)
+            return await self._send_steps(plan, approval, **who)
         return await self._send(
-            plan, op.effect, op, key=key, args=args_hash(op, data), approval=approval, data=data, actor=actor
+            plan, op.effect, op, key=key, args=args_hash(op, data), approval=approval, data=data, **who
         )
 
     async def journal_refusal(self, op: Operation, args: dict[str, Any], reason: str) -> None:
@@ -499,6 +508,7 @@ class Gate:
         data: MutationInput | None = None,
         final: bool = True,
         actor: str | None = None,
+        confirmed_by: str | None = None,
     ) -> MutationResult:
         """Reserve (approval, key, cap and intent row in one transaction), send the one request,
         journal the outcome."""
@@ -519,6 +529,7 @@ class Gate:
             kind=plan.kind,
             cap=cap,
             actor=actor,
+            confirmed_by=confirmed_by,
         )
         if reservation.used is not None:
             return self._replay_approval(reservation.used, plan)
@@ -584,7 +595,9 @@ class Gate:
             self.tk.journal.set_approval_result(approval.id, stored)
         return result
 
-    async def _send_steps(self, plan: Plan, approval: Approval, actor: str | None = None) -> MutationResult:
+    async def _send_steps(
+        self, plan: Plan, approval: Approval, actor: str | None = None, confirmed_by: str | None = None
+    ) -> MutationResult:
         """Send each step as its own journaled request; one failing step does not stop the others.
         The approval is consumed by the first step's reservation."""
         done: list[dict[str, Any]] = []
@@ -597,6 +610,7 @@ class Gate:
                     approval=approval if first else None,
                     final=False,
                     actor=actor,
+                    confirmed_by=confirmed_by,
                 )
                 if first and result.outcome == "replayed":
                     return result

@@ -1,4 +1,4 @@
-"""The journal: one SQLite row per mutation attempt, written before the request is sent.
+"""The journal: one row per mutation attempt, written before the request is sent.
 
 The intent row is committed with outcome `unknown` before anything goes to the provider and is
 updated to `ok`, `failed` or `refused` afterwards. A crash, a timeout or a lost answer in between
@@ -9,6 +9,13 @@ Approvals live here too: a confirmation is a row in `approvals`, consumed in the
 that checks the caps and writes the intent, so one approval sends at most one request, and creates
 running at the same moment (in this process or another on the same file) can never together pass a
 cap that one of them alone would have broken.
+
+Two backends share every statement and rule here: SQLite (the embedded default, one file) and
+PostgreSQL (`journal_url = "postgresql://..."`, psycopg 3) for a team whose servers share one journal.
+Each writes through `_tx()`; `reserve` runs under a lock that serializes it with every other writer
+of the same journal (SQLite's `BEGIN IMMEDIATE`; on PostgreSQL an advisory transaction lock taken by
+every server on that database), and the database itself keeps idempotency keys unique and an
+approval single-use.
 """
 
 from __future__ import annotations
@@ -22,15 +29,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from gpu_tools.errors import redact_value
+from gpu_tools.errors import GpuToolsError, redact_value, register_secret
 from gpu_tools.models import BILLABLE_KINDS, JournalEntry, LiveEntry, Plan, resource_uri
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# {ID}, {REAL} and {GREATEST} (of two values) are the only words the dialects spell differently.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {ID},
     at TEXT NOT NULL,
     provider TEXT NOT NULL,
     operation TEXT NOT NULL,
@@ -39,7 +48,7 @@ CREATE TABLE IF NOT EXISTS journal (
     method TEXT,
     path TEXT,
     body TEXT,
-    usd_per_hour REAL,
+    usd_per_hour {REAL},
     outcome TEXT NOT NULL,
     error TEXT,
     resource_id TEXT,
@@ -77,6 +86,14 @@ CREATE INDEX IF NOT EXISTS journal_resource ON journal (provider, resource_id, e
 CREATE INDEX IF NOT EXISTS journal_outcome ON journal (outcome, effect);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Version 3: who confirmed, keys unique in the database, leases (one gpu-guard acts per pass).
+_V3_COLUMNS = {"journal": {"confirmed_by": "TEXT"}, "approvals": {"asked_by": "TEXT"}}
+_V3 = """
+CREATE UNIQUE INDEX IF NOT EXISTS journal_key_unique ON journal (provider, operation, idempotency_key)
+    WHERE idempotency_key IS NOT NULL AND outcome IN ('ok', 'unknown');
+CREATE INDEX IF NOT EXISTS journal_actor ON journal (actor, confirmed_by);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL)
+"""
 APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
 
 # A create counts as live while it is ok or unknown and no later ok delete removed it; its cost is
@@ -91,7 +108,7 @@ SELECT c.id, c.at, c.provider, c.operation, c.target, c.resource_id, c.kind, c.e
           AND ((s.operation = 'stop_resource' AND s.outcome = 'ok')
                OR (s.operation = 'start_resource' AND s.outcome IN ('ok', 'unknown')))
         ORDER BY s.id DESC LIMIT 1) = 'stop_resource',
-       MAX(COALESCE(l.cost, -1), COALESCE((SELECT MAX(u.usd_per_hour) FROM journal u
+       {GREATEST}(COALESCE(l.cost, -1), COALESCE((SELECT MAX(u.usd_per_hour) FROM journal u
                  WHERE u.provider = c.provider AND u.resource_id = c.resource_id AND u.effect = 'update'
                    AND u.outcome = 'unknown' AND u.id > c.id), -1))
 FROM journal c,
@@ -118,10 +135,16 @@ ORDER BY id
 """
 
 
+class Db(Protocol):
+    """A connection inside a transaction: `execute` takes `?` placeholders on both backends."""
+
+    def execute(self, sql: str, params: Any = ()) -> Any: ...
+
+
 class LiveView:
     """What a check inside `reserve`'s transaction may read."""
 
-    def __init__(self, journal: Journal, db: sqlite3.Connection) -> None:
+    def __init__(self, journal: Journal, db: Db) -> None:
         self._journal, self._db = journal, db
 
     def live(self) -> list[LiveEntry]:
@@ -131,12 +154,27 @@ class LiveView:
         return self._journal._spent(self._db, since, now)
 
 
+class JournalUnavailable(GpuToolsError):
+    """The journal's database cannot be opened or reached; nothing was sent."""
+
+    kind = "journal_unavailable"
+
+
 def _statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _now(precise: bool = False) -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds" if precise else "seconds")
+
+
+def display_url(url: str) -> str:
+    """A database URL as it may be shown: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 @dataclass
@@ -149,6 +187,7 @@ class Approval:
     consumed_at: str | None
     journal_id: int | None
     result: Any
+    asked_by: str | None = None
 
     @property
     def expired(self) -> bool:
@@ -165,56 +204,96 @@ class Reservation:
     key_row: dict[str, Any] | None = None  # the idempotency key was already used
 
 
-class Journal:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._migrate()
+class _Conflict(Exception):
+    """Another writer consumed the approval first (the database said so)."""
 
-    # ---- schema -----------------------------------------------------------------------------
-    def _migrate(self) -> None:
-        with self._tx():
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version >= SCHEMA_VERSION:
-                return
-            for statement in _statements(_SCHEMA):  # executescript would commit midway
-                self._db.execute(statement)
-            have = {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}
-            for column, sql_type in _V2_COLUMNS.items():
-                if column not in have:
-                    self._db.execute(f"ALTER TABLE journal ADD COLUMN {column} {sql_type}")
-            for statement in _statements(_V2):
-                self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+class Journal:
+    """Everything the journal does, in SQL both backends speak. A backend supplies the connection,
+    `_tx` (a write transaction; `serialize` makes it exclusive among every writer of the journal),
+    `_read`, the schema version's storage and the few words its dialect spells differently."""
+
+    DIALECT: dict[str, str] = {}
+    location: str
+    _integrity_errors: tuple[type[BaseException], ...] = ()
+
+    @staticmethod
+    def open(target: str | Path) -> Journal:
+        """The journal at a PostgreSQL URL, or in the SQLite file at a path."""
+        if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+            return PostgresJournal(target)
+        if isinstance(target, str) and "://" in target:
+            raise JournalUnavailable(
+                f"journal_url must be a postgresql:// URL (got {display_url(target).split('://')[0]}://...); "
+                "leave it unset for the SQLite journal in the data directory, or set journal_path."
+            )
+        return SqliteJournal(Path(target))
+
+    # ---- backend hooks ------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self, serialize: bool = False) -> Iterator[Db]:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, serialized with this process's threads and other processes."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _read(self) -> Iterator[Db]:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield
+
+    def _version(self, db: Db) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _set_version(self, db: Db, version: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _columns(self, db: Db, table: str) -> set[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ---- schema -----------------------------------------------------------------------------
+    def _migrate(self, target: int = SCHEMA_VERSION) -> None:
+        """Create or upgrade the schema to `target` in one transaction (older targets: for tests
+        that write a journal as a previous version did)."""
+        with self._tx(serialize=True) as db:
+            version = self._version(db)
+            if version >= target:
+                return
+            self._upgrade(db, version, target)
+            self._set_version(db, target)
+
+    def _ddl(self, script: str) -> list[str]:
+        return [statement.format(**self.DIALECT) for statement in _statements(script)]
+
+    def _add_columns(self, db: Db, table: str, columns: dict[str, str]) -> None:
+        have = self._columns(db, table)
+        for column, sql_type in columns.items():
+            if column not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+
+    def _upgrade(self, db: Db, version: int, target: int) -> None:
+        # Version 0 is a new journal or one the first release wrote (it never set a version).
+        for statement in self._ddl(_SCHEMA):
+            db.execute(statement)
+        if version < 2 <= target:
+            self._add_columns(db, "journal", _V2_COLUMNS)
+            for statement in self._ddl(_V2):
+                db.execute(statement)
+        if version < 3 <= target:
+            for table, columns in _V3_COLUMNS.items():
+                self._add_columns(db, table, columns)
+            for statement in self._ddl(_V3):
+                db.execute(statement)
 
     def schema_version(self) -> int:
-        with self._lock:
-            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        with self._read() as db:
+            return self._version(db)
 
     # ---- writing ----------------------------------------------------------------------------
     def _insert(
         self,
-        db: sqlite3.Connection,
+        db: Db,
         plan: Plan,
         effect: str,
         outcome: str,
@@ -228,11 +307,13 @@ class Journal:
         result: Any = None,
         actor: str | None = None,
         resource_id: str | None = None,
+        confirmed_by: str | None = None,
     ) -> int:
         cur = db.execute(
             "INSERT INTO journal (at, provider, operation, effect, target, method, path, body,"
             " usd_per_hour, outcome, error, idempotency_key, sandbox, expires_at, kind, args_hash, approval_id,"
-            " result, actor, expires_action, resource_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " result, actor, expires_action, resource_id, confirmed_by)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
             (
                 _now(),
                 plan.provider,
@@ -255,9 +336,10 @@ class Journal:
                 actor,
                 plan.expires_action if expires_at else None,
                 resource_id,
+                confirmed_by,
             ),
         )
-        return int(cur.lastrowid or 0)
+        return int(cur.fetchone()[0])
 
     def record(self, plan: Plan, effect: str, outcome: str, **kw: Any) -> int:
         """Write a row that needs no check: a refusal, or a step of an already approved plan."""
@@ -276,57 +358,75 @@ class Journal:
         kind: str | None,
         cap: Callable[[LiveView], str | None] | None = None,
         actor: str | None = None,
+        confirmed_by: str | None = None,
     ) -> Reservation:
-        """In one transaction: the approval is unused, the key is free, the caps and budgets hold
-        (`cap` reads what is live or in flight, and what was spent, inside the transaction), then
-        the intent row."""
-        with self._tx() as db:
-            if approval_id is not None:
-                approval = self._approval(db, approval_id)
-                if approval is not None and approval.consumed_at is not None:
-                    return Reservation(used=approval)
-            if idempotency_key is not None:
-                row = self._key_row(db, plan.provider, plan.operation, idempotency_key)
-                if row is not None:
-                    return Reservation(key_row=row)
-            if cap is not None:
-                refusal = cap(LiveView(self, db))
-                if refusal is not None:
-                    self._insert(
-                        db,
-                        plan,
-                        effect,
-                        "refused",
-                        error=f"policy {refusal}",
-                        idempotency_key=idempotency_key,
-                        args_hash=args_hash,
-                        approval_id=approval_id,
-                        actor=actor,
-                    )
-                    return Reservation(refused=refusal)
-            row_id = self._insert(
-                db,
-                plan,
-                effect,
-                "unknown",
-                idempotency_key=idempotency_key,
-                args_hash=args_hash,
-                approval_id=approval_id,
-                expires_at=expires_at,
-                kind=kind,
-                actor=actor,
-                # A change to a resource names it from the start, so a lost answer's row is still
-                # about that resource when reconciliation resolves it.
-                resource_id=None if effect == "create" else plan.target,
-                # The plan, so a reconciled row can answer a replay of its key like a finished one.
-                result={"plan": plan.model_dump(mode="json", exclude={"sandbox"})},
-            )
-            if approval_id is not None:
-                db.execute(
-                    "UPDATE approvals SET consumed_at=?, journal_id=? WHERE id=?",
-                    (_now(), row_id, approval_id),
+        """In one transaction, exclusive among every writer of this journal (every server of a team):
+        the approval is unused, the key is free, the caps and budgets hold (`cap` reads what is live or
+        in flight, and what was spent, inside the transaction), then the intent row. The database
+        refuses a second use of a key or an approval even if that exclusion were ever broken."""
+        try:
+            with self._tx(serialize=True) as db:
+                approval = None
+                if approval_id is not None:
+                    approval = self._approval(db, approval_id)
+                    if approval is not None and approval.consumed_at is not None:
+                        return Reservation(used=approval)
+                if idempotency_key is not None:
+                    row = self._key_row(db, plan.provider, plan.operation, idempotency_key)
+                    if row is not None:
+                        return Reservation(key_row=row)
+                who = {"actor": actor, "confirmed_by": confirmed_by}
+                if cap is not None:
+                    refusal = cap(LiveView(self, db))
+                    if refusal is not None:
+                        self._insert(
+                            db,
+                            plan,
+                            effect,
+                            "refused",
+                            error=f"policy {refusal}",
+                            idempotency_key=idempotency_key,
+                            args_hash=args_hash,
+                            approval_id=approval_id,
+                            **who,
+                        )
+                        return Reservation(refused=refusal)
+                row_id = self._insert(
+                    db,
+                    plan,
+                    effect,
+                    "unknown",
+                    idempotency_key=idempotency_key,
+                    args_hash=args_hash,
+                    approval_id=approval_id,
+                    expires_at=expires_at,
+                    kind=kind,
+                    # A change to a resource names it from the start, so a lost answer's row is still
+                    # about that resource when reconciliation resolves it.
+                    resource_id=None if effect == "create" else plan.target,
+                    # The plan, so a reconciled row can answer a replay of its key like a finished one.
+                    result={"plan": plan.model_dump(mode="json", exclude={"sandbox"})},
+                    **who,
                 )
-            return Reservation(row_id=row_id)
+                if approval is not None:
+                    cur = db.execute(
+                        "UPDATE approvals SET consumed_at=?, journal_id=? WHERE id=? AND consumed_at IS NULL",
+                        (_now(), row_id, approval_id),
+                    )
+                    if cur.rowcount != 1:
+                        raise _Conflict
+                return Reservation(row_id=row_id)
+        except (_Conflict, *self._integrity_errors):
+            # Another writer used the approval or the key first: answer as a replay of theirs.
+            with self._read() as db:
+                used = self._approval(db, approval_id) if approval_id is not None else None
+                if used is not None and used.consumed_at is not None:
+                    return Reservation(used=used)
+                if idempotency_key is not None:
+                    row = self._key_row(db, plan.provider, plan.operation, idempotency_key)
+                    if row is not None:
+                        return Reservation(key_row=row)
+            raise
 
     def finish(
         self,
@@ -354,7 +454,7 @@ class Journal:
                 ),
             )
 
-    # ---- small shared state (the guard's heartbeat) -----------------------------------------
+    # ---- small shared state (the guard's heartbeat, its lease) --------------------------------
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as db:
             db.execute(
@@ -363,17 +463,37 @@ class Journal:
             )
 
     def meta(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> tuple[bool, str, str]:
+        """Take (or renew) the lease `name` for `holder` for `seconds`, unless another holder's lease
+        is still running. Returns (taken, holder, until) of the lease as it now stands."""
+        now = datetime.now(UTC)
+        with self._tx(serialize=True) as db:
+            row = db.execute("SELECT holder, until FROM leases WHERE name=?", (name,)).fetchone()
+            if row is not None and row[0] != holder and datetime.fromisoformat(row[1]) > now:
+                return False, row[0], row[1]
+            until = (now + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+            db.execute(
+                "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET holder=excluded.holder, until=excluded.until",
+                (name, holder, until),
+            )
+            return True, holder, until
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM leases WHERE name=? AND holder=?", (name, holder))
+
     def first_at(self) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT MIN(at) FROM journal").fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT MIN(at) FROM journal").fetchone()
         return row[0] if row else None
 
     # ---- what was spent -----------------------------------------------------------------------
-    def _spent(self, db: sqlite3.Connection, since: datetime, now: datetime) -> float:
+    def _spent(self, db: Db, since: datetime, now: datetime) -> float:
         """USD this tool's resources cost between `since` and `now`, from the journal's own events:
         a create (ok, or unknown at its planned cost) starts billing, a stop pauses it, a start resumes
         it, an update with a cost changes the rate, a delete ends it."""
@@ -416,15 +536,22 @@ class Journal:
         return total
 
     def spent(self, since: datetime, now: datetime | None = None) -> float:
-        with self._lock:
-            return self._spent(self._db, since, now or datetime.now(UTC))
+        with self._read() as db:
+            return self._spent(db, since, now or datetime.now(UTC))
 
     def note(self, row_id: int, note: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE journal SET note=? WHERE id=?", (note, row_id))
 
     # ---- approvals --------------------------------------------------------------------------
-    def new_approval(self, fingerprint: str, digest: str, message: str | Callable[[str], str]) -> Approval:
+    def new_approval(
+        self,
+        fingerprint: str,
+        digest: str,
+        message: str | Callable[[str], str],
+        *,
+        asked_by: str | None = None,
+    ) -> Approval:
         """A new, unused approval; `message` may be a function of the approval's id."""
         approval_id = secrets.token_hex(4)
         if callable(message):
@@ -434,31 +561,32 @@ class Journal:
             fingerprint=fingerprint,
             digest=digest,
             message=message,
-            created_at=_now(),
+            created_at=_now(precise=True),  # orders approvals made within one second
             consumed_at=None,
             journal_id=None,
             result=None,
+            asked_by=asked_by,
         )
         with self._tx() as db:
             cutoff = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="seconds")
             db.execute("DELETE FROM approvals WHERE created_at < ?", (cutoff,))
             db.execute(
-                "INSERT INTO approvals (id, fingerprint, digest, message, created_at) VALUES (?,?,?,?,?)",
-                (approval.id, fingerprint, digest, message, approval.created_at),
+                "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by) VALUES (?,?,?,?,?,?)",
+                (approval.id, fingerprint, digest, message, approval.created_at, asked_by),
             )
         return approval
 
     def latest_approval(self, fingerprint: str) -> Approval | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM approvals WHERE fingerprint=? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        with self._read() as db:
+            row = db.execute(
+                "SELECT * FROM approvals WHERE fingerprint=? ORDER BY created_at DESC, id DESC LIMIT 1",
                 (fingerprint,),
             ).fetchone()
-        return self._to_approval(row)
+            return self._to_approval(row)
 
     def approval(self, approval_id: str) -> Approval | None:
-        with self._lock:
-            return self._approval(self._db, approval_id)
+        with self._read() as db:
+            return self._approval(db, approval_id)
 
     def set_approval_result(self, approval_id: str, result: Any) -> None:
         with self._tx() as db:
@@ -466,12 +594,12 @@ class Journal:
                 "UPDATE approvals SET result=? WHERE id=?", (json.dumps(redact_value(result)), approval_id)
             )
 
-    def _approval(self, db: sqlite3.Connection, approval_id: str) -> Approval | None:
+    def _approval(self, db: Db, approval_id: str) -> Approval | None:
         row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
         return self._to_approval(row)
 
     @staticmethod
-    def _to_approval(row: sqlite3.Row | None) -> Approval | None:
+    def _to_approval(row: Any) -> Approval | None:
         if row is None:
             return None
         data = dict(row)
@@ -479,7 +607,7 @@ class Journal:
         return Approval(**data)
 
     # ---- reading ----------------------------------------------------------------------------
-    def _live(self, db: sqlite3.Connection) -> list[LiveEntry]:
+    def _live(self, db: Db) -> list[LiveEntry]:
         return [
             LiveEntry(
                 journal_id=r[0],
@@ -496,27 +624,27 @@ class Journal:
                 stopped=bool(r[11]),
                 usd_per_hour=r[12] if r[12] is not None and r[12] >= 0 else None,
             )
-            for r in db.execute(_LIVE).fetchall()
+            for r in db.execute(_LIVE.format(**self.DIALECT)).fetchall()
         ]
 
     def live(self) -> list[LiveEntry]:
         """Billable resources this tool created (or may have: outcome unknown) and has not deleted,
         with their latest cost figure. Answered in SQL, so it costs what the answer costs."""
-        with self._lock:
-            return self._live(self._db)
+        with self._read() as db:
+            return self._live(db)
 
     def created_ids(self) -> set[tuple[str, str]]:
         """Every (provider, resource_id) this tool ever created, deleted or not."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT DISTINCT provider, resource_id FROM journal WHERE effect='create' AND resource_id IS NOT NULL"
             ).fetchall()
         return {(p, r) for p, r in rows}
 
     def created_row(self, provider: str, resource_id: str) -> dict[str, Any] | None:
         """The ok create that made this resource, with its (masked) request body decoded."""
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT * FROM journal WHERE provider=? AND resource_id=? AND effect='create' AND outcome='ok'"
                 " ORDER BY id DESC LIMIT 1",
                 (provider, resource_id),
@@ -527,9 +655,7 @@ class Journal:
         data["body"] = json.loads(data["body"]) if data["body"] else None
         return data
 
-    def _key_row(
-        self, db: sqlite3.Connection, provider: str, operation: str, key: str
-    ) -> dict[str, Any] | None:
+    def _key_row(self, db: Db, provider: str, operation: str, key: str) -> dict[str, Any] | None:
         row = db.execute(
             "SELECT * FROM journal WHERE idempotency_key=? AND provider=? AND operation=?"
             " AND outcome IN ('ok','unknown') ORDER BY id DESC LIMIT 1",
@@ -539,38 +665,45 @@ class Journal:
 
     def find_key(self, provider: str, operation: str, key: str) -> dict[str, Any] | None:
         """The latest ok or unknown row that used `key` for this provider's `operation`."""
-        with self._lock:
-            return self._key_row(self._db, provider, operation, key)
+        with self._read() as db:
+            return self._key_row(db, provider, operation, key)
 
     def unknown_rows(self) -> list[dict[str, Any]]:
         """Rows whose outcome was never learned, oldest first."""
-        with self._lock:
-            return [
-                dict(r) for r in self._db.execute("SELECT * FROM journal WHERE outcome='unknown' ORDER BY id")
-            ]
+        with self._read() as db:
+            return [dict(r) for r in db.execute("SELECT * FROM journal WHERE outcome='unknown' ORDER BY id")]
 
     def row(self, row_id: int) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM journal WHERE id=?", (row_id,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT * FROM journal WHERE id=?", (row_id,)).fetchone()
         return dict(row) if row is not None else None
 
     def entries(
-        self, *, limit: int = 50, provider: str | None = None, outcome: str | None = None
+        self,
+        *,
+        limit: int = 50,
+        provider: str | None = None,
+        outcome: str | None = None,
+        user: str | None = None,
     ) -> tuple[list[JournalEntry], int]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if provider:
             where.append("provider=?")
             args.append(provider)
         if outcome:
             where.append("outcome=?")
             args.append(outcome)
+        if user:
+            where.append("(actor=? OR confirmed_by=?)")
+            args += [user, user]
         clause = (" WHERE " + " AND ".join(where)) if where else ""
-        with self._lock:
-            total = self._db.execute(f"SELECT COUNT(*) FROM journal{clause}", args).fetchone()[0]
-            rows = self._db.execute(
+        with self._read() as db:
+            total = db.execute(f"SELECT COUNT(*) FROM journal{clause}", args).fetchone()[0]
+            rows = db.execute(
                 "SELECT id, at, provider, operation, effect, target, method, path, body, usd_per_hour,"
                 " outcome, error, resource_id, idempotency_key, sandbox, expires_at, note, kind, actor,"
-                " expires_action"
+                " expires_action, confirmed_by"
                 f" FROM journal{clause} ORDER BY id DESC LIMIT ?",
                 [*args, limit],
             ).fetchall()
@@ -595,6 +728,7 @@ class Journal:
                 note=r[16],
                 actor=r[18],
                 expires_action=r[19],
+                confirmed_by=r[20],
                 uri=resource_uri(r[2], r[12]) if r[12] and (r[17] or "endpoint") in BILLABLE_KINDS else None,
             )
             for r in rows
@@ -602,6 +736,175 @@ class Journal:
         return out, int(total)
 
     def result_of(self, row_id: int) -> Any:
-        with self._lock:
-            row = self._db.execute("SELECT result FROM journal WHERE id=?", (row_id,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT result FROM journal WHERE id=?", (row_id,)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
+
+
+class SqliteJournal(Journal):
+    """The embedded journal: one SQLite file; `BEGIN IMMEDIATE` makes every write transaction
+    exclusive among this process's threads and every other process on the file."""
+
+    DIALECT = {"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL": "REAL", "GREATEST": "MAX"}
+    _integrity_errors = (sqlite3.IntegrityError,)
+
+    def __init__(self, path: Path, *, schema_version: int = SCHEMA_VERSION) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.location = str(path)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._migrate(schema_version)
+
+    @contextmanager
+    def _tx(self, serialize: bool = False) -> Iterator[Db]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[Db]:
+        with self._lock:
+            yield self._db
+
+    def _version(self, db: Db) -> int:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _set_version(self, db: Db, version: int) -> None:
+        db.execute(f"PRAGMA user_version = {int(version)}")
+
+    def _columns(self, db: Db, table: str) -> set[str]:
+        return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _PgRow(tuple):  # type: ignore[type-arg]
+    """A row readable by position and, like sqlite3.Row, by `dict(row)`."""
+
+    names: tuple[str, ...] = ()
+
+    def keys(self) -> tuple[str, ...]:
+        return self.names
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names.index(key))
+        return tuple.__getitem__(self, key)
+
+
+class _PgDb:
+    """A psycopg connection that takes the `?` placeholders the shared SQL is written with."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s"), tuple(params) if params else None)
+
+
+class PostgresJournal(Journal):
+    """The team journal on PostgreSQL (psycopg 3). `reserve` and the schema's upgrade run under one
+    advisory transaction lock on the database, so every server's creates are checked one at a time
+    against what all of them have in flight; reads see every committed row."""
+
+    DIALECT = {
+        "ID": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        "REAL": "DOUBLE PRECISION",
+        "GREATEST": "GREATEST",
+    }
+    LOCK = 0x6770755F746F6F6C  # "gpu_tool": the advisory lock every server of the journal takes
+
+    def __init__(self, url: str, *, schema_version: int = SCHEMA_VERSION) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise JournalUnavailable(
+                "journal_url is a PostgreSQL URL, but psycopg is not installed: "
+                "pip install 'gpu-tools[postgres]' (or 'psycopg[binary]')."
+            ) from None
+        self._psycopg = psycopg
+        password = urlsplit(url).password
+        if password:
+            register_secret(password)
+        self.url = url
+        self.location = display_url(url)
+        self._integrity_errors = (psycopg.errors.UniqueViolation,)
+        self._lock = threading.RLock()
+        self._conn: Any = None
+        self._connect()
+        self._migrate(schema_version)
+
+    def _connect(self) -> None:
+        psycopg = self._psycopg
+
+        def rows(cursor: Any) -> Callable[[Any], _PgRow]:
+            names = tuple(c.name for c in cursor.description or ())
+
+            def make(values: Any) -> _PgRow:
+                row = _PgRow(values)
+                row.names = names
+                return row
+
+            return make
+
+        try:
+            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=rows, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise JournalUnavailable(
+                f"cannot reach the journal database {self.location}: {str(exc).strip().splitlines()[0]}"
+            ) from None
+
+    def _live_conn(self) -> _PgDb:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._connect()  # the server restarted or the connection dropped: one new connection
+        return _PgDb(self._conn)
+
+    @contextmanager
+    def _tx(self, serialize: bool = False) -> Iterator[Db]:
+        with self._lock:
+            db = self._live_conn()
+            with self._conn.transaction():
+                if serialize:
+                    db.execute("SELECT pg_advisory_xact_lock(?)", (self.LOCK,))
+                yield db
+
+    @contextmanager
+    def _read(self) -> Iterator[Db]:
+        with self._lock:
+            yield self._live_conn()
+
+    def _version(self, db: Db) -> int:
+        if db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+            return 0
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _set_version(self, db: Db, version: int) -> None:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (str(version),),
+        )
+
+    def _columns(self, db: Db, table: str) -> set[str]:
+        rows = db.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()

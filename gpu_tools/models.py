@@ -339,7 +339,8 @@ class JournalEntry(Model):
     sandbox: bool = False
     expires_at: str | None = None
     note: str | None = Field(None, description="What reconciliation found, for a row whose answer was lost.")
-    actor: str | None = Field(None, description="Who made the change: a user, or gpu-guard.")
+    actor: str | None = Field(None, description="Who asked for the change: a user, or gpu-guard.")
+    confirmed_by: str | None = Field(None, description="Who confirmed it (over HTTP: the token's user).")
     expires_action: str | None = None
     uri: str | None = Field(None, description="The URI of the GPU resource this change made or touched.")
 

@@ -187,6 +187,10 @@ class HistoryInput(OpInput):
     outcome: Literal["unknown", "ok", "failed", "refused"] | None = Field(
         None, description="Only entries with this outcome."
     )
+    user: str | None = Field(
+        None,
+        description="Only changes this user asked for or confirmed (a name from http_tokens, or gpu-guard).",
+    )
 
 
 class ChatInput(ResourceRef):

@@ -11,6 +11,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -166,8 +167,29 @@ class Settings(BaseSettings):
         "it binds beyond loopback; loopback names are always allowed.",
     )
 
+    http_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        validation_alias=_policy("http_tokens"),
+        description="Bearer tokens of `gpu-mcp --transport http` and the user name each stands for "
+        "(token -> name); the journal records who asked and who confirmed. GPU_TOOLS_HTTP_TOKEN is the "
+        "one-user form.",
+    )
+    http_state_key: SecretStr | None = Field(
+        None,
+        validation_alias=_policy("http_state_key"),
+        description="A secret of at least 32 characters shared by every replica of an HTTP server, so a "
+        "confirmation asked by one replica can be answered through another (unset: this process only).",
+    )
+
     sandbox: bool = Field(False, description="True when every provider points at the local sandbox.")
     journal_path: Path | None = Field(None, validation_alias=_policy("journal_path"))
+    journal_url: SecretStr | None = Field(
+        None,
+        validation_alias=_policy("journal_url"),
+        description="postgresql://user:password@host:5432/db: one journal shared by a team's servers and "
+        "gpu-guard (needs gpu-tools[postgres]). Unset: the SQLite file at journal_path.",
+    )
 
     @field_validator("toolsets", mode="before")
     @classmethod
@@ -212,9 +234,20 @@ class Settings(BaseSettings):
         ):
             if value is not None:
                 register_secret(value.get_secret_value())
+        for token in self.http_tokens:
+            register_secret(token)
+        if self.http_state_key is not None:
+            register_secret(self.http_state_key.get_secret_value())
+        password = urlsplit(self.journal_url.get_secret_value()).password if self.journal_url else None
+        if password:
+            register_secret(password)
 
     def resolved_journal_path(self) -> Path:
         return self.journal_path or data_dir() / "journal.sqlite3"
+
+    def journal_target(self) -> str | Path:
+        """Where the journal lives: the database URL when one is set, else the SQLite file."""
+        return self.journal_url.get_secret_value() if self.journal_url else self.resolved_journal_path()
 
     def for_sandbox(self, base_url: str) -> Settings:
         """A copy of these settings with every provider pointed at a sandbox on `base_url`."""

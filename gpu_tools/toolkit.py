@@ -79,7 +79,7 @@ class Toolkit:
         self.settings = settings or load_settings()
         self.settings.register_credentials()  # also for settings made by model_copy
         self.registry: Registry = registry()
-        self.journal = Journal(self.settings.resolved_journal_path())
+        self.journal = Journal.open(self.settings.journal_target())
         self.adapters: dict[str, Provider] = {
             name: cls(self.settings, transport=transport, journal=self.journal)
             for name, cls in ADAPTERS.items()
@@ -189,10 +189,10 @@ class Toolkit:
         return scrub(result, reveal=getattr(data, "reveal_secrets", False) is True)
 
     async def question(
-        self, name: str, args: dict[str, Any] | None, *, resume: bool = False
+        self, name: str, args: dict[str, Any] | None, *, resume: bool = False, asked_by: str | None = None
     ) -> Question | None:
         """The question a front should ask before `call`, or None when no question is due."""
-        return await self.gate.question(self.registry.get(name), args or {}, resume=resume)
+        return await self.gate.question(self.registry.get(name), args or {}, resume=resume, asked_by=asked_by)
 
     async def reconcile(self, provider: str | None = None) -> ReconcileReport:
         return await reconcile(self, provider)

@@ -168,7 +168,9 @@ def _not_yet(data: WaitInput, last: Resource, elapsed: float) -> str:
 
 
 async def _history(tk: Toolkit, data: HistoryInput, progress: Progress | None) -> Listing[JournalEntry]:
-    items, total = tk.journal.entries(limit=data.limit, provider=data.provider, outcome=data.outcome)
+    items, total = tk.journal.entries(
+        limit=data.limit, provider=data.provider, outcome=data.outcome, user=data.user
+    )
     return Listing[JournalEntry](items=items, total=total)
 
 

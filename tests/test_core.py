@@ -287,7 +287,7 @@ def test_a_journal_written_by_the_previous_version_is_upgraded_in_place(tmp_path
     """The schema the first release wrote (no version, no approvals), with a live endpoint in it."""
     import sqlite3
 
-    from gpu_tools.journal import SCHEMA_VERSION, Journal
+    from gpu_tools.journal import SCHEMA_VERSION, SqliteJournal
 
     path = tmp_path / "journal.sqlite3"
     with sqlite3.connect(path) as db:
@@ -304,7 +304,7 @@ def test_a_journal_written_by_the_previous_version_is_upgraded_in_place(tmp_path
                 '/v0/dedicated_endpoints', 2.5, 'ok', 'dep-old', 'k-old');
             """
         )
-    journal = Journal(path)
+    journal = SqliteJournal(path)
     assert journal.schema_version() == SCHEMA_VERSION
     [entry] = journal.live()
     assert (entry.resource_id, entry.usd_per_hour, entry.outcome) == ("dep-old", 2.5, "ok")
@@ -312,4 +312,4 @@ def test_a_journal_written_by_the_previous_version_is_upgraded_in_place(tmp_path
     rows, total = journal.entries()
     assert total == 1 and rows[0].target == "old"
     journal.close()
-    assert Journal(path).schema_version() == SCHEMA_VERSION  # a second open changes nothing
+    assert SqliteJournal(path).schema_version() == SCHEMA_VERSION  # a second open changes nothing

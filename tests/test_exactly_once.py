@@ -29,7 +29,8 @@ from mcp_server import build_server
 from tests.conftest import mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
 
-pytestmark = pytest.mark.anyio
+# The journal's behaviour, on both backends.
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("journal_backend")]
 
 MODES = ["auto", "legacy"]
 NEBIUS = {

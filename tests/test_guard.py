@@ -30,7 +30,8 @@ from mcp_server import build_server
 from tests.conftest import mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, structured
 
-pytestmark = pytest.mark.anyio
+# The journal's behaviour, on both backends.
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("journal_backend")]
 
 NEBIUS = {"name": "nb", "model_name": "openai/gpt-oss-20b", "flavor_name": "base", "gpu_type": "gpu-h100-sxm"}
 SIX_DOLLARS = {"nebius_gpu_usd_per_hour": {"gpu-h100-sxm": 6.0}}
@@ -55,6 +56,7 @@ def guard_env(sandbox: SandboxServer, home: Path, **extra: str) -> dict[str, str
         "NEOLINK_API_TOKEN": "sandbox-key",
         "NEOLINK_NAMESPACE": "sandbox-user",
         "NEOLINK_BASE_URL": f"{sandbox.url}/neolink/mdc/api/v1",
+        **{k: v for k, v in os.environ.items() if k == "GPU_TOOLS_JOURNAL_URL"},
         **extra,
     }
 
