@@ -177,6 +177,7 @@ class Settings(BaseSettings):
     )
     http_state_key: SecretStr | None = Field(
         None,
+        min_length=32,
         validation_alias=_policy("http_state_key"),
         description="A secret of at least 32 characters shared by every replica of an HTTP server, so a "
         "confirmation asked by one replica can be answered through another (unset: this process only).",

@@ -31,6 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import build_resolver_plans, find_resolved_parameters
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata, func_metadata
+from mcp.server.request_state import RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, PrivateAttr, StrictBool, TypeAdapter
@@ -41,6 +42,7 @@ from gpu_tools.models import Listing, Plan
 from gpu_tools.operations import CONFIRMATION, Operation
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
+from mcp_server.auth import user_of
 from mcp_server.completions import add_completions
 from mcp_server.prompts import add_prompts
 from mcp_server.resources import RESOURCE_TEMPLATE, add_resources
@@ -237,7 +239,8 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
             # only for the question it was shown, and a replayed answer meets a used approval.
             if kwargs.get("dry_run") or not can_elicit(ctx):
                 return DeclinedElicitation()
-            question = await tk.question(op.name, kwargs, resume=resuming(ctx))
+            asker = user_of(ctx.request_context.request)
+            question = await tk.question(op.name, kwargs, resume=resuming(ctx), asked_by=asker)
             asked.pop(id(ctx), None)
             if question is None:
                 return DeclinedElicitation()
@@ -260,7 +263,11 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
             confirmer = ElicitedConfirmer(confirmation, can_elicit(ctx))
             try:
                 return await tk.call(
-                    op.name, kwargs, confirmer=confirmer, approval_id=asked.pop(id(ctx), None)
+                    op.name,
+                    kwargs,
+                    confirmer=confirmer,
+                    approval_id=asked.pop(id(ctx), None),
+                    actor=user_of(ctx.request_context.request),
                 )
             except Exception as exc:
                 raise _tool_error(exc, op) from None
@@ -407,7 +414,16 @@ def build_server(settings: Settings | None = None, *, toolkit: Toolkit | None = 
     allow (mutations are not even registered in read-only mode)."""
     tk = toolkit or Toolkit(settings)
     schemas = SchemaCache()
+    key = tk.settings.http_state_key
+    security = None
+    if key is not None:
+        # Replicas sharing this key answer each other's confirmation rounds; the round is bound to the
+        # token's user, and the approval row in the shared journal keeps the answer single-use.
+        security = RequestStateSecurity(
+            keys=[key.get_secret_value()], bind_principal=lambda ctx: user_of(ctx.request)
+        )
     server = GpuServer(
+        request_state_security=security,
         name="gpu-tools",
         title="GPU tools" + (" (sandbox)" if tk.settings.sandbox else ""),
         instructions=instructions_for(tk.settings),

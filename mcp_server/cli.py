@@ -7,55 +7,22 @@ adapter at it, so everything works end to end without an account.
 from __future__ import annotations
 
 import argparse
-import hmac
 import logging
 import os
 import secrets
 import sys
 
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gpu_tools.errors import GpuToolsError, RedactingFilter
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import config_file, load_settings
 from mcp_server import build_server
+from mcp_server.auth import BearerAuth
+
+__all__ = ["BearerAuth", "main", "transport_security"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
-UNAUTHORIZED = (
-    b'{"error": "missing or wrong bearer token: send Authorization: Bearer <token> (the token is '
-    b'GPU_TOOLS_HTTP_TOKEN or the one gpu-mcp printed at start)"}'
-)
-
-
-class BearerAuth:
-    """Refuses every HTTP request without `Authorization: Bearer <token>` (lifespan passes through).
-
-    The scheme is case-insensitive (RFC 7235). The 401 carries no `WWW-Authenticate: Bearer`
-    challenge: this server offers no OAuth, and that challenge sends OAuth-capable clients looking
-    for authorization-server metadata that does not exist."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.expected = token.encode()
-
-    def _token(self, scope: Scope) -> bytes:
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, token = header.partition(b" ")
-        return token.strip() if scheme.lower() == b"bearer" else b""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not hmac.compare_digest(self._token(scope), self.expected):
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send({"type": "http.response.body", "body": UNAUTHORIZED})
-            return
-        await self.app(scope, receive, send)
 
 
 def transport_security(host: str, port: int, extra_hosts: list[str]) -> TransportSecuritySettings:
@@ -145,9 +112,23 @@ def main(argv: list[str] | None = None) -> None:
         else:
             import uvicorn
 
-            token = os.environ.get("GPU_TOOLS_HTTP_TOKEN", "").strip() or secrets.token_urlsafe(24)
-            if not os.environ.get("GPU_TOOLS_HTTP_TOKEN", "").strip():
-                say(f"generated bearer token (set GPU_TOOLS_HTTP_TOKEN to choose one): {token}")
+            tokens: dict[str, str | None] = dict(settings.http_tokens)
+            single = os.environ.get("GPU_TOOLS_HTTP_TOKEN", "").strip()
+            if single:
+                tokens.setdefault(single, None)
+            if not tokens:
+                token = secrets.token_urlsafe(24)
+                tokens[token] = None
+                say(f"generated bearer token (set GPU_TOOLS_HTTP_TOKEN or http_tokens to choose): {token}")
+            names = sorted({name for name in tokens.values() if name})
+            if names:
+                say(f"{len(tokens)} bearer token(s); users: {', '.join(names)}")
+            say(f"journal: {server.toolkit.journal.location}")  # type: ignore[attr-defined]
+            if settings.http_state_key is None:
+                say(
+                    "confirmations are sealed with a key of this process only: set GPU_TOOLS_HTTP_STATE_KEY "
+                    "(the same on every replica) to run several behind one load balancer"
+                )
             security = transport_security(args.host, args.port, settings.http_allowed_hosts)
             if args.host not in LOOPBACK and args.host != "::1":
                 say(
@@ -155,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                     + ", ".join(h for h in security.allowed_hosts if not h.endswith(":*"))
                     + " (add names with GPU_TOOLS_HTTP_ALLOWED_HOSTS='[\"name\"]')"
                 )
-            app = BearerAuth(server.streamable_http_app(host=args.host, transport_security=security), token)
+            app = BearerAuth(server.streamable_http_app(host=args.host, transport_security=security), tokens)
             say(
                 f"serving MCP over streamable HTTP at http://{args.host}:{args.port}/mcp "
                 "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"
