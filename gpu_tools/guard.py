@@ -11,7 +11,9 @@ Each pass:
    JSON notice to `guard_webhook_url` if set.
 
 It only ever touches resources the journal says this tool created. It writes a heartbeat to the
-journal, which `spend` reads to tell whether the guard is running.
+journal, which `spend` reads to tell whether the guard is running. Several gpu-guards may watch one
+shared journal (a team's, on PostgreSQL): each pass first takes a lease in the journal, and a guard
+that finds another's lease running skips its pass, so no resource is acted on twice.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import secrets
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -36,6 +41,8 @@ from gpu_tools.settings import config_file, load_settings
 from gpu_tools.toolkit import Toolkit
 
 ACTOR = "gpu-guard"
+LEASE = "gpu-guard"
+LEASE_SECONDS = 600.0  # the longest a pass may hold the lease before another guard may act
 log = logging.getLogger("gpu_tools.guard")
 
 
@@ -43,10 +50,25 @@ class Guard:
     def __init__(self, tk: Toolkit, say: Callable[[str], None] = print) -> None:
         self.tk = tk
         self.say = say
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
     # ---- one pass -----------------------------------------------------------------------------
     async def run_once(self) -> list[dict[str, Any]]:
-        """One pass; returns the actions taken (each also printed, journaled and notified)."""
+        """One pass; returns the actions taken (each also printed, journaled and notified). Skipped,
+        with a line saying so, while another gpu-guard holds the journal's lease."""
+        taken, holder, until = self.tk.journal.acquire_lease(LEASE, self.holder, LEASE_SECONDS)
+        if not taken:
+            self.say(
+                f"gpu-guard: another gpu-guard ({holder}) is making a pass on this journal (lease until "
+                f"{until}); this pass is skipped."
+            )
+            return []
+        try:
+            return await self._pass()
+        finally:
+            self.tk.journal.release_lease(LEASE, self.holder)
+
+    async def _pass(self) -> list[dict[str, Any]]:
         actions: list[dict[str, Any]] = []
         report = await self.tk.reconcile()
         for item in report.items:
@@ -223,7 +245,7 @@ class Guard:
         live = self.tk.journal.live()
         expiring = [e for e in live if e.expires_at]
         return (
-            f"gpu-guard: watching the journal {self.tk.settings.resolved_journal_path()} every "
+            f"gpu-guard: watching the journal {self.tk.journal.location} every "
             f"{s.guard_interval:g} s; providers with credentials: {', '.join(configured) or 'none'}; "
             f"{len(live)} live resource(s), {len(expiring)} with an expiry; "
             f"budgets: {', '.join(limits) or 'none'} (action: {s.budget_action}); "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -312,3 +313,24 @@ def test_gpu_guard_says_what_it_watches_and_stops_cleanly_on_sigterm(
     assert proc.returncode == 0, err
     assert "watching the journal" in err and "budget_usd_per_day $25" in err
     assert "Ctrl-C or SIGTERM" in err and "gpu-guard: stopped." in err
+
+
+# ---- a shared journal: one guard acts per pass ------------------------------------------------------------
+async def test_two_guards_on_one_journal_never_act_twice(sandbox: SandboxServer) -> None:
+    first, second = Toolkit(sandbox_settings(sandbox)), Toolkit(sandbox_settings(sandbox))
+    created = await first.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1s"}, confirmer=Approve())
+    time.sleep(1.2)
+    said: list[str] = []
+    results = await asyncio.gather(
+        Guard(first, said.append).run_once(), Guard(second, said.append).run_once()
+    )
+    assert sorted(len(r) for r in results) == [0, 1]
+    assert any("another gpu-guard" in line and "this pass is skipped" in line for line in said)
+    deletes = [r for r in mutating_requests(sandbox) if r["method"] == "DELETE"]
+    assert len(deletes) == 1 and created.resource.resource_id in deletes[0]["path"]
+    # The lease is released after the pass: the next pass of either guard runs (and finds nothing to do).
+    before = len(said)
+    assert await Guard(second, said.append).run_once() == []
+    assert not any("skipped" in line for line in said[before:])
+    first.close()
+    second.close()
