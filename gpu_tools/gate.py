@@ -57,13 +57,16 @@ def _reveal(value: Any) -> Any:
     return str(value)
 
 
-def fingerprint(op: Operation, data: MutationInput, *, exclude: tuple[str, ...] = ("dry_run",)) -> str:
+def fingerprint(
+    op: Operation, data: MutationInput, *, exclude: tuple[str, ...] = ("dry_run",), user: str | None = None
+) -> str:
     """Identity of a call's arguments, secrets included by value (hashed, never stored), so two calls
-    that differ only in a password never share a plan."""
+    that differ only in a password never share a plan. With `user`, an approval's key: two users
+    asking for the same thing at once on a shared journal never answer each other's question."""
     payload = json.dumps(
         data.model_dump(mode="python", exclude=set(exclude)), default=_reveal, sort_keys=True
     )
-    return op.name + ":" + hashlib.sha256(payload.encode()).hexdigest()
+    return op.name + ":" + hashlib.sha256(payload.encode()).hexdigest() + (f":{user}" if user else "")
 
 
 def args_hash(op: Operation, data: MutationInput) -> str:
@@ -341,7 +344,7 @@ class Gate:
             return None
         if self.policy_violation(plan, op) or self._nothing_to_do(plan):
             return None
-        fp, digest = fingerprint(op, data), plan_digest(plan)
+        fp, digest = fingerprint(op, data, user=asked_by), plan_digest(plan)
         if resume:
             latest = self.tk.journal.latest_approval(fp)
             if latest is not None and latest.digest == digest and not latest.expired:
@@ -408,7 +411,7 @@ class Gate:
                 f"not confirmed: {plan.action} Nothing was sent.", provider=plan.provider
             )
 
-        fp, digest = fingerprint(op, data), plan_digest(plan)
+        fp, digest = fingerprint(op, data, user=actor), plan_digest(plan)
         if approval_id is not None:
             approval = self.tk.journal.approval(approval_id)
             if approval is None or approval.fingerprint != fp or approval.expired:

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import pwd
 import secrets
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +15,7 @@ from traitlets.config import Config
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
+from tests.pg import NoPostgres, drop_database, new_database, temporary_postgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -64,91 +59,23 @@ def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxServer]:
 
 
 # ---- PostgreSQL: a real server in a temporary directory, one fresh database per test --------------------
-def _pg_bindir() -> Path | None:
-    """The PostgreSQL server binaries: initdb on PATH, else the newest Debian postgresql package."""
-    found = shutil.which("initdb")
-    candidates = [found] if found else []
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
-    for candidate in candidates:
-        bindir = Path(candidate).resolve().parent
-        if (bindir / "pg_ctl").exists():
-            return bindir
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
-    """A PostgreSQL server of our own on a loopback port; yields its admin URL. initdb refuses to
-    run as root, so as root the server runs as the `postgres` user (or `nobody`)."""
+    """The session's own PostgreSQL server (tests/pg.py); yields its admin URL."""
     try:
-        import psycopg
-    except ImportError:  # pragma: no cover - the test extra installs it
-        pytest.skip("psycopg is not installed (pip install -e '.[test]')")
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip(
-            "no PostgreSQL server binaries (initdb, pg_ctl): install the postgresql package (.ci/run does)"
-        )
-    user = None
-    if os.geteuid() == 0:
-        names = {p.pw_name for p in pwd.getpwall()}
-        user = "postgres" if "postgres" in names else "nobody"
-    root = Path(tempfile.mkdtemp(prefix="gpu-tools-pg-"))
-    data = root / "data"
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-    port = _free_port()
-
-    def run(*args: str) -> None:
-        done = subprocess.run(args, user=user, capture_output=True, text=True, timeout=120, cwd=root)
-        if done.returncode != 0:
-            raise RuntimeError(f"{args[0]} failed: {done.stderr or done.stdout}")
-
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "gpu", "-A", "trust", "-E", "UTF8", "--no-sync")
-    run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-l",
-        str(root / "server.log"),
-        "-w",
-        "-o",
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
-        "start",
-    )
-    url = f"postgresql://gpu@127.0.0.1:{port}/postgres"
-    try:
-        with psycopg.connect(url) as conn:
-            conn.execute("SELECT 1")
-        yield url
-    finally:
-        subprocess.run(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            user=user,
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        with temporary_postgres() as url:
+            yield url
+    except NoPostgres as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
 def pg_url(postgres: str) -> Iterator[str]:
     """A fresh, empty database on the session's server."""
-    import psycopg
-
     name = f"journal_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield postgres.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(postgres, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    url = new_database(postgres, name)
+    yield url
+    drop_database(postgres, name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -221,3 +221,29 @@ async def test_history_filters_by_user(team: Team, sandbox: SandboxServer) -> No
     assert [i["target"] for i in mine["items"]] == ["of-alice"] and mine["total"] == 1
     assert [i["actor"] for i in everyone["items"]] == ["bob", "alice"]
     assert [i["confirmed_by"] for i in everyone["items"]] == ["bob", "alice"]
+
+
+async def test_two_users_asking_for_the_same_thing_at_once_each_answer_their_own_question(
+    team: Team, sandbox: SandboxServer
+) -> None:
+    args = {**ARGS, "name": "same"}
+    async with client(team.urls[0], ALICE) as a, client(team.urls[1], BOB) as b:
+        asked = [await c.session.call_tool(CREATE, args, allow_input_required=True) for c in (a, b)]
+        answers = []
+        for c, question in zip((a, b), asked, strict=True):
+            assert isinstance(question, types.InputRequiredResult)
+            [key] = question.input_requests
+            yes = {key: types.ElicitResult(action="accept", content={"confirm": True})}
+            answers.append(
+                await c.session.call_tool(
+                    CREATE,
+                    args,
+                    input_responses=yes,
+                    request_state=question.request_state,
+                    allow_input_required=True,
+                )
+            )
+    assert [structured(r)["outcome"] for r in answers] == ["done", "done"]  # type: ignore[arg-type]
+    assert len(creates(sandbox)) == 2
+    rows = journal_rows(team.journal_url)
+    assert sorted((r.actor, r.confirmed_by) for r in rows) == [("alice", "alice"), ("bob", "bob")]
