@@ -23,6 +23,7 @@ from mcp import Client
 from gpu_tools import errors
 from gpu_tools.gate import Approve
 from gpu_tools.guard import Guard
+from gpu_tools.journal import Journal
 from gpu_tools.models import Plan
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
@@ -296,18 +297,11 @@ def test_gpu_guard_says_what_it_watches_and_stops_cleanly_on_sigterm(
         text=True,
     )
     deadline = time.monotonic() + 30
-    journal = gpu_home / "journal.sqlite3"
-    while time.monotonic() < deadline:
+    journal = Journal.open(os.environ.get("GPU_TOOLS_JOURNAL_URL") or gpu_home / "journal.sqlite3")
+    while time.monotonic() < deadline and journal.meta("guard_last_pass") is None:
         time.sleep(0.2)
-        if journal.exists():
-            import sqlite3
-
-            with sqlite3.connect(journal) as db:
-                try:
-                    if db.execute("SELECT value FROM meta WHERE key='guard_last_pass'").fetchone():
-                        break
-                except sqlite3.OperationalError:
-                    pass
+    assert journal.meta("guard_last_pass") is not None, "the guard made no pass"
+    journal.close()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
