@@ -50,7 +50,10 @@ def _policy(name: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=False)
+    # A rejected value is never echoed in the error: settings hold credentials and shared secrets.
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, case_sensitive=False, hide_input_in_errors=True
+    )
 
     # Credentials and endpoints (env names as the providers' own docs use them).
     netmind_api_key: SecretStr | None = None

@@ -313,3 +313,13 @@ def test_a_journal_written_by_the_previous_version_is_upgraded_in_place(tmp_path
     assert total == 1 and rows[0].target == "old"
     journal.close()
     assert SqliteJournal(path).schema_version() == SCHEMA_VERSION  # a second open changes nothing
+
+
+def test_a_short_state_key_is_refused_without_being_echoed() -> None:
+    from pydantic import ValidationError
+
+    from gpu_tools.settings import Settings
+
+    with pytest.raises(ValidationError, match="http_state_key") as refused:
+        Settings(http_state_key="short-secret-value")
+    assert "short-secret-value" not in str(refused.value)
