@@ -323,3 +323,15 @@ def test_a_short_state_key_is_refused_without_being_echoed() -> None:
     with pytest.raises(ValidationError, match="http_state_key") as refused:
         Settings(http_state_key="short-secret-value")
     assert "short-secret-value" not in str(refused.value)
+
+
+def test_the_journal_urls_password_is_a_secret() -> None:
+    from gpu_tools.errors import redact
+    from gpu_tools.journal import display_url
+
+    url = "postgresql://gpu:s3cret-pw-91@db.internal:5432/journal"
+    settings = Settings(journal_url=url)
+    assert "s3cret-pw-91" not in repr(settings)
+    assert "s3cret-pw-91" not in redact(f"could not connect to {url}")
+    assert display_url(url) == "postgresql://gpu:***@db.internal:5432/journal"
+    assert settings.journal_target() == url
