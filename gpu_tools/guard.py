@@ -299,7 +299,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"gpu-guard: {exc}") from None
     if args.interval:
         settings = settings.model_copy(update={"guard_interval": args.interval})
-    tk = Toolkit(settings)
+    try:
+        tk = Toolkit(settings)
+    except GpuToolsError as exc:  # the journal's database cannot be reached, psycopg is missing
+        raise SystemExit(f"gpu-guard: {exc}") from None
 
     def say(text: str) -> None:
         print(text, flush=True)

@@ -262,6 +262,7 @@ class Settings(BaseSettings):
                 # The sandbox's resources never mix with real ones: caps, spend, reconciliation and
                 # gpu-guard of a real account never see them, nor they the real ones.
                 "journal_path": self.journal_path or data_dir() / "sandbox-journal.sqlite3",
+                "journal_url": None,  # nor does a team's shared journal
                 "netmind_api_key": key,
                 "netmind_base_url": f"{base_url}/netmind",
                 "sesterce_api_key": key,

@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from pydantic import SecretStr
 from traitlets.config import Config
 
+from gpu_tools.journal import Journal, SqliteJournal
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
@@ -88,7 +90,11 @@ def journal_backend(request: pytest.FixtureRequest, gpu_home: Path, monkeypatch:
 
 
 def sandbox_settings(sandbox: SandboxServer, **overrides: object) -> Settings:
-    return Settings(**overrides).for_sandbox(sandbox.url)  # type: ignore[arg-type]
+    settings = Settings(**overrides).for_sandbox(sandbox.url)  # type: ignore[arg-type]
+    # A sandbox keeps a journal of its own, never a team's; the PostgreSQL runs of the journal tests
+    # (journal_backend) put it on the test's database on purpose.
+    url = os.environ.get("GPU_TOOLS_JOURNAL_URL")
+    return settings.model_copy(update={"journal_url": SecretStr(url)}) if url else settings
 
 
 @pytest.fixture
@@ -113,6 +119,18 @@ def shell(sandbox: SandboxServer) -> Iterator[InteractiveShell]:
     shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox)))
     yield shell
     shell.extension_manager.unload_extension("ipython_ext")
+
+
+def journal_text(journal: Journal) -> str:
+    """Everything the journal stores, as text (the file's bytes, or every row of the database)."""
+    if isinstance(journal, SqliteJournal):
+        return journal.path.read_bytes().decode(errors="replace")
+    with journal._read() as db:
+        return " ".join(
+            repr(tuple(row))
+            for table in ("journal", "approvals", "meta")
+            for row in db.execute(f"SELECT * FROM {table}")
+        )
 
 
 def mutating_requests(sandbox: SandboxServer) -> list[dict]:

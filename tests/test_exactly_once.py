@@ -26,7 +26,7 @@ from gpu_tools.sandbox.sesterce import H100_1
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
-from tests.conftest import mutating_requests, sandbox_settings
+from tests.conftest import journal_text, mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
 
 # The journal's behaviour, on both backends.
@@ -638,13 +638,14 @@ async def test_a_password_passed_in_is_redacted_wherever_it_is_echoed() -> None:
         made = await tk.call("netmind_create_image", args, confirmer=Approve())
         history = await tk.call("history", {})
     assert password not in made.model_dump_json() and password not in history.model_dump_json()
-    assert password not in tk.journal.path.read_bytes().decode(errors="replace")
+    assert password not in journal_text(tk.journal)
     tk.close()
 
 
 def test_the_sandbox_keeps_a_journal_of_its_own(sandbox: SandboxServer) -> None:
     real, fake = Settings(), Settings().for_sandbox(sandbox.url)
     assert real.resolved_journal_path() != fake.resolved_journal_path()
+    assert real.journal_target() != fake.journal_target() and fake.journal_url is None  # nor a team's
 
 
 def test_a_bad_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager
@@ -247,3 +248,18 @@ async def test_two_users_asking_for_the_same_thing_at_once_each_answer_their_own
     assert len(creates(sandbox)) == 2
     rows = journal_rows(team.journal_url)
     assert sorted((r.actor, r.confirmed_by) for r in rows) == [("alice", "alice"), ("bob", "bob")]
+
+
+def test_gpu_mcp_and_gpu_guard_say_in_one_line_when_the_journal_database_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "GPU_TOOLS_HOME": str(tmp_path),
+        "GPU_TOOLS_JOURNAL_URL": f"postgresql://gpu:pw-never-shown@127.0.0.1:{free_port()}/journal",
+    }
+    for args in (["-m", "mcp_server", "--transport", "http"], ["-m", "gpu_tools.guard", "--once"]):
+        run = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode != 0
+        assert "cannot reach the journal database postgresql://gpu:***@127.0.0.1" in run.stderr
+        assert "Traceback" not in run.stderr and "pw-never-shown" not in run.stderr
