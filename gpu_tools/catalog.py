@@ -18,6 +18,7 @@ from gpu_tools.models import (
     Resource,
     SpendLine,
     SpendReport,
+    parse_time,
 )
 
 if TYPE_CHECKING:
@@ -57,18 +58,6 @@ def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
     return out
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 async def _live_at_providers(tk: Toolkit, only: str | None) -> tuple[list[Resource], list[Any]]:
     resources, statuses = await tk.fan_out("resources", only, lambda p: p.list_resources())
     return [r for r in resources if r.kind in BILLABLE_KINDS and r.status != "deleting"], statuses
@@ -85,7 +74,7 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
     for e in live:
         # A create whose answer was lost counts at its planned cost until reconciliation resolves it.
         if e.resource_id is None and (data.provider is None or e.provider == data.provider):
-            since = _parse_time(e.created_at)
+            since = parse_time(e.created_at)
             hours = round((now - since).total_seconds() / 3600, 4) if since else None
             lines.append(
                 SpendLine(
@@ -110,7 +99,7 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
         rate, source = (r.usd_per_hour, "provider") if r.usd_per_hour is not None else (None, None)
         if rate is None and entry is not None and entry.usd_per_hour is not None:
             rate, source = entry.usd_per_hour, "journal"
-        since = _parse_time(entry.created_at if entry else None) or _parse_time(r.created_at)
+        since = parse_time(entry.created_at if entry else None) or parse_time(r.created_at)
         hours = round((now - since).total_seconds() / 3600, 4) if since else None
         lines.append(
             SpendLine(

@@ -8,7 +8,7 @@ provider said is lost in translation.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar, overload
 from urllib.parse import quote
 
@@ -26,6 +26,19 @@ URI_SCHEME = "gpu"
 T = TypeVar("T", bound=BaseModel)
 # Keys of an item's `details` that hold a note for the reader rather than provider data.
 NOTE_KEYS = ("note", "usd_note", "price_note")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A provider's or the journal's time (ISO 8601, `Z` or an offset, or none: UTC) as an aware datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class Model(BaseModel):

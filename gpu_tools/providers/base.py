@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlencode
 
@@ -19,7 +19,7 @@ import httpx
 from gpu_tools.errors import GpuToolsError, InvalidInput, Unsupported
 from gpu_tools.http import ProviderHTTP
 from gpu_tools.journal import Journal
-from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Template, WireRequest
+from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Template, WireRequest, parse_time
 from gpu_tools.settings import Settings
 
 if TYPE_CHECKING:
@@ -104,18 +104,6 @@ class Ambiguous(GpuToolsError):
     """Reconciliation found more than one resource that could be the one a lost create made."""
 
     kind = "ambiguous"
-
-
-def _when(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class Provider(ABC):
@@ -261,17 +249,17 @@ class Provider(ABC):
             for r in await self.list_resources()
             if r.name == row["target"] and (self.name, r.resource_id) not in known
         ]
-        fresh = [r for r in named if (when := _when(r.created_at)) is not None and when >= sent]
+        fresh = [r for r in named if (when := parse_time(r.created_at)) is not None and when >= sent]
         # Made a little before the request (or with no time at all): perhaps ours seen through a
         # provider clock that runs behind, perhaps one made elsewhere. Never guessed either way.
         doubtful = [
-            r for r in named if (when := _when(r.created_at)) is None or sent - CLOCK_SKEW <= when < sent
+            r for r in named if (when := parse_time(r.created_at)) is None or sent - CLOCK_SKEW <= when < sent
         ]
         if len(fresh) == 1 and not doubtful:
             return fresh[0]
         if not fresh and not doubtful:
             return None
-        undated = [r for r in named if _when(r.created_at) is None]
+        undated = [r for r in named if parse_time(r.created_at) is None]
         ids = ", ".join(r.resource_id for r in fresh + doubtful)
         raise Ambiguous(
             f"more than one resource could be the one journal #{row['id']} made ({ids}: named "
