@@ -205,11 +205,7 @@ class Gate:
 
     def in_transaction(self, plan: Plan, op: Operation, view: LiveView) -> str | None:
         """The caps that depend on what else is live, checked inside the intent's transaction."""
-        others = sum(
-            e.usd_per_hour or 0.0
-            for e in view.live()
-            if not e.stopped and not (e.provider == plan.provider and e.resource_id == plan.target)
-        )
+        others = self._others(plan, view)
         return self.total_cap_violation(plan, op, others, view) or self.budget_violation(plan, op, view)
 
     def _not_raising(self, plan: Plan, op: Operation, view: budget.JournalView) -> bool:
@@ -247,10 +243,11 @@ class Gate:
             )
         return None
 
-    def _others(self, plan: Plan) -> float:
+    def _others(self, plan: Plan, view: budget.JournalView | None = None) -> float:
+        """What everything else live or in flight (not stopped) costs per hour."""
         return sum(
             e.usd_per_hour or 0.0
-            for e in self.tk.journal.live()
+            for e in (view or self.tk.journal).live()
             if not e.stopped and not (e.provider == plan.provider and e.resource_id == plan.target)
         )
 
