@@ -143,5 +143,26 @@ def mutating_requests(sandbox: SandboxServer) -> list[dict]:
     ]
 
 
+def nebius_endpoint_made_elsewhere(sandbox: SandboxServer, name: str) -> str:
+    """An endpoint created straight at the sandbox, as the provider's console would: this tool's
+    journal knows nothing of it. Returns its id."""
+    body = {
+        "name": name,
+        "model_name": "openai/gpt-oss-20b",
+        "flavor_name": "base",
+        "gpu_type": "gpu-h100-sxm",
+        "gpu_count": 1,
+        "region": "eu-north1",
+        "scaling": {"min_replicas": 1, "max_replicas": 1},
+    }
+    made = httpx.post(
+        f"{sandbox.url}/nebius/v0/dedicated_endpoints",
+        json=body,
+        headers={"Authorization": "Bearer sandbox-key"},
+    )
+    made.raise_for_status()
+    return made.json()["id"]
+
+
 def fetch_log(sandbox: SandboxServer) -> list[dict]:
     return httpx.get(f"{sandbox.url}/_sandbox/requests").json()

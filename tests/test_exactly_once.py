@@ -26,7 +26,7 @@ from gpu_tools.sandbox.sesterce import H100_1
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
-from tests.conftest import journal_text, mutating_requests, sandbox_settings
+from tests.conftest import journal_text, mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
 
 # The journal's behaviour, on both backends.
@@ -500,17 +500,7 @@ async def test_the_magic_reports_a_lost_answer_in_one_line_and_reconciles(
 async def test_reconciliation_never_adopts_a_same_named_resource_made_elsewhere(
     impatient: Toolkit, sandbox: SandboxServer
 ) -> None:
-    body = {
-        **NEBIUS,
-        "gpu_count": 1,
-        "region": "eu-north1",
-        "scaling": {"min_replicas": 1, "max_replicas": 1},
-    }
-    theirs = httpx.post(
-        f"{sandbox.url}/nebius/v0/dedicated_endpoints",
-        json=body,
-        headers={"Authorization": "Bearer sandbox-key"},
-    ).json()["id"]
+    theirs = nebius_endpoint_made_elsewhere(sandbox, NEBIUS["name"])
     time.sleep(1.1)  # theirs was made a moment before ours was sent (times have one-second steps)
     httpx.post(
         f"{sandbox.url}/_sandbox/faults",

@@ -29,7 +29,7 @@ from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
-from tests.conftest import mutating_requests, sandbox_settings
+from tests.conftest import mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
 from tests.mcp_helpers import Human, structured
 
 # The journal's behaviour, on both backends.
@@ -217,19 +217,7 @@ async def test_the_guard_never_touches_a_resource_the_journal_did_not_create(
     sandbox: SandboxServer, webhook: tuple[str, list[dict[str, Any]]]
 ) -> None:
     url, received = webhook
-    body = {
-        **NEBIUS,
-        "name": "elsewhere",
-        "gpu_count": 1,
-        "region": "eu-north1",
-        "scaling": {"min_replicas": 1, "max_replicas": 1},
-    }
-    made = httpx.post(
-        f"{sandbox.url}/nebius/v0/dedicated_endpoints",
-        json=body,
-        headers={"Authorization": "Bearer sandbox-key"},
-    )
-    assert made.status_code < 300
+    nebius_endpoint_made_elsewhere(sandbox, "elsewhere")
     tk = Toolkit(sandbox_settings(sandbox, budget_usd_total=0.01, guard_webhook_url=url, **SIX_DOLLARS))
     actions = await Guard(tk, lambda _: None).run_once()
     assert actions == [] and received == []
