@@ -11,7 +11,8 @@ here (a semaphore wakes the next waiter in constant time, where httpcore's pool 
 wait queue on every release). Every client shares one TLS context: building one loads the CA
 bundle, which is the slowest part of a first call.
 
-`Memo` keeps answers for a while and makes concurrent callers share one fetch.
+`Memo` keeps answers for a while and makes concurrent callers share one fetch; given a `Kept`, it
+also keeps them on a `Shelf` for the next process.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from gpu_tools import errors
+from gpu_tools.shelf import Shelf, age
 
 log = logging.getLogger("gpu_tools.http")
 V = TypeVar("V")
@@ -61,6 +63,16 @@ class Stamped(Generic[V]):
     mono: float
 
 
+@dataclass(frozen=True)
+class Kept(Generic[V]):
+    """Where a `Memo` keeps its values between processes, and how they read and write as JSON."""
+
+    shelf: Shelf
+    section: str
+    dump: Callable[[V], Any]
+    load: Callable[[Any], V]
+
+
 class Memo(Generic[V]):
     """Values kept per key for `ttl()` seconds, fetched once per key at a time.
 
@@ -70,15 +82,40 @@ class Memo(Generic[V]):
     that is cancelled (a fan-out's time budget) leaves the fetch running for the others.
     """
 
-    def __init__(self, ttl: Callable[[], float], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: Callable[[], float],
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        kept: Kept[V] | None = None,
+    ) -> None:
         self._ttl = ttl
         self._clock = clock
+        self._kept = kept
         self._values: dict[Hashable, Stamped[V]] = {}
         self._inflight: dict[Hashable, tuple[asyncio.Task[Stamped[V]], bool]] = {}
 
     def fresh(self, key: Hashable) -> Stamped[V] | None:
         hit = self._values.get(key)
+        if hit is None and self._kept is not None:
+            hit = self._from_shelf(key, self._kept)
         return hit if hit is not None and self._clock() - hit.mono < self._ttl() else None
+
+    def _from_shelf(self, key: Hashable, kept: Kept[V]) -> Stamped[V] | None:
+        """A value an earlier process kept, if younger than the ttl, with its first fetch time."""
+        found = kept.shelf.get(kept.section, json.dumps(key))
+        if found is None:
+            return None
+        at, raw = found
+        seconds = age(at)
+        if not 0 <= seconds < self._ttl():
+            return None  # too old, or stamped in the future (a clock that went back): fetch
+        try:
+            value = kept.load(raw)
+        except (ValueError, TypeError, KeyError):
+            return None  # written by another version: fetch
+        stamped = self._values[key] = Stamped(value, at, self._clock() - seconds)
+        return stamped
 
     def clear(self) -> None:
         self._values.clear()
@@ -100,6 +137,10 @@ class Memo(Generic[V]):
     async def _fetch(self, key: Hashable, fetch: Callable[[], Awaitable[V]]) -> Stamped[V]:
         stamped = Stamped(await fetch(), datetime.now(UTC), self._clock())
         self._values[key] = stamped
+        if self._kept is not None:
+            self._kept.shelf.put(
+                self._kept.section, json.dumps(key), stamped.at, self._kept.dump(stamped.value)
+            )
         return stamped
 
     def _done(self, key: Hashable, task: asyncio.Task[Stamped[V]]) -> None:

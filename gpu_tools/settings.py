@@ -41,6 +41,10 @@ def data_dir() -> Path:
     return home_dir() or Path(platformdirs.user_data_dir(APP))
 
 
+def cache_dir() -> Path:
+    return home_dir() or Path(platformdirs.user_cache_dir(APP))
+
+
 def config_file() -> Path:
     return config_dir() / "config.toml"
 
@@ -92,8 +96,9 @@ class Settings(BaseSettings):
     catalog_cache_ttl: float = Field(
         3600.0,
         validation_alias=_policy("catalog_cache_ttl"),
-        description="Seconds slowly changing provider data is reused: Sesterce's price per hardware and "
-        "region and its hardware catalogue. Offers show each price's age; refresh=True refetches.",
+        description="Seconds slowly changing provider data is reused, also by the next process (it is kept "
+        "in the cache directory): Sesterce's price per hardware and region and its hardware catalogue, "
+        "NeoLink's region list. Offers show each price's age; refresh=True refetches.",
     )
     toolsets: Annotated[list[str] | None, NoDecode] = Field(
         None,

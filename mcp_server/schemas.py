@@ -18,18 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 import pydantic
 
 import gpu_tools
-from gpu_tools.settings import APP, home_dir
+from gpu_tools.settings import cache_dir
 
 VERSION = 1
 
 
 def cache_file() -> Path:
-    base = home_dir() or Path(platformdirs.user_cache_dir(APP))
-    return base / "mcp-schemas.json"
+    return cache_dir() / "mcp-schemas.json"
 
 
 def code_key() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import ssl
 from collections import Counter
@@ -22,7 +23,7 @@ from gpu_tools.journal import Journal
 from gpu_tools.models import Plan
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.sandbox.sesterce import L40S_1
-from gpu_tools.settings import Settings
+from gpu_tools.settings import Settings, cache_dir
 from gpu_tools.toolkit import Toolkit
 from tests.conftest import sandbox_settings
 
@@ -42,6 +43,7 @@ async def test_100_concurrent_cold_callers_make_the_requests_of_one_call(sandbox
     finally:
         one.close()
     sandbox.sandbox.requests.clear()
+    shutil.rmtree(cache_dir() / "catalog")  # what the first kept for a new process: cold again
     many = Toolkit(sandbox_settings(sandbox))
     try:
         results = await asyncio.gather(*(many.call("list_offers", {}) for _ in range(100)))

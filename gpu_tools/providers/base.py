@@ -7,6 +7,7 @@ gate confirms, journals and sends. Reads are plain async methods.
 
 from __future__ import annotations
 
+import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
@@ -20,7 +21,8 @@ from gpu_tools.errors import GpuToolsError, InvalidInput, Unsupported
 from gpu_tools.http import ProviderHTTP
 from gpu_tools.journal import Journal
 from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Template, WireRequest, parse_time
-from gpu_tools.settings import Settings
+from gpu_tools.settings import Settings, cache_dir
+from gpu_tools.shelf import Shelf, account_file
 
 if TYPE_CHECKING:
     from gpu_tools.operations import ChatInput, Operation, StopInput, UpdateInput
@@ -158,6 +160,16 @@ class Provider(ABC):
         return "Set its API key in the environment or config.toml, or use the sandbox."
 
     # ---- helpers for subclasses -------------------------------------------------------------
+    @functools.cached_property
+    def shelf(self) -> Shelf:
+        """Where this provider account's slowly changing data is kept between processes (see
+        `gpu_tools.shelf`): the sandbox has one file of its own, whatever port it listens on."""
+        if self.settings.sandbox:
+            return Shelf(cache_dir() / "catalog" / f"{self.name}-sandbox.json")
+        headers = self.auth_headers() if self.is_configured(self.settings) else {}
+        credentials = [f"{k}={v}" for k, v in sorted(headers.items())]
+        return Shelf(account_file(cache_dir() / "catalog", self.name, self.base_url(), *credentials))
+
     def mask(self, value: Any) -> Any:
         return mask_secrets(value, self.secret_keys)
 

@@ -29,6 +29,7 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound, ProviderError, ProviderRejected
+from gpu_tools.http import Kept, Memo
 from gpu_tools.journal import Journal
 from gpu_tools.models import Listing, Offer, Plan, Region, Resource, Status, WireRequest
 from gpu_tools.operations import CreateInput, Operation, OpInput, Progress, StopInput
@@ -345,8 +346,19 @@ class NeolinkProvider(Provider):
         super().__init__(settings, transport=transport, journal=journal)
         # instance name -> cluster, learned from every answer, so lifecycle calls need no search.
         self._cluster_of: dict[str, str] = {}
-        # The region list of the last read: listings start on it while it is read again.
-        self._known_regions: list[WireRegion] = []
+        # The region list of the last read (or an earlier process's, from the shelf, for
+        # catalog_cache_ttl): listings start on it while it is read again.
+        self._region_memo: Memo[list[WireRegion]] = Memo(
+            lambda: self.settings.catalog_cache_ttl,
+            kept=Kept(
+                self.shelf,
+                "regions",
+                lambda regions: [
+                    r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in regions
+                ],
+                lambda raw: [WireRegion.model_validate(r) for r in raw],
+            ),
+        )
 
     @classmethod
     def is_configured(cls, settings: Settings) -> bool:
@@ -516,11 +528,18 @@ class NeolinkProvider(Provider):
         )
 
     # ---- reads -----------------------------------------------------------------------------
-    async def _regions(self) -> list[WireRegion]:
+    async def _read_regions(self) -> list[WireRegion]:
         body = await self.http.request("GET", "/regions")
-        regions = [self._parse(WireRegion, r, "region") for r in self._list(body, "regions")]
-        self._known_regions = regions
-        return regions
+        return [self._parse(WireRegion, r, "region") for r in self._list(body, "regions")]
+
+    async def _regions(self) -> list[WireRegion]:
+        """Read on every call (concurrent callers share one read); the answer is kept as the
+        region list listings start on."""
+        return (await self._region_memo.get(None, self._read_regions, refresh=True)).value
+
+    def _known_regions(self) -> list[WireRegion]:
+        kept = self._region_memo.fresh(None)
+        return kept.value if kept is not None else []
 
     async def _per_region(
         self, key: Callable[[WireRegion], str], fn: Callable[[str], Awaitable[T]]
@@ -532,7 +551,7 @@ class NeolinkProvider(Provider):
         since is still covered (its `fn` starts when the list answers). Work for a region that is
         gone from the list is dropped."""
         started: dict[str, asyncio.Future[T]] = {
-            k: asyncio.ensure_future(fn(k)) for k in dict.fromkeys(map(key, self._known_regions))
+            k: asyncio.ensure_future(fn(k)) for k in dict.fromkeys(map(key, self._known_regions()))
         }
         try:
             keys = list(dict.fromkeys(map(key, await self._regions())))

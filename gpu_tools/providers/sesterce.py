@@ -33,7 +33,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound, ProviderError
-from gpu_tools.http import Memo, Stamped
+from gpu_tools.http import Kept, Memo, Stamped
 from gpu_tools.journal import Journal
 from gpu_tools.models import (
     Listing,
@@ -512,9 +512,21 @@ class SesterceProvider(Provider):
         journal: Journal | None = None,
     ) -> None:
         super().__init__(settings, transport=transport, journal=journal)
+        # Prices and the hardware catalogue change slowly: kept for catalog_cache_ttl, also on this
+        # account's shelf, so a new process's first list_offers is one round trip, not two.
         ttl = lambda: self.settings.catalog_cache_ttl  # noqa: E731
-        self._price_memo: Memo[Pricing] = Memo(ttl)
-        self._hardware_memo: Memo[list[Hardware]] = Memo(ttl)
+        self._price_memo: Memo[Pricing] = Memo(
+            ttl, kept=Kept(self.shelf, "prices", _dump, Pricing.model_validate)
+        )
+        self._hardware_memo: Memo[list[Hardware]] = Memo(
+            ttl,
+            kept=Kept(
+                self.shelf,
+                "hardware",
+                lambda hws: [_dump(h) for h in hws],
+                lambda raw: [Hardware.model_validate(h) for h in raw],
+            ),
+        )
 
     @classmethod
     def is_configured(cls, settings: Settings) -> bool:

@@ -1,0 +1,149 @@
+"""Slowly changing catalogue data (Sesterce's prices and hardware, NeoLink's region list) is kept on
+a shelf in the cache directory, so a new process's first list_offers is one round trip; it keeps
+the price's first fetch time, expires, survives a broken file, and never names the credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from gpu_tools.providers.sesterce import SesterceProvider
+from gpu_tools.sandbox import SandboxServer
+from gpu_tools.settings import Settings, cache_dir
+from gpu_tools.toolkit import Toolkit
+from tests.conftest import sandbox_settings
+
+pytestmark = pytest.mark.anyio
+PRICING = ("sesterce", "POST", "/sesterce/ai-inference/instances/pricing")
+
+
+def seen(sandbox: SandboxServer) -> Counter[tuple[str, str, str]]:
+    return Counter((r["provider"], r["method"], r["path"]) for r in sandbox.sandbox.requests)
+
+
+def prices(listing: object) -> dict[tuple[str, str | None], str | None]:
+    """When each Sesterce price was fetched (NeoLink's come with its SKU list, read every time)."""
+    items = listing.items  # type: ignore[attr-defined]
+    return {
+        (o.offer_id, o.region): o.price_as_of
+        for o in items
+        if o.provider == "sesterce" and o.price is not None
+    }
+
+
+async def first_process(
+    sandbox: SandboxServer, **settings: object
+) -> dict[tuple[str, str | None], str | None]:
+    tk = Toolkit(sandbox_settings(sandbox, **settings))
+    try:
+        return prices(await tk.call("list_offers", {}))
+    finally:
+        await tk.aclose()
+        tk.close()
+
+
+def shelves() -> list[Path]:
+    return sorted((cache_dir() / "catalog").glob("*.json"))
+
+
+async def test_a_new_process_lists_offers_in_one_round_trip_with_the_prices_first_fetch_time(
+    sandbox: SandboxServer,
+) -> None:
+    stated = await first_process(sandbox)
+    assert stated and all(stated.values())
+    assert [p.name for p in shelves()] == ["neolink-sandbox.json", "sesterce-sandbox.json"]
+
+    sandbox.sandbox.requests.clear()
+    latency = 0.6
+    httpx.post(f"{sandbox.url}/_sandbox/faults", json={"provider": "neolink", "latency": latency})
+    tk = Toolkit(sandbox_settings(sandbox))  # what a new process builds: nothing in memory
+    try:
+        call = asyncio.ensure_future(tk.call("list_offers", {}))
+        await asyncio.sleep(latency / 2)  # the region list has not been answered yet
+        early = seen(sandbox)
+        listing = await call
+    finally:
+        tk.close()
+    # NeoLink: each known region's SKUs were asked together with the region list, not after it.
+    assert early[("neolink", "GET", "/neolink/mdc/api/v1/regions")] == 1
+    assert early[("neolink", "GET", "/neolink/mdc/api/v1/skus/computings")] >= 1
+    # Sesterce: the catalogue is read again for capacity, every price comes from the shelf.
+    after = seen(sandbox)
+    assert after[PRICING] == 0
+    assert after[("sesterce", "GET", "/sesterce/ai-inference/regions")] == 1
+    assert prices(listing) == stated  # the age shown is the first fetch's, not this process's
+
+
+async def test_kept_data_expires_and_refresh_refetches_and_rewrites(sandbox: SandboxServer) -> None:
+    stated = await first_process(sandbox)
+    posts = sum(1 for _ in stated)
+
+    sandbox.sandbox.requests.clear()
+    await first_process(sandbox, catalog_cache_ttl=0.001)  # what was kept is older than that
+    assert seen(sandbox)[PRICING] == posts
+
+    sandbox.sandbox.requests.clear()
+    tk = Toolkit(sandbox_settings(sandbox))
+    try:
+        refreshed = prices(await tk.call("list_offers", {"refresh": True}))
+    finally:
+        tk.close()
+    assert seen(sandbox)[PRICING] == posts
+    assert all(refreshed[k] >= stated[k] for k in stated)  # type: ignore[operator]
+    sandbox.sandbox.requests.clear()
+    kept = await first_process(sandbox)
+    assert seen(sandbox)[PRICING] == 0 and kept == refreshed
+
+
+@pytest.mark.parametrize(
+    "content", ["{not json", '{"version": 1, "sections": []}', '{"version": 99}', "[1, 2]"]
+)
+async def test_a_broken_or_foreign_shelf_reads_as_empty_and_is_written_again(
+    sandbox: SandboxServer, content: str
+) -> None:
+    stated = await first_process(sandbox)
+    for path in shelves():
+        path.write_text(content)
+    sandbox.sandbox.requests.clear()
+    assert (await first_process(sandbox)).keys() == stated.keys()
+    assert seen(sandbox)[PRICING] == len(stated)
+    for path in shelves():
+        assert json.loads(path.read_text())["version"] == 1
+
+
+async def test_a_kept_value_of_another_shape_is_fetched_again(sandbox: SandboxServer) -> None:
+    stated = await first_process(sandbox)
+    path = cache_dir() / "catalog" / "sesterce-sandbox.json"
+    stored = json.loads(path.read_text())
+    for entry in stored["sections"]["prices"].values():
+        entry[1] = {"price": "not what Pricing reads"}
+    path.write_text(json.dumps(stored))
+    sandbox.sandbox.requests.clear()
+    await first_process(sandbox)
+    assert seen(sandbox)[PRICING] == len(stated)
+
+
+async def test_an_unwritable_cache_directory_only_costs_round_trips(sandbox: SandboxServer) -> None:
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    (cache_dir() / "catalog").write_text("a file where the directory would go")
+    first = await first_process(sandbox)
+    sandbox.sandbox.requests.clear()
+    assert (await first_process(sandbox)).keys() == first.keys()
+    assert seen(sandbox)[PRICING] == len(first)
+
+
+def test_each_account_has_its_own_shelf_and_its_name_never_holds_the_key() -> None:
+    def shelf(key: str, url: str = "https://api.sesterce.example") -> Path:
+        settings = Settings(sesterce_api_key=SecretStr(key), sesterce_base_url=url)
+        return SesterceProvider(settings).shelf.path
+
+    alice, bob = shelf("sk-alice-0123456789"), shelf("sk-bob-0123456789")
+    assert alice != bob and alice == shelf("sk-alice-0123456789")
+    assert alice != shelf("sk-alice-0123456789", "https://eu.sesterce.example")
+    assert "alice" not in str(alice) and alice.parent == cache_dir() / "catalog"
