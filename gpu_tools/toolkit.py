@@ -7,7 +7,7 @@ magics are thin wrappers over it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -276,7 +276,7 @@ class Toolkit:
         if only:
             self.adapter(only, capability)  # a direct question gets a direct error
         statuses: dict[str, ProviderStatus] = {}
-        tasks: dict[str, asyncio.Task[list[T]]] = {}
+        jobs: dict[str, Coroutine[Any, Any, list[T]]] = {}
         waiting: set[str] = set()
         asked: set[str] = set()  # filled once every task exists, before any can finish
         allowed = self.settings.allowed_providers
@@ -287,9 +287,13 @@ class Toolkit:
             elif not self.configured(name) or (allowed is not None and name not in allowed):
                 statuses[name] = ProviderStatus(provider=name, status="not_configured")
             else:
-                tasks[name] = asyncio.create_task(self._answer(name, fn(adapter), waiting, asked, progress))
-        waiting.update(tasks)
-        asked.update(tasks)
+                jobs[name] = self._answer(name, fn(adapter), waiting, asked, progress)
+        waiting.update(jobs)
+        asked.update(jobs)
+        # One provider is simply awaited (a task per call would only cost time); several run at once.
+        tasks: Mapping[str, Awaitable[list[T]]] = (
+            {name: asyncio.create_task(job) for name, job in jobs.items()} if len(jobs) > 1 else jobs
+        )
         items: list[T] = []
         for name, task in tasks.items():
             try:
@@ -318,7 +322,8 @@ class Toolkit:
     ) -> list[T]:
         """One provider's part of a fan-out, under its time budget; reports when it has answered."""
         try:
-            return await asyncio.wait_for(work, self.settings.provider_timeout)
+            async with asyncio.timeout(self.settings.provider_timeout):
+                return await work
         finally:
             waiting.discard(name)
             if progress is not None and waiting:

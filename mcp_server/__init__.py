@@ -10,13 +10,13 @@ elicit is never asked and always refused: fail closed.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Annotated, Any
 
+import pydantic_core
 from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
@@ -30,7 +30,7 @@ from mcp.server.mcpserver import (
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import build_resolver_plans, find_resolved_parameters
 from mcp.server.mcpserver.tools import Tool
-from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata, func_metadata
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.request_state import RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
@@ -337,8 +337,8 @@ def output_schema(output: type[BaseModel]) -> dict[str, Any]:
 def lean_result(result: BaseModel) -> CallToolResult:
     """One result, twice as the spec asks (text and structured), each as small as it can be: no
     nulls, no fields at their default (the output schema states them), compact JSON."""
-    data = result.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    text = result.model_dump_json(exclude_none=True, exclude_defaults=True)  # one pass in pydantic-core
+    data = pydantic_core.from_json(text)
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
@@ -356,18 +356,17 @@ def description_for(op: Operation, read_only: bool) -> str:
     return op.description if not op.mutating or read_only else f"{op.description} {CONFIRMATION}"
 
 
-class LazyArguments(FuncMetadata):
-    """The SDK's per-tool argument model, built from make_tool's signature on the tool's first call
-    instead of at start-up: a server lists all its tools but most sessions call only a few."""
+class OpArguments(FuncMetadata):
+    """The tool's arguments as the operation's own input model reads them: one strict parse (the
+    same one `GpuServer.call_tool` uses to refuse bad input before the SDK sees it) instead of a
+    second argument model built from the function's signature."""
 
-    _fn: Callable[..., Any] | None = PrivateAttr(None)
-    _skip: tuple[str, ...] = PrivateAttr(())
+    _op: Operation | None = PrivateAttr(None)
 
     def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
-        if self._fn is not None:
-            self.arg_model = func_metadata(self._fn, skip_names=self._skip, structured_output=False).arg_model
-            self._fn = None
-        return super().validate_arguments(arguments_to_validate)
+        assert self._op is not None
+        data = self._op.parse(arguments_to_validate)
+        return {name: getattr(data, name) for name in self._op.input.model_fields}
 
 
 @cache
@@ -379,14 +378,13 @@ def input_schema(model: type[BaseModel]) -> dict[str, Any]:
 def tool_for(tk: Toolkit, op: Operation, schemas: SchemaCache | None = None) -> Tool:
     """The MCP tool of one operation, assembled from parts built once per type: the input schema
     of its input model, the output schema of its result type (kept between starts by `schemas`).
-    The SDK's argument model (from make_tool's signature, which mirrors the input model) is built
-    on first use."""
+    Its arguments are read by the operation's input model (`OpArguments`)."""
     schemas = schemas or SchemaCache()
     fn = make_tool(tk, op)
     resolved = find_resolved_parameters(fn)
     outputs = schemas.get("output", op.output, lambda: output_schema(op.output))
-    arguments = LazyArguments(arg_model=ArgModelBase, output_schema=outputs)
-    arguments._fn, arguments._skip = fn, ("ctx", *resolved)
+    arguments = OpArguments(arg_model=ArgModelBase, output_schema=outputs)
+    arguments._op = op
     return Tool(
         fn=_lean(fn),
         name=op.name,

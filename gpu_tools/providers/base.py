@@ -71,21 +71,29 @@ def mask_url_secrets(text: str) -> str:
 
 def mask_secrets(value: Any, extra_keys: Iterable[str] = ()) -> Any:
     """A copy of `value` with every secret-named field, and every secret in a URL, replaced by `***`."""
-    keys = SECRET_KEYS | {k.lower() for k in extra_keys}
+    return _masked(value, _secret_keys(frozenset(extra_keys)))
 
-    def walk(v: Any) -> Any:
-        if isinstance(v, str):
-            return mask_url_secrets(v) if "=" in v else v
-        if isinstance(v, dict):
-            return {
-                k: (MASK if isinstance(k, str) and k.lower() in keys and val not in (None, "") else walk(val))
-                for k, val in v.items()
-            }
-        if isinstance(v, list):
-            return [walk(x) for x in v]
-        return v
 
-    return walk(value)
+@functools.cache
+def _secret_keys(extra: frozenset[str]) -> frozenset[str]:
+    return SECRET_KEYS | {k.lower() for k in extra}
+
+
+def _masked(v: Any, keys: frozenset[str]) -> Any:
+    if isinstance(v, str):
+        return mask_url_secrets(v) if "=" in v else v
+    if isinstance(v, dict):
+        return {
+            k: (
+                MASK
+                if isinstance(k, str) and k.lower() in keys and val not in (None, "")
+                else _masked(val, keys)
+            )
+            for k, val in v.items()
+        }
+    if isinstance(v, list):
+        return [_masked(x, keys) for x in v]
+    return v
 
 
 class Truncated(GpuToolsError):
