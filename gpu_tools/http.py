@@ -27,20 +27,20 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import httpx
 import pydantic_core
 
 from gpu_tools import errors
 from gpu_tools.shelf import Shelf, age
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger("gpu_tools.http")
 V = TypeVar("V")
 
 RETRY_STATUSES = {429, 502, 503, 504}
-# Failures that prove a request never left this machine: safe to call "failed".
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 30.0  # a longer Retry-After is reported, not waited out
@@ -52,6 +52,8 @@ MAX_IN_FLIGHT = 16  # requests per provider on the wire at once
 def tls_context() -> ssl.SSLContext:
     """The one TLS context every provider's client uses (httpx's defaults: certifi, or
     SSL_CERT_FILE / SSL_CERT_DIR)."""
+    import httpx
+
     return httpx.create_ssl_context()
 
 
@@ -247,6 +249,8 @@ class ProviderHTTP:
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     def _get_client(self) -> httpx.AsyncClient:
+        import httpx  # imported by the first request, not by `gpu-mcp` start-up (tools/list needs none)
+
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
             # A client (and the semaphore) is bound to the loop it was first used on; a new loop
@@ -288,6 +292,8 @@ class ProviderHTTP:
 
         `safe` says whether the call may be retried; by default only GET and HEAD are.
         """
+        import httpx
+
         retryable = safe if safe is not None else method in ("GET", "HEAD")
         attempts = 1 + (self._retries if retryable else 0)
         url = self.url(path, base_url)
@@ -299,7 +305,11 @@ class ProviderHTTP:
                 async with self._slots:
                     response = await client.request(method, url, json=json_body, params=clean_params)
             except httpx.TransportError as exc:
-                not_sent = isinstance(exc, NOT_SENT)
+                # Failures that prove a request never left this machine: safe to call "failed".
+                not_sent = isinstance(
+                    exc,
+                    httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.UnsupportedProtocol,
+                )
                 if not last and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
                     await self._sleep(self._backoff(attempt))
                     continue
@@ -333,6 +343,8 @@ class ProviderHTTP:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _lost(self, exc: httpx.TransportError) -> str:
+        import httpx
+
         if isinstance(exc, httpx.TimeoutException):
             return f"no answer came within {self._timeout:g}s"
         return f"the connection failed after sending ({type(exc).__name__})"

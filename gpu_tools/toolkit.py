@@ -10,9 +10,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 from pydantic import BaseModel
 
 from gpu_tools.errors import (
@@ -40,6 +39,9 @@ from gpu_tools.providers.base import Truncated
 from gpu_tools.reconcile import LIVE_EFFECTS, pending_rows, reconcile
 from gpu_tools.settings import Settings, load_settings
 from gpu_tools.unified import CORE_OPERATIONS
+
+if TYPE_CHECKING:
+    import httpx
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -182,17 +182,18 @@ def annotations_for(op: Operation) -> ToolAnnotations:
     )
 
 
-def _parameters(op: Operation) -> tuple[list[inspect.Parameter], dict[str, Any]]:
-    """Keyword parameters mirroring the operation's input model (types, defaults, constraints)."""
-    params, hints = [], {}
-    for name, field in op.input.model_fields.items():
-        annotation = Annotated[(field.annotation, *field.metadata, Field(description=field.description))]  # type: ignore[valid-type]
-        default = inspect.Parameter.empty if field.is_required() else field.default
-        params.append(
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+def _parameters(op: Operation) -> list[inspect.Parameter]:
+    """Keyword parameters named as the operation's input model's fields, for the signatures the SDK
+    inspects (resolvers are handed the arguments by name). Types and constraints are the input
+    model's business: `OpArguments` parses with it."""
+    return [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if field.is_required() else field.default,
         )
-        hints[name] = annotation
-    return params, hints
+        for name, field in op.input.model_fields.items()
+    ]
 
 
 def _tool_error(exc: Exception, op: Operation) -> ToolError:
@@ -213,7 +214,7 @@ _ASKED: dict[int, str] = {}
 
 def make_tool(tk: Toolkit, op: Operation) -> Any:
     """A function MCPServer can register: signature from the input model, body calls the core."""
-    params, hints = _parameters(op)
+    params = _parameters(op)
     asked = _ASKED
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
 
@@ -230,7 +231,7 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
 
         fn = read_tool
         signature = [ctx_param, *params]
-        annotations: dict[str, Any] = {"ctx": Context, **hints, "return": op.output}
+        annotations: dict[str, Any] = {"ctx": Context, "return": op.output}
     else:
 
         async def ask(ctx: Context, **kwargs: Any) -> Elicit[Confirmation] | DeclinedElicitation:
@@ -249,9 +250,7 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
                 asked.pop(next(iter(asked)))
             return Elicit(question.text + "\n\nSend this request?", Confirmation)
 
-        ask.__signature__ = inspect.Signature(
-            [ctx_param, *(p.replace(annotation=inspect.Parameter.empty) for p in params)]
-        )  # type: ignore[attr-defined]
+        ask.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
         ask.__annotations__ = {"ctx": Context, "return": Elicit[Confirmation] | DeclinedElicitation}
         ask.__qualname__ = f"confirm_{op.name}"
 
@@ -278,7 +277,7 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
             "confirmation", inspect.Parameter.KEYWORD_ONLY, annotation=answer_annotation
         )
         signature = [ctx_param, answer, *params]
-        annotations = {"ctx": Context, "confirmation": answer_annotation, **hints, "return": op.output}
+        annotations = {"ctx": Context, "confirmation": answer_annotation, "return": op.output}
 
     fn.__signature__ = inspect.Signature(signature, return_annotation=op.output)  # type: ignore[attr-defined]
     fn.__annotations__ = annotations

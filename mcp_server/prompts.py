@@ -3,20 +3,49 @@ arguments. Every step that changes something still goes through the tools' confi
 
 from __future__ import annotations
 
+import inspect
 import json
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, get_args, get_type_hints
 
 from mcp import MCPError
 from mcp.server import MCPServer
+from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from mcp.types import INVALID_PARAMS
 from pydantic import Field
+from pydantic.fields import FieldInfo
 
 from gpu_tools.models import BILLABLE_KINDS, resource_uri
 from gpu_tools.toolkit import Toolkit
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 def _arg(description: str) -> object:
     return Field(None, description=description)
+
+
+def playbook(server: MCPServer, *, name: str, title: str, description: str) -> Callable[[F], F]:
+    """Register a prompt whose arguments are read from its signature (`Annotated[..., _arg(...)]`):
+    what `server.prompt()` does, without building an argument model and its JSON schema at start-up.
+    Every argument is an optional string, as prompt arguments are on the wire."""
+
+    def register(fn: F) -> F:
+        hints = get_type_hints(fn, include_extras=True)
+        arguments = []
+        for param in inspect.signature(fn).parameters.values():
+            meta = [m for m in get_args(hints[param.name])[1:] if isinstance(m, FieldInfo)]
+            arguments.append(
+                PromptArgument(
+                    name=param.name,
+                    description=meta[0].description if meta else None,
+                    required=param.default is inspect.Parameter.empty,
+                )
+            )
+        server.add_prompt(Prompt(name=name, title=title, description=description, arguments=arguments, fn=fn))
+        return fn
+
+    return register
 
 
 def _call(tool: str, **args: object) -> str:
@@ -43,7 +72,8 @@ NAMES = ("deploy_cheapest", "clean_up_costs", "check_resource")
 def add_prompts(server: MCPServer, tk: Toolkit) -> set[str]:
     """Register the playbooks; returns their names (for completions)."""
 
-    @server.prompt(
+    @playbook(
+        server,
         name="deploy_cheapest",
         title="Deploy the cheapest fitting GPU, test it, tear it down",
         description="Find the cheapest offer that fits, create it with an expiry after the user confirms, "
@@ -112,7 +142,8 @@ def add_prompts(server: MCPServer, tk: Toolkit) -> set[str]:
         ]
         return "\n".join(steps)
 
-    @server.prompt(
+    @playbook(
+        server,
         name="clean_up_costs",
         title="Find and clean up what costs money now",
         description="Show what runs and what it costs, find forgotten and expired resources, and stop or "
@@ -147,7 +178,8 @@ def add_prompts(server: MCPServer, tk: Toolkit) -> set[str]:
             ]
         )
 
-    @server.prompt(
+    @playbook(
+        server,
         name="check_resource",
         title="Check one resource",
         description="Read one resource's state and cost, wait for it if it is starting, and test it.",

@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlencode
 
-import httpx
-
 from gpu_tools.errors import GpuToolsError, InvalidInput, Unsupported
 from gpu_tools.http import ProviderHTTP
 from gpu_tools.journal import Journal
@@ -25,6 +23,8 @@ from gpu_tools.settings import Settings, cache_dir
 from gpu_tools.shelf import Shelf, account_file
 
 if TYPE_CHECKING:
+    import httpx
+
     from gpu_tools.operations import ChatInput, Operation, StopInput, UpdateInput
     from gpu_tools.toolkit import Toolkit
 

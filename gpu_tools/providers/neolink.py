@@ -22,10 +22,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound, ProviderError, ProviderRejected
@@ -35,6 +34,9 @@ from gpu_tools.models import Listing, Offer, Plan, Region, Resource, Status, Wir
 from gpu_tools.operations import CreateInput, Operation, OpInput, Progress, StopInput
 from gpu_tools.providers.base import Provider, Truncated
 from gpu_tools.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 T = TypeVar("T")
 CURRENCY = "CNY"

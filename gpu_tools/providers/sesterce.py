@@ -25,10 +25,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -59,6 +58,9 @@ from gpu_tools.operations import (
 )
 from gpu_tools.providers.base import MASK, Provider
 from gpu_tools.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 ROOT = "/ai-inference"
 INSTANCES = f"{ROOT}/instances"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,19 @@ def fill(
     return ids
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying when it serves through an event instead of a flag to poll."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.ready.set()
+
+
 class SandboxServer:
     """The sandbox app served by uvicorn on 127.0.0.1 in a daemon thread."""
 
@@ -48,26 +62,38 @@ class SandboxServer:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
+        # Listening from here on: a request sent before uvicorn serves waits in the backlog, so a
+        # caller may go on (build a server, say) while the sandbox starts.
+        self._sock.listen(2048)
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> SandboxServer:
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, name="gpu-sandbox", daemon=True
-        )
+    def start(self, *, wait: bool = True) -> SandboxServer:
+        """Serve in a daemon thread; `wait=False` returns at once (call `wait_started` later)."""
+        self._thread = threading.Thread(target=self._serve, name="gpu-sandbox", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the sandbox did not start")
-            time.sleep(0.01)
+        if wait:
+            self.wait_started()
         return self
+
+    def _serve(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        finally:
+            if not self._server.ready.is_set():  # said on stderr: a caller that did not wait sees it
+                print(f"gpu-sandbox: could not serve on {self.url}", file=sys.stderr, flush=True)
+
+    def wait_started(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._server.ready.wait(0.05):
+            if time.monotonic() > deadline or self._thread is None or not self._thread.is_alive():
+                raise RuntimeError("the sandbox did not start")
 
     def stop(self) -> None:
         self._server.should_exit = True
