@@ -80,10 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"gpu-mcp: {exc}") from None
     sandbox = None
     if args.sandbox:
-        # Its port is known and listening at once (a request waits in the backlog until it serves),
-        # so it starts in its thread while the MCP server is built and answers the client's first
-        # requests, none of which needs it.
-        sandbox = SandboxServer(ready_after=args.sandbox_ready_after).start(wait=False)
+        # Its port is known and listening at once; it starts serving when the first request reaches
+        # it, so the MCP server's start and the client's first requests (none needs it) go first.
+        sandbox = SandboxServer(ready_after=args.sandbox_ready_after).start(on_first_request=True)
         settings = settings.for_sandbox(sandbox.url)
     try:
         server = build_server(settings)

@@ -228,3 +228,16 @@ async def test_a_shared_fetch_survives_a_cancelled_caller_and_failures_are_not_k
     assert (await memo.get("k", fetch)).value == 2  # the failure was not kept
     assert (await memo.get("k", fetch)).value == 2 and calls == 2  # the answer is
     assert (await memo.get("k", fetch, refresh=True)).value == 3
+
+
+def test_a_sandbox_started_on_first_request_serves_it_and_stops_when_never_asked() -> None:
+    idle = SandboxServer().start(on_first_request=True)
+    assert not idle.serving
+    idle.stop()  # returns although it never served
+    lazy = SandboxServer().start(on_first_request=True)
+    try:
+        assert not lazy.serving  # nothing has reached it yet
+        answer = httpx.get(f"{lazy.url}/_sandbox/requests", timeout=10)
+        assert answer.status_code == 200 and lazy.serving
+    finally:
+        lazy.stop()

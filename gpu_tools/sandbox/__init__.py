@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import copy
+import select
 import socket
 import sys
 import threading
@@ -66,7 +67,7 @@ class SandboxServer:
         # caller may go on (build a server, say) while the sandbox starts.
         self._sock.listen(2048)
         self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False, ws="none")
         self._server = _Server(config)
         self._thread: threading.Thread | None = None
 
@@ -74,13 +75,30 @@ class SandboxServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, *, wait: bool = True) -> SandboxServer:
-        """Serve in a daemon thread; `wait=False` returns at once (call `wait_started` later)."""
-        self._thread = threading.Thread(target=self._serve, name="gpu-sandbox", daemon=True)
+    @property
+    def serving(self) -> bool:
+        return self._server.ready.is_set()
+
+    def start(self, *, wait: bool = True, on_first_request: bool = False) -> SandboxServer:
+        """Serve in a daemon thread; `wait=False` returns at once (call `wait_started` later).
+
+        `on_first_request=True` (implies not waiting): the thread sleeps in `select` until the first
+        connection reaches the listening socket, and only then starts uvicorn, which takes that
+        connection from the backlog. A process whose first work is something else (an MCP server
+        answering initialize and tools/list) does not share the interpreter with the sandbox's
+        start-up meanwhile; the first request waits for it instead (some 20 ms)."""
+        target = self._serve_when_asked if on_first_request else self._serve
+        self._thread = threading.Thread(target=target, name="gpu-sandbox", daemon=True)
         self._thread.start()
-        if wait:
+        if wait and not on_first_request:
             self.wait_started()
         return self
+
+    def _serve_when_asked(self) -> None:
+        while not self._server.should_exit:
+            if select.select([self._sock], [], [], 0.2)[0]:
+                self._serve()
+                return
 
     def _serve(self) -> None:
         try:
