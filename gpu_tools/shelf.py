@@ -42,7 +42,7 @@ class Shelf:
         self.path = path
         self._data: dict[str, dict[str, list[Any]]] | None = None
         self._dirty: dict[str, set[str]] = {}
-        self._flushing = False
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
 
     def _read(self) -> dict[str, dict[str, list[Any]]]:
         try:
@@ -87,13 +87,13 @@ class Shelf:
         except RuntimeError:
             self.flush()
             return
-        if not self._flushing:
-            self._flushing = True
+        if self._flush_on is not loop:  # none scheduled, or on a loop that may never run it again
+            self._flush_on = loop
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write what changed, merged with the file as it is now (the newer entry wins a key)."""
-        self._flushing = False
+        self._flush_on = None
         if not self._dirty or self._data is None:
             return
         merged = self._read()

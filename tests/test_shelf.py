@@ -147,3 +147,25 @@ def test_each_account_has_its_own_shelf_and_its_name_never_holds_the_key() -> No
     assert alice != bob and alice == shelf("sk-alice-0123456789")
     assert alice != shelf("sk-alice-0123456789", "https://eu.sesterce.example")
     assert "alice" not in str(alice) and alice.parent == cache_dir() / "catalog"
+
+
+def test_a_write_scheduled_on_a_loop_that_stopped_is_scheduled_again_on_the_next(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from gpu_tools.shelf import Shelf
+
+    shelf = Shelf(tmp_path / "s.json")
+    dead = asyncio.new_event_loop()
+
+    async def put(value: int) -> None:
+        shelf.put("prices", "k", datetime.now(UTC), value)
+
+    async def put_then_stop() -> None:
+        await put(1)
+        asyncio.get_running_loop().stop()  # the loop ends before the flush it was given runs
+
+    dead.create_task(put_then_stop())
+    dead.run_forever()
+    dead.close()
+    asyncio.run(put(2))
+    assert json.loads((tmp_path / "s.json").read_text())["sections"]["prices"]["k"][1] == 2
