@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gpu_tools import budget
@@ -69,7 +69,7 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
     live = tk.journal.live()
     journal = {(e.provider, e.resource_id): e for e in live if e.resource_id}
     created = tk.journal.created_ids()
-    now = datetime.now(UTC)
+    now = tk.now()
     lines = []
     for e in live:
         # A create whose answer was lost counts at its planned cost until reconciliation resolves it.

@@ -26,12 +26,13 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pydantic_core
 
 from gpu_tools import errors
+from gpu_tools.models import Clock, utc_now
 from gpu_tools.shelf import Shelf, age
 
 if TYPE_CHECKING:
@@ -91,9 +92,11 @@ class Memo(Generic[V]):
         clock: Callable[[], float] = time.monotonic,
         *,
         kept: Kept[V] | None = None,
+        now: Clock = utc_now,
     ) -> None:
         self._ttl = ttl
         self._clock = clock
+        self._now = now
         self._kept = kept
         self._values: dict[Hashable, Stamped[V]] = {}
         self._inflight: dict[Hashable, tuple[asyncio.Task[Stamped[V]], bool]] = {}
@@ -110,7 +113,7 @@ class Memo(Generic[V]):
         if found is None:
             return None
         at, raw = found
-        seconds = age(at)
+        seconds = age(at, self._now())
         if not 0 <= seconds < self._ttl():
             return None  # too old, or stamped in the future (a clock that went back): fetch
         try:
@@ -131,18 +134,22 @@ class Memo(Generic[V]):
         loop = asyncio.get_running_loop()
         running = self._inflight.get(key)
         if running is None or running[0].get_loop() is not loop or (refresh and not running[1]):
-            task = loop.create_task(self._fetch(key, fetch))
+            task = loop.create_task(self._fetch(key, fetch, refresh))
             self._inflight[key] = (task, refresh)
             task.add_done_callback(functools.partial(self._done, key))
             running = (task, refresh)
         return await asyncio.shield(running[0])
 
-    async def _fetch(self, key: Hashable, fetch: Callable[[], Awaitable[V]]) -> Stamped[V]:
-        stamped = Stamped(await fetch(), datetime.now(UTC), self._clock())
+    async def _fetch(self, key: Hashable, fetch: Callable[[], Awaitable[V]], refresh: bool) -> Stamped[V]:
+        stamped = Stamped(await fetch(), self._now(), self._clock())
         self._values[key] = stamped
         if self._kept is not None:
             self._kept.shelf.put(
-                self._kept.section, json.dumps(key), stamped.at, self._kept.dump(stamped.value)
+                self._kept.section,
+                json.dumps(key),
+                stamped.at,
+                self._kept.dump(stamped.value),
+                force=refresh,
             )
         return stamped
 

@@ -28,6 +28,15 @@ T = TypeVar("T", bound=BaseModel)
 NOTE_KEYS = ("note", "usd_note", "price_note")
 
 
+Clock = Callable[[], datetime]
+"""What the core asks for the time: an aware UTC datetime. Tests pass their own instead of sleeping."""
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC (the default `Clock`)."""
+    return datetime.now(UTC)
+
+
 def parse_time(value: Any) -> datetime | None:
     """A provider's or the journal's time (ISO 8601, `Z` or an offset, or none: UTC) as an aware datetime."""
     if isinstance(value, datetime):

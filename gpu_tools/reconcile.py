@@ -10,7 +10,7 @@ on the row with a note saying what was found. Nothing is ever resent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gpu_tools.errors import GpuToolsError, NotFound
@@ -37,14 +37,14 @@ def pending_rows(
     ]
 
 
-def _age(row: dict[str, Any]) -> float:
-    return (datetime.now(UTC) - datetime.fromisoformat(row["at"])).total_seconds()
+def _age(tk: Toolkit, row: dict[str, Any]) -> float:
+    return (tk.now() - datetime.fromisoformat(row["at"])).total_seconds()
 
 
 async def reconcile(tk: Toolkit, provider: str | None = None) -> ReconcileReport:
     """Check every unknown row (of one provider, or all) once; journal what was found."""
     items: list[Reconciled] = []
-    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    stamp = tk.now().isoformat(timespec="seconds")
     for row in pending_rows(tk, provider):
         if not tk.configured(row["provider"]):
             continue
@@ -87,7 +87,7 @@ async def reconcile(tk: Toolkit, provider: str | None = None) -> ReconcileReport
 
 async def _check(tk: Toolkit, row: dict[str, Any]) -> tuple[str, Resource | None, str]:
     adapter = tk.adapters[row["provider"]]
-    settled = _age(row) >= tk.settings.reconcile_grace_seconds
+    settled = _age(tk, row) >= tk.settings.reconcile_grace_seconds
     try:
         if row["effect"] == "create":
             found = await adapter.find_created(row)

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,12 @@ class Shelf:
             return None
         return at, entry[1]
 
-    def put(self, section: str, key: str, at: datetime, value: Any) -> None:
+    def put(self, section: str, key: str, at: datetime, value: Any, *, force: bool = False) -> None:
         """Keep `value` fetched `at`; written to the file on the event loop's next turn (at once
-        when no loop runs)."""
+        when no loop runs). An unchanged value is written again only now and then, unless `force`
+        (a refresh: the next process must see the time this one showed)."""
         kept = self.get(section, key)
-        if kept is not None and kept[1] == value and at - kept[0] < REWRITE_UNCHANGED:
+        if not force and kept is not None and kept[1] == value and at - kept[0] < REWRITE_UNCHANGED:
             return
         self._loaded().setdefault(section, {})[key] = [at.isoformat(), value]
         self._dirty.setdefault(section, set()).add(key)
@@ -127,6 +128,6 @@ def _newer(ours: list[Any], theirs: Any) -> bool:
         return True
 
 
-def age(at: datetime) -> float:
-    """Seconds since `at` (negative when `at` is in the future: a clock that went back)."""
-    return (datetime.now(UTC) - at).total_seconds()
+def age(at: datetime, now: datetime) -> float:
+    """Seconds from `at` to `now` (negative when `at` is in the future: a clock that went back)."""
+    return (now - at).total_seconds()

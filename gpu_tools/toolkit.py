@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,12 +26,14 @@ from gpu_tools.gate import Confirmer, Gate, Question, Refuse
 from gpu_tools.http import Memo
 from gpu_tools.journal import Journal
 from gpu_tools.models import (
+    Clock,
     Offer,
     ProviderInfo,
     ProviderListing,
     ProviderStatus,
     ReconcileReport,
     ToolsetInfo,
+    utc_now,
 )
 from gpu_tools.operations import BASE_TOOLSETS, TOOLSETS, Operation, Progress, Registry, toolset_provider
 from gpu_tools.providers import ADAPTERS, Provider
@@ -77,8 +79,10 @@ class Toolkit:
         settings: Settings | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        now: Clock = utc_now,
     ) -> None:
         self.settings = settings or load_settings()
+        self.now = now  # the one wall clock of the core: tests pass their own instead of sleeping
         self.settings.register_credentials()  # also for settings made by model_copy
         self.registry: Registry = registry()
         self.journal = Journal.open(self.settings.journal_target())
@@ -87,7 +91,7 @@ class Toolkit:
             for name, cls in ADAPTERS.items()
         }
         self.gate = Gate(self)
-        self._offers: Memo[list[Offer]] = Memo(lambda: self.settings.offers_cache_ttl)
+        self._offers: Memo[list[Offer]] = Memo(lambda: self.settings.offers_cache_ttl, now=now)
         # Small answers reused briefly by key (completion values), with the time they came in.
         self.recent: dict[str, tuple[float, Any]] = {}
 
@@ -213,7 +217,7 @@ class Toolkit:
         got = await self._offers.get(
             adapter.name, lambda: adapter.list_offers(refresh=refresh), refresh=refresh
         )
-        now = datetime.now(UTC)
+        now = self.now()
         out = []
         for offer in got.value:
             copy = offer.model_copy(deep=True)

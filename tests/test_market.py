@@ -257,7 +257,7 @@ def test_magics_render_spend_and_orphans(shell: InteractiveShell) -> None:
     assert "Now: $" in repr(spend) and "neolink" in repr(spend) and "<table>" in spend._repr_html_()
     orphans = shell.run_line_magic("gpu", "orphans")
     assert "Created here but gone: 0" in repr(orphans)
-    with pytest.raises(Exception, match="expires_in"):
+    with pytest.raises(errors.InvalidInput, match="expires_in"):
         shell.run_line_magic(
             "gpu",
             f"neolink-create-instance --display-name m --image {IMAGE} --gpu-sku-id 88 "
