@@ -177,13 +177,24 @@ async def test_spend_lists_live_resources_with_hourly_and_accrued_cost(tk: Toolk
     report = await tk.call("spend", {})
     lines = {line.provider: line for line in report.items}
     assert set(lines) == {"neolink", "nebius"}
-    assert (
-        lines["neolink"].usd_per_hour > 0 and lines["neolink"].accrued_usd >= 0 and lines["neolink"].tracked
-    )
+    # SKU 88 costs 25 CNY an hour in the sandbox; at the default 0.14 USD per CNY that is $3.50.
+    assert lines["neolink"].usd_per_hour == pytest.approx(3.50)
+    assert lines["neolink"].accrued_usd >= 0 and lines["neolink"].tracked
     assert lines["neolink"].expires_at == created.plan.expires_at
     assert lines["nebius"].usd_per_hour is None and any("no price known" in n for n in report.notes)
     assert report.total_usd_per_hour == pytest.approx(lines["neolink"].usd_per_hour)
     assert {p.provider for p in report.by_provider} == {"nebius", "neolink"}
+
+
+async def test_spend_converts_cny_at_the_configured_rate(sandbox: SandboxServer) -> None:
+    tk = Toolkit(sandbox_settings(sandbox, usd_per_cny=0.2))
+    try:
+        await tk.call("neolink_create_instance", NEOLINK, confirmer=Approve())
+        report = await tk.call("spend", {})
+    finally:
+        tk.close()
+    assert [(line.provider, line.usd_per_hour) for line in report.items] == [("neolink", pytest.approx(5.0))]
+    assert report.total_usd_per_hour == pytest.approx(5.0)
 
 
 async def test_reap_expired_deletes_what_has_expired_after_confirmation(
