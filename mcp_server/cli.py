@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import os
 import secrets
 import sys
+from typing import NoReturn
 
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -42,6 +42,16 @@ def transport_security(host: str, port: int, extra_hosts: list[str]) -> Transpor
         allowed_hosts=list(dict.fromkeys(hosts)),
         allowed_origins=list(dict.fromkeys(origins)),
     )
+
+
+def is_loopback(host: str) -> bool:
+    return host in (*LOOPBACK, "::1")
+
+
+def refuse(message: str) -> NoReturn:
+    """A configuration that would fail open: one line on stderr, exit code 2, nothing served."""
+    print(f"gpu-mcp: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,7 +87,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = load_settings(**overrides)
     except GpuToolsError as exc:
-        raise SystemExit(f"gpu-mcp: {exc}") from None
+        refuse(str(exc))
+    tokens: dict[str, str | None] = dict(settings.http_tokens)
+    if settings.http_token is not None:
+        tokens[settings.http_token.get_secret_value()] = None
+    if args.transport == "http" and not tokens and not is_loopback(args.host):
+        # A token generated here would be the only lock on a server others can reach: choose one.
+        refuse(
+            f"http_tokens and http_token are both empty: set GPU_TOOLS_HTTP_TOKENS or GPU_TOOLS_HTTP_TOKEN "
+            f"(or {config_file()}) before serving HTTP beyond loopback ({args.host})."
+        )
     sandbox = None
     if args.sandbox:
         # Its port is known and listening at once; it starts serving when the first request reaches
@@ -119,10 +138,6 @@ def main(argv: list[str] | None = None) -> None:
         else:
             import uvicorn
 
-            tokens: dict[str, str | None] = dict(settings.http_tokens)
-            single = os.environ.get("GPU_TOOLS_HTTP_TOKEN", "").strip()
-            if single:
-                tokens.setdefault(single, None)
             if not tokens:
                 token = secrets.token_urlsafe(24)
                 tokens[token] = None
@@ -137,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                     "(the same on every replica) to run several behind one load balancer"
                 )
             security = transport_security(args.host, args.port, settings.http_allowed_hosts)
-            if args.host not in LOOPBACK and args.host != "::1":
+            if not is_loopback(args.host):
                 say(
                     "Host/Origin checks accept: "
                     + ", ".join(h for h in security.allowed_hosts if not h.endswith(":*"))
