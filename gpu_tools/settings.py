@@ -51,6 +51,11 @@ def config_file() -> Path:
     return config_dir() / "config.toml"
 
 
+def http_token_file() -> Path:
+    """Where `gpu-mcp --transport http` writes the bearer token it generates (readable by the user only)."""
+    return config_dir() / "http-token"
+
+
 def _policy(name: str) -> AliasChoices:
     return AliasChoices(name, f"GPU_TOOLS_{name.upper()}")
 

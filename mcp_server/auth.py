@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 USER_KEY = "gpu_tools.user"  # the ASGI scope key BearerAuth fills
 UNAUTHORIZED = (
     b'{"error": "missing or wrong bearer token: send Authorization: Bearer <token> (a token from '
-    b'http_tokens, GPU_TOOLS_HTTP_TOKEN, or the one gpu-mcp printed at start)"}'
+    b'http_tokens, GPU_TOOLS_HTTP_TOKEN, or the one in the file gpu-mcp named at start)"}'
 )
 
 

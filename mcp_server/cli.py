@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import secrets
 import sys
+import tempfile
+from pathlib import Path
 from typing import NoReturn
 
 from mcp.server.transport_security import TransportSecuritySettings
 
-from gpu_tools.errors import GpuToolsError, RedactingFilter
+from gpu_tools.errors import GpuToolsError, RedactingFilter, register_secret
 from gpu_tools.sandbox import SandboxServer
-from gpu_tools.settings import config_file, load_settings
+from gpu_tools.settings import config_file, http_token_file, load_settings
 from mcp_server import build_server
 from mcp_server.auth import BearerAuth
 
@@ -52,6 +55,22 @@ def refuse(message: str) -> NoReturn:
     """A configuration that would fail open: one line on stderr, exit code 2, nothing served."""
     print(f"gpu-mcp: {message}", file=sys.stderr, flush=True)
     raise SystemExit(2)
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write `text` to `path` readable and writable by this user only (0600), replacing it atomically,
+    in a directory others cannot list (0700 when made here)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # made 0600
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -139,9 +158,15 @@ def main(argv: list[str] | None = None) -> None:
             import uvicorn
 
             if not tokens:
-                token = secrets.token_urlsafe(24)
+                token = secrets.token_urlsafe(32)
+                register_secret(token)
                 tokens[token] = None
-                say(f"generated bearer token (set GPU_TOOLS_HTTP_TOKEN or http_tokens to choose): {token}")
+                path = write_private(http_token_file(), token + "\n")
+                # Never the token itself: MCP clients keep a server's stderr in their logs.
+                say(
+                    f"generated a bearer token, readable only by you: cat {path} "
+                    "(set GPU_TOOLS_HTTP_TOKEN or http_tokens to choose one)"
+                )
             names = sorted({name for name in tokens.values() if name})
             if names:
                 say(f"{len(tokens)} bearer token(s); users: {', '.join(names)}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from gpu_tools.errors import RedactingFilter
+from gpu_tools.settings import Settings
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -168,3 +173,30 @@ def test_gpu_mcp_refuses_to_start_on_a_configuration_that_would_fail_open(
     # Nothing listens: a request without Authorization is served as nobody, alice included.
     with pytest.raises(httpx.ConnectError):
         httpx.post(f"http://127.0.0.1:{port}/mcp", json=INITIALIZE, timeout=2)
+
+
+def test_a_generated_token_goes_to_a_private_file_never_to_stderr(gpu_home: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GPU_TOOLS_HTTP_TOKEN")}
+    env = {**clean, "GPU_TOOLS_HOME": str(gpu_home)}
+    args = [sys.executable, "-m", "mcp_server", "--sandbox", "--transport", "http", "--port", str(port)]
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    path = gpu_home / "http-token"
+    with running(args, env, url) as proc:
+        token = path.read_text().strip()
+        assert len(token) >= 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert httpx.post(url, json=INITIALIZE, headers=headers).status_code == 401
+        ok = httpx.post(url, json=INITIALIZE, headers={**headers, "Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and "gpu-tools" in ok.text
+        proc.terminate()
+        banner = proc.communicate(timeout=10)[1]
+    assert f"cat {path}" in banner
+    assert not [line for line in banner.splitlines() if token in line]
+
+
+def test_every_configured_token_is_a_secret_that_logs_never_show(gpu_home: Path) -> None:
+    single, bob, key = "tok-single-0123456789", "tok-bob-0123456789", "k" * 40
+    Settings(http_token=single, http_tokens={bob: "bob"}, http_state_key=key)
+    record = logging.LogRecord("t", logging.WARNING, __file__, 1, f"{single} {bob} {key}", None, None)
+    assert RedactingFilter().filter(record) and record.getMessage() == "*** *** ***"
