@@ -13,7 +13,12 @@ Each pass:
 It only ever touches resources the journal says this tool created. It writes a heartbeat to the
 journal, which `spend` reads to tell whether the guard is running. Several gpu-guards may watch one
 shared journal (a team's, on PostgreSQL): each pass first takes a lease in the journal, and a guard
-that finds another's lease running skips its pass, so no resource is acted on twice.
+that finds another's lease running skips its pass, so no resource is acted on twice. The lease is
+renewed while the pass runs and before every action; a guard that lost it acts no more in that pass.
+
+`serve` keeps passing through outages (the journal's database, a provider): a failed pass is one line,
+the next waits longer (bounded exponential back-off), and the first pass that works again carries out
+what fell due meanwhile. The guard's clock (`now`) comes from its caller, so tests move time by hand.
 """
 
 from __future__ import annotations
@@ -305,14 +310,47 @@ class Guard:
         )
 
 
+BACKOFF_MAX = 300.0  # the longest wait between passes while they keep failing, in seconds
+
+
+def backoff(interval: float, failures: int) -> float:
+    """Seconds to wait after `failures` passes in a row failed: the interval, doubled per failure, up
+    to BACKOFF_MAX (or 16 intervals, if that is less), never less than the interval."""
+    if failures <= 0:
+        return interval
+    ceiling = max(interval, min(BACKOFF_MAX, 16 * interval))
+    return min(ceiling, interval * 2.0 ** min(failures, 32))
+
+
+def failure_line(exc: BaseException) -> str:
+    """One line about a failed pass, with no secret: our own errors say what happened; anything else
+    (a dropped database connection, a provider that went away) is named by its type and first line."""
+    if isinstance(exc, GpuToolsError):
+        text = str(exc)
+    else:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        text = f"{type(exc).__name__}" + (f": {first}" if first else "")
+    return redact(" ".join(text.split()))[:500]
+
+
 async def serve(guard: Guard, interval: float, stop: asyncio.Event) -> None:
+    """Pass after pass until `stop` is set. A pass that fails (the journal's database or a provider
+    unreachable) is said in one line and the next waits longer (bounded exponential back-off); the
+    loop goes on, and the first pass after the outage carries out what fell due during it."""
+    failures = 0
     while not stop.is_set():
         try:
             await guard.run_once()
-        except GpuToolsError as exc:
-            guard.say(f"gpu-guard: pass failed: {exc}")
+        except Exception as exc:
+            failures += 1
+            wait = backoff(interval, failures)
+            guard.say(f"gpu-guard: pass failed ({failure_line(exc)}); next try in {wait:g} s")
+        else:
+            if failures:
+                guard.say(f"gpu-guard: passes work again after {failures} failed one(s)")
+            failures = 0
         try:
-            await asyncio.wait_for(stop.wait(), interval)
+            await asyncio.wait_for(stop.wait(), backoff(interval, failures))
         except TimeoutError:
             pass
 
