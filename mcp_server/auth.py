@@ -8,14 +8,16 @@ in the two forms the layers below read:
   (2026-07-28), so one user cannot use another's session or answer another's question;
 - `scope[USER_KEY]`, the user name the tools read (`user_of`) to journal who asked and who confirmed.
 
-`journal_state_refusals` journals a tool call whose confirmation round the SDK refused (another user's
-`requestState`, an expired or altered one): the refusal leaves a row naming who tried.
+`journal_state_refusals` (2026-07-28: another user's `requestState`, an expired or altered one) and
+`SessionRefusals` (2025-11-25: another user's session) journal a mutating tool call the SDK refused
+before it reached the tool: the refusal leaves a row naming who tried.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +28,13 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.request_state import RequestStateBoundary
 from mcp.shared.exceptions import MCPError
 from starlette.authentication import AuthCredentials
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpu_tools.errors import GpuToolsError
 from gpu_tools.settings import MIN_TOKEN_LENGTH
 
 if TYPE_CHECKING:
+    from gpu_tools.operations import Operation
     from gpu_tools.toolkit import Toolkit
 
 USER_KEY = "gpu_tools.user"  # the ASGI scope key BearerAuth fills with the user name
@@ -104,6 +107,77 @@ class BearerAuth:
                 return
             scope = {**scope, USER_KEY: name, "user": principal, "auth": AuthCredentials([])}
         await self.app(scope, receive, send)
+
+
+class SessionRefusals:
+    """ASGI middleware between BearerAuth and the SDK's streamable HTTP app: a `tools/call` of a mutating
+    tool posted with an `mcp-session-id` that the SDK answers 404 (a session that is unknown, ended, or
+    opened by another user's token) is journaled as refused, naming the user who sent it. Only such
+    posts are read ahead (and handed on unchanged); everything else passes straight through."""
+
+    def __init__(self, app: ASGIApp, tk: Toolkit) -> None:
+        self.app = app
+        self.tk = tk
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers") or ())
+        if scope["type"] != "http" or scope.get("method") != "POST" or b"mcp-session-id" not in headers:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        first: list[Message] = []
+        while True:
+            message = await receive()
+            first.append(message)
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        calls = self._mutating_calls(b"".join(chunks))
+
+        async def replay() -> Message:
+            return first.pop(0) if first else await receive()
+
+        status: list[int] = []
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await self.app(scope, replay, watch)
+        if calls and status and status[0] == 404:
+            for op, arguments in calls:
+                await self.tk.gate.journal_refusal(
+                    op,
+                    arguments,
+                    "the call named a session that is unknown, ended, or opened with another user's token; "
+                    "nothing was sent",
+                    actor=scope.get(USER_KEY),
+                )
+
+    def _mutating_calls(self, body: bytes) -> list[tuple[Operation, dict[str, Any]]]:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return []
+        found = []
+        for message in parsed if isinstance(parsed, list) else [parsed]:
+            if not isinstance(message, dict) or message.get("method") != "tools/call":
+                continue
+            params = message.get("params")
+            name = params.get("name") if isinstance(params, dict) else None
+            if not isinstance(name, str):
+                continue
+            try:
+                op = self.tk.registry.get(name)
+            except GpuToolsError:
+                continue
+            if op.mutating:
+                arguments = params.get("arguments") if isinstance(params, dict) else None
+                found.append((op, arguments if isinstance(arguments, dict) else {}))
+        return found
 
 
 def user_of(request: Any) -> str | None:

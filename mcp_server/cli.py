@@ -22,7 +22,7 @@ from gpu_tools.errors import GpuToolsError, RedactingFilter, register_secret
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import config_file, http_token_file, load_settings
 from mcp_server import build_server
-from mcp_server.auth import BearerAuth, journal_state_refusals
+from mcp_server.auth import BearerAuth, SessionRefusals, journal_state_refusals
 
 __all__ = ["BearerAuth", "main", "transport_security"]
 
@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
                     + " (add names with GPU_TOOLS_HTTP_ALLOWED_HOSTS='[\"name\"]')"
                 )
             journal_state_refusals(server)
-            app = BearerAuth(server.streamable_http_app(host=args.host, transport_security=security), tokens)
+            mcp_app = server.streamable_http_app(host=args.host, transport_security=security)
+            app = BearerAuth(SessionRefusals(mcp_app, tk), tokens)
             say(
                 f"serving MCP over streamable HTTP at http://{args.host}:{args.port}/mcp "
                 "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"

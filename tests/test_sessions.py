@@ -124,12 +124,14 @@ async def test_bob_cannot_answer_stream_from_or_end_alices_session(
     async with http, Client(transport, elicitation_callback=alice, mode="legacy") as client:
         made = structured(await client.call_tool(CREATE, ARGS))
         # Her session outlived bob's DELETE.
-        assert structured(await client.call_tool("history", {}))["total"] == 1
+        assert structured(await client.call_tool("history", {}))["total"] == 2  # hers and bob's refusal
 
     assert tried == {"answer": 404, "call": 404, "stream": 404, "end": 404}
     assert made["outcome"] == "done" and len(creates(sandbox)) == 1
-    [row] = server.rows()
-    assert (row.outcome, row.actor, row.confirmed_by) == ("ok", "alice", "alice")
+    done, refused = server.rows()  # newest first
+    assert (done.outcome, done.actor, done.confirmed_by) == ("ok", "alice", "alice")
+    assert (refused.outcome, refused.actor, refused.confirmed_by) == ("refused", "bob", None)
+    assert "another user's token" in (refused.error or "")
 
 
 # ---- 2026-07-28: a question is sealed for its asker ------------------------------------------------------
