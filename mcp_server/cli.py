@@ -161,7 +161,13 @@ def main(argv: list[str] | None = None) -> None:
                 token = secrets.token_urlsafe(32)
                 register_secret(token)
                 tokens[token] = None
-                path = write_private(http_token_file(), token + "\n")
+                try:
+                    path = write_private(http_token_file(), token + "\n")
+                except OSError as exc:
+                    refuse(
+                        f"cannot write the generated bearer token to {http_token_file()} ({exc.strerror}): "
+                        "set GPU_TOOLS_HTTP_TOKEN or http_tokens instead"
+                    )
                 # Never the token itself: MCP clients keep a server's stderr in their logs.
                 say(
                     f"generated a bearer token, readable only by you: cat {path} "
