@@ -439,7 +439,9 @@ class Gate:
             plan, op.effect, op, key=key, args=args_hash(op, data), approval=approval, data=data, **who
         )
 
-    async def journal_refusal(self, op: Operation, args: dict[str, Any], reason: str) -> None:
+    async def journal_refusal(
+        self, op: Operation, args: dict[str, Any], reason: str, *, actor: str | None = None
+    ) -> None:
         """Journal a refusal that happened outside `run` (invalid arguments, a confirmation the front
         could not complete), with the plan when one can be built and a bare row when not."""
         plan: Plan | None = None
@@ -460,7 +462,7 @@ class Gate:
                 reversibility="nothing was sent",
                 sandbox=self.tk.settings.sandbox,
             )
-        self.tk.journal.record(plan, op.effect, "refused", error=reason, idempotency_key=key)
+        self.tk.journal.record(plan, op.effect, "refused", error=reason, idempotency_key=key, actor=actor)
 
     def _replay_key(self, op: Operation, data: MutationInput, row: dict[str, Any]) -> MutationResult:
         used = f"idempotency_key {row['idempotency_key']!r} was first used at {row['at']} by {op.name} for {row['target']} (journal #{row['id']})"

@@ -13,7 +13,12 @@ Each pass:
 It only ever touches resources the journal says this tool created. It writes a heartbeat to the
 journal, which `spend` reads to tell whether the guard is running. Several gpu-guards may watch one
 shared journal (a team's, on PostgreSQL): each pass first takes a lease in the journal, and a guard
-that finds another's lease running skips its pass, so no resource is acted on twice.
+that finds another's lease running skips its pass, so no resource is acted on twice. The lease is
+renewed while the pass runs and before every action; a guard that lost it acts no more in that pass.
+
+`serve` keeps passing through outages (the journal's database, a provider): a failed pass is one line,
+the next waits longer (bounded exponential back-off), and the first pass that works again carries out
+what fell due meanwhile. The guard's clock (`now`) comes from its caller, so tests move time by hand.
 """
 
 from __future__ import annotations
@@ -46,30 +51,83 @@ LEASE_SECONDS = 600.0  # the longest a pass may hold the lease before another gu
 log = logging.getLogger("gpu_tools.guard")
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LeaseLost(Exception):
+    """This guard no longer holds the journal's lease: it acts no more in this pass."""
+
+
 class Guard:
-    def __init__(self, tk: Toolkit, say: Callable[[str], None] = print) -> None:
+    """One gpu-guard. `now` is its clock (expiries, budgets, the lease, the heartbeat): tests pass their
+    own. `lease_seconds` is how long a pass holds the journal's lease between renewals: the lease is
+    renewed every third of it while the pass runs, and checked (renewed) before every action."""
+
+    def __init__(
+        self,
+        tk: Toolkit,
+        say: Callable[[str], None] = print,
+        *,
+        now: Callable[[], datetime] = utc_now,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
         self.tk = tk
         self.say = say
+        self.now = now
+        self.lease_seconds = lease_seconds
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._actions: list[dict[str, Any]] = []
 
     # ---- one pass -----------------------------------------------------------------------------
     async def run_once(self) -> list[dict[str, Any]]:
         """One pass; returns the actions taken (each also printed, journaled and notified). Skipped,
-        with a line saying so, while another gpu-guard holds the journal's lease."""
-        taken, holder, until = self.tk.journal.acquire_lease(LEASE, self.holder, LEASE_SECONDS)
+        with a line saying so, while another gpu-guard holds the journal's lease; cut short, with a
+        line saying so, when this guard loses the lease during the pass."""
+        journal = self.tk.journal
+        taken, holder, until = journal.acquire_lease(LEASE, self.holder, self.lease_seconds, self.now())
         if not taken:
             self.say(
                 f"gpu-guard: another gpu-guard ({holder}) is making a pass on this journal (lease until "
                 f"{until}); this pass is skipped."
             )
             return []
+        self._actions = []
+        renewing = asyncio.create_task(self._keep_lease())
         try:
-            return await self._pass()
+            await self._pass()
+        except LeaseLost:
+            self.say(
+                "gpu-guard: this guard lost the journal's lease during its pass (another gpu-guard may be "
+                f"acting); it acts no more in this pass, after {len(self._actions)} action(s)."
+            )
         finally:
-            self.tk.journal.release_lease(LEASE, self.holder)
+            renewing.cancel()
+            try:
+                journal.release_lease(LEASE, self.holder)
+            except Exception as exc:  # the database went away: the lease runs out by itself
+                log.warning("could not release the lease (%s); it runs out by itself", type(exc).__name__)
+        return self._actions
 
-    async def _pass(self) -> list[dict[str, Any]]:
-        actions: list[dict[str, Any]] = []
+    async def _keep_lease(self) -> None:
+        """Renew the lease every third of its length while the pass runs (a slow provider call keeps
+        it); a renewal that fails leaves the next fence check to stop the pass."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                if not self.tk.journal.renew_lease(LEASE, self.holder, self.lease_seconds, self.now()):
+                    return
+            except Exception as exc:
+                log.warning("could not renew the lease (%s)", type(exc).__name__)
+
+    def fence(self) -> None:
+        """Before every action: renew the lease, or raise LeaseLost if it ran out or another guard took it."""
+        if not self.tk.journal.renew_lease(LEASE, self.holder, self.lease_seconds, self.now()):
+            raise LeaseLost
+
+    async def _pass(self) -> None:
+        actions = self._actions
+        self.fence()  # reconciliation writes the journal's findings
         report = await self.tk.reconcile()
         for item in report.items:
             if item.outcome != "unknown":
@@ -83,15 +141,14 @@ class Guard:
                         f"journal #{item.journal_id}: {item.note}",
                     )
                 )
-        actions += await self._expire()
-        actions += await self._budgets()
-        self.tk.journal.set_meta(GUARD_LAST_PASS, datetime.now(UTC).isoformat(timespec="seconds"))
+        await self._expire()
+        await self._budgets()
+        self.tk.journal.set_meta(GUARD_LAST_PASS, self.now().isoformat(timespec="seconds"))
         self.tk.journal.set_meta(GUARD_INTERVAL, str(self.tk.settings.guard_interval))
-        return actions
 
-    async def _expire(self) -> list[dict[str, Any]]:
-        now = datetime.now(UTC)
-        actions = []
+    async def _expire(self) -> None:
+        now = self.now()
+        actions = self._actions
         for entry in self.tk.journal.live():
             if (
                 not entry.expires_at
@@ -103,7 +160,6 @@ class Guard:
                 continue
             reason = f"expired at {entry.expires_at}"
             actions.append(await self._act(entry, entry.expires_action, "expired", reason))
-        return actions
 
     async def _already_stopped(self, entry: LiveEntry) -> bool:
         try:
@@ -112,14 +168,14 @@ class Guard:
             return False
         return resource.status in ("stopped", "deleting")
 
-    async def _budgets(self) -> list[dict[str, Any]]:
+    async def _budgets(self) -> None:
         settings = self.tk.settings
-        now = datetime.now(UTC)
+        now = self.now()
         found = budgets(settings, now, self.tk.journal.first_at())
         if not found:
-            return []
+            return
         horizon = timedelta(seconds=settings.guard_interval)
-        actions: list[dict[str, Any]] = []
+        actions = self._actions
         tried: set[tuple[str, str | None]] = set()  # acted on this pass, whether it worked or not
         for budget in found:
             before = len(actions)
@@ -152,7 +208,6 @@ class Guard:
                 target = candidates[0]
                 tried.add((target.provider, target.resource_id))
                 actions.append(await self._act(target, settings.budget_action, "budget", reason))
-        return actions
 
     # ---- acting -------------------------------------------------------------------------------
     async def _act(self, entry: LiveEntry, action: str, event: str, reason: str) -> dict[str, Any]:
@@ -161,11 +216,13 @@ class Guard:
         operation = "delete_resource" if action == "delete" else "stop_resource"
         args = {"provider": entry.provider, "resource_id": entry.resource_id}
         ok = True
+        self.fence()
         try:
             result = await self.tk.call(operation, args, confirmer=Approve(), actor=ACTOR)
             assert isinstance(result, MutationResult)
             outcome = f"journal #{result.journal_id}"
         except NotFound:
+            self.fence()
             self._record_gone(entry, operation)
             outcome = "already gone at the provider"
         except GpuToolsError as exc:
@@ -212,7 +269,7 @@ class Guard:
             "resource_id": resource_id,
             "name": name,
             "detail": redact(detail),
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "at": self.now().isoformat(timespec="seconds"),
             "sandbox": self.tk.settings.sandbox,
         }
         who = (
@@ -253,14 +310,47 @@ class Guard:
         )
 
 
+BACKOFF_MAX = 300.0  # the longest wait between passes while they keep failing, in seconds
+
+
+def backoff(interval: float, failures: int) -> float:
+    """Seconds to wait after `failures` passes in a row failed: the interval, doubled per failure, up
+    to BACKOFF_MAX (or 16 intervals, if that is less), never less than the interval."""
+    if failures <= 0:
+        return interval
+    ceiling = max(interval, min(BACKOFF_MAX, 16 * interval))
+    return min(ceiling, interval * 2.0 ** min(failures, 32))
+
+
+def failure_line(exc: BaseException) -> str:
+    """One line about a failed pass, with no secret: our own errors say what happened; anything else
+    (a dropped database connection, a provider that went away) is named by its type and first line."""
+    if isinstance(exc, GpuToolsError):
+        text = str(exc)
+    else:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        text = f"{type(exc).__name__}" + (f": {first}" if first else "")
+    return redact(" ".join(text.split()))[:500]
+
+
 async def serve(guard: Guard, interval: float, stop: asyncio.Event) -> None:
+    """Pass after pass until `stop` is set. A pass that fails (the journal's database or a provider
+    unreachable) is said in one line and the next waits longer (bounded exponential back-off); the
+    loop goes on, and the first pass after the outage carries out what fell due during it."""
+    failures = 0
     while not stop.is_set():
         try:
             await guard.run_once()
-        except GpuToolsError as exc:
-            guard.say(f"gpu-guard: pass failed: {exc}")
+        except Exception as exc:
+            failures += 1
+            wait = backoff(interval, failures)
+            guard.say(f"gpu-guard: pass failed ({failure_line(exc)}); next try in {wait:g} s")
+        else:
+            if failures:
+                guard.say(f"gpu-guard: passes work again after {failures} failed one(s)")
+            failures = 0
         try:
-            await asyncio.wait_for(stop.wait(), interval)
+            await asyncio.wait_for(stop.wait(), backoff(interval, failures))
         except TimeoutError:
             pass
 

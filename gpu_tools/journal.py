@@ -467,10 +467,12 @@ class Journal:
             row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
-    def acquire_lease(self, name: str, holder: str, seconds: float) -> tuple[bool, str, str]:
+    def acquire_lease(
+        self, name: str, holder: str, seconds: float, now: datetime | None = None
+    ) -> tuple[bool, str, str]:
         """Take (or renew) the lease `name` for `holder` for `seconds`, unless another holder's lease
         is still running. Returns (taken, holder, until) of the lease as it now stands."""
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
         with self._tx(serialize=True) as db:
             row = db.execute("SELECT holder, until FROM leases WHERE name=?", (name,)).fetchone()
             if row is not None and row[0] != holder and datetime.fromisoformat(row[1]) > now:
@@ -482,6 +484,18 @@ class Journal:
                 (name, holder, until),
             )
             return True, holder, until
+
+    def renew_lease(self, name: str, holder: str, seconds: float, now: datetime | None = None) -> bool:
+        """Extend the lease `name` by `seconds` from `now` only while `holder` still holds it (its row,
+        not yet run out): False once it ran out or another holder took it, whatever happened since."""
+        now = now or datetime.now(UTC)
+        with self._tx(serialize=True) as db:
+            row = db.execute("SELECT holder, until FROM leases WHERE name=?", (name,)).fetchone()
+            if row is None or row[0] != holder or datetime.fromisoformat(row[1]) <= now:
+                return False
+            until = (now + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+            db.execute("UPDATE leases SET until=? WHERE name=? AND holder=?", (until, name, holder))
+            return True
 
     def release_lease(self, name: str, holder: str) -> None:
         with self._tx() as db:

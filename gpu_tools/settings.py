@@ -7,6 +7,7 @@ field names below, e.g. `nebius_api_key = "..."`, `max_usd_per_hour = 10`.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,6 +27,7 @@ from pydantic_settings import (
 from gpu_tools.errors import InvalidInput, register_secret
 
 APP = "gpu-tools"
+MIN_TOKEN_LENGTH = 16  # a bearer token shorter than this is refused: it could be guessed
 
 
 def home_dir() -> Path | None:
@@ -47,6 +49,11 @@ def cache_dir() -> Path:
 
 def config_file() -> Path:
     return config_dir() / "config.toml"
+
+
+def http_token_file() -> Path:
+    """Where `gpu-mcp --transport http` writes the bearer token it generates (readable by the user only)."""
+    return config_dir() / "http-token"
 
 
 def _policy(name: str) -> AliasChoices:
@@ -175,13 +182,20 @@ class Settings(BaseSettings):
         "it binds beyond loopback; loopback names are always allowed.",
     )
 
-    http_tokens: dict[str, str] = Field(
+    http_tokens: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         repr=False,
         validation_alias=_policy("http_tokens"),
         description="Bearer tokens of `gpu-mcp --transport http` and the user name each stands for "
-        "(token -> name); the journal records who asked and who confirmed. GPU_TOOLS_HTTP_TOKEN is the "
-        "one-user form.",
+        f"(token -> name); the journal records who asked and who confirmed. Each token has at least "
+        f"{MIN_TOKEN_LENGTH} characters, no spaces, and is unique. http_token is the one-user form.",
+    )
+    http_token: SecretStr | None = Field(
+        None,
+        validation_alias=_policy("http_token"),
+        description="The one bearer token of a one-user `gpu-mcp --transport http` (at least "
+        f"{MIN_TOKEN_LENGTH} characters; rows name no user). Unset with no http_tokens: a token is "
+        "generated at start and written to the file gpu-mcp names (loopback only).",
     )
     http_state_key: SecretStr | None = Field(
         None,
@@ -206,6 +220,42 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("http_tokens", mode="before")
+    @classmethod
+    def _parse_tokens(cls, value: Any) -> Any:
+        # Parsed here (not by pydantic-settings) so a token given twice is refused, not silently merged.
+        if isinstance(value, str):
+            try:
+                value = json.loads(value, object_pairs_hook=_refuse_duplicate_keys)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    'not a JSON object of token -> user name, e.g. {"<token>": "alice"}'
+                ) from None
+        return value
+
+    @field_validator("http_tokens")
+    @classmethod
+    def _check_tokens(cls, value: dict[str, str]) -> dict[str, str]:
+        # The messages name the problem, never a token.
+        for token, user in value.items():
+            _check_token(token)
+            if not user.strip():
+                raise ValueError("a token's user name is empty")
+        return value
+
+    @field_validator("http_token")
+    @classmethod
+    def _check_single_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_token(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_tokens(self) -> Settings:
+        if self.http_token is not None and self.http_token.get_secret_value() in self.http_tokens:
+            raise ValueError("http_token is also one of http_tokens: each token must stand for one user")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -245,6 +295,8 @@ class Settings(BaseSettings):
                 register_secret(value.get_secret_value())
         for token in self.http_tokens:
             register_secret(token)
+        if self.http_token is not None:
+            register_secret(self.http_token.get_secret_value())
         if self.http_state_key is not None:
             register_secret(self.http_state_key.get_secret_value())
         password = urlsplit(self.journal_url.get_secret_value()).password if self.journal_url else None
@@ -282,6 +334,26 @@ class Settings(BaseSettings):
         )
         copy.register_credentials()
         return copy
+
+
+class _DuplicateToken(ValueError):
+    pass
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _DuplicateToken("a token appears twice: each token must stand for one user")
+    return dict(pairs)
+
+
+def _check_token(token: str) -> None:
+    if not token.strip():
+        raise ValueError("a token is empty or only whitespace")
+    if any(c.isspace() for c in token):
+        raise ValueError("a token contains whitespace")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"a token is shorter than {MIN_TOKEN_LENGTH} characters")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -12,14 +12,17 @@ import logging
 import os
 import secrets
 import sys
+import tempfile
+from pathlib import Path
+from typing import NoReturn
 
 from mcp.server.transport_security import TransportSecuritySettings
 
-from gpu_tools.errors import GpuToolsError, RedactingFilter
+from gpu_tools.errors import GpuToolsError, RedactingFilter, register_secret
 from gpu_tools.sandbox import SandboxServer
-from gpu_tools.settings import config_file, load_settings
+from gpu_tools.settings import config_file, http_token_file, load_settings
 from mcp_server import build_server
-from mcp_server.auth import BearerAuth
+from mcp_server.auth import BearerAuth, SessionRefusals, journal_state_refusals
 
 __all__ = ["BearerAuth", "main", "transport_security"]
 
@@ -42,6 +45,32 @@ def transport_security(host: str, port: int, extra_hosts: list[str]) -> Transpor
         allowed_hosts=list(dict.fromkeys(hosts)),
         allowed_origins=list(dict.fromkeys(origins)),
     )
+
+
+def is_loopback(host: str) -> bool:
+    return host in (*LOOPBACK, "::1")
+
+
+def refuse(message: str) -> NoReturn:
+    """A configuration that would fail open: one line on stderr, exit code 2, nothing served."""
+    print(f"gpu-mcp: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write `text` to `path` readable and writable by this user only (0600), replacing it atomically,
+    in a directory others cannot list (0700 when made here)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # made 0600
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,7 +106,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = load_settings(**overrides)
     except GpuToolsError as exc:
-        raise SystemExit(f"gpu-mcp: {exc}") from None
+        refuse(str(exc))
+    tokens: dict[str, str | None] = dict(settings.http_tokens)
+    if settings.http_token is not None:
+        tokens[settings.http_token.get_secret_value()] = None
+    if args.transport == "http" and not tokens and not is_loopback(args.host):
+        # A token generated here would be the only lock on a server others can reach: choose one.
+        refuse(
+            f"http_tokens and http_token are both empty: set GPU_TOOLS_HTTP_TOKENS or GPU_TOOLS_HTTP_TOKEN "
+            f"(or {config_file()}) before serving HTTP beyond loopback ({args.host})."
+        )
     sandbox = None
     if args.sandbox:
         # Its port is known and listening at once; it starts serving when the first request reaches
@@ -119,14 +157,22 @@ def main(argv: list[str] | None = None) -> None:
         else:
             import uvicorn
 
-            tokens: dict[str, str | None] = dict(settings.http_tokens)
-            single = os.environ.get("GPU_TOOLS_HTTP_TOKEN", "").strip()
-            if single:
-                tokens.setdefault(single, None)
             if not tokens:
-                token = secrets.token_urlsafe(24)
+                token = secrets.token_urlsafe(32)
+                register_secret(token)
                 tokens[token] = None
-                say(f"generated bearer token (set GPU_TOOLS_HTTP_TOKEN or http_tokens to choose): {token}")
+                try:
+                    path = write_private(http_token_file(), token + "\n")
+                except OSError as exc:
+                    refuse(
+                        f"cannot write the generated bearer token to {http_token_file()} ({exc.strerror}): "
+                        "set GPU_TOOLS_HTTP_TOKEN or http_tokens instead"
+                    )
+                # Never the token itself: MCP clients keep a server's stderr in their logs.
+                say(
+                    f"generated a bearer token, readable only by you: cat {path} "
+                    "(set GPU_TOOLS_HTTP_TOKEN or http_tokens to choose one)"
+                )
             names = sorted({name for name in tokens.values() if name})
             if names:
                 say(f"{len(tokens)} bearer token(s); users: {', '.join(names)}")
@@ -137,13 +183,15 @@ def main(argv: list[str] | None = None) -> None:
                     "(the same on every replica) to run several behind one load balancer"
                 )
             security = transport_security(args.host, args.port, settings.http_allowed_hosts)
-            if args.host not in LOOPBACK and args.host != "::1":
+            if not is_loopback(args.host):
                 say(
                     "Host/Origin checks accept: "
                     + ", ".join(h for h in security.allowed_hosts if not h.endswith(":*"))
                     + " (add names with GPU_TOOLS_HTTP_ALLOWED_HOSTS='[\"name\"]')"
                 )
-            app = BearerAuth(server.streamable_http_app(host=args.host, transport_security=security), tokens)
+            journal_state_refusals(server)
+            mcp_app = server.streamable_http_app(host=args.host, transport_security=security)
+            app = BearerAuth(SessionRefusals(mcp_app, tk), tokens)
             say(
                 f"serving MCP over streamable HTTP at http://{args.host}:{args.port}/mcp "
                 "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"

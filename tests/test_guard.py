@@ -22,7 +22,7 @@ from mcp import Client
 
 from gpu_tools import errors
 from gpu_tools.gate import Approve
-from gpu_tools.guard import Guard
+from gpu_tools.guard import LEASE_SECONDS, Guard
 from gpu_tools.journal import Journal
 from gpu_tools.models import Plan
 from gpu_tools.sandbox import SandboxServer
@@ -48,6 +48,24 @@ class Recorder:
         return True
 
 
+class Clock:
+    """The guard's clock in these tests: it stands still until the test moves it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+def later(hours: float = 2) -> Clock:
+    """A clock `hours` ahead of now: expiries of an hour have passed."""
+    return Clock(datetime.now(UTC) + timedelta(hours=hours))
+
+
 def guard_env(sandbox: SandboxServer, home: Path, **extra: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", ""),
@@ -69,6 +87,13 @@ def sandbox_endpoints(sandbox: SandboxServer) -> list[dict[str, Any]]:
     )
     body = r.json()
     return body.get("endpoints", body) if isinstance(body, dict) else body
+
+
+def expire_all(journal: Journal) -> None:
+    """Time passes for a guard in another process: every expiry in the journal moves into the past."""
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="seconds")
+    with journal._tx() as db:
+        db.execute("UPDATE journal SET expires_at=? WHERE expires_at IS NOT NULL", (past,))
 
 
 def backdate(tk: Toolkit, hours: float) -> None:
@@ -111,12 +136,12 @@ async def test_an_expired_endpoint_is_deleted_by_gpu_guard_once_with_no_client(
         monkeypatch.setenv(key, value)
     server = build_server(Settings())
     async with Client(server, elicitation_callback=Human()) as client:
-        created = structured(await client.call_tool("nebius_create_endpoint", {**NEBIUS, "expires_in": "2s"}))
+        created = structured(await client.call_tool("nebius_create_endpoint", {**NEBIUS, "expires_in": "1h"}))
+    expire_all(server.toolkit.journal)
     server.toolkit.close()
     rid = created["resource"]["resource_id"]
     assert "then gpu-guard or reap_expired deletes it" in Plan.model_validate(created["plan"]).message()
     assert [e["id"] for e in sandbox_endpoints(sandbox)] == [rid]
-    time.sleep(2.2)
 
     run = subprocess.run(
         [sys.executable, "-m", "gpu_tools.guard", "--once"],
@@ -144,13 +169,12 @@ async def test_expires_action_stop_stops_once_and_keeps_the_resource(
 ) -> None:
     made = await tk.call(
         "nebius_create_endpoint",
-        {**NEBIUS, "expires_in": "1s", "expires_action": "stop"},
+        {**NEBIUS, "expires_in": "1h", "expires_action": "stop"},
         confirmer=Approve(),
     )
     assert "then gpu-guard or reap_expired stops it" in made.plan.message()
-    time.sleep(1.1)
     lines: list[str] = []
-    guard = Guard(tk, lines.append)
+    guard = Guard(tk, lines.append, now=later())
     await guard.run_once()
     await guard.run_once()  # already stopped: nothing more
     assert [r["method"] for r in mutating_requests(sandbox)] == ["POST", "PATCH"]
@@ -234,7 +258,6 @@ async def test_the_guard_reconciles_an_unknown_row(sandbox: SandboxServer) -> No
     )
     with pytest.raises(errors.OutcomeUnknown):
         await tk.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
-    time.sleep(1.0)
     lines: list[str] = []
     actions = await Guard(tk, lines.append).run_once()
     assert [(a["event"], a["action"]) for a in actions] == [("reconciled", "ok")]
@@ -300,11 +323,11 @@ def test_gpu_guard_says_what_it_watches_and_stops_cleanly_on_sigterm(
 # ---- a shared journal: one guard acts per pass ------------------------------------------------------------
 async def test_two_guards_on_one_journal_never_act_twice(sandbox: SandboxServer) -> None:
     first, second = Toolkit(sandbox_settings(sandbox)), Toolkit(sandbox_settings(sandbox))
-    created = await first.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1s"}, confirmer=Approve())
-    time.sleep(1.2)
+    created = await first.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1h"}, confirmer=Approve())
+    clock = later()
     said: list[str] = []
     results = await asyncio.gather(
-        Guard(first, said.append).run_once(), Guard(second, said.append).run_once()
+        Guard(first, said.append, now=clock).run_once(), Guard(second, said.append, now=clock).run_once()
     )
     assert sorted(len(r) for r in results) == [0, 1]
     assert any("another gpu-guard" in line and "this pass is skipped" in line for line in said)
@@ -312,7 +335,53 @@ async def test_two_guards_on_one_journal_never_act_twice(sandbox: SandboxServer)
     assert len(deletes) == 1 and created.resource.resource_id in deletes[0]["path"]
     # The lease is released after the pass: the next pass of either guard runs (and finds nothing to do).
     before = len(said)
-    assert await Guard(second, said.append).run_once() == []
+    assert await Guard(second, said.append, now=clock).run_once() == []
     assert not any("skipped" in line for line in said[before:])
     first.close()
     second.close()
+
+
+async def test_a_guard_whose_pass_outlasts_its_lease_acts_no_more_once_another_took_over(
+    sandbox: SandboxServer,
+) -> None:
+    first, second = Toolkit(sandbox_settings(sandbox)), Toolkit(sandbox_settings(sandbox))
+    made = [
+        await first.call(
+            "nebius_create_endpoint", {**NEBIUS, "name": n, "expires_in": "1h"}, confirmer=Approve()
+        )
+        for n in ("nb1", "nb2")
+    ]
+    clock = later()
+    said: list[str] = []
+    slow = Guard(first, said.append, now=clock)
+    taken_over: list[dict[str, Any]] = []
+    send = first.call
+
+    async def slowed(*args: Any, **kwargs: Any) -> Any:
+        result = await send(*args, **kwargs)
+        if not taken_over:
+            # This call took longer than the lease: meanwhile another guard found it run out and acted.
+            clock.advance(LEASE_SECONDS + 1)
+            taken_over.extend(await Guard(second, said.append, now=clock).run_once())
+        return result
+
+    first.call = slowed  # type: ignore[method-assign]
+    acted = await slow.run_once()
+    deletes = [r["path"] for r in mutating_requests(sandbox) if r["method"] == "DELETE"]
+    assert len(acted) == 1 and len(taken_over) == 1  # each guard deleted one endpoint
+    assert len(deletes) == 2 and all(any(m.resource.resource_id in p for p in deletes) for m in made)
+    assert any("lost the journal's lease" in line and "acts no more" in line for line in said)
+    assert first.journal.live() == []
+    first.close()
+    second.close()
+
+
+async def test_a_lease_that_ran_out_is_not_renewed_even_when_nobody_took_it(tk: Toolkit) -> None:
+    clock = later(0)
+    journal = tk.journal
+    assert journal.acquire_lease("l", "a", 60, clock())[0]
+    assert journal.renew_lease("l", "a", 60, clock())
+    clock.advance(61)
+    assert not journal.renew_lease("l", "a", 60, clock())  # ran out: whatever happened since is unknown
+    assert journal.acquire_lease("l", "b", 60, clock())[0]
+    assert not journal.renew_lease("l", "a", 60, clock())
