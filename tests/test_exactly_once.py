@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
-from mcp import Client, types
+from mcp import Client, StdioServerParameters, types
 from mcp.client.session import ClientSession
 from pydantic import SecretStr
 
@@ -59,11 +62,16 @@ def creates_at(sandbox: SandboxServer, provider: str) -> list[dict[str, Any]]:
     return [r for r in mutating_requests(sandbox) if r["provider"] == provider and r["method"] == "POST"]
 
 
+# The create's own path: the price a create re-reads just before it is sent (Sesterce's is a POST
+# preview) is answered as usual.
+CREATE_PATHS = {"sesterce": ["/instances"]}
+
+
 def lose_next_answer(sandbox: SandboxServer, provider: str, seconds: float = 1.0) -> None:
-    httpx.post(
-        f"{sandbox.url}/_sandbox/faults",
-        json={"provider": provider, "lose_response": seconds, "methods": ["POST"], "count": 1},
-    ).raise_for_status()
+    fault = {"provider": provider, "lose_response": seconds, "methods": ["POST"], "count": 1}
+    if provider in CREATE_PATHS:
+        fault["paths"] = CREATE_PATHS[provider]
+    httpx.post(f"{sandbox.url}/_sandbox/faults", json=fault).raise_for_status()
 
 
 def rows(tk: Toolkit) -> list[Any]:
@@ -206,29 +214,118 @@ async def test_a_new_call_with_the_same_arguments_is_a_new_question(sandbox: San
     assert human.messages[0].splitlines()[-3] != human.messages[1].splitlines()[-3]  # two approvals
 
 
-async def test_an_answer_to_a_plan_that_changed_is_asked_again(sandbox: SandboxServer) -> None:
-    settings = sandbox_settings(sandbox, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 2.0})
-    server = build_server(settings)
-    tk = server.toolkit
-    async with Client(server, elicitation_callback=Human()) as client:
-        first = await client.session.call_tool("nebius_create_endpoint", NEBIUS, allow_input_required=True)
-        [key] = first.input_requests
-        assert "$2.00/hour" in first.input_requests[key].params.message  # type: ignore[union-attr]
-        # The price changes between the question and the answer.
-        tk.settings = tk.settings.model_copy(update={"nebius_gpu_usd_per_hour": {"gpu-h100-sxm": 9.0}})
-        tk.adapters["nebius"].settings = tk.settings
-        tk.gate._plans.clear()
-        yes = {key: types.ElicitResult(action="accept", content={"confirm": True})}
-        again = await client.session.call_tool(
-            "nebius_create_endpoint",
-            NEBIUS,
-            input_responses=yes,
-            request_state=first.request_state,
-            allow_input_required=True,
-        )
-    assert isinstance(again, types.InputRequiredResult)
-    assert "$9.00/hour" in again.input_requests[key].params.message  # type: ignore[union-attr]
-    assert creates_at(sandbox, "nebius") == []
+H100 = {"display_name": "moved", "image": IMAGE, "gpu_sku_id": "88"}  # NeoLink H100: 25 CNY, $3.50/hour
+
+
+def move_price(sandbox: SandboxServer, provider: str, gpu: str, factor: float) -> None:
+    httpx.post(
+        f"{sandbox.url}/_sandbox/prices", json={"provider": provider, "gpu": gpu, "factor": factor}
+    ).raise_for_status()
+
+
+class MovesThePrice(Human):
+    """Answers yes, and while the first question is open the provider's price moves tenfold."""
+
+    def __init__(self, sandbox: SandboxServer) -> None:
+        super().__init__()
+        self.sandbox = sandbox
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        if not self.messages:
+            move_price(self.sandbox, "neolink", "H100", 10)
+        return await super().__call__(context, params)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_price_that_rose_past_the_cap_while_asked_sends_nothing(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    human = MovesThePrice(sandbox)
+    server = build_server(sandbox_settings(sandbox, max_usd_per_hour=10))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        result = await client.call_tool("neolink_create_instance", H100)
+    text = error_text(result)
+    assert "max_usd_per_hour: $35.00/hour is over the cap of $10/hour" in text and "Nothing was sent" in text
+    assert len(human.messages) == 1 and "$3.50/hour" in human.messages[0]
+    assert creates_at(sandbox, "neolink") == []
+    journal = rows(server.toolkit)
+    assert [e.outcome for e in journal] == ["refused"] and "max_usd_per_hour" in (journal[0].error or "")
+    assert journal[0].usd_per_hour == pytest.approx(35.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_plan_that_changed_while_asked_is_asked_again_and_sent_at_the_new_price(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    human = MovesThePrice(sandbox)
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        made = structured(await client.call_tool("neolink_create_instance", H100))
+    assert len(human.messages) == 2
+    assert "$3.50/hour" in human.messages[0] and "$35.00/hour" in human.messages[1]
+    assert "The plan changed since you were asked" in human.messages[1]
+    assert "$3.50/hour -> $35.00/hour" in human.messages[1]
+    approvals = [m.rsplit("(approval ", 1)[1].split(")")[0] for m in human.messages]
+    assert approvals[0] != approvals[1]
+    assert made["outcome"] == "done" and made["plan"]["usd_per_hour"] == pytest.approx(35.0)
+    assert len(creates_at(sandbox, "neolink")) == 1
+    journal = rows(server.toolkit)
+    assert [e.outcome for e in journal] == ["ok", "refused"]  # newest first
+    assert journal[0].usd_per_hour == pytest.approx(35.0)
+    assert "the plan changed" in (journal[1].error or "") and "$3.50/hour -> $35.00/hour" in (
+        journal[1].error or ""
+    )
+    used = server.toolkit.journal.approval(approvals[1])
+    unused = server.toolkit.journal.approval(approvals[0])
+    assert used is not None and used.consumed_at is not None
+    assert unused is not None and unused.consumed_at is None
+
+
+async def test_over_stdio_a_plan_that_changed_while_asked_is_asked_again(
+    sandbox: SandboxServer, gpu_home: Path
+) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "GPU_TOOLS_HOME": str(gpu_home),
+        "HOME": str(gpu_home),
+        "NEOLINK_API_TOKEN": "sandbox-key",
+        "NEOLINK_NAMESPACE": "sandbox-user",
+        "NEOLINK_BASE_URL": f"{sandbox.url}/neolink/mdc/api/v1",
+    }
+    if os.environ.get("GPU_TOOLS_JOURNAL_URL"):
+        env["GPU_TOOLS_JOURNAL_URL"] = os.environ["GPU_TOOLS_JOURNAL_URL"]
+    server = StdioServerParameters(command=sys.executable, args=["-m", "mcp_server"], env=env)
+    human = MovesThePrice(sandbox)
+    async with Client(server, elicitation_callback=human) as client:
+        made = structured(await client.call_tool("neolink_create_instance", H100))
+        history = structured(await client.call_tool("history", {}))
+    assert len(human.messages) == 2 and "$35.00/hour" in human.messages[1]
+    assert made["plan"]["usd_per_hour"] == pytest.approx(35.0) and len(creates_at(sandbox, "neolink")) == 1
+    assert [(e["outcome"], e["usd_per_hour"]) for e in history["items"]] == [
+        ("ok", pytest.approx(35.0)),
+        ("refused", pytest.approx(35.0)),
+    ]
+
+
+async def test_the_send_reads_the_price_again_even_within_the_plan_cache(sandbox: SandboxServer) -> None:
+    """A dry run then a yes a moment later: the plan cache holds the old price, the send does not."""
+    tk = Toolkit(sandbox_settings(sandbox))
+    shown = await tk.call("neolink_create_instance", {**H100, "dry_run": True})
+    assert shown.plan.usd_per_hour == pytest.approx(3.5)
+    question = await tk.question("neolink_create_instance", H100)
+    assert question is not None and "$3.50/hour" in question.text
+    move_price(sandbox, "neolink", "H100", 1.1)
+    with pytest.raises(errors.PlanChanged, match=r"price \$3.50/hour -> \$3.85/hour"):
+        await tk.call("neolink_create_instance", H100, confirmer=Approve(), approval_id=question.approval.id)
+    assert creates_at(sandbox, "neolink") == []
+    [row] = rows(tk)
+    assert row.outcome == "refused" and row.usd_per_hour == pytest.approx(3.85)
+    again = await tk.question("neolink_create_instance", H100)
+    assert again is not None and "$3.85/hour" in again.text
+    made = await tk.call("neolink_create_instance", H100, confirmer=Approve(), approval_id=again.approval.id)
+    assert made.outcome == "done" and made.plan.usd_per_hour == pytest.approx(3.85)
+    assert rows(tk)[0].usd_per_hour == pytest.approx(3.85) and len(creates_at(sandbox, "neolink")) == 1
+    tk.close()
 
 
 # ---- case 3: unknown arguments ---------------------------------------------------------------

@@ -10,7 +10,8 @@ Control routes (not part of any provider API):
   make a provider fail with `status` (its documented error shape) for the next `count` calls (all, if
   omitted) and/or answer after `latency` seconds. `lose_response: S` handles the request for real (a
   create creates) and then holds the answer S seconds, past a client's timeout: the "the provider got
-  it but the answer was lost" case. `methods` (e.g. `["POST"]`) limits a fault to those methods.
+  it but the answer was lost" case. `methods` (e.g. `["POST"]`) limits a fault to those methods, and
+  `paths` (e.g. `["/instances"]`) to request paths ending with one of them.
   `DELETE /_sandbox/faults` clears them.
 - `POST /_sandbox/prices` `{"provider", "gpu", "factor"}`: multiply that provider's prices for that GPU
   model (all regions, sizes and currencies) by `factor` from now on, e.g. to change a price while a
@@ -61,9 +62,12 @@ class Fault:
     count: int | None = None
     lose_response: float = 0.0
     methods: list[str] | None = None
+    paths: list[str] | None = None
 
-    def applies(self, method: str) -> bool:
-        return self.methods is None or method.upper() in self.methods
+    def applies(self, method: str, path: str = "") -> bool:
+        return (self.methods is None or method.upper() in self.methods) and (
+            self.paths is None or path.endswith(tuple(self.paths))
+        )
 
 
 @dataclass
@@ -150,7 +154,7 @@ class ControlMiddleware:
             }
         )
         fault = self.sb.faults.get(provider)
-        if fault and not fault.applies(scope["method"]):
+        if fault and not fault.applies(scope["method"], scope["path"]):
             fault = None
         if fault and fault.count is not None:
             fault.count -= 1
@@ -208,13 +212,14 @@ async def _faults(request: Request) -> Response:
     provider = body.get("provider")
     if provider not in sb.error_shapes:
         return JSONResponse({"detail": f"unknown provider {provider!r}"}, status_code=422)
-    methods = body.get("methods")
+    methods, paths = body.get("methods"), body.get("paths")
     sb.faults[provider] = Fault(
         status=body.get("status"),
         latency=float(body.get("latency") or 0),
         count=body.get("count"),
         lose_response=float(body.get("lose_response") or 0),
         methods=[m.upper() for m in methods] if methods else None,
+        paths=[str(p) for p in paths] if paths else None,
     )
     return JSONResponse({"provider": provider, **sb.faults[provider].__dict__})
 
