@@ -249,11 +249,11 @@ class Gate:
 
     def raises(self, plan: Plan, op: Operation, view: budget.JournalView) -> bool:
         """Whether the plan may raise what is live per hour, and so meets every cap and budget: a
-        create; a start (a stopped resource costs nothing live, so the whole cost is added); an update
+        create of something billable; a start (a stopped resource costs nothing live, so the whole cost is added); an update
         to a higher or unknown cost of a running resource. A stop or delete never does; nor an update
         of a stopped resource (it stays stopped: its start is checked) or a scale-down."""
         if op.effect == "create":
-            return True
+            return plan.kind in BILLABLE_KINDS  # a registry, a key or an image costs nothing per hour
         if op.effect != "update" or op.name == "stop_resource":
             return False
         entry = self._live_of(plan, view)

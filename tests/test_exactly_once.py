@@ -328,6 +328,39 @@ async def test_the_send_reads_the_price_again_even_within_the_plan_cache(sandbox
     tk.close()
 
 
+# ---- issue 19, case 2: starts meet the total cap ------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+async def test_starting_stopped_instances_meets_the_total_cap(sandbox: SandboxServer, mode: str) -> None:
+    """Cap $8/h, instances at $3.50/h: two made and stopped, two more made; neither start is sent."""
+    sandbox.sandbox.ready_after = 0
+    human = Human()
+    server = build_server(sandbox_settings(sandbox, max_total_usd_per_hour=8))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+
+        async def create(name: str) -> dict[str, Any]:
+            made = structured(
+                await client.call_tool("neolink_create_instance", {**H100, "display_name": name})
+            )
+            return {"provider": "neolink", "resource_id": made["resource"]["resource_id"]}
+
+        first = [await create(f"s{i}") for i in range(2)]
+        for ref in first:
+            structured(await client.call_tool("stop_resource", ref))
+        for i in range(2):
+            await create(f"n{i}")
+        asked = len(human.messages)
+        starts = [error_text(await client.call_tool("start_resource", ref)) for ref in first]
+    assert all(
+        "max_total_usd_per_hour" in t and "$7.00/hour" in t and "Nothing was sent" in t for t in starts
+    )
+    assert len(human.messages) == asked  # refused before anyone was asked
+    sent = [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in mutating_requests(sandbox)]
+    assert sent.count(("POST", "power_on")) == 0 and sent.count(("POST", "power_off")) == 2
+    assert len(creates_at(sandbox, "neolink")) == 6  # four creates, two power-offs
+    refused = [e for e in rows(server.toolkit) if e.outcome == "refused"]
+    assert [e.operation for e in refused] == ["start_resource", "start_resource"]
+
+
 # ---- case 3: unknown arguments ---------------------------------------------------------------
 @pytest.mark.parametrize("mode", MODES)
 async def test_unknown_arguments_are_refused_with_the_closest_valid_one(
