@@ -579,18 +579,26 @@ class Gate:
         return fresh
 
     async def journal_refusal(
-        self, op: Operation, args: dict[str, Any], reason: str, *, actor: str | None = None
+        self,
+        op: Operation,
+        args: dict[str, Any],
+        reason: str,
+        *,
+        actor: str | None = None,
+        plan_it: bool = True,
     ) -> None:
         """Journal a refusal that happened outside `run` (invalid arguments, a confirmation the front
         could not complete, a hidden tool), with the plan when one can be built and a bare row when
-        not."""
+        not (or when `plan_it` is false: a tool the server hides asks no provider anything)."""
         plan: Plan | None = None
         key = args.get("idempotency_key") if isinstance(args.get("idempotency_key"), str) else None
+        provider = args.get("provider") if isinstance(args.get("provider"), str) else None
         try:
+            if not plan_it:
+                raise InvalidInput("not planned")
             data = op.parse(args)
             plan = await self.plan(op, data)
         except GpuToolsError:
-            provider = args.get("provider") if isinstance(args.get("provider"), str) else None
             plan = self._unplanned(op, provider)
         self.tk.journal.record(plan, op.effect, "refused", error=reason, idempotency_key=key, actor=actor)
 

@@ -137,7 +137,7 @@ class GpuServer(MCPServer):
         if self._tool_manager.get_tool(name) is None:
             why = hidden_because(tk, op) or f"{name} is not listed by this server."
             if op.mutating:
-                await tk.gate.journal_refusal(op, arguments, f"hidden tool: {why}", actor=user)
+                await tk.gate.journal_refusal(op, arguments, f"hidden tool: {why}", actor=user, plan_it=False)
             raise ToolError(f"{why} Nothing was sent.")
         try:
             op.parse(arguments)

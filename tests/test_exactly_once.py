@@ -461,6 +461,57 @@ async def test_every_refusal_is_journaled_and_readable(
     assert [e.outcome for e in rows(server.toolkit)] == ["refused"]
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("settings", "tool", "args", "why"),
+    [
+        ({"read_only": True}, "nebius_create_endpoint", NEBIUS, "this server is read-only"),
+        (
+            {"allowed_providers": ["sesterce"]},
+            "nebius_create_endpoint",
+            NEBIUS,
+            "provider nebius is not in allowed_providers",
+        ),
+        (
+            {"toolsets": ["reads", "lifecycle"]},
+            "neolink_create_instance",
+            CREATES["neolink"][1],
+            "its tool set 'neolink' is not enabled. Start gpu-mcp with --toolsets default,neolink",
+        ),
+    ],
+    ids=["read-only", "provider-not-allowed", "toolset-not-enabled"],
+)
+async def test_a_hidden_tool_is_refused_as_hidden_and_journaled(
+    sandbox: SandboxServer, mode: str, settings: dict[str, Any], tool: str, args: dict[str, Any], why: str
+) -> None:
+    human = Human()
+    server = build_server(sandbox_settings(sandbox, **settings))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        assert tool not in {t.name for t in (await client.list_tools()).tools}
+        text = error_text(await client.call_tool(tool, args))
+    assert f"{tool} is hidden: {why}" in text and "Nothing was sent" in text
+    assert "confirmation" not in text and "unknown tool" not in text.lower()
+    assert human.messages == [] and sandbox.sandbox.requests == []  # not even a read to plan it
+    [row] = rows(server.toolkit)
+    assert row.outcome == "refused" and f"hidden tool: {tool} is hidden" in (row.error or "")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_key_reused_with_other_arguments_is_a_journaled_refusal(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human(), mode=mode) as client:
+        structured(await client.call_tool("nebius_create_endpoint", {**NEBIUS, "idempotency_key": "k9"}))
+        other = {**NEBIUS, "name": "other", "idempotency_key": "k9"}
+        text = error_text(await client.call_tool("nebius_create_endpoint", other))
+    assert "with different arguments" in text and "Nothing was sent" in text
+    assert len(creates_at(sandbox, "nebius")) == 1
+    refused, ok = rows(server.toolkit)
+    assert (refused.outcome, ok.outcome) == ("refused", "ok")
+    assert "idempotency key reused with other arguments" in (refused.error or "")
+
+
 async def test_a_failing_legacy_callback_is_a_journaled_refusal(sandbox: SandboxServer) -> None:
     server = build_server(sandbox_settings(sandbox))
     async with Client(server, elicitation_callback=Failing(), mode="legacy") as client:
