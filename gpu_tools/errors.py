@@ -127,6 +127,11 @@ class ConfirmationRefused(GpuToolsError):
     kind = "not_confirmed"
 
 
+class PlanChanged(ConfirmationRefused):
+    """The plan re-read just before the send is not the one approved (price, target, request): nothing
+    was sent; the front asks again about the new plan."""
+
+
 class WaitTimeout(GpuToolsError):
     kind = "wait_timeout"
 

@@ -32,21 +32,25 @@ from gpu_tools.errors import (
     GpuToolsError,
     InvalidInput,
     OutcomeUnknown,
+    PlanChanged,
     PolicyRefused,
     ProviderError,
     redact_known,
     register_secret,
 )
 from gpu_tools.gpus import canonical_gpu
+from gpu_tools.http import FRESH
 from gpu_tools.journal import Approval, LiveView
-from gpu_tools.models import BILLABLE_KINDS, MutationResult, Plan, Resource
+from gpu_tools.models import BILLABLE_KINDS, LiveEntry, MutationResult, Plan, Resource
 from gpu_tools.operations import CreateInput, MutationInput, Operation, parse_duration
 from gpu_tools.providers.base import SECRET_KEYS
 
 if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
 
-PLAN_TTL = 60.0  # seconds a plan is reused for the same arguments (MCP asks and runs in separate rounds)
+# Seconds a plan is reused for the same arguments when asking (a dry run, then the question); never at
+# the send, where the plan is always read again from the provider.
+PLAN_TTL = 60.0
 EFFECT_OF_STEP = {"delete_resource": "destroy"}  # steps of other operations are updates
 CHECK_HINT = "Run reconcile (or list_resources) to see what the provider holds; nothing will be resent."
 
@@ -94,6 +98,33 @@ def plan_digest(plan: Plan) -> str:
         }
 
     return hashlib.sha256(json.dumps(core(plan), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cost_text(plan: Plan) -> str:
+    low, high = plan.usd_per_hour, plan.usd_per_hour_max
+    if low is None and high is None:
+        return "an unknown price"
+    if high is not None and low is not None and high != low:
+        return f"${low:.2f}-${high:.2f}/hour"
+    return f"${(high if high is not None else low):.2f}/hour"
+
+
+def describe_change(old: Plan, new: Plan) -> str:
+    """What differs between the approved plan and the one read just now, old -> new, price first."""
+    parts = []
+    if (old.usd_per_hour, old.usd_per_hour_max) != (new.usd_per_hour, new.usd_per_hour_max):
+        parts.append(f"price {_cost_text(old)} -> {_cost_text(new)}")
+    if old.target != new.target:
+        parts.append(f"target {old.target} -> {new.target}")
+    if (old.gpus, old.gpu_name) != (new.gpus, new.gpu_name):
+        parts.append(f"GPUs {old.gpus}x {old.gpu_name} -> {new.gpus}x {new.gpu_name}")
+    if (old.method, old.path) != (new.method, new.path):
+        parts.append(f"request {old.method} {old.path} -> {new.method} {new.path}")
+    if old.body != new.body:
+        parts.append("the request body")
+    if old.reversible != new.reversible:
+        parts.append("reversibility")
+    return ", ".join(parts) or f"what is sent (now {_cost_text(new)}: {new.action})"
 
 
 def plan_cost(plan: Plan) -> float | None:
@@ -144,7 +175,9 @@ class Gate:
     def policy_violation(self, plan: Plan, op: Operation, others: float | None = None) -> str | None:
         """The first policy rule the plan breaks, as a sentence naming the rule and the figures, or None.
         `others` is the hourly cost of everything else live or in flight (read from the journal if
-        not given)."""
+        not given). The money and GPU rules hold every plan that may raise what is live per hour (a
+        create, a start, a scale-up, a GPU change); a stop, a delete or a scale-down is never refused
+        by them (refusing it would keep spending higher)."""
         s = self.tk.settings
         if s.read_only:
             return "read_only: this server is read-only; no change can be made."
@@ -161,14 +194,16 @@ class Gate:
             and plan.kind in BILLABLE_KINDS
         ):
             return "require_expiry: this create has no expires_in, and require_expiry is set."
+        if not self.raises(plan, op, self.tk.journal):
+            return None
         cost = plan_cost(plan)
         if s.max_usd_per_hour is not None:
-            if cost is None and op.effect == "create":
+            if cost is None:
                 return (
                     f"max_usd_per_hour: the cost of this plan is unknown and a cap of "
                     f"${s.max_usd_per_hour:g}/hour is set."
                 )
-            if cost is not None and cost > s.max_usd_per_hour:
+            if cost > s.max_usd_per_hour:
                 return f"max_usd_per_hour: ${cost:.2f}/hour is over the cap of ${s.max_usd_per_hour:g}/hour."
         if s.max_gpus is not None and plan.gpus is not None and plan.gpus > s.max_gpus:
             return f"max_gpus: {plan.gpus} GPUs is over the cap of {s.max_gpus}."
@@ -186,14 +221,12 @@ class Gate:
     def budget_violation(self, plan: Plan, op: Operation, view: budget.JournalView) -> str | None:
         if op.effect == "create" and plan.kind not in BILLABLE_KINDS:
             return None
-        if self._not_raising(plan, op, view):
+        if not self.raises(plan, op, view):
             return None
         expires_at = plan.expires_at
         if op.effect == "update":
-            mine = [e for e in view.live() if (e.provider, e.resource_id) == (plan.provider, plan.target)]
-            if plan_cost(plan) is None:
-                return None  # an update whose cost is unknown keeps the resource's own figure
-            expires_at = mine[0].expires_at if mine else None
+            mine = self._live_of(plan, view)
+            expires_at = mine.expires_at if mine else None
         return budget.plan_violation(
             view,
             self.tk.settings,
@@ -208,17 +241,34 @@ class Gate:
         others = self._others(plan, view)
         return self.total_cap_violation(plan, op, others, view) or self.budget_violation(plan, op, view)
 
-    def _not_raising(self, plan: Plan, op: Operation, view: budget.JournalView) -> bool:
-        """An update that does not raise its resource's hourly cost (a scale-down) is never refused
-        by what else is live: refusing it would keep spending higher."""
-        if op.effect != "update" or plan_cost(plan) is None:
+    @staticmethod
+    def _live_of(plan: Plan, view: budget.JournalView) -> LiveEntry | None:
+        return next(
+            (e for e in view.live() if (e.provider, e.resource_id) == (plan.provider, plan.target)), None
+        )
+
+    def raises(self, plan: Plan, op: Operation, view: budget.JournalView) -> bool:
+        """Whether the plan may raise what is live per hour, and so meets every cap and budget: a
+        create of something billable; a start (a stopped resource costs nothing live, so the whole cost is added); an update
+        to a higher or unknown cost of a running resource. A stop or delete never does; nor an update
+        of a stopped resource (it stays stopped: its start is checked) or a scale-down."""
+        if op.effect == "create":
+            return plan.kind in BILLABLE_KINDS  # a registry, a key or an image costs nothing per hour
+        if op.effect != "update" or op.name == "stop_resource":
             return False
-        current = [e for e in view.live() if (e.provider, e.resource_id) == (plan.provider, plan.target)]
-        return (
-            bool(current)
-            and current[0].usd_per_hour is not None
-            and plan_cost(plan) <= current[0].usd_per_hour
-        )  # type: ignore[operator]
+        entry = self._live_of(plan, view)
+        cost = plan_cost(plan)
+        if op.name == "start_resource":
+            if cost is None:
+                return True
+            current = 0.0 if entry is None or entry.stopped else entry.usd_per_hour
+        else:
+            if entry is not None and entry.stopped:
+                return False
+            if cost is None:
+                return entry is not None  # a resource we know of, at a cost we cannot tell
+            current = entry.usd_per_hour if entry is not None else None
+        return current is None or cost > current
 
     def total_cap_violation(
         self, plan: Plan, op: Operation, others: float, view: budget.JournalView | None = None
@@ -226,12 +276,10 @@ class Gate:
         cap = self.tk.settings.max_total_usd_per_hour
         if cap is None or op.effect not in ("create", "update"):
             return None
-        if self._not_raising(plan, op, view or self.tk.journal):
+        if not self.raises(plan, op, view or self.tk.journal):
             return None
         cost = plan_cost(plan)
         if cost is None:
-            if op.effect != "create":
-                return None
             return (
                 f"max_total_usd_per_hour: the cost of this plan is unknown and a total cap of "
                 f"${cap:g}/hour is set."
@@ -252,16 +300,33 @@ class Gate:
         )
 
     # ---- planning -----------------------------------------------------------------------------
-    async def plan(self, op: Operation, data: MutationInput) -> Plan:
-        """Build (or reuse, for the same arguments within PLAN_TTL) the plan of a mutation."""
+    async def plan(self, op: Operation, data: MutationInput, *, fresh: bool = False) -> Plan:
+        """Build (or reuse, for the same arguments within PLAN_TTL) the plan of a mutation.
+        `fresh`: read everything from the provider now, bypassing every cache (this one, the
+        catalogue memos, the shelf), and keep that plan for the next question."""
         if op.planner is None:  # pragma: no cover - registry invariant
             raise InvalidInput(f"{op.name} is not a mutation")
         self._register_input_secrets(op, data)
         key = fingerprint(op, data)
         now = time.monotonic()
         self._plans = {k: v for k, v in self._plans.items() if now - v[0] < PLAN_TTL}
-        if key in self._plans:
+        if key in self._plans and not fresh:
             return self._plans[key][1]
+        token = FRESH.set(True) if fresh else None
+        try:
+            plan = await self._build(op, data)
+        finally:
+            if token is not None:
+                FRESH.reset(token)
+        self._plans[key] = (now, plan)
+        return plan
+
+    def _cached(self, op: Operation, data: MutationInput) -> Plan | None:
+        hit = self._plans.get(fingerprint(op, data))
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < PLAN_TTL else None
+
+    async def _build(self, op: Operation, data: MutationInput) -> Plan:
+        assert op.planner is not None
         self.tk.check_provider_allowed(getattr(data, "provider", None) or op.provider)
         plan = await op.planner(self.tk, data)
         if plan.kind is None and op.creates:
@@ -286,7 +351,6 @@ class Gate:
         violation = self.policy_violation(plan, op)
         if violation:
             plan.warnings.append(f"Refused by policy {violation}")
-        self._plans[key] = (now, plan)
         return plan
 
     def _warn_if_lost_before(self, op: Operation, data: MutationInput, plan: Plan) -> None:
@@ -330,23 +394,43 @@ class Gate:
         """The question a front should ask before running the call, or None when the call will not
         ask at all (invalid input, dry run, replayed key, policy refusal, nothing to do): the run
         then says why. Each fresh question is a new approval; `resume` (a later round of the same
-        MCP call) reuses the latest approval for these arguments while its plan still holds, so the
-        question reads the same and a replayed answer meets the approval it already consumed."""
+        MCP call, where the person's answer arrives) reads the plan from the provider again, and
+        reuses the latest approval for these arguments only while that plan is still the one it
+        was made for: otherwise a new approval, whose different text makes the client ask again."""
+        shown: Plan | None = None
         try:
             data = op.parse(args)
-            if data.dry_run or self._key_row(op, data) is not None:
+            if data.dry_run or self._key_row(op, data, asked_by) is not None:
                 return None
-            plan = await self.plan(op, data)
+            if resume:
+                shown = self._cached(op, data)
+            plan = await self.plan(op, data, fresh=resume)
         except GpuToolsError:
             return None
         if self.policy_violation(plan, op) or self._nothing_to_do(plan):
             return None
         fp, digest = fingerprint(op, data, user=asked_by), plan_digest(plan)
-        if resume:
-            latest = self.tk.journal.latest_approval(fp)
-            if latest is not None and latest.digest == digest and not latest.expired:
-                return Question(plan, latest)
+        latest = self.tk.journal.latest_approval(fp) if resume else None
         text = redact_known(plan.message())
+        if latest is not None and not latest.expired:
+            if latest.digest == digest:
+                return Question(plan, latest)
+            if latest.consumed_at is None:
+                change = (
+                    describe_change(shown, plan)
+                    if shown is not None and plan_digest(shown) == latest.digest
+                    else f"now {_cost_text(plan)}"
+                )
+                self.tk.journal.record(
+                    plan,
+                    op.effect,
+                    "refused",
+                    error=f"the plan changed while the question was open ({change}): the answer to approval "
+                    f"{latest.id} was not used, and the new plan is asked",
+                    idempotency_key=getattr(data, "idempotency_key", None),
+                    actor=asked_by,
+                )
+                text = f"The plan changed since you were asked: {change}.\n\n{text}"
         approval = self.tk.journal.new_approval(
             fp, digest, lambda aid: f"{text}\n(approval {aid})", asked_by=asked_by
         )
@@ -356,10 +440,12 @@ class Gate:
     def _nothing_to_do(plan: Plan) -> bool:
         return plan._request is None and not plan.steps
 
-    def _key_row(self, op: Operation, data: Any) -> dict[str, Any] | None:
+    def _key_row(self, op: Operation, data: Any, user: str | None) -> dict[str, Any] | None:
+        """The row that first used this call's idempotency key: keys belong to the user who asked
+        (None: the local user, over stdio or in process) as well as to the provider and operation."""
         key = getattr(data, "idempotency_key", None)
         provider = getattr(data, "provider", None) or op.provider or ""
-        return self.tk.journal.find_key(provider, op.name, key) if key else None
+        return self.tk.journal.find_key(provider, op.name, key, user=user) if key else None
 
     # ---- running ------------------------------------------------------------------------------
     async def run(
@@ -373,15 +459,22 @@ class Gate:
     ) -> MutationResult:
         """Run a mutation. `approval_id`: the front asked with `question()` before this call (the
         MCP resolver, the y/N prompt), and the yes belongs to that approval and no other; without
-        it the confirmer asks now and a new approval is made for its answer.
+        it the confirmer asks now and a new approval is made for its answer. A confirmer whose yes
+        answers a question asked before (`answers_a_question`, the MCP front's) must name it: a
+        yes without its approval is refused, never turned into a new approval.
         `actor` is who is calling: the row records them as the one who confirmed, and as the one who
-        asked unless the approval names who asked (another round, possibly on another server)."""
+        asked unless the approval names who asked (another round, possibly on another server).
+
+        Just before a change that may cost more is sent (a create, a scale, a start), the plan is
+        read again from the provider, bypassing every cache, and compared with the approved one:
+        any change refuses the send (`PlanChanged`, journaled) and the front asks again. The caps
+        and the journal then use that re-read plan, so the price journaled is the price sent."""
         confirmed_by = actor
         sandbox = self.tk.settings.sandbox
         key = getattr(data, "idempotency_key", None)
-        first = self._key_row(op, data)
+        first = self._key_row(op, data, actor)
         if first is not None:
-            return self._replay_key(op, data, first)
+            return await self._replay_key(op, data, first, actor=actor)
 
         plan = await self.plan(op, data)
         if data.dry_run:
@@ -389,8 +482,10 @@ class Gate:
         if self._nothing_to_do(plan):
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
 
-        def refuse(error: str) -> None:
-            self.tk.journal.record(plan, op.effect, "refused", error=error, idempotency_key=key, actor=actor)
+        def refuse(error: str, what: Plan | None = None) -> None:
+            self.tk.journal.record(
+                what or plan, op.effect, "refused", error=error, idempotency_key=key, actor=actor
+            )
 
         violation = self.policy_violation(plan, op)
         if violation:
@@ -409,6 +504,13 @@ class Gate:
             )
 
         fp, digest = fingerprint(op, data, user=actor), plan_digest(plan)
+        if approval_id is None and getattr(confirmer, "answers_a_question", False):
+            refuse("a yes that matches no question: the answer could not be tied to the plan it answered")
+            raise ConfirmationRefused(
+                "this yes cannot be matched to the question it answered, so it approves nothing. Nothing "
+                "was sent; call again to be asked.",
+                provider=plan.provider,
+            )
         if approval_id is not None:
             approval = self.tk.journal.approval(approval_id)
             if approval is None or approval.fingerprint != fp or approval.expired:
@@ -423,13 +525,17 @@ class Gate:
             actor = approval.asked_by or actor
             if approval.digest != digest:
                 refuse("the plan changed after the question was asked")
-                raise ConfirmationRefused(
-                    "the plan changed after the question was asked (its price, target or request is not what "
-                    "was approved). Nothing was sent; call again to be asked about the new plan.",
+                raise PlanChanged(
+                    f"the plan changed after the question was asked: it is now {_cost_text(plan)} "
+                    f"({plan.action}), not what was approved. Nothing was sent; call again to be asked "
+                    "about the new plan.",
                     provider=plan.provider,
                 )
         else:
             approval = self.tk.journal.new_approval(fp, digest, redact_known(plan.message()), asked_by=actor)
+
+        if op.effect in ("create", "update") and not plan.steps:
+            plan = await self._reread(op, data, plan, approval, refuse)
 
         self._plans.clear()  # a send changes the world: no cached plan is reused after it
         who = {"actor": actor, "confirmed_by": confirmed_by}
@@ -439,38 +545,91 @@ class Gate:
             plan, op.effect, op, key=key, args=args_hash(op, data), approval=approval, data=data, **who
         )
 
+    async def _reread(
+        self,
+        op: Operation,
+        data: MutationInput,
+        shown: Plan,
+        approval: Approval,
+        refuse: Callable[[str, Plan | None], None],
+    ) -> Plan:
+        """The plan read again from the provider just before the send, when it is still exactly
+        the approved one (same digest: price, target, request); else a journaled refusal."""
+        fresh = await self.plan(op, data, fresh=True)
+        if plan_digest(fresh) != approval.digest:
+            change = describe_change(shown, fresh)
+            violation = self.policy_violation(fresh, op)
+            if violation:
+                refuse(f"the plan changed before the send ({change}); policy {violation}", fresh)
+                raise PolicyRefused(
+                    f"the plan changed after it was approved ({change}), and the new plan is refused by "
+                    f"policy {violation} Nothing was sent.",
+                    provider=fresh.provider,
+                )
+            refuse(f"the plan changed before the send: {change}", fresh)
+            raise PlanChanged(
+                f"the plan changed after it was approved: {change}. Nothing was sent; the new plan must "
+                "be approved first (call again to be asked).",
+                provider=fresh.provider,
+            )
+        violation = self.policy_violation(fresh, op)
+        if violation:
+            refuse(f"policy {violation}", fresh)
+            raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=fresh.provider)
+        return fresh
+
     async def journal_refusal(
-        self, op: Operation, args: dict[str, Any], reason: str, *, actor: str | None = None
+        self,
+        op: Operation,
+        args: dict[str, Any],
+        reason: str,
+        *,
+        actor: str | None = None,
+        plan_it: bool = True,
     ) -> None:
         """Journal a refusal that happened outside `run` (invalid arguments, a confirmation the front
-        could not complete), with the plan when one can be built and a bare row when not."""
+        could not complete, a hidden tool), with the plan when one can be built and a bare row when
+        not (or when `plan_it` is false: a tool the server hides asks no provider anything)."""
         plan: Plan | None = None
         key = args.get("idempotency_key") if isinstance(args.get("idempotency_key"), str) else None
+        provider = args.get("provider") if isinstance(args.get("provider"), str) else None
         try:
+            if not plan_it:
+                raise InvalidInput("not planned")
             data = op.parse(args)
             plan = await self.plan(op, data)
         except GpuToolsError:
-            provider = args.get("provider") if isinstance(args.get("provider"), str) else None
-            plan = Plan(
-                provider=(provider or op.provider or "unknown")[:40],
-                operation=op.name,
-                action=f"{op.title} (not planned: the call was refused first).",
-                target="(not planned)",
-                method="",
-                path="",
-                reversible=True,
-                reversibility="nothing was sent",
-                sandbox=self.tk.settings.sandbox,
-            )
+            plan = self._unplanned(op, provider)
         self.tk.journal.record(plan, op.effect, "refused", error=reason, idempotency_key=key, actor=actor)
 
-    def _replay_key(self, op: Operation, data: MutationInput, row: dict[str, Any]) -> MutationResult:
+    def _unplanned(self, op: Operation, provider: str | None, target: str = "(not planned)") -> Plan:
+        return Plan(
+            provider=(provider or op.provider or "unknown")[:40],
+            operation=op.name,
+            action=f"{op.title} (not planned: the call was refused first).",
+            target=target,
+            method="",
+            path="",
+            reversible=True,
+            reversibility="nothing was sent",
+            sandbox=self.tk.settings.sandbox,
+        )
+
+    async def _replay_key(
+        self, op: Operation, data: MutationInput, row: dict[str, Any], *, actor: str | None = None
+    ) -> MutationResult:
         used = f"idempotency_key {row['idempotency_key']!r} was first used at {row['at']} by {op.name} for {row['target']} (journal #{row['id']})"
         if row.get("args_hash") and row["args_hash"] != args_hash(op, data):
-            raise InvalidInput(
-                f"{used} with different arguments. Nothing was sent; use a new key for a new request.",
-                provider=row["provider"],
+            message = f"{used} with different arguments. Nothing was sent; use a new key for a new request."
+            plan = self._unplanned(op, row["provider"], target=str(row["target"] or "(not planned)"))
+            self.tk.journal.record(
+                plan,
+                op.effect,
+                "refused",
+                error=f"idempotency key reused with other arguments: {used}",
+                actor=actor,
             )
+            raise InvalidInput(message, provider=row["provider"])
         if row["outcome"] != "ok":
             raise ConfirmationRefused(
                 f"{used}; it was sent but its outcome is unknown, so nothing was sent again.",
@@ -536,7 +695,7 @@ class Gate:
         if reservation.used is not None:
             return self._replay_approval(reservation.used, plan)
         if reservation.key_row is not None and op is not None and data is not None:
-            return self._replay_key(op, data, reservation.key_row)
+            return await self._replay_key(op, data, reservation.key_row, actor=actor)
         if reservation.refused is not None:
             raise PolicyRefused(
                 f"refused by policy {reservation.refused} Nothing was sent.", provider=plan.provider

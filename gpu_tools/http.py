@@ -25,6 +25,7 @@ import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -75,6 +76,11 @@ class Kept(Generic[V]):
     section: str
     dump: Callable[[V], Any]
     load: Callable[[Any], V]
+
+
+# Set by the gate while it re-reads a plan just before a send: every Memo fetches anew (no kept value,
+# no shelf, no fetch started earlier), so the price sent is the provider's price at that moment.
+FRESH: ContextVar[bool] = ContextVar("gpu_tools_fresh_reads", default=False)
 
 
 class Memo(Generic[V]):
@@ -129,6 +135,8 @@ class Memo(Generic[V]):
     async def get(
         self, key: Hashable, fetch: Callable[[], Awaitable[V]], *, refresh: bool = False
     ) -> Stamped[V]:
+        if FRESH.get():
+            return await self._fetch(key, fetch)
         if not refresh and (hit := self.fresh(key)) is not None:
             return hit
         loop = asyncio.get_running_loop()

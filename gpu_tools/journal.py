@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from gpu_tools.errors import GpuToolsError, redact_value, register_secret
 from gpu_tools.models import BILLABLE_KINDS, JournalEntry, LiveEntry, Plan, resource_uri
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # {ID}, {REAL} and {GREATEST} (of two values) are the only words the dialects spell differently.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -93,6 +93,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS journal_key_unique ON journal (provider, opera
     WHERE idempotency_key IS NOT NULL AND outcome IN ('ok', 'unknown');
 CREATE INDEX IF NOT EXISTS journal_actor ON journal (actor, confirmed_by);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL)
+"""
+# Version 4: idempotency keys belong to the user who asked (actor; '' the local user) as well.
+_V4 = """
+DROP INDEX IF EXISTS journal_key_unique;
+CREATE UNIQUE INDEX IF NOT EXISTS journal_key_user_unique
+    ON journal (provider, operation, idempotency_key, COALESCE(actor, ''))
+    WHERE idempotency_key IS NOT NULL AND outcome IN ('ok', 'unknown')
 """
 APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
 
@@ -285,6 +292,9 @@ class Journal:
                 self._add_columns(db, table, columns)
             for statement in self._ddl(_V3):
                 db.execute(statement)
+        if version < 4 <= target:
+            for statement in self._ddl(_V4):
+                db.execute(statement)
 
     def schema_version(self) -> int:
         with self._read() as db:
@@ -372,7 +382,7 @@ class Journal:
                     if approval is not None and approval.consumed_at is not None:
                         return Reservation(used=approval)
                 if idempotency_key is not None:
-                    row = self._key_row(db, plan.provider, plan.operation, idempotency_key)
+                    row = self._key_row(db, plan.provider, plan.operation, idempotency_key, actor)
                     if row is not None:
                         return Reservation(key_row=row)
                 who = {"actor": actor, "confirmed_by": confirmed_by}
@@ -423,7 +433,7 @@ class Journal:
                 if used is not None and used.consumed_at is not None:
                     return Reservation(used=used)
                 if idempotency_key is not None:
-                    row = self._key_row(db, plan.provider, plan.operation, idempotency_key)
+                    row = self._key_row(db, plan.provider, plan.operation, idempotency_key, actor)
                     if row is not None:
                         return Reservation(key_row=row)
             raise
@@ -669,18 +679,23 @@ class Journal:
         data["body"] = json.loads(data["body"]) if data["body"] else None
         return data
 
-    def _key_row(self, db: Db, provider: str, operation: str, key: str) -> dict[str, Any] | None:
+    def _key_row(
+        self, db: Db, provider: str, operation: str, key: str, user: str | None = None
+    ) -> dict[str, Any] | None:
         row = db.execute(
             "SELECT * FROM journal WHERE idempotency_key=? AND provider=? AND operation=?"
-            " AND outcome IN ('ok','unknown') ORDER BY id DESC LIMIT 1",
-            (key, provider, operation),
+            " AND COALESCE(actor, '')=? AND outcome IN ('ok','unknown') ORDER BY id DESC LIMIT 1",
+            (key, provider, operation, user or ""),
         ).fetchone()
         return dict(row) if row is not None else None
 
-    def find_key(self, provider: str, operation: str, key: str) -> dict[str, Any] | None:
-        """The latest ok or unknown row that used `key` for this provider's `operation`."""
+    def find_key(
+        self, provider: str, operation: str, key: str, *, user: str | None = None
+    ) -> dict[str, Any] | None:
+        """The latest ok or unknown row in which `user` (None: the local user) used `key` for this
+        provider's `operation`: keys belong to a user, so one user's key never answers another."""
         with self._read() as db:
-            return self._key_row(db, provider, operation, key)
+            return self._key_row(db, provider, operation, key, user)
 
     def unknown_rows(self) -> list[dict[str, Any]]:
         """Rows whose outcome was never learned, oldest first."""

@@ -37,7 +37,8 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from pydantic import BaseModel, Field, PrivateAttr, StrictBool, TypeAdapter
 
 from gpu_tools import __version__
-from gpu_tools.errors import ConfirmationRefused, GpuToolsError
+from gpu_tools.errors import ConfirmationRefused, GpuToolsError, PlanChanged
+from gpu_tools.gate import Question
 from gpu_tools.models import Listing, Plan
 from gpu_tools.operations import CONFIRMATION, Operation
 from gpu_tools.settings import Settings
@@ -90,6 +91,32 @@ def resuming(ctx: Context) -> bool:
     return ctx.request_state is not None or bool(ctx.input_responses)
 
 
+def legacy(ctx: Context) -> bool:
+    """A 2025-11-25 (or older) session: the server asks with `elicitation/create` during the call."""
+    version = ctx.protocol_version
+    return version is None or version < "2026-07-28"  # ISO dates compare as strings
+
+
+def hidden_because(tk: Toolkit, op: Operation) -> str | None:
+    """Why this server does not list `op`'s tool, in a sentence naming how to change it, or None."""
+    s = tk.settings
+    if op.mutating and s.read_only:
+        return (
+            f"{op.name} is hidden: this server is read-only (read_only / --read-only), so no tool that "
+            "changes anything is listed. Restart it without --read-only to use it."
+        )
+    if op.provider and s.allowed_providers is not None and op.provider not in s.allowed_providers:
+        return (
+            f"{op.name} is hidden: provider {op.provider} is not in allowed_providers {s.allowed_providers}."
+        )
+    if op.toolset not in tk.toolsets():
+        return (
+            f"{op.name} is hidden: its tool set {op.toolset!r} is not enabled. Start gpu-mcp with --toolsets "
+            f"default,{op.toolset} (or set GPU_TOOLS_TOOLSETS=default,{op.toolset}) to list it."
+        )
+    return None
+
+
 class GpuServer(MCPServer):
     """MCPServer that sees each call's raw arguments before the SDK's own validation (which drops
     unknown ones): unknown or invalid arguments are refused in one short sentence per field, and a
@@ -106,11 +133,17 @@ class GpuServer(MCPServer):
             op = tk.registry.get(name)
         except GpuToolsError:
             return await super().call_tool(name, arguments, context)
+        user = _caller(context)
+        if self._tool_manager.get_tool(name) is None:
+            why = hidden_because(tk, op) or f"{name} is not listed by this server."
+            if op.mutating:
+                await tk.gate.journal_refusal(op, arguments, f"hidden tool: {why}", actor=user, plan_it=False)
+            raise ToolError(f"{why} Nothing was sent.")
         try:
             op.parse(arguments)
         except GpuToolsError as exc:
             if op.mutating:
-                await tk.gate.journal_refusal(op, arguments, f"invalid input: {exc}")
+                await tk.gate.journal_refusal(op, arguments, f"invalid input: {exc}", actor=user)
             raise ToolError(f"{exc} Nothing was sent.") from None
         try:
             return await super().call_tool(name, arguments, context)
@@ -120,7 +153,7 @@ class GpuServer(MCPServer):
             reason = str(exc).removeprefix(f"Error executing tool {name}: ")
             reason = re.sub(r"^Resolver '[^']*':?\s*", "", reason)
             reason = reason[:1].lower() + reason[1:]
-            await tk.gate.journal_refusal(op, arguments, f"the confirmation failed: {reason}")
+            await tk.gate.journal_refusal(op, arguments, f"the confirmation failed: {reason}", actor=user)
             raise ToolError(
                 f"not confirmed: the client's answer to the confirmation could not be used ({reason}). "
                 "Nothing was sent."
@@ -128,10 +161,20 @@ class GpuServer(MCPServer):
         except MCPError as exc:
             if not op.mutating:
                 raise
-            await tk.gate.journal_refusal(op, arguments, f"the client could not ask the user: {exc}")
+            await tk.gate.journal_refusal(
+                op, arguments, f"the client could not ask the user: {exc}", actor=user
+            )
             raise ToolError(
                 f"not confirmed: the client could not ask the user ({exc}). Nothing was sent."
             ) from None
+
+
+def _caller(context: Context | None) -> str | None:
+    """The user of this call's HTTP request (None over stdio, in process, or outside a request)."""
+    try:
+        return user_of(context.request_context.request) if context is not None else None
+    except (ValueError, AttributeError, LookupError):
+        return None
 
 
 def _raised_by_gate(exc: BaseException) -> bool:
@@ -144,7 +187,10 @@ def _raised_by_gate(exc: BaseException) -> bool:
 
 
 class ElicitedConfirmer:
-    """The gate's confirmer for one MCP call: the answer was already given by elicitation."""
+    """The gate's confirmer for one MCP call: the answer was already given by elicitation, to the
+    question (approval) the call's resolver asked; the gate refuses a yes that names none."""
+
+    answers_a_question = True
 
     def __init__(self, answer: ElicitationResult[Confirmation], elicitable: bool) -> None:
         self.answer = answer
@@ -208,14 +254,15 @@ def _tool_error(exc: Exception, op: Operation) -> ToolError:
     return error
 
 
-# Approval asked by a call's resolver, keyed by the call's Context (the same object reaches the body).
-_ASKED: dict[int, str] = {}
-
-
 def make_tool(tk: Toolkit, op: Operation) -> Any:
-    """A function MCPServer can register: signature from the input model, body calls the core."""
+    """A function MCPServer can register: signature from the input model, body calls the core.
+
+    A mutating tool has two resolvers: `question_<op>` makes (or, on a later round, finds) the
+    approval and its question; `confirm_<op>` asks it. Within a round the SDK runs each resolver
+    once and hands the body the same question the person was shown, and on 2026-07-28 an answer
+    counts only for the exact text it answered (the text names the approval): the yes and its
+    approval travel together with the protocol, through no table of our own."""
     params = _parameters(op)
-    asked = _ASKED
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
 
     if not op.mutating:
@@ -234,40 +281,56 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
         annotations: dict[str, Any] = {"ctx": Context, "return": op.output}
     else:
 
-        async def ask(ctx: Context, **kwargs: Any) -> Elicit[Confirmation] | DeclinedElicitation:
-            # Runs before the body, possibly on every round. A fresh call makes a new approval; a
-            # later round finds the same one (same plan, same text), so the client's answer counts
-            # only for the question it was shown, and a replayed answer meets a used approval.
+        async def question_for(ctx: Context, **kwargs: Any) -> Question | None:
+            # Runs before the body on every round: a fresh call makes a new approval; a later
+            # round (the answer) reads the plan again and finds the same approval only while the
+            # plan is unchanged, else makes a new one, whose new text the client is asked again.
             if kwargs.get("dry_run") or not can_elicit(ctx):
-                return DeclinedElicitation()
+                return None
             asker = user_of(ctx.request_context.request)
-            question = await tk.question(op.name, kwargs, resume=resuming(ctx), asked_by=asker)
-            asked.pop(id(ctx), None)
-            if question is None:
-                return DeclinedElicitation()
-            asked[id(ctx)] = question.approval.id  # the body's yes belongs to this approval only
-            while len(asked) > 1000:  # rounds whose body never ran (the client did not come back)
-                asked.pop(next(iter(asked)))
-            return Elicit(question.text + "\n\nSend this request?", Confirmation)
+            return await tk.question(op.name, kwargs, resume=resuming(ctx), asked_by=asker)
 
-        ask.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
-        ask.__annotations__ = {"ctx": Context, "return": Elicit[Confirmation] | DeclinedElicitation}
+        question_for.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
+        question_for.__annotations__ = {"ctx": Context, "return": Question | None}
+        question_for.__qualname__ = f"question_{op.name}"
+        asked_annotation = Annotated[Question | None, Resolve(question_for)]
+        asked_param = inspect.Parameter("asked", inspect.Parameter.KEYWORD_ONLY, annotation=asked_annotation)
+
+        async def ask(
+            ctx: Context, asked: Question | None, **kwargs: Any
+        ) -> Elicit[Confirmation] | DeclinedElicitation:
+            if asked is None:
+                return DeclinedElicitation()
+            return Elicit(asked.text + "\n\nSend this request?", Confirmation)
+
+        ask.__signature__ = inspect.Signature([ctx_param, asked_param, *params])  # type: ignore[attr-defined]
+        ask.__annotations__ = {
+            "ctx": Context,
+            "asked": asked_annotation,
+            "return": Elicit[Confirmation] | DeclinedElicitation,
+        }
         ask.__qualname__ = f"confirm_{op.name}"
 
         async def mutating_tool(
             ctx: Context,
+            asked: Annotated[Question | None, Resolve(question_for)],
             confirmation: Annotated[ElicitationResult[Confirmation], Resolve(ask)],
             **kwargs: Any,
         ) -> Any:
-            confirmer = ElicitedConfirmer(confirmation, can_elicit(ctx))
+            actor = user_of(ctx.request_context.request)
             try:
-                return await tk.call(
-                    op.name,
-                    kwargs,
-                    confirmer=confirmer,
-                    approval_id=asked.pop(id(ctx), None),
-                    actor=user_of(ctx.request_context.request),
-                )
+                try:
+                    return await tk.call(
+                        op.name,
+                        kwargs,
+                        confirmer=ElicitedConfirmer(confirmation, can_elicit(ctx)),
+                        approval_id=asked.approval.id if asked is not None else None,
+                        actor=actor,
+                    )
+                except PlanChanged as changed:
+                    if not (legacy(ctx) and can_elicit(ctx)):
+                        raise  # 2026-07-28: the next call's resolver asks about the new plan
+                    return await _ask_again(tk, op, ctx, kwargs, actor, changed)
             except Exception as exc:
                 raise _tool_error(exc, op) from None
 
@@ -276,13 +339,53 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
         answer = inspect.Parameter(
             "confirmation", inspect.Parameter.KEYWORD_ONLY, annotation=answer_annotation
         )
-        signature = [ctx_param, answer, *params]
-        annotations = {"ctx": Context, "confirmation": answer_annotation, "return": op.output}
+        signature = [ctx_param, asked_param, answer, *params]
+        annotations = {
+            "ctx": Context,
+            "asked": asked_annotation,
+            "confirmation": answer_annotation,
+            "return": op.output,
+        }
 
     fn.__signature__ = inspect.Signature(signature, return_annotation=op.output)  # type: ignore[attr-defined]
     fn.__annotations__ = annotations
     fn.__name__ = fn.__qualname__ = op.name
     return fn
+
+
+ASK_AGAIN = 2  # legacy: how many times one call asks about a plan that changed while it was asked
+
+
+async def _ask_again(
+    tk: Toolkit, op: Operation, ctx: Context, args: dict[str, Any], actor: str | None, changed: PlanChanged
+) -> Any:
+    """2025-11-25: the plan changed between the question and the send (the gate refused and journaled
+    it); ask the person about the new plan in the same call, with its own approval."""
+    for _ in range(ASK_AGAIN):
+        question = await tk.question(op.name, args, asked_by=actor)
+        if question is None:
+            raise changed
+        try:
+            answer = await ctx.elicit(
+                f"The plan changed since you were asked: {changed.message}\n\n{question.text}"
+                "\n\nSend this request?",
+                Confirmation,
+            )
+        except (ValueError, MCPError) as exc:
+            reason = f"the client's answer to the new question could not be used ({exc})"
+            await tk.gate.journal_refusal(op, args, f"the confirmation failed: {reason}", actor=actor)
+            raise ConfirmationRefused(f"not confirmed: {reason}. Nothing was sent.") from None
+        try:
+            return await tk.call(
+                op.name,
+                args,
+                confirmer=ElicitedConfirmer(answer, True),
+                approval_id=question.approval.id,
+                actor=actor,
+            )
+        except PlanChanged as again:
+            changed = again
+    raise changed
 
 
 def compact_schema(schema: Any, *, root: bool = True, descriptions: bool = True) -> Any:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
-from mcp import Client, types
+from mcp import Client, StdioServerParameters, types
 from mcp.client.session import ClientSession
 from pydantic import SecretStr
 
@@ -59,11 +62,16 @@ def creates_at(sandbox: SandboxServer, provider: str) -> list[dict[str, Any]]:
     return [r for r in mutating_requests(sandbox) if r["provider"] == provider and r["method"] == "POST"]
 
 
+# The create's own path: the price a create re-reads just before it is sent (Sesterce's is a POST
+# preview) is answered as usual.
+CREATE_PATHS = {"sesterce": ["/instances"]}
+
+
 def lose_next_answer(sandbox: SandboxServer, provider: str, seconds: float = 1.0) -> None:
-    httpx.post(
-        f"{sandbox.url}/_sandbox/faults",
-        json={"provider": provider, "lose_response": seconds, "methods": ["POST"], "count": 1},
-    ).raise_for_status()
+    fault = {"provider": provider, "lose_response": seconds, "methods": ["POST"], "count": 1}
+    if provider in CREATE_PATHS:
+        fault["paths"] = CREATE_PATHS[provider]
+    httpx.post(f"{sandbox.url}/_sandbox/faults", json=fault).raise_for_status()
 
 
 def rows(tk: Toolkit) -> list[Any]:
@@ -206,29 +214,151 @@ async def test_a_new_call_with_the_same_arguments_is_a_new_question(sandbox: San
     assert human.messages[0].splitlines()[-3] != human.messages[1].splitlines()[-3]  # two approvals
 
 
-async def test_an_answer_to_a_plan_that_changed_is_asked_again(sandbox: SandboxServer) -> None:
-    settings = sandbox_settings(sandbox, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 2.0})
-    server = build_server(settings)
-    tk = server.toolkit
-    async with Client(server, elicitation_callback=Human()) as client:
-        first = await client.session.call_tool("nebius_create_endpoint", NEBIUS, allow_input_required=True)
-        [key] = first.input_requests
-        assert "$2.00/hour" in first.input_requests[key].params.message  # type: ignore[union-attr]
-        # The price changes between the question and the answer.
-        tk.settings = tk.settings.model_copy(update={"nebius_gpu_usd_per_hour": {"gpu-h100-sxm": 9.0}})
-        tk.adapters["nebius"].settings = tk.settings
-        tk.gate._plans.clear()
-        yes = {key: types.ElicitResult(action="accept", content={"confirm": True})}
-        again = await client.session.call_tool(
-            "nebius_create_endpoint",
-            NEBIUS,
-            input_responses=yes,
-            request_state=first.request_state,
-            allow_input_required=True,
-        )
-    assert isinstance(again, types.InputRequiredResult)
-    assert "$9.00/hour" in again.input_requests[key].params.message  # type: ignore[union-attr]
-    assert creates_at(sandbox, "nebius") == []
+H100 = {"display_name": "moved", "image": IMAGE, "gpu_sku_id": "88"}  # NeoLink H100: 25 CNY, $3.50/hour
+
+
+def move_price(sandbox: SandboxServer, provider: str, gpu: str, factor: float) -> None:
+    httpx.post(
+        f"{sandbox.url}/_sandbox/prices", json={"provider": provider, "gpu": gpu, "factor": factor}
+    ).raise_for_status()
+
+
+class MovesThePrice(Human):
+    """Answers yes, and while the first question is open the provider's price moves tenfold."""
+
+    def __init__(self, sandbox: SandboxServer) -> None:
+        super().__init__()
+        self.sandbox = sandbox
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        if not self.messages:
+            move_price(self.sandbox, "neolink", "H100", 10)
+        return await super().__call__(context, params)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_price_that_rose_past_the_cap_while_asked_sends_nothing(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    human = MovesThePrice(sandbox)
+    server = build_server(sandbox_settings(sandbox, max_usd_per_hour=10))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        result = await client.call_tool("neolink_create_instance", H100)
+    text = error_text(result)
+    assert "max_usd_per_hour: $35.00/hour is over the cap of $10/hour" in text and "Nothing was sent" in text
+    assert len(human.messages) == 1 and "$3.50/hour" in human.messages[0]
+    assert creates_at(sandbox, "neolink") == []
+    journal = rows(server.toolkit)
+    assert [e.outcome for e in journal] == ["refused"] and "max_usd_per_hour" in (journal[0].error or "")
+    assert journal[0].usd_per_hour == pytest.approx(35.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_plan_that_changed_while_asked_is_asked_again_and_sent_at_the_new_price(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    human = MovesThePrice(sandbox)
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        made = structured(await client.call_tool("neolink_create_instance", H100))
+    assert len(human.messages) == 2
+    assert "$3.50/hour" in human.messages[0] and "$35.00/hour" in human.messages[1]
+    assert "The plan changed since you were asked" in human.messages[1]
+    assert "$3.50/hour -> $35.00/hour" in human.messages[1]
+    approvals = [m.rsplit("(approval ", 1)[1].split(")")[0] for m in human.messages]
+    assert approvals[0] != approvals[1]
+    assert made["outcome"] == "done" and made["plan"]["usd_per_hour"] == pytest.approx(35.0)
+    assert len(creates_at(sandbox, "neolink")) == 1
+    journal = rows(server.toolkit)
+    assert [e.outcome for e in journal] == ["ok", "refused"]  # newest first
+    assert journal[0].usd_per_hour == pytest.approx(35.0)
+    assert "the plan changed" in (journal[1].error or "") and "$3.50/hour -> $35.00/hour" in (
+        journal[1].error or ""
+    )
+    used = server.toolkit.journal.approval(approvals[1])
+    unused = server.toolkit.journal.approval(approvals[0])
+    assert used is not None and used.consumed_at is not None
+    assert unused is not None and unused.consumed_at is None
+
+
+async def test_over_stdio_a_plan_that_changed_while_asked_is_asked_again(
+    sandbox: SandboxServer, gpu_home: Path
+) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "GPU_TOOLS_HOME": str(gpu_home),
+        "HOME": str(gpu_home),
+        "NEOLINK_API_TOKEN": "sandbox-key",
+        "NEOLINK_NAMESPACE": "sandbox-user",
+        "NEOLINK_BASE_URL": f"{sandbox.url}/neolink/mdc/api/v1",
+    }
+    if os.environ.get("GPU_TOOLS_JOURNAL_URL"):
+        env["GPU_TOOLS_JOURNAL_URL"] = os.environ["GPU_TOOLS_JOURNAL_URL"]
+    server = StdioServerParameters(command=sys.executable, args=["-m", "mcp_server"], env=env)
+    human = MovesThePrice(sandbox)
+    async with Client(server, elicitation_callback=human) as client:
+        made = structured(await client.call_tool("neolink_create_instance", H100))
+        history = structured(await client.call_tool("history", {}))
+    assert len(human.messages) == 2 and "$35.00/hour" in human.messages[1]
+    assert made["plan"]["usd_per_hour"] == pytest.approx(35.0) and len(creates_at(sandbox, "neolink")) == 1
+    assert [(e["outcome"], e["usd_per_hour"]) for e in history["items"]] == [
+        ("ok", pytest.approx(35.0)),
+        ("refused", pytest.approx(35.0)),
+    ]
+
+
+async def test_the_send_reads_the_price_again_even_within_the_plan_cache(sandbox: SandboxServer) -> None:
+    """A dry run then a yes a moment later: the plan cache holds the old price, the send does not."""
+    tk = Toolkit(sandbox_settings(sandbox))
+    shown = await tk.call("neolink_create_instance", {**H100, "dry_run": True})
+    assert shown.plan.usd_per_hour == pytest.approx(3.5)
+    question = await tk.question("neolink_create_instance", H100)
+    assert question is not None and "$3.50/hour" in question.text
+    move_price(sandbox, "neolink", "H100", 1.1)
+    with pytest.raises(errors.PlanChanged, match=r"price \$3.50/hour -> \$3.85/hour"):
+        await tk.call("neolink_create_instance", H100, confirmer=Approve(), approval_id=question.approval.id)
+    assert creates_at(sandbox, "neolink") == []
+    [row] = rows(tk)
+    assert row.outcome == "refused" and row.usd_per_hour == pytest.approx(3.85)
+    again = await tk.question("neolink_create_instance", H100)
+    assert again is not None and "$3.85/hour" in again.text
+    made = await tk.call("neolink_create_instance", H100, confirmer=Approve(), approval_id=again.approval.id)
+    assert made.outcome == "done" and made.plan.usd_per_hour == pytest.approx(3.85)
+    assert rows(tk)[0].usd_per_hour == pytest.approx(3.85) and len(creates_at(sandbox, "neolink")) == 1
+    tk.close()
+
+
+# ---- issue 19, case 2: starts meet the total cap ------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+async def test_starting_stopped_instances_meets_the_total_cap(sandbox: SandboxServer, mode: str) -> None:
+    """Cap $8/h, instances at $3.50/h: two made and stopped, two more made; neither start is sent."""
+    sandbox.sandbox.ready_after = 0
+    human = Human()
+    server = build_server(sandbox_settings(sandbox, max_total_usd_per_hour=8))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+
+        async def create(name: str) -> dict[str, Any]:
+            made = structured(
+                await client.call_tool("neolink_create_instance", {**H100, "display_name": name})
+            )
+            return {"provider": "neolink", "resource_id": made["resource"]["resource_id"]}
+
+        first = [await create(f"s{i}") for i in range(2)]
+        for ref in first:
+            structured(await client.call_tool("stop_resource", ref))
+        for i in range(2):
+            await create(f"n{i}")
+        asked = len(human.messages)
+        starts = [error_text(await client.call_tool("start_resource", ref)) for ref in first]
+    assert all(
+        "max_total_usd_per_hour" in t and "$7.00/hour" in t and "Nothing was sent" in t for t in starts
+    )
+    assert len(human.messages) == asked  # refused before anyone was asked
+    sent = [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in mutating_requests(sandbox)]
+    assert sent.count(("POST", "power_on")) == 0 and sent.count(("POST", "power_off")) == 2
+    assert len(creates_at(sandbox, "neolink")) == 6  # four creates, two power-offs
+    refused = [e for e in rows(server.toolkit) if e.outcome == "refused"]
+    assert [e.operation for e in refused] == ["start_resource", "start_resource"]
 
 
 # ---- case 3: unknown arguments ---------------------------------------------------------------
@@ -329,6 +459,57 @@ async def test_every_refusal_is_journaled_and_readable(
     assert "Resolver" not in text and "Traceback" not in text
     assert mutating_requests(sandbox) == []
     assert [e.outcome for e in rows(server.toolkit)] == ["refused"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("settings", "tool", "args", "why"),
+    [
+        ({"read_only": True}, "nebius_create_endpoint", NEBIUS, "this server is read-only"),
+        (
+            {"allowed_providers": ["sesterce"]},
+            "nebius_create_endpoint",
+            NEBIUS,
+            "provider nebius is not in allowed_providers",
+        ),
+        (
+            {"toolsets": ["reads", "lifecycle"]},
+            "neolink_create_instance",
+            CREATES["neolink"][1],
+            "its tool set 'neolink' is not enabled. Start gpu-mcp with --toolsets default,neolink",
+        ),
+    ],
+    ids=["read-only", "provider-not-allowed", "toolset-not-enabled"],
+)
+async def test_a_hidden_tool_is_refused_as_hidden_and_journaled(
+    sandbox: SandboxServer, mode: str, settings: dict[str, Any], tool: str, args: dict[str, Any], why: str
+) -> None:
+    human = Human()
+    server = build_server(sandbox_settings(sandbox, **settings))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        assert tool not in {t.name for t in (await client.list_tools()).tools}
+        text = error_text(await client.call_tool(tool, args))
+    assert f"{tool} is hidden: {why}" in text and "Nothing was sent" in text
+    assert "confirmation" not in text and "unknown tool" not in text.lower()
+    assert human.messages == [] and sandbox.sandbox.requests == []  # not even a read to plan it
+    [row] = rows(server.toolkit)
+    assert row.outcome == "refused" and f"hidden tool: {tool} is hidden" in (row.error or "")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_key_reused_with_other_arguments_is_a_journaled_refusal(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human(), mode=mode) as client:
+        structured(await client.call_tool("nebius_create_endpoint", {**NEBIUS, "idempotency_key": "k9"}))
+        other = {**NEBIUS, "name": "other", "idempotency_key": "k9"}
+        text = error_text(await client.call_tool("nebius_create_endpoint", other))
+    assert "with different arguments" in text and "Nothing was sent" in text
+    assert len(creates_at(sandbox, "nebius")) == 1
+    refused, ok = rows(server.toolkit)
+    assert (refused.outcome, ok.outcome) == ("refused", "ok")
+    assert "idempotency key reused with other arguments" in (refused.error or "")
 
 
 async def test_a_failing_legacy_callback_is_a_journaled_refusal(sandbox: SandboxServer) -> None:

@@ -75,14 +75,16 @@ def test_a_journal_written_by_the_previous_version_is_upgraded_in_place(target: 
     assert journal.schema_version() == SCHEMA_VERSION
     [entry] = journal.live()
     assert (entry.resource_id, entry.usd_per_hour, entry.outcome) == ("dep-old", 2.5, "ok")
-    assert journal.find_key("nebius", "nebius_create_endpoint", "k-old") is not None
+    assert journal.find_key("nebius", "nebius_create_endpoint", "k-old", user="someone") is not None
     rows, total = journal.entries()
     assert total == 1 and (rows[0].target, rows[0].actor, rows[0].confirmed_by) == ("old", "someone", None)
     approval = journal.approval("a1")
     assert approval is not None and approval.asked_by is None and approval.consumed_at is None
-    # What version 3 added works on the upgraded journal: the database keeps the old key single.
+    # What versions 3 and 4 added works on the upgraded journal: the database keeps the old key single
+    # for its user, and another user's same key is theirs.
     with pytest.raises(journal._integrity_errors):
-        journal.record(plan("again"), "create", "unknown", idempotency_key="k-old")
+        journal.record(plan("again"), "create", "unknown", idempotency_key="k-old", actor="someone")
+    journal.record(plan("again"), "create", "unknown", idempotency_key="k-old")
     journal.close()
     assert Journal.open(target).schema_version() == SCHEMA_VERSION  # a second open changes nothing
 

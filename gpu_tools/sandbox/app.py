@@ -10,8 +10,12 @@ Control routes (not part of any provider API):
   make a provider fail with `status` (its documented error shape) for the next `count` calls (all, if
   omitted) and/or answer after `latency` seconds. `lose_response: S` handles the request for real (a
   create creates) and then holds the answer S seconds, past a client's timeout: the "the provider got
-  it but the answer was lost" case. `methods` (e.g. `["POST"]`) limits a fault to those methods.
+  it but the answer was lost" case. `methods` (e.g. `["POST"]`) limits a fault to those methods, and
+  `paths` (e.g. `["/instances"]`) to request paths ending with one of them.
   `DELETE /_sandbox/faults` clears them.
+- `POST /_sandbox/prices` `{"provider", "gpu", "factor"}`: multiply that provider's prices for that GPU
+  model (all regions, sizes and currencies) by `factor` from now on, e.g. to change a price while a
+  question is open. Factors compound; the test fixture's reset of `stores` clears them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gpu_tools.gpus import canonical_gpu
 
 ErrorShape = Callable[[int, str, str], Response]
 
@@ -56,9 +62,12 @@ class Fault:
     count: int | None = None
     lose_response: float = 0.0
     methods: list[str] | None = None
+    paths: list[str] | None = None
 
-    def applies(self, method: str) -> bool:
-        return self.methods is None or method.upper() in self.methods
+    def applies(self, method: str, path: str = "") -> bool:
+        return (self.methods is None or method.upper() in self.methods) and (
+            self.paths is None or path.endswith(tuple(self.paths))
+        )
 
 
 @dataclass
@@ -72,6 +81,8 @@ class Sandbox:
     faults: dict[str, Fault] = field(default_factory=dict)
     stores: dict[str, dict[str, Any]] = field(default_factory=dict)
     error_shapes: dict[str, ErrorShape] = field(default_factory=dict)
+    # provider -> the GPU names it prices (each provider module's PRICED_GPUS), for /_sandbox/prices
+    priced_gpus: dict[str, list[str]] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
 
     def store(self, name: str) -> dict[str, Any]:
@@ -83,6 +94,15 @@ class Sandbox:
 
     def elapsed(self, since: float) -> float:
         return self.clock() - since
+
+    def price_factor(self, provider: str, gpu: str | None) -> float:
+        """What `POST /_sandbox/prices` multiplies `provider`'s price of `gpu` by (1 when untouched)."""
+        return float(self.store("sandbox.prices").get(f"{provider}:{gpu_key(gpu)}", 1.0))
+
+
+def gpu_key(name: str | None) -> str:
+    """The model a GPU name means (`NVIDIA_H100_SXM5_80GB`, `NVIDIA-H100`, `H100` -> `H100`)."""
+    return canonical_gpu(name) or (name or "").strip().upper()
 
 
 def _mask_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -134,7 +154,7 @@ class ControlMiddleware:
             }
         )
         fault = self.sb.faults.get(provider)
-        if fault and not fault.applies(scope["method"]):
+        if fault and not fault.applies(scope["method"], scope["path"]):
             fault = None
         if fault and fault.count is not None:
             fault.count -= 1
@@ -192,15 +212,49 @@ async def _faults(request: Request) -> Response:
     provider = body.get("provider")
     if provider not in sb.error_shapes:
         return JSONResponse({"detail": f"unknown provider {provider!r}"}, status_code=422)
-    methods = body.get("methods")
+    methods, paths = body.get("methods"), body.get("paths")
     sb.faults[provider] = Fault(
         status=body.get("status"),
         latency=float(body.get("latency") or 0),
         count=body.get("count"),
         lose_response=float(body.get("lose_response") or 0),
         methods=[m.upper() for m in methods] if methods else None,
+        paths=[str(p) for p in paths] if paths else None,
     )
     return JSONResponse({"provider": provider, **sb.faults[provider].__dict__})
+
+
+async def _prices(request: Request) -> Response:
+    """Move one provider's price of one GPU model: `{"provider", "gpu", "factor"}`."""
+    sb: Sandbox = request.app.state.sandbox
+    try:
+        body = await request.json()
+    except ValueError:
+        return JSONResponse({"detail": "the body is not JSON"}, status_code=400)
+    if not isinstance(body, dict) or set(body) != {"provider", "gpu", "factor"}:
+        return JSONResponse(
+            {"detail": 'send exactly {"provider": ..., "gpu": ..., "factor": ...}'}, status_code=400
+        )
+    provider, gpu, factor = body["provider"], body["gpu"], body["factor"]
+    priced = sb.priced_gpus.get(provider) if isinstance(provider, str) else None
+    if priced is None:
+        known = ", ".join(sorted(sb.priced_gpus))
+        return JSONResponse(
+            {"detail": f"provider {provider!r} has no prices in the sandbox; priced: {known}"},
+            status_code=400,
+        )
+    if not isinstance(gpu, str) or gpu_key(gpu) not in {gpu_key(g) for g in priced}:
+        models = ", ".join(sorted({gpu_key(g) for g in priced}))
+        return JSONResponse(
+            {"detail": f"gpu {gpu!r} is not priced by {provider} in the sandbox; priced: {models}"},
+            status_code=400,
+        )
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor < 1e6:
+        return JSONResponse({"detail": "factor must be a number above 0 and below 1e6"}, status_code=400)
+    prices = sb.store("sandbox.prices")
+    key = f"{provider}:{gpu_key(gpu)}"
+    prices[key] = prices.get(key, 1.0) * float(factor)
+    return JSONResponse({"provider": provider, "gpu": gpu_key(gpu), "factor": prices[key]})
 
 
 def create_app(
@@ -218,10 +272,13 @@ def create_app(
     for module in (nebius, sesterce, neolink, netmind):
         mounts.append(Mount(f"/{module.PROVIDER}", routes=module.routes(sb)))
         sb.error_shapes[module.PROVIDER] = module.error
+        if module.PRICED_GPUS:
+            sb.priced_gpus[module.PROVIDER] = list(module.PRICED_GPUS)
     app = Starlette(
         routes=[
             Route("/_sandbox/requests", _requests, methods=["GET", "DELETE"]),
             Route("/_sandbox/faults", _faults, methods=["POST", "DELETE"]),
+            Route("/_sandbox/prices", _prices, methods=["POST"]),
             *mounts,
         ]
     )

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from gpu_tools.sandbox.app import Sandbox, bearer_token, fastapi_error, fastapi_invalid
 
 PROVIDER = "nebius"
+PRICED_GPUS: list[str] = []  # Nebius states no prices: the nebius_gpu_usd_per_hour setting does
 
 TEMPLATES: dict[str, Any] = {
     "templates": [

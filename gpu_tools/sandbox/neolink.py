@@ -124,6 +124,7 @@ SKUS: list[dict[str, Any]] = [
     _sku("102", "4090", _SH, gpus=1, gpu_memory=24, cpus=16, memory=96, selling="4", price=2.2, remain=0),
     _sku("103", "H20", _SH, gpus=1, gpu_memory=96, cpus=24, memory=192, selling="3", price=8.5, remain=8),
 ]
+PRICED_GPUS = sorted({s["name"] for s in SKUS})
 PHASE_AFTER = {"Creating": "Running", "Starting": "Running", "Shutting Down": "Shutdown"}
 TERM = {"2": "M", "3": "W", "4": "D"}
 COST_TIME = re.compile(r"^\+?[1-9][0-9]{0,3}([DWM])$")
@@ -155,9 +156,16 @@ def routes(sb: Sandbox) -> list[Route]:
             remain.update({s["skusID"]: s["remainGPUCount"] for s in SKUS})
         return remain
 
+    def price(sku: dict[str, Any]) -> float:
+        return round(sku["price"] * sb.price_factor(PROVIDER, sku["name"]), 6)
+
     def skus_of(region_id: str) -> list[dict[str, Any]]:
         remain = remaining()
-        return [{**s, "remainGPUCount": remain[s["skusID"]]} for s in SKUS if s["regionID"] == region_id]
+        return [
+            {**s, "remainGPUCount": remain[s["skusID"]], "price": price(s)}
+            for s in SKUS
+            if s["regionID"] == region_id
+        ]
 
     def authorized(request: Request) -> Response | None:
         path = request.url.path
@@ -358,7 +366,7 @@ def routes(sb: Sandbox) -> list[Route]:
                 "neolink.ai/gpu.resource.key": sku["gpuResourceKey"],
                 "neolink.ai/region": cluster,
                 "neolink.ai/saveDataEnabled": "false",
-                "neolink.ai/unit-price": str(round(sku["price"] * 100)),
+                "neolink.ai/unit-price": str(round(price(sku) * 100)),
             },
             "uid": uid,
             "servers": {

@@ -155,6 +155,7 @@ MACHINES: list[dict[str, Any]] = [
         "nvlink_status": False,
     },
 ]
+PRICED_GPUS = sorted({f["display_name"] for f in FLAVORS} | {m["gpu_name"] for m in MACHINES})
 # The sandbox's conversion of its USD prices for the `currency` query.
 CURRENCY_PER_USD = {"USD": 1.0, "CNY": 7.2, "NMT": 0.5}
 
@@ -368,6 +369,11 @@ def routes(sb: Sandbox) -> list[Route]:
     def flavor(flavor_id: str) -> dict[str, Any] | None:
         return next((f for f in FLAVORS if f["flavor_id"] == flavor_id), None)
 
+    def billing(f: dict[str, Any]) -> dict[str, Any]:
+        """The flavor's prices, moved by POST /_sandbox/prices."""
+        factor = sb.price_factor(PROVIDER, f["display_name"])
+        return {k: round(v * factor, 6) for k, v in f["billing"].items()}
+
     def flavor_view(f: dict[str, Any]) -> dict[str, Any]:
         busy = sum(
             e["resource_metadata"]["target_instance_number"]
@@ -375,6 +381,7 @@ def routes(sb: Sandbox) -> list[Route]:
             if e["resource_metadata"]["flavor_id"] == f["flavor_id"]
         )
         out = {k: v for k, v in f.items() if k != "vram"}
+        out["billing"] = billing(f)
         return {**out, **FLAVOR_STAMP, "available_num": max(f["available_num"] - busy, 0)}
 
     def endpoint_view(ep: dict[str, Any]) -> dict[str, Any]:
@@ -430,8 +437,8 @@ def routes(sb: Sandbox) -> list[Route]:
             },
             "billing_metadata": {
                 "payment_type": body["payment_type"],
-                "usd_price_unit": f["billing"]["usd_price_unit"],
-                "cny_price_unit": f["billing"]["cny_price_unit"],
+                "usd_price_unit": billing(f)["usd_price_unit"],
+                "cny_price_unit": billing(f)["cny_price_unit"],
             },
             "endpoint_metadata": {"inference_url": INFERENCE_URL.format(service_id=service_id)},
             "deploy_metadata": {
@@ -501,7 +508,7 @@ def routes(sb: Sandbox) -> list[Route]:
 
     def machine_view(m: dict[str, Any], currency: str) -> dict[str, Any]:
         free = m["gpus"] - used_gpus(m["node_name"])
-        rate = CURRENCY_PER_USD[currency]
+        rate = CURRENCY_PER_USD[currency] * sb.price_factor(PROVIDER, m["gpu_name"])
         return {
             "on_demand": "true",
             "labels": ["sandbox", m["region"].lower()],

@@ -90,6 +90,7 @@ HARDWARES: list[dict[str, Any]] = [
     _hardware(A100_1, 1, "NVIDIA-A100", 80, 16, 116),
 ]
 # USD per pod-hour, by hardware.
+PRICED_GPUS = sorted({h["gpu"]["model"] for h in HARDWARES})
 PRICES = {L40S_1: 1.55, L40S_2: 3.1, H100_1: 2.85, H100_2: 5.7, A100_1: 1.95}
 
 REGIONS: list[dict[str, Any]] = [
@@ -245,9 +246,10 @@ def _scaling_problems(confs: Any, hardware_id: str | None, *, pricing: bool = Fa
     return problems
 
 
-def _price(hardware_id: str, confs: list[dict[str, Any]], key: str = "max") -> float:
+def _price(sb: Sandbox, hardware_id: str, confs: list[dict[str, Any]], key: str = "max") -> float:
     pods = sum(int(c["scale"].get(key) or 0) for c in confs)
-    return round(PRICES[hardware_id] * pods, 2)
+    gpu = next(h["gpu"]["model"] for h in HARDWARES if h["id"] == hardware_id)
+    return round(PRICES[hardware_id] * sb.price_factor(PROVIDER, gpu) * pods, 2)
 
 
 def routes(sb: Sandbox) -> list[Route]:
@@ -323,7 +325,7 @@ def routes(sb: Sandbox) -> list[Route]:
             "status": status,
             "hourlyPrice": 0.0
             if status in ("DISABLED", "DELETING")
-            else _price(inst["hardwareId"], inst["autoScalingConfigurations"], "min"),
+            else _price(sb, inst["hardwareId"], inst["autoScalingConfigurations"], "min"),
             "features": inst["features"],
             "address": inst["address"],
             "createdAt": inst["createdAt"],
@@ -401,7 +403,7 @@ def routes(sb: Sandbox) -> list[Route]:
             )
         if problems:
             return error(400, problems, request.url.path)
-        hour = _price(body["hardwareId"], body["autoScalingConfigurations"])
+        hour = _price(sb, body["hardwareId"], body["autoScalingConfigurations"])
         return JSONResponse(
             {"currencyCode": "USD", "pricePerHour": hour, "pricePerMonth": round(hour * HOURS_PER_MONTH, 2)},
             status_code=201,
