@@ -136,7 +136,7 @@ class Memo(Generic[V]):
         self, key: Hashable, fetch: Callable[[], Awaitable[V]], *, refresh: bool = False
     ) -> Stamped[V]:
         if FRESH.get():
-            return await self._fetch(key, fetch)
+            return await self._fetch(key, fetch, True)
         if not refresh and (hit := self.fresh(key)) is not None:
             return hit
         loop = asyncio.get_running_loop()
