@@ -106,7 +106,7 @@ class Guard:
             try:
                 journal.release_lease(LEASE, self.holder)
             except Exception as exc:  # the database went away: the lease runs out by itself
-                log.warning("could not release the lease (%s); it runs out by itself", type(exc).__name__)
+                log.debug("could not release the lease (%s); it runs out by itself", type(exc).__name__)
         return self._actions
 
     async def _keep_lease(self) -> None:
