@@ -20,6 +20,7 @@ import pytest
 import respx
 from mcp import Client, StdioServerParameters, types
 from mcp.client.session import ClientSession
+from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
 
 from gpu_tools import errors
@@ -727,6 +728,77 @@ async def test_a_legacy_yes_belongs_to_the_question_it_answered(
     assert used is not None and used.consumed_at is not None
     other = server.toolkit.journal.approval(approvals[answers.index("decline")])
     assert other is not None and other.consumed_at is None
+
+
+# ---- issue 19, case 7: an approval belongs to its request ---------------------------------------------
+async def test_a_yes_keeps_its_question_however_many_questions_are_open(sandbox: SandboxServer) -> None:
+    """1,001 questions left open (the old table evicted past 1,000): the first one's yes still sends
+    its own plan, once, and consumes its own approval."""
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human()) as client:
+        first = await client.session.call_tool("nebius_create_endpoint", NEBIUS, allow_input_required=True)
+        assert isinstance(first, types.InputRequiredResult)
+        for i in range(1000):
+            other = {**NEBIUS, "name": f"open-{i}"}
+            left = await client.session.call_tool("nebius_create_endpoint", other, allow_input_required=True)
+            assert isinstance(left, types.InputRequiredResult)
+        [key] = first.input_requests
+        asked = first.input_requests[key].params.message  # type: ignore[union-attr]
+        yes = {key: types.ElicitResult(action="accept", content={"confirm": True})}
+        done = await client.session.call_tool(
+            "nebius_create_endpoint", NEBIUS, input_responses=yes, request_state=first.request_state
+        )
+    assert done.structured_content["outcome"] == "done"  # type: ignore[index]
+    assert len(creates_at(sandbox, "nebius")) == 1
+    approval = server.toolkit.journal.approval(asked.rsplit("(approval ", 1)[1].split(")")[0])
+    assert approval is not None and approval.consumed_at is not None
+
+
+async def test_an_answer_carried_to_other_arguments_is_asked_again_not_sent(sandbox: SandboxServer) -> None:
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human()) as client:
+        first = await client.session.call_tool("nebius_create_endpoint", NEBIUS, allow_input_required=True)
+        [key] = first.input_requests
+        yes = {key: types.ElicitResult(action="accept", content={"confirm": True})}
+        # The SDK binds a round's state to its request: carried to other arguments, it is refused.
+        with pytest.raises(MCPError, match="Invalid or expired requestState"):
+            await client.session.call_tool(
+                "nebius_create_endpoint",
+                {**NEBIUS, "gpu_count": 2},
+                input_responses=yes,
+                request_state=first.request_state,
+                allow_input_required=True,
+            )
+        # An answer without the round's state is no answer: the call is asked anew.
+        bare = await client.session.call_tool(
+            "nebius_create_endpoint",
+            {**NEBIUS, "gpu_count": 2},
+            input_responses=yes,
+            allow_input_required=True,
+        )
+    assert isinstance(bare, types.InputRequiredResult)
+    assert creates_at(sandbox, "nebius") == []
+
+
+async def test_a_front_yes_without_its_question_is_refused_never_a_new_approval(
+    tk: Toolkit, sandbox: SandboxServer
+) -> None:
+    from mcp.server.mcpserver import AcceptedElicitation
+
+    from mcp_server import Confirmation, ElicitedConfirmer
+
+    yes = ElicitedConfirmer(AcceptedElicitation(data=Confirmation(confirm=True)), True)
+    with pytest.raises(errors.ConfirmationRefused, match="cannot be matched to the question it answered"):
+        await tk.call("nebius_create_endpoint", NEBIUS, confirmer=yes, approval_id=None)
+    theirs = await tk.question("nebius_create_endpoint", NEBIUS, asked_by="alice")
+    assert theirs is not None
+    with pytest.raises(errors.ConfirmationRefused, match="matches no current question"):
+        await tk.call(
+            "nebius_create_endpoint", NEBIUS, confirmer=yes, approval_id=theirs.approval.id, actor="bob"
+        )
+    assert mutating_requests(sandbox) == []
+    assert [e.outcome for e in rows(tk)] == ["refused", "refused"]
+    assert tk.journal.approval(theirs.approval.id).consumed_at is None  # type: ignore[union-attr]
 
 
 async def test_a_lost_start_or_delete_is_counted_and_reconciled_against_its_resource(
