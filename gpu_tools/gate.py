@@ -534,7 +534,7 @@ class Gate:
         else:
             approval = self.tk.journal.new_approval(fp, digest, redact_known(plan.message()), asked_by=actor)
 
-        if op.effect in ("create", "update") and not plan.steps:
+        if self._cost_can_rise(op) and not plan.steps:
             plan = await self._reread(op, data, plan, approval, refuse)
 
         self._plans.clear()  # a send changes the world: no cached plan is reused after it
@@ -544,6 +544,11 @@ class Gate:
         return await self._send(
             plan, op.effect, op, key=key, args=args_hash(op, data), approval=approval, data=data, **who
         )
+
+    @staticmethod
+    def _cost_can_rise(op: Operation) -> bool:
+        """A create, a scale or a start: a change whose price is read again just before it is sent."""
+        return op.effect == "create" or (op.effect == "update" and op.name != "stop_resource")
 
     async def _reread(
         self,
