@@ -497,6 +497,16 @@ async def test_a_hidden_tool_is_refused_as_hidden_and_journaled(
     assert row.outcome == "refused" and f"hidden tool: {tool} is hidden" in (row.error or "")
 
 
+async def test_a_tool_hidden_for_want_of_credentials_says_how_to_configure(sandbox: SandboxServer) -> None:
+    settings = sandbox_settings(sandbox).model_copy(update={"neolink_api_token": None})
+    server = build_server(settings)
+    async with Client(server, elicitation_callback=Human()) as client:
+        text = error_text(await client.call_tool("neolink_create_instance", CREATES["neolink"][1]))
+    assert "neolink_create_instance is hidden: provider neolink has no credentials" in text
+    assert "NEOLINK_API_TOKEN" in text and sandbox.sandbox.requests == []
+    assert [e.outcome for e in rows(server.toolkit)] == ["refused"]
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_key_reused_with_other_arguments_is_a_journaled_refusal(
     sandbox: SandboxServer, mode: str
