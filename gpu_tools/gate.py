@@ -7,10 +7,12 @@ refusals included.
 Exactly once: every question is an *approval* (a journal row of its own) bound to one plan by a
 digest of what will be sent and what it costs. An approval is consumed in the same transaction that
 re-checks the caps against everything live or in flight and writes the intent row, so it sends its
-request at most once; replaying it returns the first outcome marked `replayed`. An answer to a
-question whose plan has changed since (price, target, body) is refused, and the next call asks anew.
-Idempotency keys are scoped to provider and operation and bound to the arguments they were first
-used with. A request whose answer is lost (`OutcomeUnknown`) leaves its row `unknown`, never resent.
+request at most once; replaying it returns the first outcome marked `replayed`. Just before a
+change whose cost can rise (a create, a scale, a start) is sent, its plan is read again from the
+provider with every cache bypassed; a plan that is not the approved one (price, target, body) is
+refused (`PlanChanged`, journaled) and the front asks anew, and the caps and the journal use the
+re-read plan. Idempotency keys are scoped to the user who asks, the provider and the operation, and
+bound to the arguments they were first used with. A request whose answer is lost (`OutcomeUnknown`) leaves its row `unknown`, never resent.
 A plan with `steps` (reap_expired) is confirmed once and sent one journaled request per step.
 """
 
