@@ -562,7 +562,15 @@ class Gate:
     ) -> Plan:
         """The plan read again from the provider just before the send, when it is still exactly
         the approved one (same digest: price, target, request); else a journaled refusal."""
-        fresh = await self.plan(op, data, fresh=True)
+        try:
+            fresh = await self.plan(op, data, fresh=True)
+        except GpuToolsError as exc:
+            refuse(f"the plan could not be read again before the send: {exc}", None)
+            raise ConfirmationRefused(
+                f"the plan could not be read again from the provider just before the send ({exc}), so its "
+                "price could not be checked. Nothing was sent; try again.",
+                provider=shown.provider,
+            ) from None
         if plan_digest(fresh) != approval.digest:
             change = describe_change(shown, fresh)
             violation = self.policy_violation(fresh, op)

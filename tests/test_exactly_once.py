@@ -282,6 +282,21 @@ async def test_a_plan_that_changed_while_asked_is_asked_again_and_sent_at_the_ne
     assert unused is not None and unused.consumed_at is None
 
 
+async def test_a_price_that_cannot_be_read_again_at_the_send_sends_nothing(sandbox: SandboxServer) -> None:
+    tk = Toolkit(sandbox_settings(sandbox))
+    question = await tk.question("neolink_create_instance", H100)
+    assert question is not None
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults", json={"provider": "neolink", "status": 503, "methods": ["GET"]}
+    ).raise_for_status()
+    with pytest.raises(errors.ConfirmationRefused, match="could not be read again .* Nothing was sent"):
+        await tk.call("neolink_create_instance", H100, confirmer=Approve(), approval_id=question.approval.id)
+    assert creates_at(sandbox, "neolink") == []
+    [row] = rows(tk)
+    assert row.outcome == "refused" and "could not be read again" in (row.error or "")
+    tk.close()
+
+
 async def test_over_stdio_a_plan_that_changed_while_asked_is_asked_again(
     sandbox: SandboxServer, gpu_home: Path
 ) -> None:
