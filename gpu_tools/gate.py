@@ -7,10 +7,12 @@ refusals included.
 Exactly once: every question is an *approval* (a journal row of its own) bound to one plan by a
 digest of what will be sent and what it costs. An approval is consumed in the same transaction that
 re-checks the caps against everything live or in flight and writes the intent row, so it sends its
-request at most once; replaying it returns the first outcome marked `replayed`. An answer to a
-question whose plan has changed since (price, target, body) is refused, and the next call asks anew.
-Idempotency keys are scoped to provider and operation and bound to the arguments they were first
-used with. A request whose answer is lost (`OutcomeUnknown`) leaves its row `unknown`, never resent.
+request at most once; replaying it returns the first outcome marked `replayed`. Just before a
+change whose cost can rise (a create, a scale, a start) is sent, its plan is read again from the
+provider with every cache bypassed; a plan that is not the approved one (price, target, body) is
+refused (`PlanChanged`, journaled) and the front asks anew, and the caps and the journal use the
+re-read plan. Idempotency keys are scoped to the user who asks, the provider and the operation, and
+bound to the arguments they were first used with. A request whose answer is lost (`OutcomeUnknown`) leaves its row `unknown`, never resent.
 A plan with `steps` (reap_expired) is confirmed once and sent one journaled request per step.
 """
 
@@ -534,7 +536,7 @@ class Gate:
         else:
             approval = self.tk.journal.new_approval(fp, digest, redact_known(plan.message()), asked_by=actor)
 
-        if op.effect in ("create", "update") and not plan.steps:
+        if self._cost_can_rise(op) and not plan.steps:
             plan = await self._reread(op, data, plan, approval, refuse)
 
         self._plans.clear()  # a send changes the world: no cached plan is reused after it
@@ -544,6 +546,11 @@ class Gate:
         return await self._send(
             plan, op.effect, op, key=key, args=args_hash(op, data), approval=approval, data=data, **who
         )
+
+    @staticmethod
+    def _cost_can_rise(op: Operation) -> bool:
+        """A create, a scale or a start: a change whose price is read again just before it is sent."""
+        return op.effect == "create" or (op.effect == "update" and op.name != "stop_resource")
 
     async def _reread(
         self,
@@ -555,7 +562,15 @@ class Gate:
     ) -> Plan:
         """The plan read again from the provider just before the send, when it is still exactly
         the approved one (same digest: price, target, request); else a journaled refusal."""
-        fresh = await self.plan(op, data, fresh=True)
+        try:
+            fresh = await self.plan(op, data, fresh=True)
+        except GpuToolsError as exc:
+            refuse(f"the plan could not be read again before the send: {exc}", None)
+            raise ConfirmationRefused(
+                f"the plan could not be read again from the provider just before the send ({exc}), so its "
+                "price could not be checked. Nothing was sent; try again.",
+                provider=shown.provider,
+            ) from None
         if plan_digest(fresh) != approval.digest:
             change = describe_change(shown, fresh)
             violation = self.policy_violation(fresh, op)

@@ -109,6 +109,16 @@ def hidden_because(tk: Toolkit, op: Operation) -> str | None:
         return (
             f"{op.name} is hidden: provider {op.provider} is not in allowed_providers {s.allowed_providers}."
         )
+    if (
+        op.toolset not in tk.toolsets()
+        and op.provider
+        and s.toolsets is None
+        and not tk.configured(op.provider)
+    ):
+        return (
+            f"{op.name} is hidden: provider {op.provider} has no credentials, so its tool set "
+            f"{op.toolset!r} is not enabled. {tk.adapters[op.provider].config_hint()}"
+        )
     if op.toolset not in tk.toolsets():
         return (
             f"{op.name} is hidden: its tool set {op.toolset!r} is not enabled. Start gpu-mcp with --toolsets "

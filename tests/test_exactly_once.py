@@ -20,6 +20,7 @@ import pytest
 import respx
 from mcp import Client, StdioServerParameters, types
 from mcp.client.session import ClientSession
+from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
 
 from gpu_tools import errors
@@ -281,6 +282,21 @@ async def test_a_plan_that_changed_while_asked_is_asked_again_and_sent_at_the_ne
     assert unused is not None and unused.consumed_at is None
 
 
+async def test_a_price_that_cannot_be_read_again_at_the_send_sends_nothing(sandbox: SandboxServer) -> None:
+    tk = Toolkit(sandbox_settings(sandbox))
+    question = await tk.question("neolink_create_instance", H100)
+    assert question is not None
+    httpx.post(
+        f"{sandbox.url}/_sandbox/faults", json={"provider": "neolink", "status": 503, "methods": ["GET"]}
+    ).raise_for_status()
+    with pytest.raises(errors.ConfirmationRefused, match="could not be read again .* Nothing was sent"):
+        await tk.call("neolink_create_instance", H100, confirmer=Approve(), approval_id=question.approval.id)
+    assert creates_at(sandbox, "neolink") == []
+    [row] = rows(tk)
+    assert row.outcome == "refused" and "could not be read again" in (row.error or "")
+    tk.close()
+
+
 async def test_over_stdio_a_plan_that_changed_while_asked_is_asked_again(
     sandbox: SandboxServer, gpu_home: Path
 ) -> None:
@@ -496,6 +512,16 @@ async def test_a_hidden_tool_is_refused_as_hidden_and_journaled(
     assert row.outcome == "refused" and f"hidden tool: {tool} is hidden" in (row.error or "")
 
 
+async def test_a_tool_hidden_for_want_of_credentials_says_how_to_configure(sandbox: SandboxServer) -> None:
+    settings = sandbox_settings(sandbox).model_copy(update={"neolink_api_token": None})
+    server = build_server(settings)
+    async with Client(server, elicitation_callback=Human()) as client:
+        text = error_text(await client.call_tool("neolink_create_instance", CREATES["neolink"][1]))
+    assert "neolink_create_instance is hidden: provider neolink has no credentials" in text
+    assert "NEOLINK_API_TOKEN" in text and sandbox.sandbox.requests == []
+    assert [e.outcome for e in rows(server.toolkit)] == ["refused"]
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_key_reused_with_other_arguments_is_a_journaled_refusal(
     sandbox: SandboxServer, mode: str
@@ -605,16 +631,11 @@ async def test_concurrent_creates_can_never_together_pass_the_total_cap(sandbox:
         f"{sandbox.url}/_sandbox/faults", json={"provider": "neolink", "latency": 0.3, "methods": ["POST"]}
     )
 
-    async def create(i: int) -> Any:
-        try:
-            return await tk.call(name, {**args, "display_name": f"c{i}"}, confirmer=Approve())
-        except errors.PolicyRefused as exc:
-            return exc
-
-    results = await asyncio.gather(*(create(i) for i in range(5)))
-    done = [r for r in results if not isinstance(r, Exception)]
-    refused = [r for r in results if isinstance(r, errors.PolicyRefused)]
-    assert len(done) == 1 and len(refused) == 4
+    calls = [tk.call(name, {**args, "display_name": f"c{i}"}, confirmer=Approve()) for i in range(5)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    done = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(done) == 1 and [type(r) for r in refused] == [errors.PolicyRefused] * 4
     assert all("max_total_usd_per_hour" in str(r) for r in refused)
     assert len(creates_at(sandbox, "neolink")) == 1
     assert sorted(e.outcome for e in rows(tk)) == ["ok", "refused", "refused", "refused", "refused"]
@@ -727,6 +748,77 @@ async def test_a_legacy_yes_belongs_to_the_question_it_answered(
     assert used is not None and used.consumed_at is not None
     other = server.toolkit.journal.approval(approvals[answers.index("decline")])
     assert other is not None and other.consumed_at is None
+
+
+# ---- issue 19, case 7: an approval belongs to its request ---------------------------------------------
+async def test_a_yes_keeps_its_question_however_many_questions_are_open(sandbox: SandboxServer) -> None:
+    """1,001 questions left open (the old table evicted past 1,000): the first one's yes still sends
+    its own plan, once, and consumes its own approval."""
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human()) as client:
+        first = await client.session.call_tool("nebius_create_endpoint", NEBIUS, allow_input_required=True)
+        assert isinstance(first, types.InputRequiredResult)
+        for i in range(1000):
+            other = {**NEBIUS, "name": f"open-{i}"}
+            left = await client.session.call_tool("nebius_create_endpoint", other, allow_input_required=True)
+            assert isinstance(left, types.InputRequiredResult)
+        [key] = first.input_requests
+        asked = first.input_requests[key].params.message  # type: ignore[union-attr]
+        yes = {key: types.ElicitResult(action="accept", content={"confirm": True})}
+        done = await client.session.call_tool(
+            "nebius_create_endpoint", NEBIUS, input_responses=yes, request_state=first.request_state
+        )
+    assert done.structured_content["outcome"] == "done"  # type: ignore[index]
+    assert len(creates_at(sandbox, "nebius")) == 1
+    approval = server.toolkit.journal.approval(asked.rsplit("(approval ", 1)[1].split(")")[0])
+    assert approval is not None and approval.consumed_at is not None
+
+
+async def test_an_answer_carried_to_other_arguments_is_asked_again_not_sent(sandbox: SandboxServer) -> None:
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human()) as client:
+        first = await client.session.call_tool("nebius_create_endpoint", NEBIUS, allow_input_required=True)
+        [key] = first.input_requests
+        yes = {key: types.ElicitResult(action="accept", content={"confirm": True})}
+        # The SDK binds a round's state to its request: carried to other arguments, it is refused.
+        with pytest.raises(MCPError, match="Invalid or expired requestState"):
+            await client.session.call_tool(
+                "nebius_create_endpoint",
+                {**NEBIUS, "gpu_count": 2},
+                input_responses=yes,
+                request_state=first.request_state,
+                allow_input_required=True,
+            )
+        # An answer without the round's state is no answer: the call is asked anew.
+        bare = await client.session.call_tool(
+            "nebius_create_endpoint",
+            {**NEBIUS, "gpu_count": 2},
+            input_responses=yes,
+            allow_input_required=True,
+        )
+    assert isinstance(bare, types.InputRequiredResult)
+    assert creates_at(sandbox, "nebius") == []
+
+
+async def test_a_front_yes_without_its_question_is_refused_never_a_new_approval(
+    tk: Toolkit, sandbox: SandboxServer
+) -> None:
+    from mcp.server.mcpserver import AcceptedElicitation
+
+    from mcp_server import Confirmation, ElicitedConfirmer
+
+    yes = ElicitedConfirmer(AcceptedElicitation(data=Confirmation(confirm=True)), True)
+    with pytest.raises(errors.ConfirmationRefused, match="cannot be matched to the question it answered"):
+        await tk.call("nebius_create_endpoint", NEBIUS, confirmer=yes, approval_id=None)
+    theirs = await tk.question("nebius_create_endpoint", NEBIUS, asked_by="alice")
+    assert theirs is not None
+    with pytest.raises(errors.ConfirmationRefused, match="matches no current question"):
+        await tk.call(
+            "nebius_create_endpoint", NEBIUS, confirmer=yes, approval_id=theirs.approval.id, actor="bob"
+        )
+    assert mutating_requests(sandbox) == []
+    assert [e.outcome for e in rows(tk)] == ["refused", "refused"]
+    assert tk.journal.approval(theirs.approval.id).consumed_at is None  # type: ignore[union-attr]
 
 
 async def test_a_lost_start_or_delete_is_counted_and_reconciled_against_its_resource(

@@ -307,9 +307,10 @@ async def test_create_endpoint_sends_the_documented_body(ses: Toolkit, api: resp
     result = await ses.call("sesterce_create_endpoint", DOCUMENTED_CREATE, confirmer=Approve())
 
     assert_call(create, "POST", "/ai-inference/instances", load("instance_create_request"))
-    assert routes["pricing"].call_count == 2  # at maximum scale, and at minimum scale
+    # at maximum and at minimum scale, when asked and again just before the send (the price sent)
+    assert routes["pricing"].call_count == 4
     bodies = [json.loads(c.request.content) for c in routes["pricing"].calls]
-    assert bodies == [
+    assert bodies == 2 * [
         load("pricing_request"),
         {"hardwareId": L40S, "autoScalingConfigurations": [{"regionId": 18, "scale": {"max": 1}}]},
     ]
@@ -597,7 +598,8 @@ async def test_start_reports_success_even_if_the_follow_up_read_fails(
     catalogue(api)
     detail = api.get(f"/ai-inference/instances/{INSTANCE}")
     detail.side_effect = [
-        httpx.Response(200, json={**load("instance_detail"), "status": "DISABLED"}),
+        httpx.Response(200, json={**load("instance_detail"), "status": "DISABLED"}),  # the plan
+        httpx.Response(200, json={**load("instance_detail"), "status": "DISABLED"}),  # read again to send
         httpx.Response(404, json=load("error_404")),
     ]
     api.post(f"/ai-inference/instances/{INSTANCE}/start").respond(204)
