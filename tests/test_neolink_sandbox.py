@@ -13,7 +13,7 @@ import pytest
 from gpu_tools.errors import AuthError, ConfirmationRefused, InvalidInput, ProviderRejected
 from gpu_tools.gate import Approve, Refuse
 from gpu_tools.models import MutationResult, Resource
-from gpu_tools.providers import neolink
+from gpu_tools.providers.neolink import adapter as neolink_adapter
 from gpu_tools.sandbox import SandboxServer, fill
 from gpu_tools.toolkit import Toolkit
 from tests.conftest import mutating_requests, sandbox_settings
@@ -246,7 +246,7 @@ async def test_a_listing_cut_short_says_so(
 ) -> None:
     first = (await create(tk, display_name="n0", gpu_sku_id="66")).resource_id
     fill(sandbox.sandbox, "neolink.instances", first, 299, "name", lambda i: f"instance-{i:08x}")
-    monkeypatch.setattr(neolink, "MAX_PAGES", 2)
+    monkeypatch.setattr(neolink_adapter, "MAX_PAGES", 2)
     listed = await tk.call("list_resources", {"provider": "neolink"})
     assert len(listed.items) == 200
     [status] = [s for s in listed.providers if s.provider == "neolink"]

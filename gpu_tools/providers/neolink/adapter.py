@@ -1,335 +1,48 @@
-"""NeoLink AI: GPU compute instances (regions, GPU SKUs, instances with power off/on and snapshots).
-
-API (base `https://neolink-ai.com/mdc/api/v1`, headers `namespace: <user id>` and
-`Authorization: bearer <token>`): `GET /regions`, `GET /skus/computings?region_id=...`,
-`POST|GET /clusters/{cluster}/instances`, `GET /clusters/{cluster}/instances/{name}`,
-`POST /clusters/{cluster}/instances/{name}/power_off` (body `{gracePeriodSeconds, needSnapshot,
-imageName, tag}`), `POST .../power_on` (no body), `DELETE /clusters/{cluster}/instances?name=...`.
-Stop and delete answer the JSON string "ok".
-
-An instance's id is its `name` (`instance-ccffxxxx`); every instance path also needs the cluster,
-which the unified lifecycle tools do not carry. The adapter remembers the cluster of every instance
-it has seen and otherwise looks the name up in each region's cluster (usually one).
-
-Prices are CNY (the currency is stated on every offer); USD figures are converted at the
-configurable `usd_per_cny` rate and marked as estimates. The docs do not state the price unit: it
-is taken as per hour for every billing type, which errs on the safe side of a USD/hour cap.
-The SSH password and the Jupyter token (inside the Jupyter URL) are masked unless asked for.
-"""
+"""NeoLink AI: the Provider: calls -> normalized models, and mutation plans."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound, ProviderError, ProviderRejected
 from gpu_tools.http import Kept, Memo
 from gpu_tools.journal import Journal
-from gpu_tools.models import Listing, Offer, Plan, Region, Resource, Status, WireRequest
-from gpu_tools.operations import CreateInput, Operation, OpInput, Progress, StopInput
+from gpu_tools.models import Offer, Plan, Region, Resource, Status, WireRequest
+from gpu_tools.operations import StopInput
 from gpu_tools.providers.base import Provider, Truncated
 from gpu_tools.settings import Settings
 
 if TYPE_CHECKING:
     import httpx
+from gpu_tools.providers.neolink.inputs import NeolinkCreateInstance, NeolinkListSkus
+from gpu_tools.providers.neolink.wire import (
+    BILLING_TYPES,
+    CURRENCY,
+    SSH,
+    STATUS,
+    Cost,
+    Instance,
+    InstanceList,
+    InstanceResources,
+    Servers,
+    Sku,
+    T,
+    Wire,
+    WireRegion,
+    billing_name,
+)
 
-T = TypeVar("T")
-CURRENCY = "CNY"
-BILLING_TYPES: dict[str, str] = {"1": "pay-as-you-go", "2": "monthly", "3": "weekly", "4": "daily"}
-# The CostTime unit each prepaid billing type takes ("3D" = three days, "+3D" extends by three days).
-# Only "D" appears in the docs; "W" and "M" for weekly and monthly terms are inferred.
-TERM_UNIT: dict[str, str] = {"2": "M", "3": "W", "4": "D"}
-TERM_HOURS: dict[str, int] = {"D": 24, "W": 24 * 7, "M": 24 * 30}
-TERM_WORD: dict[str, str] = {"D": "day", "W": "week", "M": "month"}
-COST_TIME = re.compile(r"^(\+?)([1-9][0-9]{0,3})([DWM])$")
-# The billing types by name, as the tools take them; the provider's integer is sent on the wire.
-Billing = Literal["pay_as_you_go", "monthly", "weekly", "daily"]
-BILLING_CODES: dict[str, str] = {"pay_as_you_go": "1", "monthly": "2", "weekly": "3", "daily": "4"}
-_TERM = re.compile(r"^(\+?)\s*([1-9][0-9]{0,3})\s*(d|day|days|w|week|weeks|m|month|months)$", re.IGNORECASE)
-
-
-def _billing_name(value: Any) -> Any:
-    """Also the provider's own integer (1-4, or "1"), or a name with a dash or blank."""
-    if isinstance(value, int | str) and not isinstance(value, bool):
-        text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
-        return {code: name for name, code in BILLING_CODES.items()}.get(text, text)
-    return value
-
-
-def _term(value: Any) -> Any:
-    """`3D`, `3 days`, `2 weeks`, `1 month`, `+3D` -> the provider's `3D`, `2W`, `1M`, `+3D`."""
-    if isinstance(value, str) and (match := _TERM.match(value.strip())):
-        return f"{match.group(1)}{match.group(2)}{match.group(3)[0].upper()}"
-    return value
-
-
-STATUS: dict[str, Status] = {
-    "creating": "pending",
-    "starting": "pending",
-    "shutting down": "pending",
-    "running": "running",
-    "shutdown": "stopped",
-    "deleting": "deleting",
-}
-# A `token=` (or similar) query parameter inside a URL, e.g. the Jupyter link.
 # Instance lists are paged with `page` (from 1) and `pageSize`. The docs show only the unpaged
 # request and its `hasNextPage`/`totalCount`; these names are the sandbox's assumption, so the
 # adapter checks what it gets: a provider that caps the page lower is followed at its own size, and
 # one that ignores `page` is caught by repeated pages (the listing then says it is incomplete).
 PAGE_SIZE = 100
 MAX_PAGES = 200  # pages read at most per cluster (20 000 instances); beyond that the listing says so
-
-
-def _to_str(value: Any) -> Any:
-    """The provider writes ids and enum numbers as strings ("1") in some answers, numbers in others."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return str(int(value)) if float(value).is_integer() else str(value)
-    return value
-
-
-Str = Annotated[str, BeforeValidator(_to_str)]
-
-
-def billing_name(cost_type: str | None) -> str | None:
-    return BILLING_TYPES.get(str(cost_type)) if cost_type not in (None, "") else None
-
-
-# ---- wire models (mirror the documented JSON) -------------------------------------------------
-class Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-class WireRegion(Wire):
-    id: str
-    region: str | None = None
-    cluster_name: str = Field(alias="clusterName")
-    harbor_addr: str | None = Field(None, alias="harborAddr")
-    howler_id: str | None = Field(None, alias="howlerID")
-    created_at: str | None = Field(None, alias="createdAt")
-    updated_at: str | None = Field(None, alias="updatedAt")
-
-
-class Sku(Wire):
-    name: str
-    region_id: str | None = Field(None, alias="regionID")
-    cpu_arch: str | None = Field(None, alias="cpuArch")
-    cpu_series: str | None = Field(None, alias="cpuSeries")
-    cpu_cores: int | None = Field(None, alias="cpucores")
-    memory_count: float | None = Field(None, alias="memoryCount")
-    cpu_vendor: str | None = Field(None, alias="cpuVendor")
-    gpu_series: str | None = Field(None, alias="gpuSeries")
-    gpu_product: str | None = Field(None, alias="gpuProduct")
-    gpu_resource_key: str | None = Field(None, alias="gpuResourceKey")
-    gpu_counts: int | None = Field(None, alias="gpuCounts")
-    gpu_memory: float | None = Field(None, alias="gpuMemory")
-    system_storage: float | None = Field(None, alias="systemstorage")
-    data_storage: float | None = Field(None, alias="datastorage")
-    skus_id: Str = Field(alias="skusID")
-    region_name: str | None = Field(None, alias="regionName")
-    cluster_name: str | None = Field(None, alias="clusterName")
-    selling_type: Str | None = Field(None, alias="sellingType")
-    ratio: float | None = None
-    discount_id: Str | None = Field(None, alias="discountID")
-    discount_start_time: str | None = Field(None, alias="discountStartTime")
-    discount_end_time: str | None = Field(None, alias="discountEndTime")
-    price: float | None = None
-    remain_gpu_count: int | None = Field(None, alias="remainGPUCount")
-
-    def selling_types(self) -> set[str]:
-        """The billing types this SKU is sold under ("1", or a comma list should the API send one)."""
-        return {t.strip() for t in (self.selling_type or "").split(",") if t.strip()}
-
-
-class Cost(Wire):
-    cost_type: Str | None = Field(None, alias="CostType")
-    cost_time: str | None = Field(None, alias="CostTime")
-    discount_id: Str | None = Field(None, alias="DiscountID")
-    gpu_sku_id: Str | None = Field(None, alias="GPUSKUID")
-    disk_sku_id: Str | None = Field(None, alias="DiskSKUID")
-    coupon_id: Str | None = Field(None, alias="CouponID")
-
-
-class SSH(Wire):
-    ssh_addr: str | None = Field(None, alias="sshAddr")
-    ssh_password: str | None = Field(None, alias="sshPassword")
-
-
-class Servers(Wire):
-    jupyterlab: str | None = Field(None, alias="Jupyterlab")
-    tensorboard: str | None = Field(None, alias="Tensorboard")
-    ssh: SSH | None = Field(None, alias="SSH")
-
-
-class InstanceResources(Wire):
-    cpu: Str | None = None
-    memory: Str | None = None
-    gpu_num: Str | None = Field(None, alias="GPUNum")
-    gpu_type: Str | None = Field(None, alias="GPUType")
-
-
-class VolumeMount(Wire):
-    path_in_container: str | None = Field(None, alias="PathInContainer")
-    type: str | None = Field(None, alias="Type")
-    size: int | None = Field(None, alias="Size")
-    pvc_name: str | None = Field(None, alias="PVCName")
-    display_name: str | None = Field(None, alias="displayName")
-    filesystem_type: str | None = Field(None, alias="filesystemType")
-
-
-class Container(Wire):
-    name: str | None = Field(None, alias="Name")
-
-
-class Pod(Wire):
-    name: str | None = Field(None, alias="Name")
-    containers: list[Container] = Field(default_factory=list, alias="Containers")
-    node_scheduled: str | None = Field(None, alias="nodeScheduled")
-    ip: str | None = None
-
-
-class Instance(Wire):
-    name: str
-    namespace: str | None = None
-    region: str | None = Field(None, alias="Region")
-    display_name: str | None = Field(None, alias="displayName")
-    description: str | None = None
-    annotations: dict[str, Any] = Field(default_factory=dict)
-    uid: str | None = None
-    servers: Servers | None = None
-    image: str | None = None
-    replicas: int | None = None
-    resources: InstanceResources | None = None
-    volume_mounts: list[VolumeMount] = Field(default_factory=list, alias="volumeMounts")
-    creation_timestamp: str | None = Field(None, alias="creationTimestamp")
-    update_timestamp: str | None = Field(None, alias="updateTimestamp")
-    schedule_stop_timestamp: str | None = Field(None, alias="ScheduleStopTimestamp")
-    status: str | None = None
-    cost: Cost | None = None
-    pods: list[Pod] = Field(default_factory=list, alias="Pods")
-
-
-class InstanceList(Wire):
-    has_next_page: bool = Field(False, alias="hasNextPage")
-    nodes: list[Instance] = Field(default_factory=list)
-    total_count: int | None = Field(None, alias="totalCount")
-
-
-class CostBody(BaseModel):
-    """`Cost` of the create body: every field a string, empty when not used (as documented)."""
-
-    model_config = ConfigDict(populate_by_name=True)
-    cost_type: str = Field(alias="CostType")
-    coupon_id: str = Field("", alias="CouponID")
-    disk_sku_id: str = Field(alias="DiskSKUID")
-    gpu_sku_id: str = Field(alias="GPUSKUID")
-    cost_time: str = Field("", alias="CostTime")
-
-
-class VolumeBody(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-    path_in_container: str | None = Field(None, alias="PathInContainer")
-    size: int | None = Field(None, alias="Size")
-    type: str | None = Field(None, alias="Type")
-
-
-class CreateBody(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-    cost: CostBody = Field(alias="Cost")
-    volume_mount: list[VolumeBody] = Field(alias="VolumeMount")
-    namespace: str
-    display_name: str = Field(alias="displayName")
-    image: str
-    region: str = Field("", alias="Region")
-
-
-# ---- operation inputs ------------------------------------------------------------------------
-class NeolinkCreateInstance(CreateInput):
-    """Create a NeoLink compute instance (argument names are the documented fields, Cost and
-    VolumeMount flattened)."""
-
-    display_name: str = Field(description="Instance name shown in the console (displayName).", min_length=1)
-    image: str = Field(
-        description="Container image, official or private, e.g. images.neolink-ai.com/matrixdc/pytorch:2.3.0.",
-        min_length=1,
-    )
-    gpu_sku_id: Str = Field(
-        description="GPU SKU id (Cost.GPUSKUID): the offer_id from list_offers or neolink_list_skus.",
-        min_length=1,
-    )
-    cost_type: Annotated[Billing, BeforeValidator(_billing_name)] = Field(
-        "pay_as_you_go",
-        description="Billing (Cost.CostType, sent as NeoLink's 1-4); one the SKU is sold with.",
-    )
-    cost_time: Annotated[str | None, BeforeValidator(_term)] = Field(
-        None,
-        description="Prepaid term (Cost.CostTime) in the billing's unit: '3 days', '2 weeks', '1 month' (or "
-        "3D, 2W, 1M; + extends). Not for pay_as_you_go.",
-    )
-    coupon_id: str | None = Field(None, description="Coupon id (Cost.CouponID); pay-as-you-go only.")
-    disk_sku_id: Str = Field("1", description="Disk SKU id (Cost.DiskSKUID); currently only 1 exists.")
-    volume_path: str = Field(
-        "/root/data", description="Where the data disk is mounted (VolumeMount.PathInContainer)."
-    )
-    volume_size: int | None = Field(
-        None, ge=1, le=100_000, description="Data disk size in GB (VolumeMount.Size)."
-    )
-    volume_type: str | None = Field(
-        None, description="Data disk type (VolumeMount.Type), e.g. shared-filesystem."
-    )
-    region: str | None = Field(
-        None,
-        description="Region id, name or cluster name from list_regions, sent as given (default: Beijing Zone 1).",
-    )
-    cluster_name: str | None = Field(
-        None, description="Cluster to create in (the path's clusterName); default: the chosen region's."
-    )
-
-    @model_validator(mode="after")
-    def _check_billing(self) -> NeolinkCreateInstance:
-        kind = self.cost_code
-        if kind == "1":
-            if self.cost_time:
-                raise ValueError(
-                    "cost_time is only for prepaid billing (monthly, weekly or daily); leave it empty"
-                )
-        else:
-            if not self.cost_time:
-                raise ValueError(f"cost_type {self.cost_type} needs cost_time, e.g. 1{TERM_UNIT[kind]}")
-            match = COST_TIME.match(self.cost_time.strip())
-            if match is None or match.group(3) != TERM_UNIT[kind]:
-                raise ValueError(
-                    f"cost_time {self.cost_time!r} does not match {BILLING_TYPES[kind]} billing; "
-                    f"use a count of {TERM_WORD[TERM_UNIT[kind]]}s like 1{TERM_UNIT[kind]} "
-                    f"(or +1{TERM_UNIT[kind]} to extend)"
-                )
-            self.cost_time = self.cost_time.strip()
-            if self.coupon_id:
-                raise ValueError("coupon_id is only valid for pay-as-you-go (cost_type pay_as_you_go)")
-        return self
-
-    @property
-    def cost_code(self) -> str:
-        """The provider's integer for `cost_type`, as the string it is sent as."""
-        return BILLING_CODES[self.cost_type]
-
-
-class NeolinkListSkus(OpInput):
-    positional = ("region_id",)
-    region_id: str = Field(
-        description="Region id, region name or cluster name from list_regions (provider neolink).",
-        min_length=1,
-    )
-    available_only: bool = Field(False, description="Only SKUs with enough GPUs left to rent now.")
 
 
 # ---- the adapter ------------------------------------------------------------------------------
@@ -727,90 +440,6 @@ class NeolinkProvider(Provider):
             )
         return region
 
-    async def plan_create(self, data: NeolinkCreateInstance) -> Plan:
-        region = await self._placement(data)
-        cluster = region.cluster_name
-        skus = await self._skus(region.id)
-        sku = next((s for s in skus if s.skus_id == data.gpu_sku_id), None)
-        if sku is None:
-            listed = ", ".join(f"{s.skus_id} ({s.gpu_counts or 1}x {s.name})" for s in skus) or "none"
-            raise InvalidInput(
-                f"GPU SKU {data.gpu_sku_id!r} is not offered in {region.region or region.id}. "
-                f"SKUs there: {listed}.",
-                provider=self.name,
-            )
-        kind = data.cost_code
-        billing = BILLING_TYPES[kind]
-        if sku.selling_types() and kind not in sku.selling_types():
-            sold = ", ".join(BILLING_TYPES.get(t, t) for t in sorted(sku.selling_types()))
-            raise InvalidInput(
-                f"GPU SKU {sku.skus_id} ({sku.name}) is sold {sold}, not {billing}; set cost_type to match "
-                "or pick another SKU.",
-                provider=self.name,
-            )
-        namespace = self.settings.neolink_namespace or ""
-        body = CreateBody(
-            cost=CostBody(
-                cost_type=kind,
-                coupon_id=data.coupon_id or "",
-                disk_sku_id=data.disk_sku_id,
-                gpu_sku_id=sku.skus_id,
-                cost_time=data.cost_time or "",
-            ),
-            volume_mount=[
-                VolumeBody(path_in_container=data.volume_path, size=data.volume_size, type=data.volume_type)
-            ],
-            namespace=namespace,
-            display_name=data.display_name,
-            image=data.image,
-            region=data.region or "",
-        ).model_dump(by_alias=True, exclude_none=True)
-
-        usd = self.usd_per_hour(sku.price)
-        warnings: list[str] = []
-        if sku.remain_gpu_count is not None and sku.remain_gpu_count < (sku.gpu_counts or 1):
-            warnings.append(f"only {sku.remain_gpu_count} GPUs of this SKU are left; creation may fail.")
-        term = ""
-        if kind != "1":
-            match = COST_TIME.match(data.cost_time or "")
-            assert match is not None  # checked by the input model
-            count, unit = int(match.group(2)), match.group(3)
-            plural = "s" if count > 1 else ""
-            term = f" for a prepaid term of {data.cost_time} ({count} {TERM_WORD[unit]}{plural})"
-            if sku.price is not None:
-                total = sku.price * TERM_HOURS[unit] * count
-                usd_total = total * self.settings.usd_per_cny
-                warnings.append(
-                    f"{billing} billing is prepaid: about {total:,.0f} {CURRENCY} (~${usd_total:,.0f}, an "
-                    "estimate) for the whole term, charged whether or not the instance runs."
-                )
-        gpus = sku.gpu_counts or 1
-        price_text = f"{sku.price:g} {CURRENCY}/hour" if sku.price is not None else "an unlisted price"
-        return self.plan(
-            operation="neolink_create_instance",
-            action=(
-                f"Create NeoLink instance {data.display_name!r} on {gpus}x {sku.name} (GPU SKU {sku.skus_id}) "
-                f"in {region.region or region.id} (cluster {cluster}), image {data.image}, billed {billing}"
-                f"{term} at {price_text}."
-            ),
-            target=data.display_name,
-            request=WireRequest(
-                method="POST", path=f"/clusters/{quote(cluster, safe='')}/instances", json_body=body
-            ),
-            finish=lambda answer: self._finish_instance(answer, cluster),
-            reversible=kind == "1",
-            reversibility=(
-                "delete it with delete_resource; GPU time is billed while it runs."
-                if kind == "1"
-                else f"the {billing} term is paid up front; deleting the instance early may not refund it."
-            ),
-            usd_per_hour=usd,
-            price_source=self.price_source(sku) if sku.price is not None else "the SKU lists no price",
-            gpus=gpus,
-            gpu_name=sku.name,
-            warnings=warnings,
-        )
-
     async def _finish_instance(self, answer: Any, cluster: str) -> Resource:
         inst = self._parse(Instance, self._answer(answer), "instance")
         return self.to_resource(inst, cluster=cluster)
@@ -926,46 +555,3 @@ class NeolinkProvider(Provider):
             reversibility="deleting an instance is permanent; save what you need (or a snapshot with "
             "stop_resource snapshot_image_name) first.",
         )
-
-
-# ---- provider operations ----------------------------------------------------------------------
-async def _plan_create(tk: Any, data: NeolinkCreateInstance) -> Plan:
-    return await NeolinkProvider.of(tk).plan_create(data)
-
-
-async def _list_skus(tk: Any, data: NeolinkListSkus, progress: Progress | None) -> Listing[Offer]:
-    from gpu_tools.gpus import with_usd
-
-    items = [with_usd(o) for o in await NeolinkProvider.of(tk).list_skus(data)]
-    return Listing[Offer](items=items, total=len(items))
-
-
-NeolinkProvider.operations = [
-    Operation(
-        name="neolink_list_skus",
-        title="List NeoLink GPU SKUs of a region",
-        description="List the GPU SKUs NeoLink AI sells in one region: GPU, count, memory, CPU, RAM, billing types, "
-        "price in CNY with an estimated USD figure, GPUs left. The offer_id is neolink_create_instance's gpu_sku_id.",
-        input=NeolinkListSkus,
-        output=Listing[Offer],
-        effect="read",
-        handler=_list_skus,
-        provider="neolink",
-        aliases=("neolink-skus",),
-    ),
-    Operation(
-        name="neolink_create_instance",
-        title="Create a NeoLink GPU instance",
-        description="Create a NeoLink AI GPU instance (a container with SSH and JupyterLab) from a GPU SKU "
-        "(gpu_sku_id = offer_id from list_offers or neolink_list_skus) and an image, billed pay-as-you-go or "
-        "for a prepaid term. It is Creating until Running (wait_for_resource); stop_resource powers it off, "
-        "optionally saving a snapshot image. Costs money: GPU time (CNY, USD estimated), prepaid terms up front.",
-        input=NeolinkCreateInstance,
-        effect="create",
-        planner=_plan_create,
-        provider="neolink",
-        aliases=("neolink-create",),
-    ),
-]
-
-__all__ = ["NeolinkCreateInstance", "NeolinkListSkus", "NeolinkProvider"]
