@@ -295,7 +295,7 @@ class NeolinkProvider(Provider):
         known = "; ".join(f"{r.id} ({r.region}, cluster {r.cluster_name})" for r in regions)
         raise InvalidInput(f"unknown region {ref!r}. Known regions: {known}.", provider=self.name)
 
-    async def _skus(self, region_id: str) -> list[Sku]:
+    async def skus(self, region_id: str) -> list[Sku]:
         body = await self.http.request("GET", "/skus/computings", params={"region_id": region_id})
         return [self._parse(Sku, s, "GPU SKU") for s in self._list(body, "GPU SKUs")]
 
@@ -303,12 +303,12 @@ class NeolinkProvider(Provider):
         return [self.to_region(r) for r in await self._regions()]
 
     async def list_offers(self, *, refresh: bool = False) -> list[Offer]:
-        per_region = await self._per_region(lambda r: r.id, self._skus)
+        per_region = await self._per_region(lambda r: r.id, self.skus)
         return [self.to_offer(s) for _, skus in per_region for s in skus]
 
     async def list_skus(self, data: NeolinkListSkus) -> list[Offer]:
         region = await self._region(data.region_id)
-        offers = [self.to_offer(s) for s in await self._skus(region.id)]
+        offers = [self.to_offer(s) for s in await self.skus(region.id)]
         return [o for o in offers if o.available is not False] if data.available_only else offers
 
     async def _page(self, path: str, page: int) -> InstanceList:
@@ -413,13 +413,13 @@ class NeolinkProvider(Provider):
         for region in await self._regions():
             if region.cluster_name != cluster:
                 continue
-            for sku in await self._skus(region.id):
+            for sku in await self.skus(region.id):
                 if sku.skus_id == sku_id:
                     return sku
         return None
 
     # ---- mutations -------------------------------------------------------------------------
-    async def _placement(self, data: NeolinkCreateInstance) -> WireRegion:
+    async def placement(self, data: NeolinkCreateInstance) -> WireRegion:
         """The region a create goes to: named by `region`, else the first in `cluster_name`, else the
         first listed (the provider's default region); its cluster must match `cluster_name`."""
         regions = await self._regions()
@@ -440,7 +440,7 @@ class NeolinkProvider(Provider):
             )
         return region
 
-    async def _finish_instance(self, answer: Any, cluster: str) -> Resource:
+    async def finish_instance(self, answer: Any, cluster: str) -> Resource:
         inst = self._parse(Instance, self._answer(answer), "instance")
         return self.to_resource(inst, cluster=cluster)
 

@@ -25,9 +25,9 @@ from gpu_tools.providers.neolink.wire import (
 # ---- provider operations ----------------------------------------------------------------------
 async def _plan_create(tk: Any, data: NeolinkCreateInstance) -> Plan:
     adapter = NeolinkProvider.of(tk)
-    region = await adapter._placement(data)
+    region = await adapter.placement(data)
     cluster = region.cluster_name
-    skus = await adapter._skus(region.id)
+    skus = await adapter.skus(region.id)
     sku = next((s for s in skus if s.skus_id == data.gpu_sku_id), None)
     if sku is None:
         listed = ", ".join(f"{s.skus_id} ({s.gpu_counts or 1}x {s.name})" for s in skus) or "none"
@@ -94,7 +94,7 @@ async def _plan_create(tk: Any, data: NeolinkCreateInstance) -> Plan:
         request=WireRequest(
             method="POST", path=f"/clusters/{quote(cluster, safe='')}/instances", json_body=body
         ),
-        finish=lambda answer: adapter._finish_instance(answer, cluster),
+        finish=lambda answer: adapter.finish_instance(answer, cluster),
         reversible=kind == "1",
         reversibility=(
             "delete it with delete_resource; GPU time is billed while it runs."

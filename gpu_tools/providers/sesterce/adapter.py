@@ -167,7 +167,7 @@ class SesterceProvider(Provider):
         body = await self.http.request("GET", REGISTRIES)
         return [_parse(Registry, r, "registry") for r in _array(body, "registries")]
 
-    async def _instance(self, resource_id: str) -> Instance:
+    async def instance(self, resource_id: str) -> Instance:
         # Quoted: the id comes from the caller and must stay one path segment.
         body = await self.http.request("GET", f"{INSTANCES}/{quote(resource_id, safe='')}")
         return _parse(Instance, body, "instance")
@@ -349,9 +349,9 @@ class SesterceProvider(Provider):
         """One request once the catalogue is kept (each wait_for_resource poll); the first call reads
         the instance and the catalogue at once."""
         if self._hardware_memo.fresh(None) is None:
-            inst, _ = await asyncio.gather(self._instance(resource_id), self._catalog_or_none())
+            inst, _ = await asyncio.gather(self.instance(resource_id), self._catalog_or_none())
         else:
-            inst = await self._instance(resource_id)
+            inst = await self.instance(resource_id)
         return self.to_resource(inst, await self._hardware_or_none(inst.hardware_id), reveal=reveal_secrets)
 
     # ---- provider reads ------------------------------------------------------------------------
@@ -359,8 +359,8 @@ class SesterceProvider(Provider):
         return [self.to_registry(r) for r in await self._registries()]
 
     async def quote(self, data: SesterceQuoteInput) -> SesterceQuote:
-        hw = await self._check_hardware(data.hardware_id)
-        await self._check_regions(hw, data.regions)
+        hw = await self.check_hardware(data.hardware_id)
+        await self.check_regions(hw, data.regions)
         p = await self.pricing(hw.id, [(r.region_id, r.max) for r in data.regions])
         replicas = sum(r.max for r in data.regions)
         return SesterceQuote(
@@ -376,7 +376,7 @@ class SesterceProvider(Provider):
         )
 
     # ---- checks before anything is sent -------------------------------------------------------
-    async def _check_hardware(self, hardware_id: str) -> Hardware:
+    async def check_hardware(self, hardware_id: str) -> Hardware:
         hardwares = await self._hardwares()
         for hw in hardwares:
             if hw.id == hardware_id:
@@ -386,7 +386,7 @@ class SesterceProvider(Provider):
             f"no hardware {hardware_id!r}. Available: {names}.", provider=self.name, hint="See list_offers."
         )
 
-    async def _check_regions(self, hw: Hardware, regions: list[SesterceRegionScaling]) -> list[str]:
+    async def check_regions(self, hw: Hardware, regions: list[SesterceRegionScaling]) -> list[str]:
         """Refuse unknown regions and regions without this hardware; warn about thin capacity."""
         known = {r.id: r for r in await self._regions()}
         warnings = []
@@ -416,7 +416,7 @@ class SesterceProvider(Provider):
                 )
         return warnings
 
-    async def _resolve_model(self, model_id: str) -> WireModel:
+    async def resolve_model(self, model_id: str) -> WireModel:
         models = await self._models()
         for m in models:
             if model_id in (m.id, m.name):
@@ -426,7 +426,7 @@ class SesterceProvider(Provider):
             f"no model {model_id!r}. Available: {names}.", provider=self.name, hint="See list_templates."
         )
 
-    async def _check_registry(self, registry_id: str) -> Registry:
+    async def check_registry(self, registry_id: str) -> Registry:
         registries = await self._registries()
         for reg in registries:
             if reg.id == registry_id:
@@ -435,7 +435,7 @@ class SesterceProvider(Provider):
             f"no registry {registry_id!r}", provider=self.name, hint="See sesterce_list_registries."
         )
 
-    async def _prices(
+    async def prices(
         self, hw: Hardware, scales: list[tuple[int, int, int]]
     ) -> tuple[float | None, float | None, list[str]]:
         """USD/hour at the minimum and maximum of `(region_id, min, max)`, and the plan's price
@@ -476,7 +476,7 @@ class SesterceProvider(Provider):
 
         return finish
 
-    def _patch_body(
+    def patch_body(
         self,
         inst: Instance,
         scaling: list[AutoScalingConfiguration],
@@ -524,7 +524,7 @@ class SesterceProvider(Provider):
 
     async def plan_update(self, data: UpdateInput) -> Plan:
         self.reject_fields(data, ("name", "gpu_type", "gpu_count"), "update_resource")
-        inst = await self._instance(data.resource_id)
+        inst = await self.instance(data.resource_id)
         current = [
             AutoScalingConfiguration(region_id=c.region_id, scale=c.scale or Scale())
             for c in inst.containers or []
@@ -559,7 +559,7 @@ class SesterceProvider(Provider):
                         provider=self.name,
                     )
                 scaling.append(c.model_copy(update={"scale": scale}))
-        body = self._patch_body(inst, scaling)
+        body = self.patch_body(inst, scaling)
         changes = []
         if data.description is not None:
             body["description"] = data.description
@@ -571,12 +571,12 @@ class SesterceProvider(Provider):
                 f"{bounds} replicas in each of its {len(scaling)} region(s) "
                 f"({', '.join(str(c.region_id) for c in scaling)}), up to {total} replicas in total"
             )
-        return await self._plan_patch(inst, body, "update_resource", "; ".join(changes), [])
+        return await self.plan_patch(inst, body, "update_resource", "; ".join(changes), [])
 
-    async def _plan_patch(
+    async def plan_patch(
         self, inst: Instance, body: dict[str, Any], operation: str, changes: str, warnings: list[str]
     ) -> Plan:
-        hw = await self._check_hardware(body["hardwareId"]) if body.get("hardwareId") else None
+        hw = await self.check_hardware(body["hardwareId"]) if body.get("hardwareId") else None
         scales = [
             (c["regionId"], c["scale"].get("min") or 0, c["scale"].get("max") or 1)
             for c in body["autoScalingConfigurations"]
@@ -584,7 +584,7 @@ class SesterceProvider(Provider):
         usd_min = usd_max = None
         lines: list[str] = []
         if hw is not None and scales:
-            usd_min, usd_max, lines = await self._prices(hw, scales)
+            usd_min, usd_max, lines = await self.prices(hw, scales)
         return self.plan(
             operation=operation,
             action=f"Update Sesterce instance {inst.name or inst.id}: {changes}.",
@@ -614,7 +614,7 @@ class SesterceProvider(Provider):
         return finish
 
     async def plan_stop(self, data: StopInput) -> Plan:
-        inst = await self._instance(data.resource_id)
+        inst = await self.instance(data.resource_id)
         return self.plan(
             operation="stop_resource",
             action=f"Stop Sesterce instance {inst.name or inst.id} (now {inst.status}); its pods are released.",
@@ -626,13 +626,13 @@ class SesterceProvider(Provider):
         )
 
     async def plan_start(self, resource_id: str) -> Plan:
-        inst = await self._instance(resource_id)
+        inst = await self.instance(resource_id)
         hw = await self._hardware_or_none(inst.hardware_id)
         scales = [(c.region_id, c.scale.min or 0, c.scale.max or 1) for c in inst.containers or [] if c.scale]
         usd_min = usd_max = None
         lines: list[str] = []
         if hw is not None and scales:
-            usd_min, usd_max, lines = await self._prices(hw, scales)
+            usd_min, usd_max, lines = await self.prices(hw, scales)
         return self.plan(
             operation="start_resource",
             action=f"Start Sesterce instance {inst.name or inst.id} (now {inst.status}); billing resumes.",
@@ -650,7 +650,7 @@ class SesterceProvider(Provider):
         )
 
     async def plan_delete(self, resource_id: str) -> Plan:
-        inst = await self._instance(resource_id)
+        inst = await self.instance(resource_id)
 
         async def finish(answer: Any) -> Any:
             return answer if answer is not None else {"deleted": inst.id}
@@ -667,5 +667,5 @@ class SesterceProvider(Provider):
         )
 
     # ---- registry mutations ------------------------------------------------------------------
-    async def _finish_registry(self, answer: Any) -> SesterceRegistry:
+    async def finish_registry(self, answer: Any) -> SesterceRegistry:
         return self.to_registry(_parse(Registry, answer, "registry"))

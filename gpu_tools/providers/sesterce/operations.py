@@ -52,11 +52,11 @@ async def _list_registries(tk: Any, data: NoInput, progress: Progress | None) ->
 
 async def _plan_create_endpoint(tk: Any, data: SesterceCreateEndpoint) -> Plan:
     adapter = SesterceProvider.of(tk)
-    hw = await adapter._check_hardware(data.hardware_id)
-    warnings = await adapter._check_regions(hw, data.regions)
-    model = await adapter._resolve_model(data.model_id) if data.model_id else None
+    hw = await adapter.check_hardware(data.hardware_id)
+    warnings = await adapter.check_regions(hw, data.regions)
+    model = await adapter.resolve_model(data.model_id) if data.model_id else None
     if data.registry_id:
-        await adapter._check_registry(data.registry_id)
+        await adapter.check_registry(data.registry_id)
     port = data.container_port or (model.port if model else None)
     if port is None:
         raise InvalidInput(
@@ -75,7 +75,7 @@ async def _plan_create_endpoint(tk: Any, data: SesterceCreateEndpoint) -> Plan:
         "registryId": data.registry_id,
         "apiKeyIds": data.api_key_ids,
     }
-    usd_min, usd_max, lines = await adapter._prices(hw, [(r.region_id, r.min, r.max) for r in data.regions])
+    usd_min, usd_max, lines = await adapter.prices(hw, [(r.region_id, r.min, r.max) for r in data.regions])
     spread = ", ".join(f"region {r.region_id}: {r.min}-{r.max}" for r in data.regions)
     what = model.name if model else f"the image of registry {data.registry_id}"
     return adapter.plan(
@@ -104,15 +104,15 @@ async def _plan_update_endpoint(tk: Any, data: SesterceUpdateEndpoint) -> Plan:
         raise InvalidInput(
             "sesterce_update_endpoint: give at least one field to change.", provider=adapter.name
         )
-    inst = await adapter._instance(data.resource_id)
+    inst = await adapter.instance(data.resource_id)
     current = [
         AutoScalingConfiguration(region_id=c.region_id, scale=c.scale or Scale())
         for c in inst.containers or []
     ]
-    model = await adapter._resolve_model(data.model_id) if data.model_id is not None else None
+    model = await adapter.resolve_model(data.model_id) if data.model_id is not None else None
     if data.registry_id is not None:
-        await adapter._check_registry(data.registry_id)
-    body = adapter._patch_body(
+        await adapter.check_registry(data.registry_id)
+    body = adapter.patch_body(
         inst, current, model_id=model.id if model else None, registry_id=data.registry_id
     )
     for field, value in given.items():
@@ -127,7 +127,7 @@ async def _plan_update_endpoint(tk: Any, data: SesterceUpdateEndpoint) -> Plan:
             SesterceRegionScaling(region_id=c.region_id, min=c.scale.min or 0, max=c.scale.max or 1)
             for c in current
         ]
-        warnings += await adapter._check_regions(await adapter._check_hardware(hw_id), regions)
+        warnings += await adapter.check_regions(await adapter.check_hardware(hw_id), regions)
     if data.regions is not None:
         body["autoScalingConfigurations"] = [_dump(r.to_wire()) for r in data.regions]
     changes = []
@@ -140,7 +140,7 @@ async def _plan_update_endpoint(tk: Any, data: SesterceUpdateEndpoint) -> Plan:
             changes.append(f"envs ({', '.join(value) or 'none'}; values hidden)")
         else:
             changes.append(f"{field}={value!r}")
-    return await adapter._plan_patch(inst, body, "sesterce_update_endpoint", "; ".join(changes), warnings)
+    return await adapter.plan_patch(inst, body, "sesterce_update_endpoint", "; ".join(changes), warnings)
 
 
 async def _plan_create_registry(tk: Any, data: SesterceCreateRegistry) -> Plan:
@@ -151,7 +151,7 @@ async def _plan_create_registry(tk: Any, data: SesterceCreateRegistry) -> Plan:
         action=f"Create Sesterce registry {data.name!r} for {data.url} as user {data.username!r}.",
         target=data.name,
         request=WireRequest(method="POST", path=REGISTRIES, json_body=body),
-        finish=adapter._finish_registry,
+        finish=adapter.finish_registry,
         reversible=True,
         reversibility="delete it with sesterce_delete_registry. Registries cost nothing.",
     )
@@ -159,12 +159,12 @@ async def _plan_create_registry(tk: Any, data: SesterceCreateRegistry) -> Plan:
 
 async def _plan_update_registry(tk: Any, data: SesterceUpdateRegistry) -> Plan:
     adapter = SesterceProvider.of(tk)
-    reg = await adapter._check_registry(data.registry_id)
+    reg = await adapter.check_registry(data.registry_id)
 
     async def finish(answer: Any) -> SesterceRegistry:
         # 204: the registry as it now is, from what was sent (the password is never kept).
         if answer is not None:
-            return await adapter._finish_registry(answer)
+            return await adapter.finish_registry(answer)
         return adapter.to_registry(reg.model_copy(update={"url": data.url, "username": data.username}))
 
     return adapter.plan(
@@ -185,7 +185,7 @@ async def _plan_update_registry(tk: Any, data: SesterceUpdateRegistry) -> Plan:
 
 async def _plan_delete_registry(tk: Any, data: SesterceRegistryRef) -> Plan:
     adapter = SesterceProvider.of(tk)
-    reg = await adapter._check_registry(data.registry_id)
+    reg = await adapter.check_registry(data.registry_id)
 
     async def finish(answer: Any) -> Any:
         return {"deleted": reg.id, "name": reg.name}
