@@ -526,7 +526,9 @@ async def test_5xx_and_non_json_are_typed(nl: Toolkit, api: respx.MockRouter) ->
     with pytest.raises(MalformedResponse, match="not JSON"):
         await nl.call("get_resource", {"provider": "neolink", "resource_id": "instance-x"})
     api.get("/regions").respond(200, json={"unexpected": True})
-    with pytest.raises(MalformedResponse, match="expected a list of regions"):
+    with pytest.raises(
+        MalformedResponse, match=r"GET /regions answered unreadable JSON: expected a list, got dict\."
+    ):
         await nl.call("get_resource", {"provider": "neolink", "resource_id": "instance-x"})
 
 

@@ -8,17 +8,20 @@ gate confirms, journals and sends. Reads are plain async methods.
 from __future__ import annotations
 
 import functools
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlencode
 
-from gpu_tools.errors import GpuToolsError, InvalidInput, Unsupported
+from pydantic import BaseModel
+
+from gpu_tools.errors import GpuToolsError, InvalidInput, Unsupported, register_secret
 from gpu_tools.http import ProviderHTTP
 from gpu_tools.journal import Journal
 from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Template, WireRequest, parse_time
+from gpu_tools.providers import wire
+from gpu_tools.secrets import mask_secrets
 from gpu_tools.settings import Settings, cache_dir
 from gpu_tools.shelf import Shelf, account_file
 
@@ -28,23 +31,7 @@ if TYPE_CHECKING:
     from gpu_tools.operations import ChatInput, Operation, StopInput, UpdateInput
     from gpu_tools.toolkit import Toolkit
 
-MASK = "***"
-# Field names whose values are secrets wherever they appear in provider JSON (case-insensitive).
-SECRET_KEYS = frozenset(
-    {
-        "password",
-        "passwd",
-        "docker_passwd",
-        "sshpassword",
-        "token",
-        "secret",
-        "api_key",
-        "apikey",
-        "access_token",
-        "authorization",
-        "jupyter_token",
-    }
-)
+W = TypeVar("W", bound=BaseModel)
 
 # Every capability a unified operation may need, in display order.
 CAPABILITIES = (
@@ -59,41 +46,6 @@ CAPABILITIES = (
     "delete",
     "chat",
 )
-
-
-# Secrets carried in URLs, e.g. a Jupyter link `...?token=abc`.
-URL_SECRET = re.compile(r"(?i)([?&#](?:token|access_token|password|passwd|key|api_key)=)[^&#\s\"']+")
-
-
-def mask_url_secrets(text: str) -> str:
-    return URL_SECRET.sub(lambda m: m.group(1) + MASK, text)
-
-
-def mask_secrets(value: Any, extra_keys: Iterable[str] = ()) -> Any:
-    """A copy of `value` with every secret-named field, and every secret in a URL, replaced by `***`."""
-    return _masked(value, _secret_keys(frozenset(extra_keys)))
-
-
-@functools.cache
-def _secret_keys(extra: frozenset[str]) -> frozenset[str]:
-    return SECRET_KEYS | {k.lower() for k in extra}
-
-
-def _masked(v: Any, keys: frozenset[str]) -> Any:
-    if isinstance(v, str):
-        return mask_url_secrets(v) if "=" in v else v
-    if isinstance(v, dict):
-        return {
-            k: (
-                MASK
-                if isinstance(k, str) and k.lower() in keys and val not in (None, "")
-                else _masked(val, keys)
-            )
-            for k, val in v.items()
-        }
-    if isinstance(v, list):
-        return [_masked(x, keys) for x in v]
-    return v
 
 
 class Truncated(GpuToolsError):
@@ -122,7 +74,10 @@ class Provider(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    # Field names whose values this provider returns as secrets, beyond `secrets.SECRET_KEYS`.
     secret_keys: ClassVar[frozenset[str]] = frozenset()
+    # Fields whose every value is a secret, their names kept (Sesterce's `envs`).
+    secret_maps: ClassVar[frozenset[str]] = frozenset()
     # Provider-only operations (creates, registries, auths...), declared next to the adapter.
     operations: ClassVar[list[Operation]] = []
 
@@ -179,7 +134,24 @@ class Provider(ABC):
         return Shelf(account_file(cache_dir() / "catalog", self.name, self.base_url(), *credentials))
 
     def mask(self, value: Any) -> Any:
-        return mask_secrets(value, self.secret_keys)
+        """`value` with this provider's secrets masked (see `gpu_tools.secrets`); each value masked
+        is also registered, so it is removed wherever else it turns up (a reveal still shows it)."""
+        found: list[str] = []
+        masked = mask_secrets(value, self.secret_keys, self.secret_maps, found)
+        for secret in found:
+            register_secret(secret, credential=False)
+        return masked
+
+    def parse(self, model: type[W], body: Any, source: str, at: tuple[int | str, ...] = ()) -> W:
+        """An answer of this provider read as `model` (see `gpu_tools.providers.wire`); `source` is the
+        request it answers, e.g. `GET /v1/rentgpu/auths/`."""
+        return wire.parse(model, body, provider=self.name, source=source, at=at)
+
+    def parse_list(self, model: type[W], body: Any, source: str, at: tuple[int | str, ...] = ()) -> list[W]:
+        return wire.parse_list(model, body, provider=self.name, source=source, at=at)
+
+    def expect_list(self, body: Any, source: str, at: tuple[int | str, ...] = ()) -> list[Any]:
+        return wire.expect_list(body, provider=self.name, source=source, at=at)
 
     def unsupported(self, what: str, instead: str | None = None) -> Unsupported:
         return Unsupported(f"{self.title} does not support {what}.", provider=self.name, hint=instead)

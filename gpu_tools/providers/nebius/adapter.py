@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound
@@ -19,11 +20,12 @@ from gpu_tools.providers.nebius.wire import (
     Endpoint,
     Scaling,
 )
+from gpu_tools.providers.wire import expect_list
 from gpu_tools.settings import Settings
 
 
 # ---- parsing helpers ------------------------------------------------------------------------
-def _list_of(body: Any, *keys: str) -> list[Any]:
+def _list_of(body: Any, source: str, *keys: str) -> list[Any]:
     """A list from a bare array or from the first list-valued key of an object."""
     if isinstance(body, list):
         return body
@@ -34,7 +36,7 @@ def _list_of(body: Any, *keys: str) -> list[Any]:
         for value in body.values():
             if isinstance(value, list):
                 return value
-    raise MalformedResponse(f"expected a list, got {type(body).__name__}", provider="nebius")
+    return expect_list(body, provider="nebius", source=source)
 
 
 def _strings(value: Any, *keys: str) -> list[str]:
@@ -54,10 +56,10 @@ def _ints(value: Any) -> list[int]:
     return [int(v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, int | float)]
 
 
-def parse_templates(body: Any) -> list[Template]:
+def parse_templates(body: Any, source: str = f"GET {PATH}/templates") -> list[Template]:
     """Both documented shapes: `flavors` as a list of `{flavor_name, ...}` or as a name -> object map."""
     templates = []
-    for raw in _list_of(body, "templates", "items", "data"):
+    for raw in _list_of(body, source, "templates", "items", "data"):
         if not isinstance(raw, dict):
             continue
         name = raw.get("template_name") or raw.get("model_name") or raw.get("name")
@@ -189,15 +191,10 @@ class NebiusProvider(Provider):
         replicas = ep.deployment.ready_replicas if ep.deployment and ep.deployment.ready_replicas else 0
         return round(price * (ep.gpu_count or 1) * replicas, 6)
 
-    def _endpoint(self, body: Any) -> Endpoint:
+    def _endpoint(self, body: Any, source: str, at: tuple[int | str, ...] = ()) -> Endpoint:
         if isinstance(body, dict) and isinstance(body.get("endpoint"), dict):
-            body = body["endpoint"]
-        try:
-            return Endpoint.model_validate(body)
-        except Exception as exc:
-            raise MalformedResponse(
-                f"unreadable endpoint: {exc}".splitlines()[0], provider=self.name
-            ) from None
+            body, at = body["endpoint"], (*at, "endpoint")
+        return self.parse(Endpoint, body, source, at)
 
     # ---- reads -----------------------------------------------------------------------------
     async def list_templates(self) -> list[Template]:
@@ -242,7 +239,10 @@ class NebiusProvider(Provider):
 
     async def _endpoints(self) -> list[Endpoint]:
         return [
-            self._endpoint(e) for e in _list_of(await self.http.request("GET", PATH), "endpoints", "items")
+            self._endpoint(e, f"GET {PATH}", (i,))
+            for i, e in enumerate(
+                _list_of(await self.http.request("GET", PATH), f"GET {PATH}", "endpoints", "items")
+            )
         ]
 
     async def list_resources(self) -> list[Resource]:
@@ -294,8 +294,11 @@ class NebiusProvider(Provider):
             raise MalformedResponse("chat answer has no choices[0].message", provider=self.name) from None
 
     # ---- mutations -------------------------------------------------------------------------
-    async def finish_endpoint(self, answer: Any) -> Resource:
-        return self.to_resource(self._endpoint(answer))
+    def finish_endpoint(self, source: str) -> Callable[[Any], Awaitable[Resource]]:
+        async def finish(answer: Any) -> Resource:
+            return self.to_resource(self._endpoint(answer, source))
+
+        return finish
 
     async def check_template(self, data: NebiusCreateEndpoint) -> None:
         """Refuse a model/flavor/GPU/region the templates do not offer, before anything is sent."""
@@ -354,7 +357,7 @@ class NebiusProvider(Provider):
             action=f"Update Nebius endpoint {ep.name or ep.id}: {changes}.",
             target=ep.id,
             request=WireRequest(method="PATCH", path=f"{PATH}/{ep.id}", json_body=body),
-            finish=self.finish_endpoint,
+            finish=self.finish_endpoint(f"PATCH {PATH}/{ep.id}"),
             reversible=True,
             reversibility="update it again with the previous values.",
             **self.cost(body.get("gpu_type", ep.gpu_type), gpu_count, min_rep, max_rep),
@@ -368,7 +371,7 @@ class NebiusProvider(Provider):
             action=f"{verb} Nebius endpoint {ep.name or ep.id} (PATCH enabled={str(enabled).lower()}).",
             target=ep.id,
             request=WireRequest(method="PATCH", path=f"{PATH}/{ep.id}", json_body={"enabled": enabled}),
-            finish=self.finish_endpoint,
+            finish=self.finish_endpoint(f"PATCH {PATH}/{ep.id}"),
             reversible=True,
             reversibility=(
                 "stop it again with stop_resource." if enabled else "start it again with start_resource."

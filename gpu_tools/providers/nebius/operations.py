@@ -33,7 +33,7 @@ async def _plan_create(tk: Any, data: NebiusCreateEndpoint) -> Plan:
         ),
         target=data.name,
         request=WireRequest(method="POST", path=PATH, json_body=body),
-        finish=adapter.finish_endpoint,
+        finish=adapter.finish_endpoint(f"POST {PATH}"),
         reversible=True,
         reversibility="delete it with delete_resource; GPU time is billed while replicas run.",
         **adapter.cost(data.gpu_type, data.gpu_count, data.min_replicas, data.max_replicas),

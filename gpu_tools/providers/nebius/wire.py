@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from gpu_tools.models import Status
+from gpu_tools.providers.wire import Wire
 
 PATH = "/v0/dedicated_endpoints"
 INFERENCE_BASE = {
@@ -30,10 +31,6 @@ NO_PRICE = "Nebius publishes no prices through its API"
 
 
 # ---- wire models (mirror the documented JSON) -------------------------------------------------
-class Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
-
-
 class Scaling(Wire):
     min_replicas: int
     max_replicas: int

@@ -7,8 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import ValidationError
-
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound, ProviderError, ProviderRejected
 from gpu_tools.http import Kept, Memo
 from gpu_tools.journal import Journal
@@ -32,7 +30,6 @@ from gpu_tools.providers.neolink.wire import (
     Servers,
     Sku,
     T,
-    Wire,
     WireRegion,
     billing_name,
 )
@@ -105,22 +102,6 @@ class NeolinkProvider(Provider):
                 message = body.get("msg") or body.get("message") or f"error code {code}"
                 raise ProviderRejected(f"{message} (code {code})", provider=self.name)
             return body.get("data")
-        return body
-
-    def _parse(self, model: type[Wire], body: Any, what: str) -> Any:
-        try:
-            return model.model_validate(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"]) or what
-            raise MalformedResponse(f"unreadable {what}: {loc}: {first['msg']}", provider=self.name) from None
-
-    def _list(self, body: Any, what: str) -> list[Any]:
-        body = self._answer(body)
-        if not isinstance(body, list):
-            raise MalformedResponse(
-                f"expected a list of {what}, got {type(body).__name__}", provider=self.name
-            )
         return body
 
     # ---- mapping ---------------------------------------------------------------------------
@@ -245,7 +226,7 @@ class NeolinkProvider(Provider):
     # ---- reads -----------------------------------------------------------------------------
     async def _read_regions(self) -> list[WireRegion]:
         body = await self.http.request("GET", "/regions")
-        return [self._parse(WireRegion, r, "region") for r in self._list(body, "regions")]
+        return self.parse_list(WireRegion, self._answer(body), "GET /regions")
 
     async def _regions(self) -> list[WireRegion]:
         """Read on every call (concurrent callers share one read); the answer is kept as the
@@ -297,7 +278,7 @@ class NeolinkProvider(Provider):
 
     async def skus(self, region_id: str) -> list[Sku]:
         body = await self.http.request("GET", "/skus/computings", params={"region_id": region_id})
-        return [self._parse(Sku, s, "GPU SKU") for s in self._list(body, "GPU SKUs")]
+        return self.parse_list(Sku, self._answer(body), "GET /skus/computings")
 
     async def list_regions(self) -> list[Region]:
         return [self.to_region(r) for r in await self._regions()]
@@ -314,7 +295,7 @@ class NeolinkProvider(Provider):
     async def _page(self, path: str, page: int) -> InstanceList:
         params = {"page": page, "pageSize": PAGE_SIZE} if page > 1 else {"pageSize": PAGE_SIZE}
         body = self._answer(await self.http.request("GET", path, params=params))
-        return self._parse(InstanceList, body, "instance list")
+        return self.parse(InstanceList, body, f"GET {path}")
 
     async def _instances(self, cluster: str) -> tuple[list[Instance], str | None]:
         """Every instance of a cluster, and a note when the listing is incomplete.
@@ -376,7 +357,7 @@ class NeolinkProvider(Provider):
 
     async def _get(self, cluster: str, name: str) -> Instance:
         answer = await self.http.request("GET", self._instance_path(cluster, name))
-        return self._parse(Instance, self._answer(answer), "instance")
+        return self.parse(Instance, self._answer(answer), f"GET {self._instance_path(cluster, name)}")
 
     async def _locate(self, name: str) -> tuple[str, Instance]:
         """The cluster holding instance `name`, and the instance: the remembered cluster first,
@@ -441,7 +422,8 @@ class NeolinkProvider(Provider):
         return region
 
     async def finish_instance(self, answer: Any, cluster: str) -> Resource:
-        inst = self._parse(Instance, self._answer(answer), "instance")
+        """The answer of the create (`POST /clusters/{cluster}/instances`) as a resource."""
+        inst = self.parse(Instance, self._answer(answer), f"POST /clusters/{cluster}/instances")
         return self.to_resource(inst, cluster=cluster)
 
     def _finish_ok(

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from gpu_tools.models import Status
+from gpu_tools.providers.wire import Wire
 
 T = TypeVar("T")
 CURRENCY = "CNY"
@@ -66,13 +67,6 @@ def billing_name(cost_type: str | None) -> str | None:
 
 
 # ---- wire models (mirror the documented JSON) -------------------------------------------------
-class Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
 class WireRegion(Wire):
     id: str
     region: str | None = None

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound
+from gpu_tools.errors import InvalidInput, NotFound
 from gpu_tools.gpus import canonical_gpu, gpu_memory_gb
 from gpu_tools.models import (
     Offer,
@@ -18,7 +17,7 @@ from gpu_tools.models import (
     WireRequest,
 )
 from gpu_tools.operations import StopInput, UpdateInput
-from gpu_tools.providers.base import MASK, Provider, Truncated, mask_url_secrets
+from gpu_tools.providers.base import Provider, Truncated
 from gpu_tools.providers.netmind.inputs import (
     NetmindAuth,
     NetmindImage,
@@ -44,30 +43,12 @@ from gpu_tools.providers.netmind.wire import (
     FlavorList,
     Image,
     Machine,
-    W,
 )
 from gpu_tools.settings import Settings
 
-
 # ---- parsing helpers --------------------------------------------------------------------------
-def _parse(model: type[W], body: Any, what: str) -> W:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        first = str(exc).splitlines()
-        raise MalformedResponse(
-            f"unreadable {what}: {first[1] if len(first) > 1 else first[0]}", provider="netmind"
-        ) from None
-
-
 PAGE = 50  # page size when walking a whole collection
 MAX_PAGES = 40  # a bound on any walk, in case a marker never advances
-
-
-def _parse_list(model: type[W], body: Any, what: str) -> list[W]:
-    if not isinstance(body, list):
-        raise MalformedResponse(f"expected a list of {what}, got {type(body).__name__}", provider="netmind")
-    return [_parse(model, item, what) for item in body]
 
 
 def _number(value: Any) -> float | None:
@@ -85,11 +66,6 @@ def _number(value: Any) -> float | None:
 def _gb(value: float | None) -> float | None:
     """Memory as NetMind gives it: whole GB (`memory_total` 1600 is a 1.6 TB machine, not 1.6 GB)."""
     return None if value is None else float(value)
-
-
-def _scrub(text: str | None) -> str | None:
-    """Mask token/password query values inside service URLs (a Jupyter URL may carry a token)."""
-    return mask_url_secrets(text) if text else text
 
 
 # ---- the adapter ------------------------------------------------------------------------------
@@ -233,7 +209,7 @@ class NetmindProvider(Provider):
             details = self.mask(details)
             for key in ("ssh", "exposed_service", "vscode_service", "jupyter_service"):
                 if isinstance(details.get(key), str):
-                    details[key] = _scrub(details[key])
+                    details[key] = self.mask(details[key])
         details["status_meaning"] = STATUS_MEANING
         url = c.exposed_service or c.jupyter_service or c.vscode_service or None
         return Resource(
@@ -245,47 +221,33 @@ class NetmindProvider(Provider):
             raw_status=None if c.status is None else str(c.status),
             gpu_name=c.gpu_name if isinstance(c.gpu_name, str) else None,
             gpu_count=c.gpu,
-            url=url if reveal_secrets else _scrub(url),
+            url=url if reveal_secrets else self.mask(url),
             created_at=c.created_at,
             details=details,
         )
 
     def auth_view(self, a: Auth, *, reveal_secrets: bool = False) -> NetmindAuth:
-        value = a.value if reveal_secrets or not a.value else MASK
-        return NetmindAuth(auth_id=a.id, value=value, created_at=a.created_at)
+        fields = {"auth_id": a.id, "value": a.value, "created_at": a.created_at}
+        return NetmindAuth(**(fields if reveal_secrets else self.mask(fields)))
 
     def image_view(self, i: Image, *, reveal_secrets: bool = False) -> NetmindImage:
         known = set(NetmindImage.model_fields) | {"id"}
-        extra = {k: v for k, v in i.model_dump(mode="json", exclude_none=True).items() if k not in known}
-        return NetmindImage(
-            image_id=i.id,
-            name=i.name,
-            description=i.description,
-            image_name=i.image_name,
-            image_tag=i.image_tag,
-            image_label=i.image_label,
-            image_type=i.image_type,
-            docker_username=i.docker_username,
-            docker_passwd=i.docker_passwd if reveal_secrets or not i.docker_passwd else MASK,
-            docker_registry=i.docker_registry,
-            public_port=i.public_port,
-            onstart=i.onstart,
-            options=i.options,
-            created_at=i.created_at,
-            details=extra if reveal_secrets else self.mask(extra),
-        )
+        dumped = i.model_dump(mode="json", exclude_none=True)
+        fields = {k: v for k, v in dumped.items() if k in known and k != "id"}
+        fields["details"] = {k: v for k, v in dumped.items() if k not in known}
+        return NetmindImage(image_id=i.id, **(fields if reveal_secrets else self.mask(fields)))
 
     # ---- reads: dedicated endpoints ---------------------------------------------------------
     async def flavors(self) -> list[Flavor]:
         body = await self.http.request("GET", FLAVORS)
-        return [f for f in _parse(FlavorList, body, "flavor list").flavor_list if not f.is_deleted]
+        return [f for f in self.parse(FlavorList, body, f"GET {FLAVORS}").flavor_list if not f.is_deleted]
 
     async def find_flavor(self, flavor_id: str) -> Flavor | None:
         return next((f for f in await self.flavors() if f.flavor_id == flavor_id), None)
 
     async def endpoint(self, service_id: str) -> Endpoint:
         body = await self.http.request("GET", f"{SERVICE}/{service_id}")
-        return _parse(Endpoint, body, "endpoint")
+        return self.parse(Endpoint, body, f"GET {SERVICE}/{service_id}")
 
     def tracked_endpoints(self) -> list[str]:
         """Ids of the endpoints this tool created and has not deleted, oldest first.
@@ -313,7 +275,9 @@ class NetmindProvider(Provider):
 
     # ---- reads: rent GPU ----------------------------------------------------------------------
     async def machines(self, params: dict[str, Any] | None = None) -> list[Machine]:
-        return _parse_list(Machine, await self.http.request("GET", MACHINES, params=params), "machines")
+        return self.parse_list(
+            Machine, await self.http.request("GET", MACHINES, params=params), f"GET {MACHINES}"
+        )
 
     async def machine_offers(self, data: NetmindListMachines) -> list[Offer]:
         params = data.model_dump(exclude_none=True)
@@ -321,26 +285,32 @@ class NetmindProvider(Provider):
 
     async def auths(self, *, limit: int, marker: int | None = None) -> list[Auth]:
         body = await self.http.request("GET", AUTHS, params={"marker": marker, "limit": limit})
-        return _parse_list(Auth, body, "auths")
+        return self.parse_list(Auth, body, f"GET {AUTHS}")
 
     async def auth(self, auth_id: int) -> Auth:
-        return _parse(Auth, await self.http.request("GET", f"{AUTHS}{auth_id}"), "auth")
+        return self.parse(Auth, await self.http.request("GET", f"{AUTHS}{auth_id}"), f"GET {AUTHS}{auth_id}")
 
     async def images(
         self, *, limit: int, marker: str | None = None, image_type: int | None = None
     ) -> list[Image]:
         params = {"image_type": image_type, "marker": marker, "limit": limit}
-        return _parse_list(Image, await self.http.request("GET", IMAGES, params=params), "images")
+        return self.parse_list(Image, await self.http.request("GET", IMAGES, params=params), f"GET {IMAGES}")
 
     async def image(self, image_id: int) -> Image:
-        return _parse(Image, await self.http.request("GET", f"{IMAGES}{image_id}"), "image")
+        return self.parse(
+            Image, await self.http.request("GET", f"{IMAGES}{image_id}"), f"GET {IMAGES}{image_id}"
+        )
 
     async def containers(self, *, limit: int, marker: int | None = None) -> list[Container]:
         body = await self.http.request("GET", CONTAINERS, params={"limit": limit, "marker": marker})
-        return _parse_list(Container, body, "containers")
+        return self.parse_list(Container, body, f"GET {CONTAINERS}")
 
     async def container(self, container_id: str | int) -> Container:
-        return _parse(Container, await self.http.request("GET", f"{CONTAINERS}{container_id}"), "container")
+        return self.parse(
+            Container,
+            await self.http.request("GET", f"{CONTAINERS}{container_id}"),
+            f"GET {CONTAINERS}{container_id}",
+        )
 
     async def all_containers(self) -> tuple[list[Container], str | None]:
         """Every container, following `marker` (the last id of a page) until a short page, and a
@@ -496,7 +466,7 @@ class NetmindProvider(Provider):
             ),
             target=data.resource_id,
             request=WireRequest(method="PUT", path=f"{SERVICE}/{raw}", json_body=body),
-            finish=self._finish_endpoint,
+            finish=self._finish_endpoint(f"PUT {SERVICE}/{raw}"),
             reversible=True,
             reversibility="scale it again with update_resource.",
             usd_per_hour=usd,
@@ -506,11 +476,17 @@ class NetmindProvider(Provider):
             gpu_name=ep.resource_metadata.resource_display_name,
         )
 
-    async def _finish_endpoint(self, answer: Any) -> Resource:
-        return self.endpoint_resource(_parse(Endpoint, answer, "endpoint"))
+    def _finish_endpoint(self, source: str) -> Callable[[Any], Awaitable[Resource]]:
+        async def finish(answer: Any) -> Resource:
+            return self.endpoint_resource(self.parse(Endpoint, answer, source))
 
-    async def _finish_container(self, answer: Any) -> Resource:
-        return self.container_resource(_parse(Container, answer, "container"))
+        return finish
+
+    def _finish_container(self, source: str) -> Callable[[Any], Awaitable[Resource]]:
+        async def finish(answer: Any) -> Resource:
+            return self.container_resource(self.parse(Container, answer, source))
+
+        return finish
 
     # ---- mutations: lifecycle -----------------------------------------------------------------
     async def plan_stop(self, data: StopInput) -> Plan:
@@ -526,7 +502,7 @@ class NetmindProvider(Provider):
             action=f"Stop NetMind container {c.name or c.id} (POST {CONTAINERS}{raw}/stop).",
             target=data.resource_id,
             request=WireRequest(method="POST", path=f"{CONTAINERS}{raw}/stop"),
-            finish=self._finish_container,
+            finish=self._finish_container(f"POST {CONTAINERS}{raw}/stop"),
             reversible=True,
             reversibility="restart it with start_resource.",
             price_source="stopping adds no cost",
@@ -546,7 +522,7 @@ class NetmindProvider(Provider):
             action=f"Restart NetMind container {c.name or c.id} on {c.node_name} (POST {CONTAINERS}{raw}/restart).",
             target=resource_id,
             request=WireRequest(method="POST", path=f"{CONTAINERS}{raw}/restart"),
-            finish=self._finish_container,
+            finish=self._finish_container(f"POST {CONTAINERS}{raw}/restart"),
             reversible=True,
             reversibility="stop it again with stop_resource; GPU time is billed while it runs.",
             usd_per_hour=usd,
@@ -578,7 +554,7 @@ class NetmindProvider(Provider):
             action=f"Delete NetMind container {c.name or c.id} on {c.node_name} permanently.",
             target=resource_id,
             request=WireRequest(method="DELETE", path=f"{CONTAINERS}{raw}"),
-            finish=self._finish_container,
+            finish=self._finish_container(f"DELETE {CONTAINERS}{raw}"),
             reversible=False,
             reversibility="deleting a container is permanent; its disk is lost.",
         )

@@ -14,7 +14,7 @@ from gpu_tools.models import (
     WireRequest,
 )
 from gpu_tools.operations import Operation, Progress
-from gpu_tools.providers.netmind.adapter import NetmindProvider, _parse
+from gpu_tools.providers.netmind.adapter import NetmindProvider
 from gpu_tools.providers.netmind.inputs import (
     NetmindAuth,
     NetmindAuthPage,
@@ -138,7 +138,7 @@ async def _plan_create_endpoint(tk: Toolkit, data: NetmindCreateEndpoint) -> Pla
     usd, source = adapter.endpoint_cost(flavor, data.target_instance_number, data.gpu_num)
 
     async def finish(answer: Any) -> Resource:
-        resource = adapter.endpoint_resource(_parse(Endpoint, answer, "endpoint"))
+        resource = adapter.endpoint_resource(adapter.parse(Endpoint, answer, f"POST {SERVICE}"))
         resource.region = flavor.meta_info.region
         resource.usd_per_hour = usd
         return resource
@@ -168,7 +168,9 @@ async def _plan_create_auth(tk: Toolkit, data: NetmindCreateAuth) -> Plan:
     adapter = NetmindProvider.of(tk)
 
     async def finish(answer: Any) -> dict[str, Any]:
-        return adapter.auth_view(_parse(Auth, answer, "auth")).model_dump(mode="json", exclude={"sandbox"})
+        return adapter.auth_view(adapter.parse(Auth, answer, f"POST {AUTHS}")).model_dump(
+            mode="json", exclude={"sandbox"}
+        )
 
     return adapter.plan(
         operation="netmind_create_auth",
@@ -201,7 +203,7 @@ async def _plan_create_image(tk: Toolkit, data: NetmindCreateImage) -> Plan:
     body = {f: getattr(data, f) for f in fields if getattr(data, f) is not None}
 
     async def finish(answer: Any) -> dict[str, Any]:
-        image = adapter.image_view(_parse(Image, answer, "image"))
+        image = adapter.image_view(adapter.parse(Image, answer, f"POST {IMAGES}"))
         return image.model_dump(mode="json", exclude={"sandbox"})
 
     return adapter.plan(
@@ -257,7 +259,7 @@ async def _plan_create_container(tk: Toolkit, data: NetmindCreateContainer) -> P
     }
 
     async def finish(answer: Any) -> Resource:
-        resource = adapter.container_resource(_parse(Container, answer, "container"))
+        resource = adapter.container_resource(adapter.parse(Container, answer, f"POST {CONTAINERS}"))
         resource.region = machine.region
         resource.usd_per_hour = usd
         resource.gpu_name = resource.gpu_name or machine.gpu_name

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from gpu_tools.models import (
-    Status,
-)
+from gpu_tools.models import Status
+from gpu_tools.providers.wire import Wire
 
 # ---- documented paths and values ---------------------------------------------------------------
 SERVICE = "/v1/inference-service"
@@ -30,6 +29,7 @@ ENDPOINT_STATUS: dict[str, Status] = {
 MACHINE_REGIONS = (
     "HK SE CZ CA RO US ES BR CN JP DE AU IT RU PL VN PH TW NL RS SG AR NZ FI IN BG NO EE MY BH GB LT"
 ).split()
+
 # Option flags the image `options` field documents as the only ones supported.
 IMAGE_OPTIONS = ("--add-host", "-e", "-h", "-w")
 # Memory of GPUs whose NetMind names do not state it (by canonical model).
@@ -41,14 +41,8 @@ ID_FORMAT = "NetMind resource ids look like endpoint:<service_id> or container:<
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
-W = TypeVar("W", bound=BaseModel)
-
 
 # ---- wire models (mirror the documented JSON) ------------------------------------------------
-class Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
-
-
 class FlavorMeta(Wire):
     cuda: str | None = None
     region: str | None = None

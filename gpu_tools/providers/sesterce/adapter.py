@@ -7,8 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ValidationError
-
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound, ProviderError
 from gpu_tools.http import Kept, Memo, Stamped
 from gpu_tools.journal import Journal
@@ -24,7 +22,7 @@ from gpu_tools.operations import (
     StopInput,
     UpdateInput,
 )
-from gpu_tools.providers.base import MASK, Provider
+from gpu_tools.providers.base import Provider
 from gpu_tools.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,46 +46,12 @@ from gpu_tools.providers.sesterce.wire import (
     Pricing,
     Registry,
     Scale,
-    Wire,
     WireModel,
     WireRegion,
 )
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-def _array(body: Any, what: str) -> list[Any]:
-    if not isinstance(body, list):
-        raise MalformedResponse(
-            f"expected a JSON array of {what}, got {type(body).__name__}", provider="sesterce"
-        )
-    return body
-
-
-def _parse(cls: type[Wire], body: Any, what: str) -> Any:
-    try:
-        return cls.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise MalformedResponse(f"unreadable {what}: {where}: {first['msg']}", provider="sesterce") from None
-
-
-def _mask_envs(value: Any) -> Any:
-    """Mask every value of every `envs` object: environment variables often carry tokens."""
-    if isinstance(value, dict):
-        return {
-            k: ({n: MASK for n in v} if k == "envs" and isinstance(v, dict) else _mask_envs(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_mask_envs(v) for v in value]
-    return value
-
-
-def _dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
 def _usd(p: Pricing | None) -> float | None:
     if p is None or (p.currency_code or "USD").upper() != "USD":
         return None
@@ -108,6 +72,8 @@ class SesterceProvider(Provider):
         {"offers", "templates", "regions", "resources", "update", "stop", "start", "delete"}
     )
     secret_keys = frozenset({"password"})
+    # Environment variable values often carry tokens: every one is masked, the names kept.
+    secret_maps = frozenset({"envs"})
 
     def __init__(
         self,
@@ -120,14 +86,14 @@ class SesterceProvider(Provider):
         # account's shelf, so a new process's first list_offers is one round trip, not two.
         ttl = lambda: self.settings.catalog_cache_ttl  # noqa: E731
         self._price_memo: Memo[Pricing] = Memo(
-            ttl, kept=Kept(self.shelf, "prices", _dump, Pricing.model_validate)
+            ttl, kept=Kept(self.shelf, "prices", Pricing.dump, Pricing.model_validate)
         )
         self._hardware_memo: Memo[list[Hardware]] = Memo(
             ttl,
             kept=Kept(
                 self.shelf,
                 "hardware",
-                lambda hws: [_dump(h) for h in hws],
+                lambda hws: [h.dump() for h in hws],
                 lambda raw: [Hardware.model_validate(h) for h in raw],
             ),
         )
@@ -146,31 +112,27 @@ class SesterceProvider(Provider):
     def config_hint(self) -> str:
         return "Set SESTERCE_API_KEY (or sesterce_api_key in config.toml), or use the sandbox."
 
-    def mask(self, value: Any) -> Any:
-        """Secret-named fields, plus every environment variable value."""
-        return _mask_envs(super().mask(value))
-
     # ---- raw reads ---------------------------------------------------------------------------
     async def _models(self) -> list[WireModel]:
         body = await self.http.request("GET", f"{ROOT}/models")
-        return [_parse(WireModel, m, "model") for m in _array(body, "models")]
+        return self.parse_list(WireModel, body, f"GET {ROOT}/models")
 
     async def _hardwares(self) -> list[Hardware]:
         body = await self.http.request("GET", f"{ROOT}/hardwares")
-        return [_parse(Hardware, h, "hardware") for h in _array(body, "hardwares")]
+        return self.parse_list(Hardware, body, f"GET {ROOT}/hardwares")
 
     async def _regions(self) -> list[WireRegion]:
         body = await self.http.request("GET", f"{ROOT}/regions")
-        return [_parse(WireRegion, r, "region") for r in _array(body, "regions")]
+        return self.parse_list(WireRegion, body, f"GET {ROOT}/regions")
 
     async def _registries(self) -> list[Registry]:
         body = await self.http.request("GET", REGISTRIES)
-        return [_parse(Registry, r, "registry") for r in _array(body, "registries")]
+        return self.parse_list(Registry, body, f"GET {REGISTRIES}")
 
     async def instance(self, resource_id: str) -> Instance:
         # Quoted: the id comes from the caller and must stay one path segment.
-        body = await self.http.request("GET", f"{INSTANCES}/{quote(resource_id, safe='')}")
-        return _parse(Instance, body, "instance")
+        path = f"{INSTANCES}/{quote(resource_id, safe='')}"
+        return self.parse(Instance, await self.http.request("GET", path), f"GET {path}")
 
     async def pricing(self, hardware_id: str, maxima: list[tuple[int, int]]) -> Pricing:
         """The provider's price for `hardware_id` with `(region_id, max)` per region. A read: the
@@ -179,7 +141,9 @@ class SesterceProvider(Provider):
             "hardwareId": hardware_id,
             "autoScalingConfigurations": [{"regionId": r, "scale": {"max": m}} for r, m in maxima],
         }
-        return _parse(Pricing, await self.http.request("POST", PRICING, json_body=body, safe=True), "price")
+        return self.parse(
+            Pricing, await self.http.request("POST", PRICING, json_body=body, safe=True), f"POST {PRICING}"
+        )
 
     # ---- mapping -----------------------------------------------------------------------------
     def to_resource(
@@ -191,7 +155,7 @@ class SesterceProvider(Provider):
         ready = [
             c.deploy_status.ready for c in containers if c.deploy_status and c.deploy_status.ready is not None
         ]
-        details = _dump(inst)
+        details = inst.dump()
         errors = [f"region {c.region_id}: {c.error_message}" for c in containers if c.error_message]
         if errors:
             details["errors"] = errors
@@ -242,14 +206,14 @@ class SesterceProvider(Provider):
                     f"Pass model_id={m.id} to sesterce_create_endpoint.",
                     gpu_types=[hw.gpu.model] if hw and hw.gpu else [],
                     gpu_counts=[hw.gpu.count] if hw and hw.gpu else [],
-                    details={"model_id": m.id, **_dump(m)},
+                    details={"model_id": m.id, **m.dump()},
                 )
             )
         return out
 
     async def list_regions(self) -> list[Region]:
         return [
-            Region(provider=self.name, region_id=str(r.id), name=r.name, details=_dump(r))
+            Region(provider=self.name, region_id=str(r.id), name=r.name, details=r.dump())
             for r in await self._regions()
         ]
 
@@ -319,7 +283,7 @@ class SesterceProvider(Provider):
 
     async def list_resources(self) -> list[Resource]:
         body = await self.http.request("GET", INSTANCES)
-        return [self.to_resource(_parse(Instance, i, "instance")) for i in _array(body, "instances")]
+        return [self.to_resource(i) for i in self.parse_list(Instance, body, f"GET {INSTANCES}")]
 
     async def _catalog(self, *, refresh: bool = False) -> list[Hardware]:
         """The hardware catalogue, kept for `catalog_cache_ttl` (list_offers always rereads it)."""
@@ -459,14 +423,14 @@ class SesterceProvider(Provider):
         return usd_min, _usd(at_max), lines
 
     # ---- instance mutations ------------------------------------------------------------------
-    def _finish_instance(self, hw: Hardware | None) -> Callable[[Any], Awaitable[Any]]:
+    def _finish_instance(self, hw: Hardware | None, source: str) -> Callable[[Any], Awaitable[Any]]:
         """A `finish` for create and PATCH: they answer the short instance shape, so read the
         detail (regions, replicas) when possible. The write already happened: an unreadable
         answer or a failed read is reported, never turned into a failure of the call."""
 
         async def finish(answer: Any) -> Any:
             try:
-                inst = _parse(Instance, answer, "instance")
+                inst = self.parse(Instance, answer, source)
             except MalformedResponse as exc:
                 return {"answer": self.mask(answer), "note": str(exc)}
             try:
@@ -489,7 +453,7 @@ class SesterceProvider(Provider):
             "modelId": inst.model_id,
             "containerPort": inst.container_port,
             "description": inst.description,
-            "autoScalingConfigurations": [_dump(c) for c in scaling],
+            "autoScalingConfigurations": [c.dump() for c in scaling],
             "podLifetime": inst.pod_lifetime,
             "envs": inst.envs,
             "hardwareId": inst.hardware_id,
@@ -590,7 +554,7 @@ class SesterceProvider(Provider):
             action=f"Update Sesterce instance {inst.name or inst.id}: {changes}.",
             target=inst.id,
             request=WireRequest(method="PATCH", path=f"{INSTANCES}/{inst.id}", json_body=body),
-            finish=self._finish_instance(hw),
+            finish=self._finish_instance(hw, f"PATCH {INSTANCES}/{inst.id}"),
             reversible=True,
             reversibility="update it again with the previous values (shown in get_resource details).",
             usd_per_hour=usd_min,
@@ -667,5 +631,8 @@ class SesterceProvider(Provider):
         )
 
     # ---- registry mutations ------------------------------------------------------------------
-    async def finish_registry(self, answer: Any) -> SesterceRegistry:
-        return self.to_registry(_parse(Registry, answer, "registry"))
+    def finish_registry(self, source: str) -> Callable[[Any], Awaitable[SesterceRegistry]]:
+        async def finish(answer: Any) -> SesterceRegistry:
+            return self.to_registry(self.parse(Registry, answer, source))
+
+        return finish

@@ -17,7 +17,6 @@ from gpu_tools.operations import (
 )
 from gpu_tools.providers.sesterce.adapter import (
     SesterceProvider,
-    _dump,
 )
 from gpu_tools.providers.sesterce.inputs import (
     SesterceCreateEndpoint,
@@ -67,7 +66,7 @@ async def _plan_create_endpoint(tk: Any, data: SesterceCreateEndpoint) -> Plan:
         "containerPort": port,
         "name": data.name,
         "description": data.description,
-        "autoScalingConfigurations": [_dump(r.to_wire()) for r in data.regions],
+        "autoScalingConfigurations": [r.to_wire().dump() for r in data.regions],
         "podLifetime": data.pod_lifetime,
         "envs": data.envs,
         "hardwareId": hw.id,
@@ -84,7 +83,7 @@ async def _plan_create_endpoint(tk: Any, data: SesterceCreateEndpoint) -> Plan:
         f"({spread} replicas).",
         target=data.name,
         request=WireRequest(method="POST", path=INSTANCES, json_body=body),
-        finish=adapter._finish_instance(hw),
+        finish=adapter._finish_instance(hw, f"POST {INSTANCES}"),
         reversible=True,
         reversibility="stop it with stop_resource or delete it with delete_resource; "
         "it is billed per hour while pods run.",
@@ -129,7 +128,7 @@ async def _plan_update_endpoint(tk: Any, data: SesterceUpdateEndpoint) -> Plan:
         ]
         warnings += await adapter.check_regions(await adapter.check_hardware(hw_id), regions)
     if data.regions is not None:
-        body["autoScalingConfigurations"] = [_dump(r.to_wire()) for r in data.regions]
+        body["autoScalingConfigurations"] = [r.to_wire().dump() for r in data.regions]
     changes = []
     for field, value in given.items():
         if field == "regions":
@@ -151,7 +150,7 @@ async def _plan_create_registry(tk: Any, data: SesterceCreateRegistry) -> Plan:
         action=f"Create Sesterce registry {data.name!r} for {data.url} as user {data.username!r}.",
         target=data.name,
         request=WireRequest(method="POST", path=REGISTRIES, json_body=body),
-        finish=adapter.finish_registry,
+        finish=adapter.finish_registry(f"POST {REGISTRIES}"),
         reversible=True,
         reversibility="delete it with sesterce_delete_registry. Registries cost nothing.",
     )
@@ -164,7 +163,7 @@ async def _plan_update_registry(tk: Any, data: SesterceUpdateRegistry) -> Plan:
     async def finish(answer: Any) -> SesterceRegistry:
         # 204: the registry as it now is, from what was sent (the password is never kept).
         if answer is not None:
-            return await adapter.finish_registry(answer)
+            return await adapter.finish_registry(f"PATCH {REGISTRIES}/{reg.id}")(answer)
         return adapter.to_registry(reg.model_copy(update={"url": data.url, "username": data.username}))
 
     return adapter.plan(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from gpu_tools.models import (
     Status,
 )
+from gpu_tools.providers.wire import Wire as SharedWire
 
 ROOT = "/ai-inference"
 INSTANCES = f"{ROOT}/instances"
@@ -49,10 +50,10 @@ UPDATE_KEYS = {
 
 
 # ---- wire models (mirror the documented JSON; camelCase aliases) -------------------------------
-class Wire(BaseModel):
-    model_config = ConfigDict(
-        extra="allow", populate_by_name=True, alias_generator=to_camel, defer_build=True
-    )
+class Wire(SharedWire):
+    """Sesterce's JSON is camelCase throughout."""
+
+    model_config = ConfigDict(alias_generator=to_camel)
 
 
 class WireModel(Wire):
