@@ -261,17 +261,12 @@ class ReapInput(MutationInput):
 # Said once in each mutating operation's description by the fronts that ask (never in read-only mode).
 CONFIRMATION = "Asks the user to confirm the plan before sending; dry_run=true only returns the plan."
 # Tool sets: which operations a front lists. `reads` and `lifecycle` work with every provider; a
-# provider's own set (its creates) is on by default when it has credentials and is allowed; its
-# other sets (Sesterce registries and full updates, NetMind Rent GPU containers) are one setting away.
+# provider's own set (named after it: its creates) is on by default when it has credentials and is
+# allowed; its other sets (Sesterce registries and full updates, NetMind Rent GPU containers) are one
+# setting away. Each provider's declaration adds its sets here as it registers.
 TOOLSETS: dict[str, str] = {
     "reads": "providers, offers, templates, regions, resources, waiting, journal, spend, orphans, chat",
     "lifecycle": "update, stop, start, delete and reap resources at any provider",
-    "nebius": "create Nebius dedicated endpoints",
-    "sesterce": "create Sesterce inference instances",
-    "sesterce_admin": "Sesterce price previews, every setting of an instance, container registries",
-    "neolink": "create NeoLink GPU instances and list a region's GPU SKUs",
-    "netmind": "create NetMind dedicated endpoints",
-    "netmind_rent": "NetMind Rent GPU: machines, SSH auths, images, create and page through containers",
 }
 # The sets every server lists unless told otherwise; provider sets are added per provider.
 BASE_TOOLSETS = ("reads", "lifecycle")
@@ -315,7 +310,8 @@ class Operation:
         if not self.toolset:
             default = self.provider or ("lifecycle" if self.mutating else "reads")
             object.__setattr__(self, "toolset", default)
-        if self.toolset not in TOOLSETS:
+        # A provider's operations are checked against its declared sets when it registers.
+        if self.provider is None and self.toolset not in TOOLSETS:
             raise ValueError(f"operation {self.name}: unknown tool set {self.toolset!r}")
 
     @property

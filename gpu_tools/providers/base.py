@@ -1,4 +1,8 @@
-"""What every provider adapter is: declared capabilities, an HTTP client, and mappings.
+"""What every provider adapter is: capabilities, an HTTP client, and mappings.
+
+Its capabilities are the methods it overrides (`CAPABILITY_METHODS`), never a second list kept in
+step by hand; its name, title, settings and tool sets come from its declaration
+(`gpu_tools.providers.declare.ProviderSpec`).
 
 An adapter never sends a mutating request itself. For each mutation it builds a `Plan` holding
 the exact request and a `finish` function that turns the provider's answer into a result; the
@@ -29,23 +33,26 @@ if TYPE_CHECKING:
     import httpx
 
     from gpu_tools.operations import ChatInput, Operation, StopInput, UpdateInput
+    from gpu_tools.providers.declare import ProviderSpec
     from gpu_tools.toolkit import Toolkit
 
 W = TypeVar("W", bound=BaseModel)
 
-# Every capability a unified operation may need, in display order.
-CAPABILITIES = (
-    "offers",
-    "templates",
-    "regions",
-    "resources",
-    "update",
-    "stop",
-    "stop_snapshot",
-    "start",
-    "delete",
-    "chat",
-)
+# Every capability a unified operation may need, in display order, and the method an adapter
+# overrides to have it (`stop_snapshot` is a stop that takes `snapshot`: `stop_takes_snapshot`).
+CAPABILITY_METHODS = {
+    "offers": "list_offers",
+    "templates": "list_templates",
+    "regions": "list_regions",
+    "resources": "list_resources",
+    "update": "plan_update",
+    "stop": "plan_stop",
+    "stop_snapshot": "plan_stop",
+    "start": "plan_start",
+    "delete": "plan_delete",
+    "chat": "chat",
+}
+CAPABILITIES = tuple(CAPABILITY_METHODS)
 
 
 class Truncated(GpuToolsError):
@@ -69,17 +76,38 @@ class Ambiguous(GpuToolsError):
 
 
 class Provider(ABC):
-    """Base class of the four adapters. Subclasses set the class variables and override methods."""
+    """Base class of the adapters. Subclasses override the methods of what they can do; their
+    declaration (`ProviderSpec`) names them and brings their settings when it registers."""
 
+    # Set by the provider's declaration when it registers.
+    spec: ClassVar[ProviderSpec]
     name: ClassVar[str]
     title: ClassVar[str]
+    # Derived from the methods a subclass overrides (see CAPABILITY_METHODS).
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    # A stop that can keep a snapshot (`stop_resource snapshot=...`).
+    stop_takes_snapshot: ClassVar[bool] = False
     # Field names whose values this provider returns as secrets, beyond `secrets.SECRET_KEYS`.
     secret_keys: ClassVar[frozenset[str]] = frozenset()
     # Fields whose every value is a secret, their names kept (Sesterce's `envs`).
     secret_maps: ClassVar[frozenset[str]] = frozenset()
     # Provider-only operations (creates, registries, auths...), declared next to the adapter.
     operations: ClassVar[list[Operation]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overrides = {
+            cap
+            for cap, method in CAPABILITY_METHODS.items()
+            if getattr(cls, method) is not getattr(Provider, method)
+        }
+        if not cls.stop_takes_snapshot:
+            overrides.discard("stop_snapshot")
+        elif "stop" not in overrides:
+            raise TypeError(f"{cls.__name__} takes a snapshot on stop but does not override plan_stop")
+        if ("resources" in overrides) != (cls.get_resource is not Provider.get_resource):
+            raise TypeError(f"{cls.__name__} must override both list_resources and get_resource, or neither")
+        cls.capabilities = frozenset(overrides)
 
     def __init__(
         self,
@@ -104,23 +132,41 @@ class Provider(ABC):
         """This provider's adapter in `tk`, checked for credentials and policy, typed as the subclass
         (what a provider-only operation's handler or planner calls)."""
         adapter = tk.adapter(cls.name)
-        assert isinstance(adapter, cls)
+        if not isinstance(adapter, cls):
+            raise TypeError(f"the {cls.name} adapter is a {type(adapter).__name__}, not a {cls.__name__}")
         return adapter
 
-    # ---- configuration -------------------------------------------------------------------
+    # ---- configuration (from the declaration) ---------------------------------------------------
     @classmethod
-    @abstractmethod
-    def is_configured(cls, settings: Settings) -> bool: ...
+    def is_configured(cls, settings: Settings) -> bool:
+        """Every credential the declaration names is set (a secret one may be any string)."""
+        for setting in cls.spec.credentials:
+            value = getattr(settings, setting.name, None)
+            if value is None or (not setting.secret and not value):
+                return False
+        return True
 
-    @abstractmethod
-    def base_url(self) -> str: ...
+    def base_url(self) -> str:
+        return str(getattr(self.settings, f"{self.name}_base_url"))
+
+    def credential(self, name: str) -> str:
+        """The configured value of the credential setting `name` (auth_headers reads them)."""
+        value = getattr(self.settings, name, None)
+        if value is None:
+            raise RuntimeError(f"{self.title}: {name} is not set")  # auth_headers runs only when configured
+        return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
 
     @abstractmethod
     def auth_headers(self) -> dict[str, str]: ...
 
     def config_hint(self) -> str:
         """How to configure this provider, for NotConfigured errors."""
-        return "Set its API key in the environment or config.toml, or use the sandbox."
+        creds = self.spec.credentials
+        envs = " and ".join(s.name.upper() + (f" ({s.hint})" if s.hint else "") for s in creds)
+        keys = " and ".join(s.name for s in creds)
+        if len(creds) == 1:
+            return f"Set {envs} (or {keys} in config.toml), or use the sandbox."
+        return f"Set {envs}, or {keys} in config.toml, or use the sandbox."
 
     # ---- helpers for subclasses -------------------------------------------------------------
     @functools.cached_property

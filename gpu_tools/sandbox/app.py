@@ -17,6 +17,7 @@ Control routes (not part of any provider API):
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import time
 import uuid
@@ -29,6 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gpu_tools.providers import PROVIDERS
 
 ErrorShape = Callable[[int, str, str], Response]
 
@@ -211,13 +214,13 @@ def create_app(
     sandbox: Sandbox | None = None,
 ) -> Starlette:
     """The sandbox ASGI app serving every provider's documented API under `/<provider>`."""
-    from gpu_tools.sandbox import nebius, neolink, netmind, sesterce
-
     sb = sandbox or Sandbox(api_key=api_key, ready_after=ready_after, latency=latency)
     mounts = []
-    for module in (nebius, sesterce, neolink, netmind):
-        mounts.append(Mount(f"/{module.PROVIDER}", routes=module.routes(sb)))
-        sb.error_shapes[module.PROVIDER] = module.error
+    # Every declared provider's routes (its declaration names the module), under /<provider>.
+    for spec in PROVIDERS.values():
+        module = importlib.import_module(spec.sandbox)
+        mounts.append(Mount(f"/{spec.name}", routes=module.routes(sb)))
+        sb.error_shapes[spec.name] = module.error
     app = Starlette(
         routes=[
             Route("/_sandbox/requests", _requests, methods=["GET", "DELETE"]),

@@ -23,9 +23,33 @@ Modules: `wire` (documented JSON), `inputs` (tool arguments), `adapter` (the `Ne
 `operations` (the create tool and its planner).
 """
 
+from gpu_tools.providers.declare import ProviderSpec, Setting
 from gpu_tools.providers.nebius.adapter import NebiusProvider
 from gpu_tools.providers.nebius.operations import OPERATIONS
 
-NebiusProvider.operations = OPERATIONS
+PROVIDER = ProviderSpec(
+    name="nebius",
+    title="Nebius Token Factory",
+    adapter=NebiusProvider,
+    base_url="https://api.tokenfactory.nebius.com",
+    settings=(
+        Setting("nebius_api_key", credential=True, secret=True),
+        Setting(
+            "nebius_inference_base_url",
+            description="Overrides the per-region inference base URL (used by the sandbox).",
+            sandbox="{url}",
+        ),
+        Setting(
+            "nebius_gpu_usd_per_hour",
+            annotation=dict[str, float],
+            default_factory=dict,
+            description="Your USD price per GPU-hour by Nebius gpu_type (Nebius's API publishes none), e.g. "
+            "{'gpu-h100-sxm': 2.95}; offers and plans then show estimated costs.",
+        ),
+    ),
+    toolsets={"nebius": "create Nebius dedicated endpoints"},
+    operations=tuple(OPERATIONS),
+    sandbox="gpu_tools.sandbox.nebius",
+)
 
-__all__ = ["OPERATIONS", "NebiusProvider"]
+__all__ = ["PROVIDER", "NebiusProvider"]

@@ -21,7 +21,6 @@ from gpu_tools.providers.nebius.wire import (
     Scaling,
 )
 from gpu_tools.providers.wire import expect_list
-from gpu_tools.settings import Settings
 
 
 # ---- parsing helpers ------------------------------------------------------------------------
@@ -100,25 +99,8 @@ def parse_templates(body: Any, source: str = f"GET {PATH}/templates") -> list[Te
 
 # ---- the adapter ------------------------------------------------------------------------------
 class NebiusProvider(Provider):
-    name = "nebius"
-    title = "Nebius Token Factory"
-    capabilities = frozenset(
-        {"offers", "templates", "regions", "resources", "update", "stop", "start", "delete", "chat"}
-    )
-
-    @classmethod
-    def is_configured(cls, settings: Settings) -> bool:
-        return settings.nebius_api_key is not None
-
-    def base_url(self) -> str:
-        return self.settings.nebius_base_url
-
     def auth_headers(self) -> dict[str, str]:
-        assert self.settings.nebius_api_key is not None
-        return {"Authorization": f"Bearer {self.settings.nebius_api_key.get_secret_value()}"}
-
-    def config_hint(self) -> str:
-        return "Set NEBIUS_API_KEY (or nebius_api_key in config.toml), or use the sandbox."
+        return {"Authorization": f"Bearer {self.credential('nebius_api_key')}"}
 
     def inference_base(self, region: str | None) -> str:
         if self.settings.nebius_inference_base_url:

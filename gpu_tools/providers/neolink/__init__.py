@@ -34,9 +34,23 @@ Modules: `wire` (documented JSON), `inputs` (tool arguments), `adapter` (the `Ne
 `operations` (the NeoLink-only tools and the create planner).
 """
 
+from gpu_tools.providers.declare import ProviderSpec, Setting
 from gpu_tools.providers.neolink.adapter import NeolinkProvider
 from gpu_tools.providers.neolink.operations import OPERATIONS
 
-NeolinkProvider.operations = OPERATIONS
+PROVIDER = ProviderSpec(
+    name="neolink",
+    title="NeoLink AI",
+    adapter=NeolinkProvider,
+    base_url="https://neolink-ai.com/mdc/api/v1",
+    settings=(
+        Setting("neolink_api_token", credential=True, secret=True),
+        Setting("neolink_namespace", credential=True, hint="your user id", sandbox="sandbox-user"),
+    ),
+    toolsets={"neolink": "create NeoLink GPU instances and list a region's GPU SKUs"},
+    operations=tuple(OPERATIONS),
+    sandbox="gpu_tools.sandbox.neolink",
+    sandbox_path="/mdc/api/v1",
+)
 
-__all__ = ["OPERATIONS", "NeolinkProvider"]
+__all__ = ["PROVIDER", "NeolinkProvider"]

@@ -44,9 +44,7 @@ MAX_PAGES = 200  # pages read at most per cluster (20 000 instances); beyond tha
 
 # ---- the adapter ------------------------------------------------------------------------------
 class NeolinkProvider(Provider):
-    name = "neolink"
-    title = "NeoLink AI"
-    capabilities = frozenset({"offers", "regions", "resources", "stop", "start", "delete", "stop_snapshot"})
+    stop_takes_snapshot = True
     secret_keys = frozenset({"sshPassword", "ssh_password", "jupyter_token"})
 
     def __init__(
@@ -72,25 +70,11 @@ class NeolinkProvider(Provider):
             ),
         )
 
-    @classmethod
-    def is_configured(cls, settings: Settings) -> bool:
-        return settings.neolink_api_token is not None and bool(settings.neolink_namespace)
-
-    def base_url(self) -> str:
-        return self.settings.neolink_base_url
-
     def auth_headers(self) -> dict[str, str]:
-        assert self.settings.neolink_api_token is not None and self.settings.neolink_namespace
         return {
-            "namespace": self.settings.neolink_namespace,
-            "Authorization": f"bearer {self.settings.neolink_api_token.get_secret_value()}",
+            "namespace": self.credential("neolink_namespace"),
+            "Authorization": f"bearer {self.credential('neolink_api_token')}",
         }
-
-    def config_hint(self) -> str:
-        return (
-            "Set NEOLINK_API_TOKEN and NEOLINK_NAMESPACE (your user id), or neolink_api_token and "
-            "neolink_namespace in config.toml, or use the sandbox."
-        )
 
     # ---- answers -------------------------------------------------------------------------------
     def _answer(self, body: Any) -> Any:

@@ -36,9 +36,22 @@ Modules: `wire` (documented JSON), `inputs` (tool arguments and results), `adapt
 `NetmindProvider`), `operations` (the NetMind-only tools and their planners).
 """
 
+from gpu_tools.providers.declare import ProviderSpec, Setting
 from gpu_tools.providers.netmind.adapter import NetmindProvider
 from gpu_tools.providers.netmind.operations import OPERATIONS
 
-NetmindProvider.operations = OPERATIONS
+PROVIDER = ProviderSpec(
+    name="netmind",
+    title="NetMind",
+    adapter=NetmindProvider,
+    base_url="https://api.netmind.ai",
+    settings=(Setting("netmind_api_key", credential=True, secret=True),),
+    toolsets={
+        "netmind": "create NetMind dedicated endpoints",
+        "netmind_rent": "NetMind Rent GPU: machines, SSH auths, images, create and page through containers",
+    },
+    operations=tuple(OPERATIONS),
+    sandbox="gpu_tools.sandbox.netmind",
+)
 
-__all__ = ["OPERATIONS", "NetmindProvider"]
+__all__ = ["PROVIDER", "NetmindProvider"]

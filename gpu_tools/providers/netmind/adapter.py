@@ -44,7 +44,6 @@ from gpu_tools.providers.netmind.wire import (
     Image,
     Machine,
 )
-from gpu_tools.settings import Settings
 
 # ---- parsing helpers --------------------------------------------------------------------------
 PAGE = 50  # page size when walking a whole collection
@@ -70,28 +69,12 @@ def _gb(value: float | None) -> float | None:
 
 # ---- the adapter ------------------------------------------------------------------------------
 class NetmindProvider(Provider):
-    name = "netmind"
-    title = "NetMind"
-    capabilities = frozenset(
-        {"offers", "templates", "regions", "resources", "update", "stop", "start", "delete"}
-    )
     # `value` is the password of an SSH auth (masking every NetMind `value` also covers env-style
     # name/value pairs); `docker_passwd` is a base secret key too, listed for the reader.
     secret_keys = frozenset({"value", "docker_passwd"})
 
-    @classmethod
-    def is_configured(cls, settings: Settings) -> bool:
-        return settings.netmind_api_key is not None
-
-    def base_url(self) -> str:
-        return self.settings.netmind_base_url
-
     def auth_headers(self) -> dict[str, str]:
-        assert self.settings.netmind_api_key is not None
-        return {"Authorization": f"Bearer {self.settings.netmind_api_key.get_secret_value()}"}
-
-    def config_hint(self) -> str:
-        return "Set NETMIND_API_KEY (or netmind_api_key in config.toml), or use the sandbox."
+        return {"Authorization": f"Bearer {self.credential('netmind_api_key')}"}
 
     # ---- ids -------------------------------------------------------------------------------
     def parse_id(self, resource_id: str) -> tuple[Literal["endpoint", "container"], str]:

@@ -34,9 +34,22 @@ Modules: `wire` (documented JSON), `inputs` (tool arguments and results), `adapt
 `SesterceProvider`), `operations` (the Sesterce-only tools and their planners).
 """
 
+from gpu_tools.providers.declare import ProviderSpec, Setting
 from gpu_tools.providers.sesterce.adapter import SesterceProvider
 from gpu_tools.providers.sesterce.operations import OPERATIONS
 
-SesterceProvider.operations = OPERATIONS
+PROVIDER = ProviderSpec(
+    name="sesterce",
+    title="Sesterce Cloud",
+    adapter=SesterceProvider,
+    base_url="https://api.cloud.sesterce.com",
+    settings=(Setting("sesterce_api_key", credential=True, secret=True),),
+    toolsets={
+        "sesterce": "create Sesterce inference instances",
+        "sesterce_admin": "Sesterce price previews, every setting of an instance, container registries",
+    },
+    operations=tuple(OPERATIONS),
+    sandbox="gpu_tools.sandbox.sesterce",
+)
 
-__all__ = ["OPERATIONS", "SesterceProvider"]
+__all__ = ["PROVIDER", "SesterceProvider"]

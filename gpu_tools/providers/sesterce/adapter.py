@@ -66,11 +66,6 @@ def _money(p: Pricing) -> str:
 
 # ---- the adapter ------------------------------------------------------------------------------
 class SesterceProvider(Provider):
-    name = "sesterce"
-    title = "Sesterce Cloud"
-    capabilities = frozenset(
-        {"offers", "templates", "regions", "resources", "update", "stop", "start", "delete"}
-    )
     secret_keys = frozenset({"password"})
     # Environment variable values often carry tokens: every one is masked, the names kept.
     secret_maps = frozenset({"envs"})
@@ -98,19 +93,8 @@ class SesterceProvider(Provider):
             ),
         )
 
-    @classmethod
-    def is_configured(cls, settings: Settings) -> bool:
-        return settings.sesterce_api_key is not None
-
-    def base_url(self) -> str:
-        return self.settings.sesterce_base_url
-
     def auth_headers(self) -> dict[str, str]:
-        assert self.settings.sesterce_api_key is not None
-        return {"x-api-key": self.settings.sesterce_api_key.get_secret_value()}
-
-    def config_hint(self) -> str:
-        return "Set SESTERCE_API_KEY (or sesterce_api_key in config.toml), or use the sandbox."
+        return {"x-api-key": self.credential("sesterce_api_key")}
 
     # ---- raw reads ---------------------------------------------------------------------------
     async def _models(self) -> list[WireModel]:
