@@ -7,6 +7,7 @@ provider said is lost in translation.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar, get_args, get_origin, overload
@@ -355,6 +356,8 @@ class Plan(Result):
             f"Provider: {self.provider}    Target: {self.target}",
             f"Request: {self.method} {self.path}",
         ]
+        if self.body not in (None, {}, []):  # every argument that is sent is seen
+            lines.append(f"Sends: {shown(self.body)}")
         if self.usd_per_hour is not None or self.usd_per_hour_max is not None or self.price_source:
             lines.append(self.cost_line())
         lines.append(("Reversible: " if self.reversible else "NOT reversible: ") + self.reversibility)
@@ -366,6 +369,26 @@ class Plan(Result):
             lines.append(f"  {i}. {step.action} [{step.method} {step.path}{cost}]")
         lines += [f"Warning: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+# Characters of one text value a confirmation shows; a longer one is cut, and its length said.
+SHOWN_TEXT = 160
+
+
+def shown(value: Any) -> str:
+    """A request body as a person reads it in a confirmation: compact JSON, every field present,
+    each text longer than SHOWN_TEXT cut with its length (`"aaa…" (3,000,000 characters)`)."""
+
+    def cut(v: Any) -> Any:
+        if isinstance(v, str) and len(v) > SHOWN_TEXT:
+            return f"{v[:SHOWN_TEXT]}… ({len(v):,} characters)"
+        if isinstance(v, dict):
+            return {k: cut(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [cut(x) for x in v]
+        return v
+
+    return json.dumps(cut(value), ensure_ascii=False, default=str)
 
 
 class MutationResult(Result):

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from gpu_tools.operations import CreateInput
+from gpu_tools.operations import MAX_REPLICAS, NAME_MAX, TEXT_MAX, CreateInput
 
 
 # ---- operation inputs ------------------------------------------------------------------------
 class NebiusCreateEndpoint(CreateInput):
     """Create a Nebius dedicated endpoint (argument names are the documented fields, scaling flattened)."""
 
-    name: str = Field(description="Display name for the endpoint.", min_length=1, max_length=200)
-    description: str | None = Field(None, description="Optional description.")
-    model_name: str = Field(description="Model template name, e.g. openai/gpt-oss-20b (see list_templates).")
-    flavor_name: str = Field(description="Template flavor, e.g. base or fast.")
-    gpu_type: str = Field(description="GPU type the template supports, e.g. gpu-h100-sxm.")
+    name: str = Field(description="Endpoint name.", min_length=1, max_length=200)
+    description: str | None = Field(None, description="Optional description.", max_length=TEXT_MAX)
+    model_name: str = Field(
+        description="Model template, e.g. openai/gpt-oss-20b (list_templates).",
+        min_length=1,
+        max_length=NAME_MAX,
+    )
+    flavor_name: str = Field(
+        description="Template flavor, e.g. base or fast.", min_length=1, max_length=NAME_MAX
+    )
+    gpu_type: str = Field(description="GPU type, e.g. gpu-h100-sxm.", min_length=1, max_length=NAME_MAX)
     gpu_count: int = Field(1, ge=1, le=16, description="GPUs per replica.")
-    region: str = Field("eu-north1", description="eu-north1, eu-west1 or us-central1.")
-    min_replicas: int = Field(1, ge=0, description="Minimum replicas (scaling.min_replicas).")
-    max_replicas: int = Field(1, ge=1, description="Maximum replicas (scaling.max_replicas).")
+    region: str = Field("eu-north1", description="eu-north1, eu-west1 or us-central1.", max_length=NAME_MAX)
+    min_replicas: int = Field(1, ge=0, description="Minimum replicas.", le=MAX_REPLICAS)
+    max_replicas: int = Field(1, ge=1, description="Maximum replicas.", le=MAX_REPLICAS)
 
     @model_validator(mode="after")
     def _check(self) -> NebiusCreateEndpoint:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from gpu_tools.operations import CreateInput, OpInput
+from gpu_tools.operations import NAME_MAX, URL_MAX, CreateInput, OpInput
 from gpu_tools.providers.neolink.wire import (
     BILLING_CODES,
     BILLING_TYPES,
@@ -25,41 +25,54 @@ class NeolinkCreateInstance(CreateInput):
     """Create a NeoLink compute instance (argument names are the documented fields, Cost and
     VolumeMount flattened)."""
 
-    display_name: str = Field(description="Instance name shown in the console (displayName).", min_length=1)
+    display_name: str = Field(description="Instance name (displayName).", min_length=1, max_length=NAME_MAX)
     image: str = Field(
-        description="Container image, official or private, e.g. images.neolink-ai.com/matrixdc/pytorch:2.3.0.",
+        description="Container image, official or private.",
         min_length=1,
+        max_length=URL_MAX,
     )
     gpu_sku_id: Str = Field(
-        description="GPU SKU id (Cost.GPUSKUID): the offer_id from list_offers or neolink_list_skus.",
+        description="GPU SKU id (Cost.GPUSKUID): an offer_id from list_offers.",
         min_length=1,
     )
     cost_type: Annotated[Billing, BeforeValidator(_billing_name)] = Field(
         "pay_as_you_go",
-        description="Billing (Cost.CostType, sent as NeoLink's 1-4); one the SKU is sold with.",
+        description="Billing (Cost.CostType); one the SKU is sold with.",
     )
     cost_time: Annotated[str | None, BeforeValidator(_term)] = Field(
         None,
-        description="Prepaid term (Cost.CostTime) in the billing's unit: '3 days', '2 weeks', '1 month' (or "
-        "3D, 2W, 1M; + extends). Not for pay_as_you_go.",
+        description="Prepaid term (Cost.CostTime): '3 days', '2 weeks', '1 month' (or 3D, 2W, 1M; + extends). "
+        "Not for pay_as_you_go.",
+        max_length=40,
     )
     coupon_id: str | None = Field(None, description="Coupon id (Cost.CouponID); pay-as-you-go only.")
-    disk_sku_id: Str = Field("1", description="Disk SKU id (Cost.DiskSKUID); currently only 1 exists.")
+    disk_sku_id: Str = Field(
+        "1",
+        description="Disk SKU id (Cost.DiskSKUID); only 1 exists.",
+        min_length=1,
+    )
     volume_path: str = Field(
-        "/root/data", description="Where the data disk is mounted (VolumeMount.PathInContainer)."
+        "/root/data",
+        description="Data disk mount path (VolumeMount.PathInContainer).",
+        min_length=1,
+        max_length=1024,
     )
     volume_size: int | None = Field(
         None, ge=1, le=100_000, description="Data disk size in GB (VolumeMount.Size)."
     )
     volume_type: str | None = Field(
-        None, description="Data disk type (VolumeMount.Type), e.g. shared-filesystem."
+        None, description="Data disk type (VolumeMount.Type).", max_length=NAME_MAX
     )
     region: str | None = Field(
         None,
-        description="Region id, name or cluster name from list_regions, sent as given (default: Beijing Zone 1).",
+        description="Region id, name or cluster from list_regions (default: Beijing Zone 1).",
+        max_length=NAME_MAX,
     )
     cluster_name: str | None = Field(
-        None, description="Cluster to create in (the path's clusterName); default: the chosen region's."
+        None,
+        description="Cluster (the path's clusterName); default: the region's.",
+        min_length=1,
+        max_length=NAME_MAX,
     )
 
     @model_validator(mode="after")
@@ -94,7 +107,7 @@ class NeolinkCreateInstance(CreateInput):
 class NeolinkListSkus(OpInput):
     positional = ("region_id",)
     region_id: str = Field(
-        description="Region id, region name or cluster name from list_regions (provider neolink).",
+        description="Region id, name or cluster from list_regions.",
         min_length=1,
     )
     available_only: bool = Field(False, description="Only SKUs with enough GPUs left to rent now.")

@@ -120,8 +120,8 @@ OPERATIONS: list[Operation] = [
     Operation(
         name="neolink_list_skus",
         title="List NeoLink GPU SKUs of a region",
-        description="List the GPU SKUs NeoLink AI sells in one region: GPU, count, memory, CPU, RAM, billing types, "
-        "price in CNY with an estimated USD figure, GPUs left. The offer_id is neolink_create_instance's gpu_sku_id.",
+        description="List the GPU SKUs NeoLink sells in one region: GPU, count, memory, CPU, RAM, billing types, "
+        "price in CNY (USD estimated), GPUs left. offer_id is neolink_create_instance's gpu_sku_id.",
         input=NeolinkListSkus,
         output=Listing[Offer],
         effect="read",
@@ -132,10 +132,10 @@ OPERATIONS: list[Operation] = [
     Operation(
         name="neolink_create_instance",
         title="Create a NeoLink GPU instance",
-        description="Create a NeoLink AI GPU instance (a container with SSH and JupyterLab) from a GPU SKU "
-        "(gpu_sku_id = offer_id from list_offers or neolink_list_skus) and an image, billed pay-as-you-go or "
-        "for a prepaid term. It is Creating until Running (wait_for_resource); stop_resource powers it off, "
-        "optionally saving a snapshot image. Costs money: GPU time (CNY, USD estimated), prepaid terms up front.",
+        description="Create a NeoLink GPU instance (a container with SSH and JupyterLab) from a GPU SKU "
+        "(gpu_sku_id = a list_offers offer_id) and an image, pay-as-you-go or prepaid. Creating until Running "
+        "(wait_for_resource); stop_resource powers it off, optionally saving a snapshot. Costs GPU time (CNY, "
+        "USD estimated); prepaid terms up front.",
         input=NeolinkCreateInstance,
         effect="create",
         planner=_plan_create,

@@ -11,9 +11,15 @@ from gpu_tools.models import (
     Result,
 )
 from gpu_tools.operations import (
+    MAX_REPLICAS,
+    NAME_MAX,
+    TEXT_MAX,
+    URL_MAX,
     CreateInput,
+    LongText,
     MutationInput,
     OpInput,
+    ShortText,
 )
 from gpu_tools.providers.sesterce.wire import (
     COMPACT_REGION,
@@ -27,26 +33,28 @@ from gpu_tools.providers.sesterce.wire import (
 
 # ---- operation inputs ------------------------------------------------------------------------
 class SesterceRegionScaling(BaseModel):
-    """One region of an instance and its autoscaling (one `autoScalingConfigurations` entry)."""
+    """A region and its autoscaling (an `autoScalingConfigurations` entry)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    region_id: int = Field(description="Region id from list_regions, e.g. 18.")
-    min: int = Field(1, ge=0, description="Minimum replicas (pods) here; 0 scales to zero.")
-    max: int = Field(1, ge=1, description="Maximum replicas here; the price is for this.")
-    cooldown_period: int | None = Field(300, ge=0, description="Seconds between two scaling events.")
+    region_id: int = Field(description="Region id from list_regions, e.g. 18.", ge=0, le=10**6)
+    min: int = Field(1, ge=0, description="Minimum replicas here (0: scale to zero).", le=MAX_REPLICAS)
+    max: int = Field(1, ge=1, description="Maximum replicas here (the price is for this).", le=MAX_REPLICAS)
+    cooldown_period: int | None = Field(
+        300, ge=0, description="Seconds between two scaling events.", le=86400
+    )
     cpu_threshold: int | None = Field(None, ge=1, le=100, description="Scale up above this CPU %.")
     gpu_memory_threshold: int | None = Field(
         None, ge=1, le=100, description="Scale up above this GPU memory %."
     )
     gpu_utilization_threshold: int | None = Field(
-        None, ge=1, le=100, description="Scale up above this GPU utilization %."
+        None, ge=1, le=100, description="Scale up above this GPU use %."
     )
     memory_threshold: int | None = Field(None, ge=1, le=100, description="Scale up above this RAM %.")
     http_rate: int | None = Field(
-        None, ge=1, description="Scale up above this many HTTP requests per window."
+        None, ge=1, description="Scale up above this many requests per window.", le=10**6
     )
-    http_window: int | None = Field(None, ge=1, description="The HTTP trigger's window in seconds.")
+    http_window: int | None = Field(None, ge=1, description="The HTTP trigger's window in seconds.", le=86400)
 
     @model_validator(mode="before")
     @classmethod
@@ -101,8 +109,8 @@ def _threshold(value: int | None) -> Threshold | None:
 
 
 REGIONS_HELP = (
-    'The regions to run in, each with its autoscaling, e.g. [{"region_id": 18, "min": 1, "max": 2}] '
-    "(region ids from list_regions; or 18:1-2,78:1-3 in the notebook magic)."
+    'Regions and their autoscaling, e.g. [{"region_id": 18, "min": 1, "max": 2}] (ids from list_regions; '
+    "the magic also takes 18:1-2,78:1-3)."
 )
 
 
@@ -119,26 +127,30 @@ class SesterceCreateEndpoint(CreateInput):
     positional: ClassVar[tuple[str, ...]] = ("name",)
 
     name: str = Field(description="Instance name.", min_length=1, max_length=200)
-    description: str | None = Field(None, description="Optional description.")
+    description: str | None = Field(None, description="Optional description.", max_length=TEXT_MAX)
     model_id: str | None = Field(
         None,
-        description="Model id or exact name from list_templates; empty to run your own image (registry_id).",
+        description="Model id or name (list_templates); or registry_id for your own image.",
     )
     hardware_id: str = Field(description="The offer_id of a sesterce offer from list_offers.")
-    regions: list[SesterceRegionScaling] = Field(min_length=1, description=REGIONS_HELP)
+    regions: list[SesterceRegionScaling] = Field(min_length=1, description=REGIONS_HELP, max_length=50)
     container_port: int | None = Field(
-        None, ge=1, le=65535, description="Port the container listens on (default: the model's port)."
+        None, ge=1, le=65535, description="Container port (default: the model's)."
     )
     registry_id: str | None = Field(
-        None, description="Registry id (sesterce_list_registries) for a private image."
+        None, description="Registry id (sesterce_list_registries), for a private image."
     )
-    startup_command: str | None = Field(None, description="Command run when the container starts.")
-    envs: dict[str, str] | None = Field(None, description="Environment variables (masked in outputs).")
+    startup_command: str | None = Field(
+        None, description="Command run when the container starts.", max_length=TEXT_MAX
+    )
+    envs: dict[ShortText, LongText] | None = Field(
+        None, description="Environment variables (masked in outputs).", max_length=100
+    )
     pod_lifetime: int | None = Field(
-        None, ge=0, description="Seconds an idle pod lives before it is scaled down."
+        None, ge=0, description="Seconds an idle pod lives before scale-down.", le=7 * 86400
     )
     api_key_ids: list[str] | None = Field(
-        None, description="Ids of Sesterce API keys allowed to call the instance."
+        None, description="Sesterce API key ids allowed to call it.", max_length=50
     )
 
     @model_validator(mode="after")
@@ -155,21 +167,25 @@ class SesterceUpdateEndpoint(MutationInput):
     positional: ClassVar[tuple[str, ...]] = ("resource_id",)
 
     resource_id: str = Field(min_length=1, description="The instance id (resource_id from list_resources).")
-    description: str | None = Field(None, description="New description.")
+    description: str | None = Field(None, description="New description.", max_length=TEXT_MAX)
     model_id: str | None = Field(None, description="New model id (or exact name) from list_templates.")
     hardware_id: str | None = Field(None, description="New hardware id (offer_id from list_offers).")
     regions: list[SesterceRegionScaling] | None = Field(
-        None, description=REGIONS_HELP + " Replaces every region's configuration."
+        None, description=REGIONS_HELP + " Replaces every region's configuration.", max_length=50
     )
     container_port: int | None = Field(None, ge=1, le=65535, description="New port the container listens on.")
     registry_id: str | None = Field(None, description="New registry id (sesterce_list_registries).")
-    startup_command: str | None = Field(None, description="New command run when the container starts.")
-    envs: dict[str, str] | None = Field(None, description="Replaces all environment variables.")
+    startup_command: str | None = Field(
+        None, description="New command run when the container starts.", max_length=TEXT_MAX
+    )
+    envs: dict[ShortText, LongText] | None = Field(
+        None, description="Replaces all environment variables.", max_length=100
+    )
     pod_lifetime: int | None = Field(
-        None, ge=0, description="New seconds an idle pod lives before scale-down."
+        None, ge=0, description="New seconds an idle pod lives before scale-down.", le=7 * 86400
     )
     api_key_ids: list[str] | None = Field(
-        None, description="Replaces the Sesterce API key ids allowed to call it."
+        None, description="Replaces the Sesterce API key ids allowed to call it.", max_length=50
     )
 
     @model_validator(mode="after")
@@ -179,12 +195,17 @@ class SesterceUpdateEndpoint(MutationInput):
 
 
 class SesterceRegistryInput(OpInput):
-    url: str = Field(min_length=1, description="Image reference, e.g. docker.io/library/user/image:tag.")
-    username: str = Field(min_length=1, description="Registry user name.")
+    url: str = Field(
+        min_length=1,
+        description="Image reference, e.g. docker.io/library/user/image:tag.",
+        max_length=URL_MAX,
+    )
+    username: str = Field(min_length=1, description="Registry user name.", max_length=NAME_MAX)
     password: str = Field(
         min_length=1,
         description="Registry password or token. Sent to Sesterce only; never shown in any output.",
         json_schema_extra={"format": "password", "writeOnly": True},
+        max_length=TEXT_MAX,
     )
 
 
@@ -205,9 +226,11 @@ class SesterceRegistryRef(MutationInput):
 
 class SesterceQuoteInput(OpInput):
     positional: ClassVar[tuple[str, ...]] = ("hardware_id",)
-    hardware_id: str = Field(description="The offer_id of a sesterce offer from list_offers.")
+    hardware_id: str = Field(description="The offer_id of a sesterce offer from list_offers.", min_length=1)
     regions: list[SesterceRegionScaling] = Field(
-        min_length=1, description=REGIONS_HELP + " Only region_id and max matter for the price."
+        min_length=1,
+        description=REGIONS_HELP + " Only region_id and max matter for the price.",
+        max_length=50,
     )
 
     @model_validator(mode="after")
