@@ -26,7 +26,7 @@ Inferred where the pages are silent:
 - Start posts to `power_on`: the page's request line says power_off, its own code example posts
   to power_on.
 - Instance list paging: the pages show only the unpaged request and its `hasNextPage`/`totalCount`;
-  the `page`/`pageSize` parameters are assumed.
+  `page`/`pageSize` are assumed, and sent only after an answer says there is more.
 - Statuses beyond Creating and Running are the console's words (Starting, Shutting Down, Shutdown,
   Deleting); any other string is `unknown` with the raw value kept.
 

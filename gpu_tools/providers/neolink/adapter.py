@@ -34,10 +34,12 @@ from gpu_tools.providers.neolink.wire import (
     billing_name,
 )
 
-# Instance lists are paged with `page` (from 1) and `pageSize`. The docs show only the unpaged
-# request and its `hasNextPage`/`totalCount`; these names are the sandbox's assumption, so the
-# adapter checks what it gets: a provider that caps the page lower is followed at its own size, and
-# one that ignores `page` is caught by repeated pages (the listing then says it is incomplete).
+# The docs show only the unpaged instance list and its `hasNextPage`/`totalCount`: that request is
+# always the first, and most accounts need no other. Only when its answer says there is more are
+# pages asked for, with `page` (from 1) and `pageSize`: names the docs do not give (the sandbox's
+# assumption), so the adapter checks what it gets: a provider that caps the page lower is followed
+# at its own size, and one that ignores `page` is caught by repeated pages (the listing then says it
+# is incomplete).
 PAGE_SIZE = 100
 MAX_PAGES = 200  # pages read at most per cluster (20 000 instances); beyond that the listing says so
 
@@ -276,20 +278,28 @@ class NeolinkProvider(Provider):
         offers = [self.to_offer(s) for s in await self.skus(region.id)]
         return [o for o in offers if o.available is not False] if data.available_only else offers
 
-    async def _page(self, path: str, page: int) -> InstanceList:
-        params = {"page": page, "pageSize": PAGE_SIZE} if page > 1 else {"pageSize": PAGE_SIZE}
+    async def _page(self, path: str, page: int | None) -> InstanceList:
+        """The documented unpaged list (`page` None), or one page of the undocumented paging."""
+        params = None if page is None else {"page": page, "pageSize": PAGE_SIZE}
         body = self._answer(await self.http.request("GET", path, params=params))
         return self.parse(InstanceList, body, f"GET {path}")
 
     async def _instances(self, cluster: str) -> tuple[list[Instance], str | None]:
         """Every instance of a cluster, and a note when the listing is incomplete.
 
-        The first page gives `totalCount` and the page size the provider honours; the other pages
-        are then asked for all at once (the http layer bounds how many are in flight). Should the
-        list grow meanwhile, pages after the last are followed while `hasNextPage` says so."""
+        The documented unpaged request comes first; when its answer says there is more, the first
+        page gives `totalCount` and the page size the provider honours, and the other pages are
+        then asked for all at once (the http layer bounds how many are in flight). Should the list
+        grow meanwhile, pages after the last are followed while `hasNextPage` says so."""
         path = f"/clusters/{quote(cluster, safe='')}/instances"
+        unpaged = await self._page(path, None)
+        seen: dict[str, Instance] = {i.name: i for i in unpaged.nodes}
+        if not unpaged.has_next_page:
+            for name in seen:
+                self._cluster_of[name] = cluster
+            return list(seen.values()), None
         first = await self._page(path, 1)
-        seen: dict[str, Instance] = {i.name: i for i in first.nodes}
+        seen.update((i.name, i) for i in first.nodes)
         size = len(first.nodes)
         total = first.total_count
         note: str | None = None
