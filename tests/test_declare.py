@@ -27,7 +27,7 @@ from gpu_tools.providers.base import Provider
 from gpu_tools.providers.declare import HalfDeclared, ProviderSpec, Setting, register, sandbox_env, unregister
 from gpu_tools.providers.wire import Wire
 from gpu_tools.sandbox import SandboxServer
-from gpu_tools.sandbox.app import Sandbox, fastapi_error
+from gpu_tools.sandbox.state import Sandbox, fastapi_error
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server

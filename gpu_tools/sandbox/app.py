@@ -1,7 +1,9 @@
-"""The sandbox's shared machinery: state, auth helpers, the request log, faults and latency.
+"""The sandbox app: every declared provider's routes, the request log, faults and latency.
 
-Each provider's routes live in their own module (`sandbox/nebius.py`, ...) and are mounted under
-`/<provider>`; adapters pointed at `http://host:port/<provider>` cannot tell the difference.
+Each provider's routes live in their own module (`sandbox/nebius.py`, ...), which its declaration
+names, and are mounted under `/<provider>`; adapters pointed at `http://host:port/<provider>` cannot
+tell the difference. What the routes share (the state, auth and error helpers) is in
+`sandbox/state.py`, which they import; nothing imports this module but the sandbox's starters.
 
 Control routes (not part of any provider API):
 - `GET /_sandbox/requests`: every provider request seen (method, path, query, JSON body, auth masked).
@@ -19,10 +21,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,60 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpu_tools.providers import PROVIDERS
-
-ErrorShape = Callable[[int, str, str], Response]
-
-
-def fastapi_error(status: int, message: str, path: str) -> Response:
-    """FastAPI's error shape, `{"detail": message}` (Nebius, NetMind)."""
-    return JSONResponse({"detail": message}, status_code=status)
-
-
-def fastapi_invalid(loc: list[Any], msg: str, kind: str = "value_error") -> Response:
-    """FastAPI's 422 validation shape, `{"detail": [{"loc", "msg", "type"}]}`."""
-    return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=422)
-
-
-def bearer_token(request: Request) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header (any case of the scheme), or None."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
-
-
-@dataclass
-class Fault:
-    status: int | None = None
-    latency: float = 0.0
-    count: int | None = None
-    lose_response: float = 0.0
-    methods: list[str] | None = None
-
-    def applies(self, method: str) -> bool:
-        return self.methods is None or method.upper() in self.methods
-
-
-@dataclass
-class Sandbox:
-    """Mutable state of one sandbox instance (shared by every provider's routes)."""
-
-    api_key: str = "sandbox-key"
-    ready_after: float = 3.0
-    latency: float = 0.0
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    faults: dict[str, Fault] = field(default_factory=dict)
-    stores: dict[str, dict[str, Any]] = field(default_factory=dict)
-    error_shapes: dict[str, ErrorShape] = field(default_factory=dict)
-    clock: Callable[[], float] = time.monotonic
-
-    def store(self, name: str) -> dict[str, Any]:
-        return self.stores.setdefault(name, {})
-
-    @staticmethod
-    def new_id(prefix: str = "") -> str:
-        return prefix + uuid.uuid4().hex[:12]
-
-    def elapsed(self, since: float) -> float:
-        return self.clock() - since
+from gpu_tools.sandbox.state import Fault, Sandbox, fastapi_error
 
 
 def _mask_headers(headers: dict[str, str]) -> dict[str, str]:
