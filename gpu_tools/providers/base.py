@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel
 
-from gpu_tools.errors import GpuToolsError, InvalidInput, Unsupported, register_secret
+from gpu_tools.errors import GpuToolsError, InvalidInput, Unsupported
 from gpu_tools.http import ProviderHTTP
 from gpu_tools.journal import Journal
 from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Template, WireRequest, parse_time
@@ -180,13 +180,8 @@ class Provider(ABC):
         return Shelf(account_file(cache_dir() / "catalog", self.name, self.base_url(), *credentials))
 
     def mask(self, value: Any) -> Any:
-        """`value` with this provider's secrets masked (see `gpu_tools.secrets`); each value masked
-        is also registered, so it is removed wherever else it turns up (a reveal still shows it)."""
-        found: list[str] = []
-        masked = mask_secrets(value, self.secret_keys, self.secret_maps, found)
-        for secret in found:
-            register_secret(secret, credential=False)
-        return masked
+        """`value` with this provider's secrets masked (see `gpu_tools.secrets`)."""
+        return mask_secrets(value, self.secret_keys, self.secret_maps)
 
     def parse(self, model: type[W], body: Any, source: str, at: tuple[int | str, ...] = ()) -> W:
         """An answer of this provider read as `model` (see `gpu_tools.providers.wire`); `source` is the
