@@ -45,7 +45,7 @@ from gpu_tools.http import FRESH
 from gpu_tools.journal import Approval, LiveView
 from gpu_tools.models import BILLABLE_KINDS, LiveEntry, MutationResult, Plan, Resource
 from gpu_tools.operations import CreateInput, MutationInput, Operation, parse_duration
-from gpu_tools.providers.base import SECRET_KEYS
+from gpu_tools.secrets import SECRET_KEYS
 
 if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit

@@ -36,7 +36,7 @@ from gpu_tools.models import (
     utc_now,
 )
 from gpu_tools.operations import BASE_TOOLSETS, TOOLSETS, Operation, Progress, Registry, toolset_provider
-from gpu_tools.providers import ADAPTERS, Provider
+from gpu_tools.providers import ADAPTERS, PROVIDERS, Provider
 from gpu_tools.providers.base import Truncated
 from gpu_tools.reconcile import LIVE_EFFECTS, pending_rows, reconcile
 from gpu_tools.settings import Settings, load_settings
@@ -63,13 +63,17 @@ def scrub(result: M, *, reveal: bool = False) -> M:
     return scrubbed
 
 
-@cache
 def registry() -> Registry:
-    """Every operation: the unified ones, then each provider's own. Assembled here, at the top of
-    the core, so that no module below imports one that imports it back."""
+    """Every operation: the unified ones, then each registered provider's own. Assembled here, at
+    the top of the core, so that no module below imports one that imports it back."""
+    return _registry(tuple(ADAPTERS))
+
+
+@cache
+def _registry(providers: tuple[str, ...]) -> Registry:
     ops = list(CORE_OPERATIONS)
-    for adapter in ADAPTERS.values():
-        ops.extend(adapter.operations)
+    for name in providers:
+        ops.extend(PROVIDERS[name].operations)
     return Registry(ops)
 
 
