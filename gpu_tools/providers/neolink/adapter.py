@@ -287,54 +287,56 @@ class NeolinkProvider(Provider):
     async def _instances(self, cluster: str) -> tuple[list[Instance], str | None]:
         """Every instance of a cluster, and a note when the listing is incomplete.
 
-        The documented unpaged request comes first; when its answer says there is more, the first
-        page gives `totalCount` and the page size the provider honours, and the other pages are
-        then asked for all at once (the http layer bounds how many are in flight). Should the list
-        grow meanwhile, pages after the last are followed while `hasNextPage` says so."""
+        The documented unpaged request comes first, and is the only one unless its answer says
+        there is more. Then its `totalCount` says how many pages of PAGE_SIZE to ask for, all at once
+        (the http layer bounds how many are in flight); should the provider serve smaller pages, the
+        rest at its size are asked for at once too, and should the list grow meanwhile, pages after
+        the last are followed while `hasNextPage` says so."""
         path = f"/clusters/{quote(cluster, safe='')}/instances"
         unpaged = await self._page(path, None)
         seen: dict[str, Instance] = {i.name: i for i in unpaged.nodes}
-        if not unpaged.has_next_page:
-            for name in seen:
-                self._cluster_of[name] = cluster
-            return list(seen.values()), None
-        first = await self._page(path, 1)
-        seen.update((i.name, i) for i in first.nodes)
-        size = len(first.nodes)
-        total = first.total_count
         note: str | None = None
-        if first.has_next_page and size:
-            expected = -(-total // size) if total else 2
-            last = min(expected, MAX_PAGES)
-            pages = await asyncio.gather(*(self._page(path, n) for n in range(2, last + 1)))
-            more = pages[-1].has_next_page if pages else first.has_next_page
-            repeated = False
-            for listing in pages:
-                new = [i for i in listing.nodes if i.name not in seen]
-                repeated |= bool(listing.nodes) and not new
-                seen.update((i.name, i) for i in new)
-            while more and not repeated and last < MAX_PAGES:
-                last += 1
-                listing = await self._page(path, last)
-                new = [i for i in listing.nodes if i.name not in seen]
-                repeated = bool(listing.nodes) and not new
-                seen.update((i.name, i) for i in new)
-                more = listing.has_next_page and bool(listing.nodes)
-            if repeated:
-                note = (
-                    f"cluster {cluster}: later pages repeated earlier ones, so the provider seems to ignore "
-                    f"`page`; {len(seen)} of {total if total is not None else 'more'} instances listed."
-                )
-            elif more:
-                note = (
-                    f"cluster {cluster}: stopped after {MAX_PAGES} pages of {size}; {len(seen)} of "
-                    f"{total if total is not None else 'more'} instances listed."
-                )
-        elif first.has_next_page:
-            note = f"cluster {cluster}: the first page was empty but says more follow; none listed."
+        if unpaged.has_next_page:
+            note = await self._more_pages(path, cluster, unpaged.total_count, seen)
         for name in seen:
             self._cluster_of[name] = cluster
         return list(seen.values()), note
+
+    async def _more_pages(
+        self, path: str, cluster: str, total: int | None, seen: dict[str, Instance]
+    ) -> str | None:
+        """The undocumented paging, into `seen` (which holds the unpaged answer); a note when the
+        listing stays incomplete."""
+        guess = min(-(-total // PAGE_SIZE) if total else 1, MAX_PAGES)
+        pages = list(await asyncio.gather(*(self._page(path, n) for n in range(1, guess + 1))))
+        size = len(pages[0].nodes)
+        if not size:
+            return f"cluster {cluster}: the first page was empty but says more follow; {len(seen)} listed."
+        if total and size < PAGE_SIZE:  # served at a smaller size: the rest of its pages at once
+            expected = min(-(-total // size), MAX_PAGES)
+            pages += await asyncio.gather(*(self._page(path, n) for n in range(guess + 1, expected + 1)))
+        repeated = False
+        for n, listing in enumerate(pages, 1):
+            new = [i for i in listing.nodes if i.name not in seen]
+            repeated |= n > 1 and bool(listing.nodes) and not new  # page 1 repeats the unpaged answer
+            seen.update((i.name, i) for i in new)
+        last, more = len(pages), pages[-1].has_next_page
+        while more and not repeated and last < MAX_PAGES:
+            last += 1
+            listing = await self._page(path, last)
+            new = [i for i in listing.nodes if i.name not in seen]
+            repeated = bool(listing.nodes) and not new
+            seen.update((i.name, i) for i in new)
+            more = listing.has_next_page and bool(listing.nodes)
+        of = total if total is not None else "more"
+        if repeated:
+            return (
+                f"cluster {cluster}: later pages repeated earlier ones, so the provider seems to ignore "
+                f"`page`; {len(seen)} of {of} instances listed."
+            )
+        if more:
+            return f"cluster {cluster}: stopped after {MAX_PAGES} pages of {size}; {len(seen)} of {of} instances listed."
+        return None
 
     async def list_resources(self) -> list[Resource]:
         """Every cluster's instances at once (see `_per_region`); a listing cut short raises
