@@ -22,117 +22,33 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from gpu_tools.errors import GpuToolsError, redact_value, register_secret
+from gpu_tools.errors import GpuToolsError, redact_value
+from gpu_tools.journal.schema import (
+    _BILLING,
+    _LIVE,
+    _SCHEMA,
+    _V2,
+    _V2_COLUMNS,
+    _V3,
+    _V3_COLUMNS,
+    SCHEMA_VERSION,
+    statements,
+)
 from gpu_tools.models import BILLABLE_KINDS, JournalEntry, LiveEntry, Plan, resource_uri
 
-SCHEMA_VERSION = 3
-# {ID}, {REAL} and {GREATEST} (of two values) are the only words the dialects spell differently.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS journal (
-    id {ID},
-    at TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    operation TEXT NOT NULL,
-    effect TEXT NOT NULL,
-    target TEXT NOT NULL,
-    method TEXT,
-    path TEXT,
-    body TEXT,
-    usd_per_hour {REAL},
-    outcome TEXT NOT NULL,
-    error TEXT,
-    resource_id TEXT,
-    result TEXT,
-    idempotency_key TEXT,
-    sandbox INTEGER NOT NULL DEFAULT 0,
-    kind TEXT,
-    expires_at TEXT
-);
-CREATE INDEX IF NOT EXISTS journal_key ON journal (idempotency_key);
-"""
-# Version 2: scoped idempotency keys with the arguments' hash, approvals, reconciliation notes.
-_V2_COLUMNS = {
-    "kind": "TEXT",
-    "expires_at": "TEXT",
-    "args_hash": "TEXT",
-    "approval_id": "TEXT",
-    "note": "TEXT",
-    "actor": "TEXT",
-    "expires_action": "TEXT",
-}
-_V2 = """
-CREATE TABLE IF NOT EXISTS approvals (
-    id TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    message TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    consumed_at TEXT,
-    journal_id INTEGER,
-    result TEXT
-);
-CREATE INDEX IF NOT EXISTS approvals_fingerprint ON approvals (fingerprint, created_at);
-CREATE INDEX IF NOT EXISTS journal_resource ON journal (provider, resource_id, effect, outcome);
-CREATE INDEX IF NOT EXISTS journal_outcome ON journal (outcome, effect);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-# Version 3: who confirmed, keys unique in the database, leases (one gpu-guard acts per pass).
-_V3_COLUMNS = {"journal": {"confirmed_by": "TEXT"}, "approvals": {"asked_by": "TEXT"}}
-_V3 = """
-CREATE UNIQUE INDEX IF NOT EXISTS journal_key_unique ON journal (provider, operation, idempotency_key)
-    WHERE idempotency_key IS NOT NULL AND outcome IN ('ok', 'unknown');
-CREATE INDEX IF NOT EXISTS journal_actor ON journal (actor, confirmed_by);
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL)
-"""
+if TYPE_CHECKING:
+    from gpu_tools.journal.postgres import PostgresJournal
+    from gpu_tools.journal.sqlite import SqliteJournal
+
 APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
-
-# A create counts as live while it is ok or unknown and no later ok delete removed it; its cost is
-# that of the latest ok update with a figure, else the create's own (the planned one if unknown),
-# raised to any later update whose outcome is unknown (it may have taken effect). It is stopped when
-# this tool's last stop (ok) or start (ok, or unknown: it may have started) of it was a stop.
-_LIVE = """
-SELECT c.id, c.at, c.provider, c.operation, c.target, c.resource_id, c.kind, c.expires_at, c.sandbox,
-       c.outcome, c.expires_action,
-       (SELECT s.operation FROM journal s
-        WHERE s.provider = c.provider AND s.resource_id = c.resource_id AND s.id > c.id
-          AND ((s.operation = 'stop_resource' AND s.outcome = 'ok')
-               OR (s.operation = 'start_resource' AND s.outcome IN ('ok', 'unknown')))
-        ORDER BY s.id DESC LIMIT 1) = 'stop_resource',
-       {GREATEST}(COALESCE(l.cost, -1), COALESCE((SELECT MAX(u.usd_per_hour) FROM journal u
-                 WHERE u.provider = c.provider AND u.resource_id = c.resource_id AND u.effect = 'update'
-                   AND u.outcome = 'unknown' AND u.id > c.id), -1))
-FROM journal c,
-     (SELECT COALESCE((SELECT u.usd_per_hour FROM journal u
-                       WHERE u.provider = c2.provider AND u.resource_id = c2.resource_id AND u.effect = 'update'
-                         AND u.outcome = 'ok' AND u.usd_per_hour IS NOT NULL AND u.id > c2.id
-                       ORDER BY u.id DESC LIMIT 1), c2.usd_per_hour) AS cost, c2.id AS cid
-      FROM journal c2 WHERE c2.effect = 'create') l
-WHERE c.effect = 'create' AND l.cid = c.id
-  AND (c.outcome = 'unknown' OR (c.outcome = 'ok' AND c.resource_id IS NOT NULL))
-  AND COALESCE(c.kind, 'endpoint') IN ('endpoint', 'container', 'instance')
-  AND NOT EXISTS (SELECT 1 FROM journal d
-                  WHERE d.provider = c.provider AND d.resource_id = c.resource_id
-                    AND d.effect = 'destroy' AND d.outcome = 'ok' AND d.id > c.id)
-ORDER BY c.id
-"""
-
-
-_BILLING = """
-SELECT id, at, provider, operation, effect, resource_id, usd_per_hour, kind, outcome FROM journal
-WHERE (effect = 'create' AND (outcome = 'unknown' OR (outcome = 'ok' AND resource_id IS NOT NULL)))
-   OR (effect IN ('update', 'destroy') AND outcome = 'ok')
-ORDER BY id
-"""
 
 
 class Db(Protocol):
@@ -158,10 +74,6 @@ class JournalUnavailable(GpuToolsError):
     """The journal's database cannot be opened or reached; nothing was sent."""
 
     kind = "journal_unavailable"
-
-
-def _statements(script: str) -> list[str]:
-    return [part.strip() for part in script.split(";") if part.strip()]
 
 
 def _now(precise: bool = False) -> str:
@@ -221,12 +133,16 @@ class Journal:
     def open(target: str | Path) -> Journal:
         """The journal at a PostgreSQL URL, or in the SQLite file at a path."""
         if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+            from gpu_tools.journal.postgres import PostgresJournal
+
             return PostgresJournal(target)
         if isinstance(target, str) and "://" in target:
             raise JournalUnavailable(
                 f"journal_url must be a postgresql:// URL (got {display_url(target).split('://')[0]}://...); "
                 "leave it unset for the SQLite journal in the data directory, or set journal_path."
             )
+        from gpu_tools.journal.sqlite import SqliteJournal
+
         return SqliteJournal(Path(target))
 
     # ---- backend hooks ------------------------------------------------------------------------
@@ -264,7 +180,7 @@ class Journal:
             self._set_version(db, target)
 
     def _ddl(self, script: str) -> list[str]:
-        return [statement.format(**self.DIALECT) for statement in _statements(script)]
+        return [statement.format(**self.DIALECT) for statement in statements(script)]
 
     def _add_columns(self, db: Db, table: str, columns: dict[str, str]) -> None:
         have = self._columns(db, table)
@@ -741,170 +657,29 @@ class Journal:
         return json.loads(row[0]) if row and row[0] else None
 
 
-class SqliteJournal(Journal):
-    """The embedded journal: one SQLite file; `BEGIN IMMEDIATE` makes every write transaction
-    exclusive among this process's threads and every other process on the file."""
+def __getattr__(name: str) -> Any:
+    """The backends, imported when first named (PostgreSQL's needs psycopg)."""
+    if name == "SqliteJournal":
+        from gpu_tools.journal.sqlite import SqliteJournal
 
-    DIALECT = {"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL": "REAL", "GREATEST": "MAX"}
-    _integrity_errors = (sqlite3.IntegrityError,)
+        return SqliteJournal
+    if name == "PostgresJournal":
+        from gpu_tools.journal.postgres import PostgresJournal
 
-    def __init__(self, path: Path, *, schema_version: int = SCHEMA_VERSION) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.location = str(path)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._migrate(schema_version)
-
-    @contextmanager
-    def _tx(self, serialize: bool = False) -> Iterator[Db]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    @contextmanager
-    def _read(self) -> Iterator[Db]:
-        with self._lock:
-            yield self._db
-
-    def _version(self, db: Db) -> int:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _set_version(self, db: Db, version: int) -> None:
-        db.execute(f"PRAGMA user_version = {int(version)}")
-
-    def _columns(self, db: Db, table: str) -> set[str]:
-        return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        return PostgresJournal
+    raise AttributeError(name)
 
 
-class _PgRow(tuple):  # type: ignore[type-arg]
-    """A row readable by position and, like sqlite3.Row, by `dict(row)`."""
-
-    names: tuple[str, ...] = ()
-
-    def keys(self) -> tuple[str, ...]:
-        return self.names
-
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
-        if isinstance(key, str):
-            return tuple.__getitem__(self, self.names.index(key))
-        return tuple.__getitem__(self, key)
-
-
-class _PgDb:
-    """A psycopg connection that takes the `?` placeholders the shared SQL is written with."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        return self.conn.execute(sql.replace("?", "%s"), tuple(params) if params else None)
-
-
-class PostgresJournal(Journal):
-    """The team journal on PostgreSQL (psycopg 3). `reserve` and the schema's upgrade run under one
-    advisory transaction lock on the database, so every server's creates are checked one at a time
-    against what all of them have in flight; reads see every committed row."""
-
-    DIALECT = {
-        "ID": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
-        "REAL": "DOUBLE PRECISION",
-        "GREATEST": "GREATEST",
-    }
-    LOCK = 0x6770755F746F6F6C  # "gpu_tool": the advisory lock every server of the journal takes
-
-    def __init__(self, url: str, *, schema_version: int = SCHEMA_VERSION) -> None:
-        try:
-            import psycopg
-        except ImportError:
-            raise JournalUnavailable(
-                "journal_url is a PostgreSQL URL, but psycopg is not installed: "
-                "pip install 'gpu-tools[postgres]' (or 'psycopg[binary]')."
-            ) from None
-        self._psycopg = psycopg
-        password = urlsplit(url).password
-        if password:
-            register_secret(password)
-        self.url = url
-        self.location = display_url(url)
-        self._integrity_errors = (psycopg.errors.UniqueViolation,)
-        self._lock = threading.RLock()
-        self._conn: Any = None
-        self._connect()
-        self._migrate(schema_version)
-
-    def _connect(self) -> None:
-        psycopg = self._psycopg
-
-        def rows(cursor: Any) -> Callable[[Any], _PgRow]:
-            names = tuple(c.name for c in cursor.description or ())
-
-            def make(values: Any) -> _PgRow:
-                row = _PgRow(values)
-                row.names = names
-                return row
-
-            return make
-
-        try:
-            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=rows, connect_timeout=10)
-        except psycopg.Error as exc:
-            raise JournalUnavailable(
-                f"cannot reach the journal database {self.location}: {str(exc).strip().splitlines()[0]}"
-            ) from None
-
-    def _live_conn(self) -> _PgDb:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._connect()  # the server restarted or the connection dropped: one new connection
-        return _PgDb(self._conn)
-
-    @contextmanager
-    def _tx(self, serialize: bool = False) -> Iterator[Db]:
-        with self._lock:
-            db = self._live_conn()
-            with self._conn.transaction():
-                if serialize:
-                    db.execute("SELECT pg_advisory_xact_lock(?)", (self.LOCK,))
-                yield db
-
-    @contextmanager
-    def _read(self) -> Iterator[Db]:
-        with self._lock:
-            yield self._live_conn()
-
-    def _version(self, db: Db) -> int:
-        if db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
-            return 0
-        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else 0
-
-    def _set_version(self, db: Db, version: int) -> None:
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
-            " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (str(version),),
-        )
-
-    def _columns(self, db: Db, table: str) -> set[str]:
-        rows = db.execute(
-            "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = ?",
-            (table,),
-        ).fetchall()
-        return {r[0] for r in rows}
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
+__all__ = [
+    "APPROVAL_TTL",
+    "SCHEMA_VERSION",
+    "Approval",
+    "Db",
+    "Journal",
+    "JournalUnavailable",
+    "LiveView",
+    "PostgresJournal",
+    "Reservation",
+    "SqliteJournal",
+    "display_url",
+]
