@@ -68,7 +68,7 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
     resources, statuses = await _live_at_providers(tk, data.provider)
     live = tk.journal.live()
     journal = {(e.provider, e.resource_id): e for e in live if e.resource_id}
-    created = tk.journal.created_ids()
+    created = tk.journal.created_among({(r.provider, r.resource_id) for r in resources})
     now = datetime.now(UTC)
     lines = []
     for e in live:

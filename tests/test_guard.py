@@ -77,6 +77,7 @@ def backdate(tk: Toolkit, hours: float) -> None:
         for row_id, at in db.execute("SELECT id, at FROM journal").fetchall():
             earlier = datetime.fromisoformat(at) - timedelta(hours=hours)
             db.execute("UPDATE journal SET at=? WHERE id=?", (earlier.isoformat(timespec="seconds"), row_id))
+        tk.journal.rebuild_kept(db)
 
 
 @pytest.fixture

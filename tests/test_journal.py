@@ -166,3 +166,83 @@ def test_sqlite_journals_stay_plain_files(tmp_path: Path) -> None:
     journal.close()
     with sqlite3.connect(tmp_path / "j.sqlite3") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def _history(journal: Journal, seed: int, resources: int = 30) -> None:
+    """Creates (ok, unknown, failed), updates with and without a cost, stops, starts and deletes
+    of a few resources, written through the journal's own methods, in a random order."""
+    import random
+
+    rng = random.Random(seed)
+    made: list[str] = []
+    for n in range(resources * 4):
+        roll = rng.random()
+        if roll < 0.3 or not made:
+            row = journal.record(plan(f"r{n}", usd=rng.choice([1.0, 2.5, 4.0])), "create", "unknown")
+            outcome = rng.choice(["ok", "ok", "ok", "unknown", "failed"])
+            if outcome != "unknown":
+                rid = f"dep-{n}" if outcome == "ok" else None
+                journal.finish(row, outcome, resource_id=rid, kind="endpoint")
+                if rid:
+                    made.append(rid)
+            continue
+        rid = rng.choice(made)
+        op, effect = rng.choice(
+            [
+                ("stop_resource", "update"),
+                ("start_resource", "update"),
+                ("scale", "update"),
+                ("delete", "destroy"),
+            ]
+        )
+        step = plan(rid, usd=rng.choice([0.5, 3.0])).model_copy(update={"operation": op})
+        if op in ("stop_resource", "start_resource", "delete"):
+            step = step.model_copy(update={"usd_per_hour": None})
+        row = journal.reserve(
+            step, effect, idempotency_key=None, args_hash=None, approval_id=None, expires_at=None, kind=None
+        ).row_id
+        assert row is not None
+        journal.finish(row, rng.choice(["ok", "ok", "unknown", "failed"]))
+
+
+def test_what_is_kept_as_rows_are_written_is_what_the_whole_history_says(target: str) -> None:
+    """The live set and the spend kept per resource and per day answer exactly what replaying the
+    whole journal answers, for windows that start and end in the middle of days."""
+    from datetime import UTC, datetime, timedelta
+
+    clock = [datetime(2026, 11, 1, 22, 0, tzinfo=UTC)]
+
+    def now() -> datetime:
+        clock[0] += timedelta(minutes=37)
+        return clock[0]
+
+    journal = Journal.open(target, now=now)
+    _history(journal, seed=7)
+    end = clock[0] + timedelta(hours=5)
+    with journal._read() as db:
+        replayed_live = journal._kept.live(db, kept=False)
+        for hours in (1, 7, 24, 30, 24 * 4, 24 * 30):
+            since = end - timedelta(hours=hours)
+            kept = journal._kept.spent(db, since, end)
+            assert kept == pytest.approx(journal._kept.spent(db, since, end, kept=False), abs=1e-9), hours
+            assert kept > 0
+    assert journal.live() == replayed_live and journal.live()
+    journal.close()
+
+
+def test_an_upgrade_to_version_4_keeps_what_the_history_says(target: str) -> None:
+    """A version-3 journal with history is upgraded in place: what is live and what was spent read
+    the same from the kept tables as they did from the whole history."""
+    from datetime import UTC, datetime, timedelta
+
+    old = open_at(target, version=3)
+    _history(old, seed=3)
+    end = datetime.now(UTC) + timedelta(hours=1)
+    before = (old.live(), old.spent(end - timedelta(hours=2), end))
+    old.close()
+
+    journal = Journal.open(target)
+    assert journal.schema_version() == SCHEMA_VERSION
+    after = (journal.live(), journal.spent(end - timedelta(hours=2), end))
+    assert after[0] == before[0] and after[1] == pytest.approx(before[1], abs=1e-9) and after[1] > 0
+    journal.close()

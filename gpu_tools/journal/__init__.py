@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from gpu_tools.errors import GpuToolsError, redact_value
+from gpu_tools.journal.kept import Kept
 from gpu_tools.journal.schema import (
-    _BILLING,
-    _LIVE,
     _SCHEMA,
     _V2,
     _V2_COLUMNS,
     _V3,
     _V3_COLUMNS,
+    _V4,
     SCHEMA_VERSION,
     statements,
 )
@@ -76,8 +76,9 @@ class JournalUnavailable(GpuToolsError):
     kind = "journal_unavailable"
 
 
-def _now(precise: bool = False) -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds" if precise else "seconds")
+def utc_now() -> datetime:
+    """The journal's default clock."""
+    return datetime.now(UTC)
 
 
 def display_url(url: str) -> str:
@@ -129,13 +130,19 @@ class Journal:
     location: str
     _integrity_errors: tuple[type[BaseException], ...] = ()
 
+    now: Callable[[], datetime] = staticmethod(utc_now)  # type: ignore[assignment]
+
+    def _stamp(self, precise: bool = False) -> str:
+        """The clock's time as the journal stores it (whole seconds; approvals to the microsecond)."""
+        return self.now().astimezone(UTC).isoformat(timespec="microseconds" if precise else "seconds")
+
     @staticmethod
-    def open(target: str | Path) -> Journal:
+    def open(target: str | Path, *, now: Callable[[], datetime] | None = None) -> Journal:
         """The journal at a PostgreSQL URL, or in the SQLite file at a path."""
         if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
             from gpu_tools.journal.postgres import PostgresJournal
 
-            return PostgresJournal(target)
+            return PostgresJournal(target, now=now)
         if isinstance(target, str) and "://" in target:
             raise JournalUnavailable(
                 f"journal_url must be a postgresql:// URL (got {display_url(target).split('://')[0]}://...); "
@@ -143,7 +150,7 @@ class Journal:
             )
         from gpu_tools.journal.sqlite import SqliteJournal
 
-        return SqliteJournal(Path(target))
+        return SqliteJournal(Path(target), now=now)
 
     # ---- backend hooks ------------------------------------------------------------------------
     @contextmanager
@@ -172,8 +179,10 @@ class Journal:
     def _migrate(self, target: int = SCHEMA_VERSION) -> None:
         """Create or upgrade the schema to `target` in one transaction (older targets: for tests
         that write a journal as a previous version did)."""
+        self._kept = Kept(self.DIALECT)
         with self._tx(serialize=True) as db:
             version = self._version(db)
+            self._keeps = max(version, target) >= 4
             if version >= target:
                 return
             self._upgrade(db, version, target)
@@ -201,6 +210,11 @@ class Journal:
                 self._add_columns(db, table, columns)
             for statement in self._ddl(_V3):
                 db.execute(statement)
+        if version < 4 <= target:
+            for statement in self._ddl(_V4):
+                db.execute(statement)
+            self._kept.rebuild(db)
+            db.execute("ANALYZE")  # the planner's statistics for the new indexes and tables
 
     def schema_version(self) -> int:
         with self._read() as db:
@@ -231,7 +245,7 @@ class Journal:
             " result, actor, expires_action, resource_id, confirmed_by)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
             (
-                _now(),
+                self._stamp(),
                 plan.provider,
                 plan.operation,
                 effect,
@@ -255,7 +269,25 @@ class Journal:
                 confirmed_by,
             ),
         )
-        return int(cur.fetchone()[0])
+        row_id = int(cur.fetchone()[0])
+        self._keep(db, plan.provider, effect, row_id, resource_id)
+        return row_id
+
+    def _keep(self, db: Db, provider: str, effect: str, row_id: int, *resource_ids: str | None) -> None:
+        """The kept rows of the resource a written row is about, answered again (same transaction)."""
+        if not self._keeps:
+            return
+        if effect == "create":
+            self._kept.refresh_live(db, "c.id = ?", (row_id,))
+        for rid in dict.fromkeys(r for r in resource_ids if r is not None):
+            self._kept.refresh_live(db, "c.provider = ? AND c.resource_id = ?", (provider, rid))
+        self._kept.refresh_billing(db, [(provider, rid, row_id) for rid in dict.fromkeys(resource_ids)])
+
+    def rebuild_kept(self, db: Db) -> None:
+        """Every kept row again from the whole journal, inside `db`'s transaction (for a test that
+        rewrites the journal's history in SQL)."""
+        if self._keeps:
+            self._kept.rebuild(db)
 
     def record(self, plan: Plan, effect: str, outcome: str, **kw: Any) -> int:
         """Write a row that needs no check: a refusal, or a step of an already approved plan."""
@@ -327,7 +359,7 @@ class Journal:
                 if approval is not None:
                     cur = db.execute(
                         "UPDATE approvals SET consumed_at=?, journal_id=? WHERE id=? AND consumed_at IS NULL",
-                        (_now(), row_id, approval_id),
+                        (self._stamp(), row_id, approval_id),
                     )
                     if cur.rowcount != 1:
                         raise _Conflict
@@ -356,6 +388,9 @@ class Journal:
         note: str | None = None,
     ) -> None:
         with self._tx() as db:
+            before = db.execute(
+                "SELECT provider, effect, resource_id FROM journal WHERE id=?", (row_id,)
+            ).fetchone()
             db.execute(
                 "UPDATE journal SET outcome=?, error=?, resource_id=COALESCE(?, resource_id), result=COALESCE(?, result),"
                 " kind=COALESCE(?, kind), note=COALESCE(?, note) WHERE id=?",
@@ -369,6 +404,8 @@ class Journal:
                     row_id,
                 ),
             )
+            if before is not None:
+                self._keep(db, before[0], before[1], row_id, before[2], resource_id or before[2])
 
     # ---- small shared state (the guard's heartbeat, its lease) --------------------------------
     def set_meta(self, key: str, value: str) -> None:
@@ -386,7 +423,7 @@ class Journal:
     def acquire_lease(self, name: str, holder: str, seconds: float) -> tuple[bool, str, str]:
         """Take (or renew) the lease `name` for `holder` for `seconds`, unless another holder's lease
         is still running. Returns (taken, holder, until) of the lease as it now stands."""
-        now = datetime.now(UTC)
+        now = self.now()
         with self._tx(serialize=True) as db:
             row = db.execute("SELECT holder, until FROM leases WHERE name=?", (name,)).fetchone()
             if row is not None and row[0] != holder and datetime.fromisoformat(row[1]) > now:
@@ -412,48 +449,12 @@ class Journal:
     def _spent(self, db: Db, since: datetime, now: datetime) -> float:
         """USD this tool's resources cost between `since` and `now`, from the journal's own events:
         a create (ok, or unknown at its planned cost) starts billing, a stop pauses it, a start resumes
-        it, an update with a cost changes the rate, a delete ends it."""
-        rows = db.execute(_BILLING).fetchall()
-        state: dict[str, list[Any]] = {}  # key -> [rate, running since (or None)]
-        total = 0.0
-
-        def accrue(key: str, until: datetime) -> None:
-            nonlocal total
-            rate, start = state[key]
-            if start is None or rate is None:
-                return
-            a, b = max(start, since), min(until, now)
-            if b > a:
-                total += rate * (b - a).total_seconds() / 3600
-
-        for row_id, at, provider, operation, effect, resource_id, usd, kind, outcome in rows:
-            when = datetime.fromisoformat(at)
-            if effect == "create":
-                if (kind or "endpoint") not in BILLABLE_KINDS:
-                    continue
-                state[f"{provider}:{resource_id or f'journal#{row_id}'}"] = [usd, when]
-                continue
-            key = f"{provider}:{resource_id}"
-            if key not in state or outcome != "ok":
-                continue
-            accrue(key, when)
-            if effect == "destroy":
-                del state[key]
-            elif operation == "stop_resource":
-                state[key][1] = None
-            elif operation == "start_resource":
-                state[key][1] = when
-            else:
-                state[key][1] = state[key][1] and when
-                if usd is not None:
-                    state[key][0] = usd
-        for key in state:
-            accrue(key, now)
-        return total
+        it, an update with a cost changes the rate, a delete ends it (kept per day as rows are written)."""
+        return self._kept.spent(db, since, now, self._keeps)
 
     def spent(self, since: datetime, now: datetime | None = None) -> float:
         with self._read() as db:
-            return self._spent(db, since, now or datetime.now(UTC))
+            return self._spent(db, since, now or self.now())
 
     def note(self, row_id: int, note: str) -> None:
         with self._tx() as db:
@@ -477,14 +478,14 @@ class Journal:
             fingerprint=fingerprint,
             digest=digest,
             message=message,
-            created_at=_now(precise=True),  # orders approvals made within one second
+            created_at=self._stamp(precise=True),  # orders approvals made within one second
             consumed_at=None,
             journal_id=None,
             result=None,
             asked_by=asked_by,
         )
         with self._tx() as db:
-            cutoff = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="seconds")
+            cutoff = (self.now() - timedelta(days=7)).isoformat(timespec="seconds")
             db.execute("DELETE FROM approvals WHERE created_at < ?", (cutoff,))
             db.execute(
                 "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by) VALUES (?,?,?,?,?,?)",
@@ -524,24 +525,7 @@ class Journal:
 
     # ---- reading ----------------------------------------------------------------------------
     def _live(self, db: Db) -> list[LiveEntry]:
-        return [
-            LiveEntry(
-                journal_id=r[0],
-                created_at=r[1],
-                provider=r[2],
-                created_by=r[3],
-                name=r[4],
-                resource_id=r[5],
-                kind=r[6],
-                expires_at=r[7],
-                sandbox=bool(r[8]),
-                outcome=r[9],
-                expires_action=r[10] or "delete",
-                stopped=bool(r[11]),
-                usd_per_hour=r[12] if r[12] is not None and r[12] >= 0 else None,
-            )
-            for r in db.execute(_LIVE.format(**self.DIALECT)).fetchall()
-        ]
+        return self._kept.live(db, self._keeps)
 
     def live(self) -> list[LiveEntry]:
         """Billable resources this tool created (or may have: outcome unknown) and has not deleted,
@@ -556,6 +540,18 @@ class Journal:
                 "SELECT DISTINCT provider, resource_id FROM journal WHERE effect='create' AND resource_id IS NOT NULL"
             ).fetchall()
         return {(p, r) for p, r in rows}
+
+    def created_among(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (provider, resource_id) this tool created (each looked up by its index)."""
+        with self._read() as db:
+            return {
+                (p, r)
+                for p, r in pairs
+                if db.execute(
+                    "SELECT 1 FROM journal WHERE provider=? AND resource_id=? AND effect='create' LIMIT 1",
+                    (p, r),
+                ).fetchone()
+            }
 
     def created_row(self, provider: str, resource_id: str) -> dict[str, Any] | None:
         """The ok create that made this resource, with its (masked) request body decoded."""

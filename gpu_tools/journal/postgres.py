@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,7 +50,15 @@ class PostgresJournal(Journal):
     }
     LOCK = 0x6770755F746F6F6C  # "gpu_tool": the advisory lock every server of the journal takes
 
-    def __init__(self, url: str, *, schema_version: int = SCHEMA_VERSION) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema_version: int = SCHEMA_VERSION,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        if now is not None:
+            self.now = now  # type: ignore[method-assign]
         try:
             import psycopg
         except ImportError:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from gpu_tools.journal import Db, Journal
@@ -19,7 +20,15 @@ class SqliteJournal(Journal):
     DIALECT = {"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL": "REAL", "GREATEST": "MAX"}
     _integrity_errors = (sqlite3.IntegrityError,)
 
-    def __init__(self, path: Path, *, schema_version: int = SCHEMA_VERSION) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        schema_version: int = SCHEMA_VERSION,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        if now is not None:
+            self.now = now  # type: ignore[method-assign]
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.location = str(path)
