@@ -282,8 +282,8 @@ class Gate:
                     f"No expires_in given: the default_expires_in setting ({self.tk.settings.default_expires_in}) applies."
                 )
         if op.effect == "create":
-            self._warn_if_lost_before(op, data, plan)
-        violation = self.policy_violation(plan, op)
+            await self.tk.journal.aio.run(self._warn_if_lost_before, op, data, plan)
+        violation = await self.tk.journal.aio.run(self.policy_violation, plan, op)
         if violation:
             plan.warnings.append(f"Refused by policy {violation}")
         self._plans[key] = (now, plan)
@@ -334,20 +334,20 @@ class Gate:
         question reads the same and a replayed answer meets the approval it already consumed."""
         try:
             data = op.parse(args)
-            if data.dry_run or self._key_row(op, data) is not None:
+            if data.dry_run or await self.tk.journal.aio.run(self._key_row, op, data) is not None:
                 return None
             plan = await self.plan(op, data)
         except GpuToolsError:
             return None
-        if self.policy_violation(plan, op) or self._nothing_to_do(plan):
+        if await self.tk.journal.aio.run(self.policy_violation, plan, op) or self._nothing_to_do(plan):
             return None
         fp, digest = fingerprint(op, data, user=asked_by), plan_digest(plan)
         if resume:
-            latest = self.tk.journal.latest_approval(fp)
+            latest = await self.tk.journal.aio.latest_approval(fp)
             if latest is not None and latest.digest == digest and not latest.expired:
                 return Question(plan, latest)
         text = redact_known(plan.message())
-        approval = self.tk.journal.new_approval(
+        approval = await self.tk.journal.aio.new_approval(
             fp, digest, lambda aid: f"{text}\n(approval {aid})", asked_by=asked_by
         )
         return Question(plan, approval)
@@ -379,9 +379,9 @@ class Gate:
         confirmed_by = actor
         sandbox = self.tk.settings.sandbox
         key = getattr(data, "idempotency_key", None)
-        first = self._key_row(op, data)
+        first = await self.tk.journal.aio.run(self._key_row, op, data)
         if first is not None:
-            return self._replay_key(op, data, first)
+            return await self.tk.journal.aio.run(self._replay_key, op, data, first)
 
         plan = await self.plan(op, data)
         if data.dry_run:
@@ -389,47 +389,51 @@ class Gate:
         if self._nothing_to_do(plan):
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
 
-        def refuse(error: str) -> None:
-            self.tk.journal.record(plan, op.effect, "refused", error=error, idempotency_key=key, actor=actor)
+        async def refuse(error: str) -> None:
+            await self.tk.journal.aio.record(
+                plan, op.effect, "refused", error=error, idempotency_key=key, actor=actor
+            )
 
-        violation = self.policy_violation(plan, op)
+        violation = await self.tk.journal.aio.run(self.policy_violation, plan, op)
         if violation:
-            refuse(f"policy {violation}")
+            await refuse(f"policy {violation}")
             raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=plan.provider)
 
         try:
             confirmed = await confirmer.confirm(plan)
         except ConfirmationRefused as exc:
-            refuse(exc.message)
+            await refuse(exc.message)
             raise
         if confirmed is not True:
-            refuse("not confirmed")
+            await refuse("not confirmed")
             raise ConfirmationRefused(
                 f"not confirmed: {plan.action} Nothing was sent.", provider=plan.provider
             )
 
         fp, digest = fingerprint(op, data, user=actor), plan_digest(plan)
         if approval_id is not None:
-            approval = self.tk.journal.approval(approval_id)
+            approval = await self.tk.journal.aio.approval(approval_id)
             if approval is None or approval.fingerprint != fp or approval.expired:
-                refuse("no current question for these arguments")
+                await refuse("no current question for these arguments")
                 raise ConfirmationRefused(
                     "this answer matches no current question for these arguments (it expired or was never "
                     "asked). Nothing was sent; call again to be asked.",
                     provider=plan.provider,
                 )
             if approval.consumed_at is not None:
-                return self._replay_approval(approval, plan)
+                return await self.tk.journal.aio.run(self._replay_approval, approval, plan)
             actor = approval.asked_by or actor
             if approval.digest != digest:
-                refuse("the plan changed after the question was asked")
+                await refuse("the plan changed after the question was asked")
                 raise ConfirmationRefused(
                     "the plan changed after the question was asked (its price, target or request is not what "
                     "was approved). Nothing was sent; call again to be asked about the new plan.",
                     provider=plan.provider,
                 )
         else:
-            approval = self.tk.journal.new_approval(fp, digest, redact_known(plan.message()), asked_by=actor)
+            approval = await self.tk.journal.aio.new_approval(
+                fp, digest, redact_known(plan.message()), asked_by=actor
+            )
 
         self._plans.clear()  # a send changes the world: no cached plan is reused after it
         who = {"actor": actor, "confirmed_by": confirmed_by}
@@ -460,7 +464,7 @@ class Gate:
                 reversibility="nothing was sent",
                 sandbox=self.tk.settings.sandbox,
             )
-        self.tk.journal.record(plan, op.effect, "refused", error=reason, idempotency_key=key)
+        await self.tk.journal.aio.record(plan, op.effect, "refused", error=reason, idempotency_key=key)
 
     def _replay_key(self, op: Operation, data: MutationInput, row: dict[str, Any]) -> MutationResult:
         used = f"idempotency_key {row['idempotency_key']!r} was first used at {row['at']} by {op.name} for {row['target']} (journal #{row['id']})"
@@ -518,7 +522,7 @@ class Gate:
         cap: Callable[[LiveView], str | None] | None = None
         if op is not None:
             cap = lambda view: self.in_transaction(plan, op, view)  # noqa: E731
-        reservation = self.tk.journal.reserve(
+        reservation = await self.tk.journal.aio.reserve(
             plan,
             effect,
             idempotency_key=key,
@@ -532,9 +536,9 @@ class Gate:
             confirmed_by=confirmed_by,
         )
         if reservation.used is not None:
-            return self._replay_approval(reservation.used, plan)
+            return await self.tk.journal.aio.run(self._replay_approval, reservation.used, plan)
         if reservation.key_row is not None and op is not None and data is not None:
-            return self._replay_key(op, data, reservation.key_row)
+            return await self.tk.journal.aio.run(self._replay_key, op, data, reservation.key_row)
         if reservation.refused is not None:
             raise PolicyRefused(
                 f"refused by policy {reservation.refused} Nothing was sent.", provider=plan.provider
@@ -549,7 +553,7 @@ class Gate:
                     request.method, request.path, json_body=request.json_body, params=request.params
                 )
             except OutcomeUnknown as exc:
-                self.tk.journal.finish(row_id, "unknown", error=str(exc))
+                await self._finish(plan, row_id, "unknown", error=str(exc))
                 raise OutcomeUnknown(
                     f"{exc.message} Journal #{row_id} stays 'unknown' and counts as live for caps and spend "
                     "until reconciliation finds what the provider holds.",
@@ -557,13 +561,13 @@ class Gate:
                     hint=CHECK_HINT,
                 ) from None
             except ProviderError as exc:
-                self.tk.journal.finish(row_id, "failed", error=str(exc))
+                await self._finish(plan, row_id, "failed", error=str(exc))
                 raise
             try:
                 outcome = await finish(answer)
             except GpuToolsError as exc:
                 # The provider accepted the request (2xx) but its answer could not be read.
-                self.tk.journal.finish(row_id, "unknown", error=f"answer not understood: {exc}")
+                await self._finish(plan, row_id, "unknown", error=f"answer not understood: {exc}")
                 raise OutcomeUnknown(
                     f"{plan.method} {plan.path} was accepted, but the answer could not be read ({exc.message}). "
                     f"Journal #{row_id} stays 'unknown'.",
@@ -582,7 +586,8 @@ class Gate:
         elif outcome is not None:
             result.detail = adapter.mask(outcome)
         stored = result.model_dump(mode="json", exclude={"outcome", "sandbox"})
-        self.tk.journal.finish(
+        await self._finish(
+            plan,
             row_id,
             "ok",
             resource_id=result.resource.resource_id
@@ -592,8 +597,33 @@ class Gate:
             kind=result.resource.kind if result.resource else None,
         )
         if approval is not None and final:
-            self.tk.journal.set_approval_result(approval.id, stored)
+            await self._finish(plan, row_id, None, approval_id=approval.id, stored=stored)
         return result
+
+    async def _finish(
+        self,
+        plan: Plan,
+        row_id: int,
+        outcome: str | None,
+        *,
+        approval_id: str | None = None,
+        stored: Any = None,
+        **kw: Any,
+    ) -> None:
+        """Journal what the provider answered (and the approval's result). The provider has the
+        request by now: if the journal cannot be written, say what that means for the money."""
+        try:
+            if outcome is not None:
+                await self.tk.journal.aio.finish(row_id, outcome, **kw)
+            if approval_id is not None:
+                await self.tk.journal.aio.set_approval_result(approval_id, stored)
+        except Exception as exc:  # the journal's database went away between the intent and the answer
+            raise OutcomeUnknown(
+                "the provider received the request: the resource may exist; it is journaled as unknown "
+                f"(journal #{row_id}) and reconciled when the database is back. ({exc})",
+                provider=plan.provider,
+                hint=CHECK_HINT,
+            ) from None
 
     async def _send_steps(
         self, plan: Plan, approval: Approval, actor: str | None = None, confirmed_by: str | None = None
@@ -633,7 +663,7 @@ class Gate:
         result = MutationResult(
             outcome="done", plan=plan, detail={"steps": done}, sandbox=self.tk.settings.sandbox
         )
-        self.tk.journal.set_approval_result(
+        await self.tk.journal.aio.set_approval_result(
             approval.id, result.model_dump(mode="json", exclude={"outcome", "sandbox"})
         )
         return result

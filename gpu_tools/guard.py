@@ -56,7 +56,7 @@ class Guard:
     async def run_once(self) -> list[dict[str, Any]]:
         """One pass; returns the actions taken (each also printed, journaled and notified). Skipped,
         with a line saying so, while another gpu-guard holds the journal's lease."""
-        taken, holder, until = self.tk.journal.acquire_lease(LEASE, self.holder, LEASE_SECONDS)
+        taken, holder, until = await self.tk.journal.aio.acquire_lease(LEASE, self.holder, LEASE_SECONDS)
         if not taken:
             self.say(
                 f"gpu-guard: another gpu-guard ({holder}) is making a pass on this journal (lease until "
@@ -66,7 +66,7 @@ class Guard:
         try:
             return await self._pass()
         finally:
-            self.tk.journal.release_lease(LEASE, self.holder)
+            await self.tk.journal.aio.release_lease(LEASE, self.holder)
 
     async def _pass(self) -> list[dict[str, Any]]:
         actions: list[dict[str, Any]] = []
@@ -85,14 +85,14 @@ class Guard:
                 )
         actions += await self._expire()
         actions += await self._budgets()
-        self.tk.journal.set_meta(GUARD_LAST_PASS, datetime.now(UTC).isoformat(timespec="seconds"))
-        self.tk.journal.set_meta(GUARD_INTERVAL, str(self.tk.settings.guard_interval))
+        await self.tk.journal.aio.set_meta(GUARD_LAST_PASS, datetime.now(UTC).isoformat(timespec="seconds"))
+        await self.tk.journal.aio.set_meta(GUARD_INTERVAL, str(self.tk.settings.guard_interval))
         return actions
 
     async def _expire(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         actions = []
-        for entry in self.tk.journal.live():
+        for entry in await self.tk.journal.aio.live():
             if (
                 not entry.expires_at
                 or datetime.fromisoformat(entry.expires_at) > now
@@ -115,7 +115,7 @@ class Guard:
     async def _budgets(self) -> list[dict[str, Any]]:
         settings = self.tk.settings
         now = datetime.now(UTC)
-        found = budgets(settings, now, self.tk.journal.first_at())
+        found = budgets(settings, now, await self.tk.journal.aio.first_at())
         if not found:
             return []
         horizon = timedelta(seconds=settings.guard_interval)
@@ -126,8 +126,8 @@ class Guard:
             while True:
                 # What still bills: the journal's own live set (a stop that worked left it; a failed
                 # one did not, and keeps counting).
-                live = self.tk.journal.live()
-                spent = self.tk.journal.spent(budget.since, now)
+                live = await self.tk.journal.aio.live()
+                spent = await self.tk.journal.aio.spent(budget.since, now)
                 projected = spent + committed(live, now, horizon)
                 if projected <= budget.limit:
                     break
@@ -166,7 +166,7 @@ class Guard:
             assert isinstance(result, MutationResult)
             outcome = f"journal #{result.journal_id}"
         except NotFound:
-            self._record_gone(entry, operation)
+            await self.tk.journal.aio.run(self._record_gone, entry, operation)
             outcome = "already gone at the provider"
         except GpuToolsError as exc:
             ok, outcome = False, f"failed: {exc}"

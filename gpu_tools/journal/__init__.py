@@ -45,6 +45,7 @@ from gpu_tools.journal.schema import (
 from gpu_tools.models import BILLABLE_KINDS, JournalEntry, LiveEntry, Plan, resource_uri
 
 if TYPE_CHECKING:
+    from gpu_tools.journal.aio import AsyncJournal
     from gpu_tools.journal.postgres import PostgresJournal
     from gpu_tools.journal.sqlite import SqliteJournal
 
@@ -131,6 +132,21 @@ class Journal:
     _integrity_errors: tuple[type[BaseException], ...] = ()
 
     now: Callable[[], datetime] = staticmethod(utc_now)  # type: ignore[assignment]
+    _aio: AsyncJournal | None = None
+
+    @property
+    def aio(self) -> AsyncJournal:
+        """This journal's calls as coroutines, run on its worker threads: what async code awaits."""
+        if self._aio is None:
+            from gpu_tools.journal.aio import AsyncJournal
+
+            self._aio = AsyncJournal(self)
+        return self._aio
+
+    def _close_workers(self) -> None:
+        if self._aio is not None:
+            self._aio.close()
+            self._aio = None
 
     def _stamp(self, precise: bool = False) -> str:
         """The clock's time as the journal stores it (whole seconds; approvals to the microsecond)."""

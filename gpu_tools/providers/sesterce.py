@@ -919,7 +919,7 @@ class SesterceProvider(Provider):
             warnings=lines + warnings,
         )
 
-    def _patch_body(
+    async def _patch_body(
         self,
         inst: Instance,
         scaling: list[AutoScalingConfiguration],
@@ -946,7 +946,7 @@ class SesterceProvider(Provider):
         reported = inst.model_extra or {}
         if "modelId" in reported or "registryId" in reported or inst.model_id or inst.registry_id:
             return body
-        created = self._created_body(inst.id)
+        created = await self._created_body(inst.id)
         if created is not None and "modelId" in created and "registryId" in created:
             body["modelId"], body["registryId"] = created["modelId"], created["registryId"]
             return body
@@ -958,11 +958,11 @@ class SesterceProvider(Provider):
             provider=self.name,
         )
 
-    def _created_body(self, instance_id: str) -> dict[str, Any] | None:
+    async def _created_body(self, instance_id: str) -> dict[str, Any] | None:
         """The body this tool sent to create the instance, if it did."""
         if self.journal is None:
             return None
-        row = self.journal.created_row(self.name, instance_id)
+        row = await self.journal.aio.created_row(self.name, instance_id)
         return row.get("body") if row else None
 
     async def plan_update(self, data: UpdateInput) -> Plan:
@@ -1002,7 +1002,7 @@ class SesterceProvider(Provider):
                         provider=self.name,
                     )
                 scaling.append(c.model_copy(update={"scale": scale}))
-        body = self._patch_body(inst, scaling)
+        body = await self._patch_body(inst, scaling)
         changes = []
         if data.description is not None:
             body["description"] = data.description
@@ -1030,7 +1030,7 @@ class SesterceProvider(Provider):
         model = await self._resolve_model(data.model_id) if data.model_id is not None else None
         if data.registry_id is not None:
             await self._check_registry(data.registry_id)
-        body = self._patch_body(
+        body = await self._patch_body(
             inst, current, model_id=model.id if model else None, registry_id=data.registry_id
         )
         for field, value in given.items():
