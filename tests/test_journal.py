@@ -343,7 +343,11 @@ async def test_a_create_waiting_for_a_lock_holds_up_no_read(sandbox: SandboxServ
             assert results == [] and mutating_requests(sandbox) == []  # still waiting, nothing sent
             held[0]()
         created = structured(results[0])
+        spend = structured(await client.call_tool("spend", {}))
     assert created["outcome"] == "done" and len(mutating_requests(sandbox)) == 1
+    rid = created["resource"]["resource_id"]
+    [line] = [i for i in spend["items"] if i["resource_id"] == rid]
+    assert line["tracked"] is True and line["status"]
 
 
 @pytest.mark.anyio
