@@ -21,7 +21,6 @@ approval single-use.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from gpu_tools.errors import GpuToolsError, redact_value
+from gpu_tools.journal.approvals import APPROVAL_TTL, Approval, Approvals
 from gpu_tools.journal.kept import Kept
 from gpu_tools.journal.schema import (
     _SCHEMA,
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
     from gpu_tools.journal.aio import AsyncJournal
     from gpu_tools.journal.postgres import PostgresJournal
     from gpu_tools.journal.sqlite import SqliteJournal
-
-APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
 
 
 class Db(Protocol):
@@ -92,23 +90,6 @@ def display_url(url: str) -> str:
 
 
 @dataclass
-class Approval:
-    id: str
-    fingerprint: str
-    digest: str
-    message: str
-    created_at: str
-    consumed_at: str | None
-    journal_id: int | None
-    result: Any
-    asked_by: str | None = None
-
-    @property
-    def expired(self) -> bool:
-        return datetime.fromisoformat(self.created_at) + APPROVAL_TTL < datetime.now(UTC)
-
-
-@dataclass
 class Reservation:
     """What `reserve` decided: a row to send under, or why not."""
 
@@ -122,7 +103,7 @@ class _Conflict(Exception):
     """Another writer consumed the approval first (the database said so)."""
 
 
-class Journal:
+class Journal(Approvals):
     """Everything the journal does, in SQL both backends speak. A backend supplies the connection,
     `_tx` (a write transaction; `serialize` makes it exclusive among every writer of the journal),
     `_read`, the schema version's storage and the few words its dialect spells differently."""
@@ -475,69 +456,6 @@ class Journal:
     def note(self, row_id: int, note: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE journal SET note=? WHERE id=?", (note, row_id))
-
-    # ---- approvals --------------------------------------------------------------------------
-    def new_approval(
-        self,
-        fingerprint: str,
-        digest: str,
-        message: str | Callable[[str], str],
-        *,
-        asked_by: str | None = None,
-    ) -> Approval:
-        """A new, unused approval; `message` may be a function of the approval's id."""
-        approval_id = secrets.token_hex(4)
-        if callable(message):
-            message = message(approval_id)
-        approval = Approval(
-            id=approval_id,
-            fingerprint=fingerprint,
-            digest=digest,
-            message=message,
-            created_at=self._stamp(precise=True),  # orders approvals made within one second
-            consumed_at=None,
-            journal_id=None,
-            result=None,
-            asked_by=asked_by,
-        )
-        with self._tx() as db:
-            cutoff = (self.now() - timedelta(days=7)).isoformat(timespec="seconds")
-            db.execute("DELETE FROM approvals WHERE created_at < ?", (cutoff,))
-            db.execute(
-                "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by) VALUES (?,?,?,?,?,?)",
-                (approval.id, fingerprint, digest, message, approval.created_at, asked_by),
-            )
-        return approval
-
-    def latest_approval(self, fingerprint: str) -> Approval | None:
-        with self._read() as db:
-            row = db.execute(
-                "SELECT * FROM approvals WHERE fingerprint=? ORDER BY created_at DESC, id DESC LIMIT 1",
-                (fingerprint,),
-            ).fetchone()
-            return self._to_approval(row)
-
-    def approval(self, approval_id: str) -> Approval | None:
-        with self._read() as db:
-            return self._approval(db, approval_id)
-
-    def set_approval_result(self, approval_id: str, result: Any) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE approvals SET result=? WHERE id=?", (json.dumps(redact_value(result)), approval_id)
-            )
-
-    def _approval(self, db: Db, approval_id: str) -> Approval | None:
-        row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
-        return self._to_approval(row)
-
-    @staticmethod
-    def _to_approval(row: Any) -> Approval | None:
-        if row is None:
-            return None
-        data = dict(row)
-        data["result"] = json.loads(data["result"]) if data["result"] else None
-        return Approval(**data)
 
     # ---- reading ----------------------------------------------------------------------------
     def _live(self, db: Db) -> list[LiveEntry]:
