@@ -184,7 +184,9 @@ class Toolkit:
                 self.settings.budget_usd_per_day,
                 self.settings.budget_usd_total,
             )
-            if any(v is not None for v in live_limits) and pending_rows(self, effects=LIVE_EFFECTS):
+            if any(v is not None for v in live_limits) and await self.journal.aio.run(
+                pending_rows, self, effects=LIVE_EFFECTS
+            ):
                 await reconcile(self)  # caps count what the providers really hold
             result: BaseModel = await self.gate.run(
                 op, data, confirmer or Refuse(), approval_id=approval_id, actor=actor

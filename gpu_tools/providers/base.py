@@ -275,7 +275,7 @@ class Provider(ABC):
         no such resource; `Ambiguous` when it cannot tell ours from one made elsewhere."""
         if row.get("kind") not in (None, "endpoint", "container", "instance"):
             raise self.unsupported(f"finding a {row['kind']} by name")
-        known = self.journal.created_ids() if self.journal is not None else set()
+        known = await self.journal.aio.created_ids() if self.journal is not None else set()
         sent = datetime.fromisoformat(row["at"])
         named = [
             r

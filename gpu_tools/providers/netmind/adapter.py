@@ -253,7 +253,8 @@ class NetmindProvider(Provider):
             except NotFound:
                 return None  # deleted elsewhere (the console, another tool)
 
-        found = await asyncio.gather(*(one(rid) for rid in self.tracked_endpoints()))
+        tracked = await self.journal.aio.run(self.tracked_endpoints) if self.journal is not None else []
+        found = await asyncio.gather(*(one(rid) for rid in tracked))
         return [r for r in found if r is not None]
 
     # ---- reads: rent GPU ----------------------------------------------------------------------

@@ -424,7 +424,7 @@ class SesterceProvider(Provider):
 
         return finish
 
-    def patch_body(
+    async def patch_body(
         self,
         inst: Instance,
         scaling: list[AutoScalingConfiguration],
@@ -451,7 +451,7 @@ class SesterceProvider(Provider):
         reported = inst.model_extra or {}
         if "modelId" in reported or "registryId" in reported or inst.model_id or inst.registry_id:
             return body
-        created = self._created_body(inst.id)
+        created = await self._created_body(inst.id)
         if created is not None and "modelId" in created and "registryId" in created:
             body["modelId"], body["registryId"] = created["modelId"], created["registryId"]
             return body
@@ -463,11 +463,11 @@ class SesterceProvider(Provider):
             provider=self.name,
         )
 
-    def _created_body(self, instance_id: str) -> dict[str, Any] | None:
+    async def _created_body(self, instance_id: str) -> dict[str, Any] | None:
         """The body this tool sent to create the instance, if it did."""
         if self.journal is None:
             return None
-        row = self.journal.created_row(self.name, instance_id)
+        row = await self.journal.aio.created_row(self.name, instance_id)
         return row.get("body") if row else None
 
     async def plan_update(self, data: UpdateInput) -> Plan:
@@ -507,7 +507,7 @@ class SesterceProvider(Provider):
                         provider=self.name,
                     )
                 scaling.append(c.model_copy(update={"scale": scale}))
-        body = self.patch_body(inst, scaling)
+        body = await self.patch_body(inst, scaling)
         changes = []
         if data.description is not None:
             body["description"] = data.description

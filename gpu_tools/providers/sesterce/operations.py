@@ -111,7 +111,7 @@ async def _plan_update_endpoint(tk: Any, data: SesterceUpdateEndpoint) -> Plan:
     model = await adapter.resolve_model(data.model_id) if data.model_id is not None else None
     if data.registry_id is not None:
         await adapter.check_registry(data.registry_id)
-    body = adapter.patch_body(
+    body = await adapter.patch_body(
         inst, current, model_id=model.id if model else None, registry_id=data.registry_id
     )
     for field, value in given.items():

@@ -21,125 +21,33 @@ approval single-use.
 from __future__ import annotations
 
 import json
-import secrets
-import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from gpu_tools.errors import GpuToolsError, redact_value, register_secret
+from gpu_tools.errors import GpuToolsError, redact_value
+from gpu_tools.journal.approvals import APPROVAL_TTL, Approval, Approvals
+from gpu_tools.journal.kept import Kept
+from gpu_tools.journal.schema import (
+    _SCHEMA,
+    _V2,
+    _V2_COLUMNS,
+    _V3,
+    _V3_COLUMNS,
+    _V5,
+    SCHEMA_VERSION,
+    statements,
+)
 from gpu_tools.models import BILLABLE_KINDS, JournalEntry, LiveEntry, Plan, resource_uri
 
-SCHEMA_VERSION = 4
-# {ID}, {REAL} and {GREATEST} (of two values) are the only words the dialects spell differently.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS journal (
-    id {ID},
-    at TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    operation TEXT NOT NULL,
-    effect TEXT NOT NULL,
-    target TEXT NOT NULL,
-    method TEXT,
-    path TEXT,
-    body TEXT,
-    usd_per_hour {REAL},
-    outcome TEXT NOT NULL,
-    error TEXT,
-    resource_id TEXT,
-    result TEXT,
-    idempotency_key TEXT,
-    sandbox INTEGER NOT NULL DEFAULT 0,
-    kind TEXT,
-    expires_at TEXT
-);
-CREATE INDEX IF NOT EXISTS journal_key ON journal (idempotency_key);
-"""
-# Version 2: scoped idempotency keys with the arguments' hash, approvals, reconciliation notes.
-_V2_COLUMNS = {
-    "kind": "TEXT",
-    "expires_at": "TEXT",
-    "args_hash": "TEXT",
-    "approval_id": "TEXT",
-    "note": "TEXT",
-    "actor": "TEXT",
-    "expires_action": "TEXT",
-}
-_V2 = """
-CREATE TABLE IF NOT EXISTS approvals (
-    id TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    message TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    consumed_at TEXT,
-    journal_id INTEGER,
-    result TEXT
-);
-CREATE INDEX IF NOT EXISTS approvals_fingerprint ON approvals (fingerprint, created_at);
-CREATE INDEX IF NOT EXISTS journal_resource ON journal (provider, resource_id, effect, outcome);
-CREATE INDEX IF NOT EXISTS journal_outcome ON journal (outcome, effect);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-# Version 3: who confirmed, keys unique in the database, leases (one gpu-guard acts per pass).
-_V3_COLUMNS = {"journal": {"confirmed_by": "TEXT"}, "approvals": {"asked_by": "TEXT"}}
-_V3 = """
-CREATE UNIQUE INDEX IF NOT EXISTS journal_key_unique ON journal (provider, operation, idempotency_key)
-    WHERE idempotency_key IS NOT NULL AND outcome IN ('ok', 'unknown');
-CREATE INDEX IF NOT EXISTS journal_actor ON journal (actor, confirmed_by);
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL)
-"""
-# Version 4: idempotency keys belong to the user who asked (actor; '' the local user) as well.
-_V4 = """
-DROP INDEX IF EXISTS journal_key_unique;
-CREATE UNIQUE INDEX IF NOT EXISTS journal_key_user_unique
-    ON journal (provider, operation, idempotency_key, COALESCE(actor, ''))
-    WHERE idempotency_key IS NOT NULL AND outcome IN ('ok', 'unknown')
-"""
-APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
-
-# A create counts as live while it is ok or unknown and no later ok delete removed it; its cost is
-# that of the latest ok update with a figure, else the create's own (the planned one if unknown),
-# raised to any later update whose outcome is unknown (it may have taken effect). It is stopped when
-# this tool's last stop (ok) or start (ok, or unknown: it may have started) of it was a stop.
-_LIVE = """
-SELECT c.id, c.at, c.provider, c.operation, c.target, c.resource_id, c.kind, c.expires_at, c.sandbox,
-       c.outcome, c.expires_action,
-       (SELECT s.operation FROM journal s
-        WHERE s.provider = c.provider AND s.resource_id = c.resource_id AND s.id > c.id
-          AND ((s.operation = 'stop_resource' AND s.outcome = 'ok')
-               OR (s.operation = 'start_resource' AND s.outcome IN ('ok', 'unknown')))
-        ORDER BY s.id DESC LIMIT 1) = 'stop_resource',
-       {GREATEST}(COALESCE(l.cost, -1), COALESCE((SELECT MAX(u.usd_per_hour) FROM journal u
-                 WHERE u.provider = c.provider AND u.resource_id = c.resource_id AND u.effect = 'update'
-                   AND u.outcome = 'unknown' AND u.id > c.id), -1))
-FROM journal c,
-     (SELECT COALESCE((SELECT u.usd_per_hour FROM journal u
-                       WHERE u.provider = c2.provider AND u.resource_id = c2.resource_id AND u.effect = 'update'
-                         AND u.outcome = 'ok' AND u.usd_per_hour IS NOT NULL AND u.id > c2.id
-                       ORDER BY u.id DESC LIMIT 1), c2.usd_per_hour) AS cost, c2.id AS cid
-      FROM journal c2 WHERE c2.effect = 'create') l
-WHERE c.effect = 'create' AND l.cid = c.id
-  AND (c.outcome = 'unknown' OR (c.outcome = 'ok' AND c.resource_id IS NOT NULL))
-  AND COALESCE(c.kind, 'endpoint') IN ('endpoint', 'container', 'instance')
-  AND NOT EXISTS (SELECT 1 FROM journal d
-                  WHERE d.provider = c.provider AND d.resource_id = c.resource_id
-                    AND d.effect = 'destroy' AND d.outcome = 'ok' AND d.id > c.id)
-ORDER BY c.id
-"""
-
-
-_BILLING = """
-SELECT id, at, provider, operation, effect, resource_id, usd_per_hour, kind, outcome FROM journal
-WHERE (effect = 'create' AND (outcome = 'unknown' OR (outcome = 'ok' AND resource_id IS NOT NULL)))
-   OR (effect IN ('update', 'destroy') AND outcome = 'ok')
-ORDER BY id
-"""
+if TYPE_CHECKING:
+    from gpu_tools.journal.aio import AsyncJournal
+    from gpu_tools.journal.postgres import PostgresJournal
+    from gpu_tools.journal.sqlite import SqliteJournal
 
 
 class Db(Protocol):
@@ -167,12 +75,9 @@ class JournalUnavailable(GpuToolsError):
     kind = "journal_unavailable"
 
 
-def _statements(script: str) -> list[str]:
-    return [part.strip() for part in script.split(";") if part.strip()]
-
-
-def _now(precise: bool = False) -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds" if precise else "seconds")
+def utc_now() -> datetime:
+    """The journal's default clock."""
+    return datetime.now(UTC)
 
 
 def display_url(url: str) -> str:
@@ -182,23 +87,6 @@ def display_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
-
-
-@dataclass
-class Approval:
-    id: str
-    fingerprint: str
-    digest: str
-    message: str
-    created_at: str
-    consumed_at: str | None
-    journal_id: int | None
-    result: Any
-    asked_by: str | None = None
-
-    @property
-    def expired(self) -> bool:
-        return datetime.fromisoformat(self.created_at) + APPROVAL_TTL < datetime.now(UTC)
 
 
 @dataclass
@@ -215,7 +103,7 @@ class _Conflict(Exception):
     """Another writer consumed the approval first (the database said so)."""
 
 
-class Journal:
+class Journal(Approvals):
     """Everything the journal does, in SQL both backends speak. A backend supplies the connection,
     `_tx` (a write transaction; `serialize` makes it exclusive among every writer of the journal),
     `_read`, the schema version's storage and the few words its dialect spells differently."""
@@ -224,17 +112,42 @@ class Journal:
     location: str
     _integrity_errors: tuple[type[BaseException], ...] = ()
 
+    now: Callable[[], datetime] = staticmethod(utc_now)  # type: ignore[assignment]
+    _aio: AsyncJournal | None = None
+
+    @property
+    def aio(self) -> AsyncJournal:
+        """This journal's calls as coroutines, run on its worker threads: what async code awaits."""
+        if self._aio is None:
+            from gpu_tools.journal.aio import AsyncJournal
+
+            self._aio = AsyncJournal(self)
+        return self._aio
+
+    def _close_workers(self) -> None:
+        if self._aio is not None:
+            self._aio.close()
+            self._aio = None
+
+    def _stamp(self, precise: bool = False) -> str:
+        """The clock's time as the journal stores it (whole seconds; approvals to the microsecond)."""
+        return self.now().astimezone(UTC).isoformat(timespec="microseconds" if precise else "seconds")
+
     @staticmethod
-    def open(target: str | Path) -> Journal:
+    def open(target: str | Path, *, now: Callable[[], datetime] | None = None) -> Journal:
         """The journal at a PostgreSQL URL, or in the SQLite file at a path."""
         if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
-            return PostgresJournal(target)
+            from gpu_tools.journal.postgres import PostgresJournal
+
+            return PostgresJournal(target, now=now)
         if isinstance(target, str) and "://" in target:
             raise JournalUnavailable(
                 f"journal_url must be a postgresql:// URL (got {display_url(target).split('://')[0]}://...); "
                 "leave it unset for the SQLite journal in the data directory, or set journal_path."
             )
-        return SqliteJournal(Path(target))
+        from gpu_tools.journal.sqlite import SqliteJournal
+
+        return SqliteJournal(Path(target), now=now)
 
     # ---- backend hooks ------------------------------------------------------------------------
     @contextmanager
@@ -263,15 +176,17 @@ class Journal:
     def _migrate(self, target: int = SCHEMA_VERSION) -> None:
         """Create or upgrade the schema to `target` in one transaction (older targets: for tests
         that write a journal as a previous version did)."""
+        self._kept = Kept(self.DIALECT)
         with self._tx(serialize=True) as db:
             version = self._version(db)
+            self._keeps = max(version, target) >= 5
             if version >= target:
                 return
             self._upgrade(db, version, target)
             self._set_version(db, target)
 
     def _ddl(self, script: str) -> list[str]:
-        return [statement.format(**self.DIALECT) for statement in _statements(script)]
+        return [statement.format(**self.DIALECT) for statement in statements(script)]
 
     def _add_columns(self, db: Db, table: str, columns: dict[str, str]) -> None:
         have = self._columns(db, table)
@@ -292,9 +207,11 @@ class Journal:
                 self._add_columns(db, table, columns)
             for statement in self._ddl(_V3):
                 db.execute(statement)
-        if version < 4 <= target:
-            for statement in self._ddl(_V4):
+        if version < 5 <= target:
+            for statement in self._ddl(_V5):
                 db.execute(statement)
+            self._kept.rebuild(db)
+            db.execute("ANALYZE")  # the planner's statistics for the new indexes and tables
 
     def schema_version(self) -> int:
         with self._read() as db:
@@ -325,7 +242,7 @@ class Journal:
             " result, actor, expires_action, resource_id, confirmed_by)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
             (
-                _now(),
+                self._stamp(),
                 plan.provider,
                 plan.operation,
                 effect,
@@ -349,7 +266,25 @@ class Journal:
                 confirmed_by,
             ),
         )
-        return int(cur.fetchone()[0])
+        row_id = int(cur.fetchone()[0])
+        self._keep(db, plan.provider, effect, row_id, resource_id)
+        return row_id
+
+    def _keep(self, db: Db, provider: str, effect: str, row_id: int, *resource_ids: str | None) -> None:
+        """The kept rows of the resource a written row is about, answered again (same transaction)."""
+        if not self._keeps:
+            return
+        if effect == "create":
+            self._kept.refresh_live(db, "c.id = ?", (row_id,))
+        for rid in dict.fromkeys(r for r in resource_ids if r is not None):
+            self._kept.refresh_live(db, "c.provider = ? AND c.resource_id = ?", (provider, rid))
+        self._kept.refresh_billing(db, [(provider, rid, row_id) for rid in dict.fromkeys(resource_ids)])
+
+    def rebuild_kept(self, db: Db) -> None:
+        """Every kept row again from the whole journal, inside `db`'s transaction (for a test that
+        rewrites the journal's history in SQL)."""
+        if self._keeps:
+            self._kept.rebuild(db)
 
     def record(self, plan: Plan, effect: str, outcome: str, **kw: Any) -> int:
         """Write a row that needs no check: a refusal, or a step of an already approved plan."""
@@ -421,7 +356,7 @@ class Journal:
                 if approval is not None:
                     cur = db.execute(
                         "UPDATE approvals SET consumed_at=?, journal_id=? WHERE id=? AND consumed_at IS NULL",
-                        (_now(), row_id, approval_id),
+                        (self._stamp(), row_id, approval_id),
                     )
                     if cur.rowcount != 1:
                         raise _Conflict
@@ -450,6 +385,9 @@ class Journal:
         note: str | None = None,
     ) -> None:
         with self._tx() as db:
+            before = db.execute(
+                "SELECT provider, effect, resource_id FROM journal WHERE id=?", (row_id,)
+            ).fetchone()
             db.execute(
                 "UPDATE journal SET outcome=?, error=?, resource_id=COALESCE(?, resource_id), result=COALESCE(?, result),"
                 " kind=COALESCE(?, kind), note=COALESCE(?, note) WHERE id=?",
@@ -463,6 +401,8 @@ class Journal:
                     row_id,
                 ),
             )
+            if before is not None:
+                self._keep(db, before[0], before[1], row_id, before[2], resource_id or before[2])
 
     # ---- small shared state (the guard's heartbeat, its lease) --------------------------------
     def set_meta(self, key: str, value: str) -> None:
@@ -482,7 +422,7 @@ class Journal:
     ) -> tuple[bool, str, str]:
         """Take (or renew) the lease `name` for `holder` for `seconds`, unless another holder's lease
         is still running. Returns (taken, holder, until) of the lease as it now stands."""
-        now = now or datetime.now(UTC)
+        now = now or self.now()
         with self._tx(serialize=True) as db:
             row = db.execute("SELECT holder, until FROM leases WHERE name=?", (name,)).fetchone()
             if row is not None and row[0] != holder and datetime.fromisoformat(row[1]) > now:
@@ -520,136 +460,20 @@ class Journal:
     def _spent(self, db: Db, since: datetime, now: datetime) -> float:
         """USD this tool's resources cost between `since` and `now`, from the journal's own events:
         a create (ok, or unknown at its planned cost) starts billing, a stop pauses it, a start resumes
-        it, an update with a cost changes the rate, a delete ends it."""
-        rows = db.execute(_BILLING).fetchall()
-        state: dict[str, list[Any]] = {}  # key -> [rate, running since (or None)]
-        total = 0.0
-
-        def accrue(key: str, until: datetime) -> None:
-            nonlocal total
-            rate, start = state[key]
-            if start is None or rate is None:
-                return
-            a, b = max(start, since), min(until, now)
-            if b > a:
-                total += rate * (b - a).total_seconds() / 3600
-
-        for row_id, at, provider, operation, effect, resource_id, usd, kind, outcome in rows:
-            when = datetime.fromisoformat(at)
-            if effect == "create":
-                if (kind or "endpoint") not in BILLABLE_KINDS:
-                    continue
-                state[f"{provider}:{resource_id or f'journal#{row_id}'}"] = [usd, when]
-                continue
-            key = f"{provider}:{resource_id}"
-            if key not in state or outcome != "ok":
-                continue
-            accrue(key, when)
-            if effect == "destroy":
-                del state[key]
-            elif operation == "stop_resource":
-                state[key][1] = None
-            elif operation == "start_resource":
-                state[key][1] = when
-            else:
-                state[key][1] = state[key][1] and when
-                if usd is not None:
-                    state[key][0] = usd
-        for key in state:
-            accrue(key, now)
-        return total
+        it, an update with a cost changes the rate, a delete ends it (kept per day as rows are written)."""
+        return self._kept.spent(db, since, now, self._keeps)
 
     def spent(self, since: datetime, now: datetime | None = None) -> float:
         with self._read() as db:
-            return self._spent(db, since, now or datetime.now(UTC))
+            return self._spent(db, since, now or self.now())
 
     def note(self, row_id: int, note: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE journal SET note=? WHERE id=?", (note, row_id))
 
-    # ---- approvals --------------------------------------------------------------------------
-    def new_approval(
-        self,
-        fingerprint: str,
-        digest: str,
-        message: str | Callable[[str], str],
-        *,
-        asked_by: str | None = None,
-    ) -> Approval:
-        """A new, unused approval; `message` may be a function of the approval's id."""
-        approval_id = secrets.token_hex(4)
-        if callable(message):
-            message = message(approval_id)
-        approval = Approval(
-            id=approval_id,
-            fingerprint=fingerprint,
-            digest=digest,
-            message=message,
-            created_at=_now(precise=True),  # orders approvals made within one second
-            consumed_at=None,
-            journal_id=None,
-            result=None,
-            asked_by=asked_by,
-        )
-        with self._tx() as db:
-            cutoff = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="seconds")
-            db.execute("DELETE FROM approvals WHERE created_at < ?", (cutoff,))
-            db.execute(
-                "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by) VALUES (?,?,?,?,?,?)",
-                (approval.id, fingerprint, digest, message, approval.created_at, asked_by),
-            )
-        return approval
-
-    def latest_approval(self, fingerprint: str) -> Approval | None:
-        with self._read() as db:
-            row = db.execute(
-                "SELECT * FROM approvals WHERE fingerprint=? ORDER BY created_at DESC, id DESC LIMIT 1",
-                (fingerprint,),
-            ).fetchone()
-            return self._to_approval(row)
-
-    def approval(self, approval_id: str) -> Approval | None:
-        with self._read() as db:
-            return self._approval(db, approval_id)
-
-    def set_approval_result(self, approval_id: str, result: Any) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE approvals SET result=? WHERE id=?", (json.dumps(redact_value(result)), approval_id)
-            )
-
-    def _approval(self, db: Db, approval_id: str) -> Approval | None:
-        row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
-        return self._to_approval(row)
-
-    @staticmethod
-    def _to_approval(row: Any) -> Approval | None:
-        if row is None:
-            return None
-        data = dict(row)
-        data["result"] = json.loads(data["result"]) if data["result"] else None
-        return Approval(**data)
-
     # ---- reading ----------------------------------------------------------------------------
     def _live(self, db: Db) -> list[LiveEntry]:
-        return [
-            LiveEntry(
-                journal_id=r[0],
-                created_at=r[1],
-                provider=r[2],
-                created_by=r[3],
-                name=r[4],
-                resource_id=r[5],
-                kind=r[6],
-                expires_at=r[7],
-                sandbox=bool(r[8]),
-                outcome=r[9],
-                expires_action=r[10] or "delete",
-                stopped=bool(r[11]),
-                usd_per_hour=r[12] if r[12] is not None and r[12] >= 0 else None,
-            )
-            for r in db.execute(_LIVE.format(**self.DIALECT)).fetchall()
-        ]
+        return self._kept.live(db, self._keeps)
 
     def live(self) -> list[LiveEntry]:
         """Billable resources this tool created (or may have: outcome unknown) and has not deleted,
@@ -664,6 +488,18 @@ class Journal:
                 "SELECT DISTINCT provider, resource_id FROM journal WHERE effect='create' AND resource_id IS NOT NULL"
             ).fetchall()
         return {(p, r) for p, r in rows}
+
+    def created_among(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (provider, resource_id) this tool created (each looked up by its index)."""
+        with self._read() as db:
+            return {
+                (p, r)
+                for p, r in pairs
+                if db.execute(
+                    "SELECT 1 FROM journal WHERE provider=? AND resource_id=? AND effect='create' LIMIT 1",
+                    (p, r),
+                ).fetchone()
+            }
 
     def created_row(self, provider: str, resource_id: str) -> dict[str, Any] | None:
         """The ok create that made this resource, with its (masked) request body decoded."""
@@ -770,170 +606,29 @@ class Journal:
         return json.loads(row[0]) if row and row[0] else None
 
 
-class SqliteJournal(Journal):
-    """The embedded journal: one SQLite file; `BEGIN IMMEDIATE` makes every write transaction
-    exclusive among this process's threads and every other process on the file."""
+def __getattr__(name: str) -> Any:
+    """The backends, imported when first named (PostgreSQL's needs psycopg)."""
+    if name == "SqliteJournal":
+        from gpu_tools.journal.sqlite import SqliteJournal
 
-    DIALECT = {"ID": "INTEGER PRIMARY KEY AUTOINCREMENT", "REAL": "REAL", "GREATEST": "MAX"}
-    _integrity_errors = (sqlite3.IntegrityError,)
+        return SqliteJournal
+    if name == "PostgresJournal":
+        from gpu_tools.journal.postgres import PostgresJournal
 
-    def __init__(self, path: Path, *, schema_version: int = SCHEMA_VERSION) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.location = str(path)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._migrate(schema_version)
-
-    @contextmanager
-    def _tx(self, serialize: bool = False) -> Iterator[Db]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    @contextmanager
-    def _read(self) -> Iterator[Db]:
-        with self._lock:
-            yield self._db
-
-    def _version(self, db: Db) -> int:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _set_version(self, db: Db, version: int) -> None:
-        db.execute(f"PRAGMA user_version = {int(version)}")
-
-    def _columns(self, db: Db, table: str) -> set[str]:
-        return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        return PostgresJournal
+    raise AttributeError(name)
 
 
-class _PgRow(tuple):  # type: ignore[type-arg]
-    """A row readable by position and, like sqlite3.Row, by `dict(row)`."""
-
-    names: tuple[str, ...] = ()
-
-    def keys(self) -> tuple[str, ...]:
-        return self.names
-
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
-        if isinstance(key, str):
-            return tuple.__getitem__(self, self.names.index(key))
-        return tuple.__getitem__(self, key)
-
-
-class _PgDb:
-    """A psycopg connection that takes the `?` placeholders the shared SQL is written with."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        return self.conn.execute(sql.replace("?", "%s"), tuple(params) if params else None)
-
-
-class PostgresJournal(Journal):
-    """The team journal on PostgreSQL (psycopg 3). `reserve` and the schema's upgrade run under one
-    advisory transaction lock on the database, so every server's creates are checked one at a time
-    against what all of them have in flight; reads see every committed row."""
-
-    DIALECT = {
-        "ID": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
-        "REAL": "DOUBLE PRECISION",
-        "GREATEST": "GREATEST",
-    }
-    LOCK = 0x6770755F746F6F6C  # "gpu_tool": the advisory lock every server of the journal takes
-
-    def __init__(self, url: str, *, schema_version: int = SCHEMA_VERSION) -> None:
-        try:
-            import psycopg
-        except ImportError:
-            raise JournalUnavailable(
-                "journal_url is a PostgreSQL URL, but psycopg is not installed: "
-                "pip install 'gpu-tools[postgres]' (or 'psycopg[binary]')."
-            ) from None
-        self._psycopg = psycopg
-        password = urlsplit(url).password
-        if password:
-            register_secret(password)
-        self.url = url
-        self.location = display_url(url)
-        self._integrity_errors = (psycopg.errors.UniqueViolation,)
-        self._lock = threading.RLock()
-        self._conn: Any = None
-        self._connect()
-        self._migrate(schema_version)
-
-    def _connect(self) -> None:
-        psycopg = self._psycopg
-
-        def rows(cursor: Any) -> Callable[[Any], _PgRow]:
-            names = tuple(c.name for c in cursor.description or ())
-
-            def make(values: Any) -> _PgRow:
-                row = _PgRow(values)
-                row.names = names
-                return row
-
-            return make
-
-        try:
-            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=rows, connect_timeout=10)
-        except psycopg.Error as exc:
-            raise JournalUnavailable(
-                f"cannot reach the journal database {self.location}: {str(exc).strip().splitlines()[0]}"
-            ) from None
-
-    def _live_conn(self) -> _PgDb:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._connect()  # the server restarted or the connection dropped: one new connection
-        return _PgDb(self._conn)
-
-    @contextmanager
-    def _tx(self, serialize: bool = False) -> Iterator[Db]:
-        with self._lock:
-            db = self._live_conn()
-            with self._conn.transaction():
-                if serialize:
-                    db.execute("SELECT pg_advisory_xact_lock(?)", (self.LOCK,))
-                yield db
-
-    @contextmanager
-    def _read(self) -> Iterator[Db]:
-        with self._lock:
-            yield self._live_conn()
-
-    def _version(self, db: Db) -> int:
-        if db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
-            return 0
-        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else 0
-
-    def _set_version(self, db: Db, version: int) -> None:
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
-            " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (str(version),),
-        )
-
-    def _columns(self, db: Db, table: str) -> set[str]:
-        rows = db.execute(
-            "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = ?",
-            (table,),
-        ).fetchall()
-        return {r[0] for r in rows}
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
+__all__ = [
+    "APPROVAL_TTL",
+    "SCHEMA_VERSION",
+    "Approval",
+    "Db",
+    "Journal",
+    "JournalUnavailable",
+    "LiveView",
+    "PostgresJournal",
+    "Reservation",
+    "SqliteJournal",
+    "display_url",
+]
