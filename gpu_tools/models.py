@@ -286,6 +286,10 @@ class Plan(Result):
     steps: list[Plan] = Field(
         default_factory=list, description="For multi-resource plans: one plan per request."
     )
+    nothing_to_do: str | None = Field(
+        None,
+        description="Set when there is nothing to send: the sentence that says so (e.g. nothing has expired).",
+    )
 
     _request: WireRequest | None = PrivateAttr(None)
     _finish: Callable[[Any], Awaitable[Any]] | None = PrivateAttr(None)

@@ -263,6 +263,7 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
         else "deleting is permanent for every resource deleted.",
         steps=steps,
         warnings=warnings,
+        nothing_to_do=None if steps else "Nothing has expired.",
         sandbox=tk.settings.sandbox,
     )
     return plan

@@ -459,8 +459,8 @@ def outcome_line(result: MutationResult) -> str:
     """One line per mutation, printed for every `%gpu` change in a cell."""
     plan = result.plan
     badge = "[SANDBOX] " if result.sandbox else ""
-    if plan.operation == "reap_expired" and not plan.steps:
-        return badge + "Nothing has expired."
+    if plan.nothing_to_do:
+        return badge + plan.nothing_to_do
     if result.outcome == "dry_run":
         return badge + f"Dry run, nothing was sent: {plan.action}"
     if result.outcome == "replayed":
@@ -625,8 +625,8 @@ class Rendered:
 
     def _mutation(self, r: MutationResult) -> list[Block]:
         plan = r.plan
-        if plan.operation == "reap_expired" and not plan.steps:
-            return ["Nothing has expired.", *[self.words(f"Note: {w}") for w in plan.warnings]]
+        if plan.nothing_to_do:
+            return [plan.nothing_to_do, *[self.words(f"Note: {w}") for w in plan.warnings]]
         if r.outcome == "dry_run":
             return ["Dry run: nothing was sent.", self.words(plan.message())]
         blocks: list[Block] = []  # the outcome line was printed when it happened
