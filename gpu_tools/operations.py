@@ -85,7 +85,7 @@ def parse_duration(text: str) -> timedelta:
     """`90s`, `30m`, `2h`, `1.5d`, `1w` -> timedelta."""
     match = DURATION.fullmatch(text.strip().lower())
     if not match:
-        raise ValueError("use a number and a unit: s, m, h, d or w (e.g. 2h)")
+        raise ValueError("must be a number and a unit: s, m, h, d or w (e.g. 2h)")
     value, unit = float(match.group(1)), match.group(2)
     seconds = value * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
     if seconds > MAX_DURATION.total_seconds():

@@ -274,6 +274,8 @@ class GpuMagics(Magics):
         from ipython_ext.render import Rendered, outcome_line, sort_items
 
         tk = self.toolkit
+        if op.name == "list_offers":
+            view.empty = self._no_offers(args)
         if not op.mutating:
             progress = Progress(self.shell)
             try:
@@ -312,6 +314,22 @@ class GpuMagics(Magics):
         if result.plan.nothing_to_do and not result.plan.warnings:
             return None  # the outcome line said it all
         return Rendered(result, view, self.words)
+
+    def _no_offers(self, args: dict[str, Any]) -> str:
+        """What an empty offer listing says: the filters, the GPU names known, where to find offers."""
+        from gpu_tools.gpus import GPU_MEMORY_GB
+
+        given = " ".join(
+            f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+            for k, v in args.items()
+            if v is not False and k not in ("refresh", "verbose")
+        )
+        text = "No GPU offers found" + (f" for {given}" if given else "") + "."
+        if "gpu" in args:
+            text += f" GPU models known here: {', '.join(sorted(GPU_MEMORY_GB))}."
+        if not self.toolkit.settings.sandbox:
+            text += " A provider without credentials lists nothing; %gpu sandbox emulates them all."
+        return text
 
     def complete(self, event: Any) -> list[str]:
         """IPython completer for `%gpu` (event.text_until_cursor, event.symbol)."""

@@ -314,10 +314,7 @@ class Table:
         }
         self.rows = [[self._cell(c, item) for c in columns] for item in items]
         if any(c.estimated and c.estimated(i) for i in items for c in columns if c.kind == "money"):
-            currencies = sorted({getattr(i, "currency", None) or "?" for i in items if _est(i)})
-            self.notes.append(
-                f"~ estimated: converted to USD from {', '.join(currencies)} at the configured exchange rate."
-            )
+            self.notes.append(estimate_note(items))
 
     def _cell(self, column: Column, item: Any) -> str:
         value = column.value(item)
@@ -361,6 +358,18 @@ class Table:
         return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
 
+def estimate_note(items: Sequence[Any]) -> str:
+    """The one footnote for `~` figures: converted from which currencies, or taken from your settings."""
+    currencies = sorted({getattr(i, "currency", None) or "?" for i in items if _est(i)} - {"USD"})
+    usd_estimates = any(_est(i) and getattr(i, "currency", None) in ("USD", None) for i in items)
+    parts = []
+    if currencies:
+        parts.append(f"converted to USD from {', '.join(currencies)} at the configured exchange rate")
+    if usd_estimates:
+        parts.append("a price from your settings, not one the provider published")
+    return "~ estimated: " + "; ".join(parts) + "."
+
+
 def provider_notes(providers: Sequence[Any]) -> list[str]:
     trouble = [
         f"{p.provider}: {p.status}" + (f" ({p.message})" if p.message else "")
@@ -378,6 +387,7 @@ class View:
     columns: list[str] | None = None
     all_columns: bool = False
     sort: str | None = None
+    empty: str | None = None  # what an empty listing says (default: "No <items> found.")
 
 
 def listing_table(
@@ -392,7 +402,8 @@ def listing_table(
     """A table of `items` (the first `view.limit` of them), or a sentence when there are none."""
     notes = provider_notes(providers)
     if not items:
-        what = (caption or (title_of(model) if model else "items")).lower()
+        what = caption or (title_of(model) if model else "items")
+        what = what if what[:2].isupper() else what[:1].lower() + what[1:]  # "GPU offers", "templates"
         return "\n".join([f"No {what} found." if empty is None else empty, *notes]).strip()
     model = type(items[0])
     title = caption or title_of(model)
@@ -548,7 +559,11 @@ class Rendered:
         r, view = self.result, self.view
         if isinstance(r, Listing):
             items = sort_items(list(r.items), view.sort) if view.sort else list(r.items)
-            return [listing_table(items, r.total, view, providers=r.providers, model=item_type(r))]
+            return [
+                listing_table(
+                    items, r.total, view, providers=r.providers, model=item_type(r), empty=view.empty
+                )
+            ]
         if isinstance(r, Plan):
             return [self.words(r.message())]
         if isinstance(r, MutationResult):
