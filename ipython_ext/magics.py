@@ -97,7 +97,7 @@ class Progress:
     def tick(self, elapsed: float) -> None:
         if elapsed < PROGRESS_AFTER or not self.text or self.text == self.shown:
             return
-        from ipython_ext.render import ProgressLine
+        from ipython_ext.result import ProgressLine
 
         line = f"{self.text}  ({elapsed:.0f}s)"
         self.shown = self.text
@@ -112,7 +112,7 @@ class Progress:
 
     def done(self) -> None:
         if self.handle is not None:
-            from ipython_ext.render import ProgressLine
+            from ipython_ext.result import ProgressLine
 
             self.handle.update(ProgressLine(""))
         elif self.tty and self.shown:
@@ -271,7 +271,8 @@ class GpuMagics(Magics):
     def _run(self, op: Operation, args: dict[str, Any], yes: bool, view: Any) -> Any:
         from gpu_tools.gate import Approve
         from gpu_tools.models import Listing
-        from ipython_ext.render import Rendered, outcome_line, sort_items
+        from ipython_ext.render import outcome_line, sort_items
+        from ipython_ext.result import Rendered
 
         tk = self.toolkit
         if op.name == "list_offers":
@@ -290,7 +291,10 @@ class GpuMagics(Magics):
                 result = result.model_copy(update={"items": sort_items(list(result.items), view.sort)})
                 view.sort = None if self.autopandas else view.sort
             if self.autopandas and isinstance(result, Listing):
-                return result.to_dataframe()
+                frame = Rendered(result, view, self.words).to_dataframe()
+                if "message" in frame.attrs:  # an empty frame still says why
+                    print(frame.attrs["message"])
+                return frame
             return Rendered(result, view, self.words)
         # Ask on this (the kernel's) thread: the gate reuses the plan shown for the same arguments.
         question = self.runner.run(tk.question(op.name, args))

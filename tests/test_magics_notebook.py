@@ -54,3 +54,47 @@ def test_estimate_footnote_never_converts_usd_to_usd() -> None:
     )
     assert "from USD" not in estimate_note([offer("USD"), offer("CNY")])
     assert "converted to USD from CNY" in estimate_note([offer("CNY")])
+
+
+# ---- DataFrames that keep their meaning -------------------------------------------------------
+def test_dataframe_times_details_and_attrs(shell: InteractiveShell) -> None:
+    offers = gpu(shell, "list-offers --gpu H100")
+    frame = offers.to_dataframe()
+    assert str(frame["price_as_of"].dtype) == "datetime64[ns, UTC]"
+    assert "details" not in frame.columns and not any(c.startswith("details.") for c in frame.columns)
+    assert frame.attrs["caption"] == "GPU offers"
+    assert frame.attrs["footnotes"] == [
+        "~ estimated: converted to USD from CNY at the configured exchange rate."
+    ]
+    assert frame.attrs["providers"]["neolink"] == "ok"
+    wide = gpu(shell, "list-offers --gpu H100 --all-columns").to_dataframe()
+    assert "details.region_name" in wide.columns  # Sesterce's region, flattened
+    history = gpu(shell, "history").to_dataframe()
+    assert str(history["at"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_empty_listing_under_autopandas_has_columns_and_message(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_line_magic("config", "GpuMagics.autopandas = True")
+    frame = gpu(shell, "list-offers --gpu Z999")
+    assert frame.empty and {"provider", "usd_per_hour", "price_as_of"} <= set(frame.columns)
+    assert frame.attrs["message"].startswith("No GPU offers found for --gpu Z999.")
+    assert "No GPU offers found" in capsys.readouterr().out
+    assert str(frame["price_as_of"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_dir_offers_the_result_fields(shell: InteractiveShell) -> None:
+    offers = gpu(shell, "list-offers --gpu H100")
+    assert {"items", "providers", "notes", "plot", "to_dataframe"} <= set(dir(offers))
+    assert "parse_obj" not in dir(offers)  # pydantic's own machinery is not offered
+    ep = gpu(
+        shell,
+        "nebius-create-endpoint --name d --model-name openai/gpt-oss-20b --flavor-name base "
+        "--gpu-type gpu-h100-sxm --yes",
+    )
+    assert {"resource", "plan", "outcome"} <= set(dir(ep))
+    shell.user_ns["ep"] = ep
+    assert {"resource", "plan", "outcome"} <= {c.rsplit(".", 1)[-1] for c in complete(shell, "ep.")}
+    shell.user_ns["offers"] = offers
+    assert {"items", "providers"} <= {c.rsplit(".", 1)[-1] for c in complete(shell, "offers.")}
