@@ -146,7 +146,16 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
         ),
         key=lambda x: x.expires_at,
     )
+    over = getattr(data, "over", None)
+    history = []
+    if over:  # spend over time, replayed from the journal's billing rows
+        from gpu_tools.operations import parse_duration
+        from gpu_tools.spend_history import spend_series
+
+        history = spend_series(tk.journal.billing_rows(), now - parse_duration(over), now, data.provider)
     return SpendReport(
+        history_over=over,
+        history=history,
         items=lines,
         by_provider=by_provider,
         total_usd_per_hour=round(sum(p.usd_per_hour for p in by_provider), 4),

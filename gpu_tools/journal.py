@@ -539,6 +539,12 @@ class Journal:
         with self._read() as db:
             return self._spent(db, since, now or datetime.now(UTC))
 
+    def billing_rows(self) -> list[tuple[Any, ...]]:
+        """The rows that start, change, pause or end billing, oldest first (as `_spent` reads them):
+        (id, at, provider, operation, effect, resource_id, usd_per_hour, kind, outcome)."""
+        with self._read() as db:
+            return [tuple(row) for row in db.execute(_BILLING).fetchall()]
+
     def note(self, row_id: int, note: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE journal SET note=? WHERE id=?", (note, row_id))

@@ -448,6 +448,14 @@ class GuardStatus(Model):
     message: str
 
 
+class SpendPoint(Model):
+    """Cumulative spend of one provider (or `total`) at one moment, from the journal."""
+
+    at: str
+    provider: str
+    usd: float = Field(description="USD spent since the start of the period, up to `at`.")
+
+
 class SpendReport(Result):
     """What is live across providers and what it costs."""
 
@@ -460,6 +468,11 @@ class SpendReport(Result):
     budgets: list[BudgetLine] = Field(default_factory=list)
     expiries: list[Expiry] = Field(default_factory=list, description="The next expiries, soonest first.")
     guard: GuardStatus | None = None
+    history_over: str | None = Field(None, description="The period of `history` (the `over` asked for).")
+    history: list[SpendPoint] = Field(
+        default_factory=list,
+        description="With `over`: cumulative spend per provider and in total, at each change of rate.",
+    )
 
 
 class OrphanReport(Result):

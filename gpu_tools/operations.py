@@ -119,6 +119,21 @@ class ProviderFilter(OpInput):
     provider: ProviderName | None = Field(None, description="Only this provider.")
 
 
+class SpendInput(ProviderFilter):
+    over: str | None = Field(
+        None,
+        description="Also the spend over this past period (e.g. 24h, 7d), per provider and cumulative, "
+        "from the journal.",
+    )
+
+    @field_validator("over")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= timedelta(0):
+            raise ValueError("must be positive")
+        return value
+
+
 class ResourceRef(OpInput):
     positional: ClassVar[tuple[str, ...]] = ("provider", "resource_id")
     provider: ProviderName = Field(description="The resource's provider.")

@@ -45,6 +45,7 @@ from gpu_tools.operations import (
     Progress,
     ProviderFilter,
     ReapInput,
+    SpendInput,
     StartInput,
     StopInput,
     UpdateInput,
@@ -269,7 +270,7 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
     return plan
 
 
-async def _spend_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
+async def _spend_handler(tk: Toolkit, data: SpendInput, progress: Progress | None) -> BaseModel:
     if pending_rows(tk, data.provider):
         await reconcile(tk, data.provider)  # what was lost in flight is found before it is priced
     return await spend(tk, data)
@@ -379,8 +380,9 @@ CORE_OPERATIONS = [
         name="spend",
         title="What is running and what it costs",
         description="Every live resource with its cost per hour now and since creation (an upper bound), totals per "
-        "provider and overall, and when each expires: what is burning money.",
-        input=ProviderFilter,
+        "provider and overall, and when each expires: what is burning money. With `over` (e.g. 7d), also the "
+        "cumulative spend per provider over that period, from the journal.",
+        input=SpendInput,
         output=SpendReport,
         effect="read",
         handler=_spend_handler,

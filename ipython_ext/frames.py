@@ -13,11 +13,18 @@ from pydantic import BaseModel
 NOTEBOOK_EXTRA = "pip install 'gpu-tools[notebook]'"
 
 
+class MissingExtra(ImportError):
+    """A DataFrame or a chart needs an optional package: one line in a notebook, not a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
 def need_pandas() -> Any:
     try:
         import pandas
     except ImportError:
-        raise ImportError(f"DataFrames need pandas: {NOTEBOOK_EXTRA} (or pip install pandas).") from None
+        raise MissingExtra(f"DataFrames need pandas: {NOTEBOOK_EXTRA} (or pip install pandas).") from None
     return pandas
 
 

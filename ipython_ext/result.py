@@ -146,6 +146,14 @@ class Rendered:
             head = f"Now: {usd(r.total_usd_per_hour)}/hour. Since creation: {usd(r.total_accrued_usd)}." + (
                 " Resources with an unknown price are not counted." if unpriced else ""
             )
+            if r.history:
+                last = list({p.provider: p for p in r.history}.values())
+                parts = ", ".join(f"{p.provider} {usd(p.usd)}" for p in last if p.provider != "total")
+                total = next(p.usd for p in last if p.provider == "total")
+                head += f"\nSpent in the last {r.history_over}: {usd(total)}" + (
+                    f" ({parts})." if parts else "."
+                )
+                head += " .plot() draws it over time."
             return [
                 head,
                 listing_table(

@@ -3,11 +3,17 @@ meaning, charts, completion of values, regions by name, filters, one cost per re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from IPython.core.completer import provisionalcompleter
 from IPython.core.interactiveshell import InteractiveShell
 
 from gpu_tools.errors import InvalidInput
+from gpu_tools.sandbox import SandboxServer
+from gpu_tools.toolkit import Toolkit
+from tests.conftest import sandbox_settings
 
 
 def gpu(shell: InteractiveShell, line: str):
@@ -98,3 +104,137 @@ def test_dir_offers_the_result_fields(shell: InteractiveShell) -> None:
     assert {"resource", "plan", "outcome"} <= {c.rsplit(".", 1)[-1] for c in complete(shell, "ep.")}
     shell.user_ns["offers"] = offers
     assert {"items", "providers"} <= {c.rsplit(".", 1)[-1] for c in complete(shell, "offers.")}
+
+
+# ---- charts -----------------------------------------------------------------------------------
+NEOLINK_IMAGE = "images.neolink-ai.com/matrixdc/pytorch:2.3.0-python3.10-cuda12.1.0-devel-ubuntu22.04"
+
+
+@pytest.fixture
+def agg() -> Iterator[Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yield plt
+    plt.close("all")
+
+
+def caption_of(ax: Any) -> str:
+    return "\n".join(t.get_text() for t in ax.figure.texts)
+
+
+def test_offers_plot_by_gpu_with_a_legend_estimates_and_faded_offers(
+    shell: InteractiveShell, agg: Any
+) -> None:
+    offers = gpu(shell, "list-offers --gpu H100")
+    ax = offers.plot()
+    assert ax.get_title() == "[SANDBOX] GPU offers: price per GPU-hour"
+    assert ax.get_xlabel() == "USD per GPU-hour ($/GPU-h)" and ax.get_ylabel()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"netmind", "sesterce", "neolink", "estimated (~)", "not available now"} <= set(legend)
+    bars = ax.patches
+    assert any(b.get_hatch() == "///" for b in bars)  # NeoLink's converted prices
+    assert any(b.get_alpha() == 0.3 for b in bars)  # an offer that cannot be rented now
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert any("北京一区" in label for label in labels)
+    text = caption_of(ax)
+    assert "Prices fetched" in text and "converted to USD from CNY" in text
+    assert "no price published: nebius" in text
+    import io
+
+    png = io.BytesIO()
+    ax.figure.savefig(png, format="png")
+    assert png.getvalue()[:4] == b"\x89PNG"
+
+
+def test_charts_without_matplotlib_name_the_extra(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    from ipython_ext.frames import MissingExtra
+
+    offers = gpu(shell, "list-offers --gpu H100")
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(MissingExtra, match=r"pip install 'gpu-tools\[notebook\]'") as caught:
+        offers.plot()
+    assert len(caught.value._render_traceback_()) == 1
+
+
+def test_spend_over_time_after_a_create_and_a_delete(
+    shell: InteractiveShell, sandbox: SandboxServer, agg: Any
+) -> None:
+    h100s = gpu(shell, "list-offers --gpu H100 --provider neolink --sort usd_per_hour")
+    shell.user_ns["sku"] = next(o for o in h100s if o.gpu_count == 1).offer_id
+    vm = gpu(shell, f"neolink-create-instance --name s --image {NEOLINK_IMAGE} --gpu-sku-id {{sku}} --yes")
+    shell.user_ns["vm"] = vm
+    gpu(shell, "rm neolink {vm.resource.resource_id} --yes")
+    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox, budget_usd_per_day=40)))
+    report = gpu(shell, "spend --over 7d")
+    assert report.history_over == "7d"
+    neolink = [p for p in report.history if p.provider == "neolink"]
+    assert neolink and neolink[-1].usd >= 0 and report.history[-1].provider == "total"
+    assert [p.usd for p in neolink] == sorted(p.usd for p in neolink)  # cumulative
+    assert "Spent in the last 7d" in repr(report)
+    ax = report.plot()
+    assert ax.get_title() == "[SANDBOX] Spend over time, last 7d"
+    assert ax.get_ylabel() == "cumulative spend (USD)" and ax.get_xlabel() == "time (UTC)"
+    assert {line.get_label() for line in ax.get_lines()} >= {"neolink", "total"}
+    assert any(line.get_ydata()[0] == 40 for line in ax.get_lines())  # the budget
+    assert "budget_usd_per_day $40.00" in " ".join(t.get_text() for t in ax.texts)
+    assert "From the journal" in caption_of(ax)
+    with pytest.raises(InvalidInput, match="over must be a number and a unit"):
+        gpu(shell, "spend --over soon")
+
+
+def test_spend_series_replays_create_stop_start_update_delete() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from gpu_tools.spend_history import spend_series
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def at(hours: float) -> str:
+        return (t0 + timedelta(hours=hours)).isoformat()
+
+    rows = [
+        (1, at(-2), "neolink", "neolink_create_instance", "create", "a", 2.0, "instance", "ok"),
+        (2, at(1), "neolink", "stop_resource", "update", "a", None, None, "ok"),
+        (3, at(2), "neolink", "start_resource", "update", "a", None, None, "ok"),
+        (4, at(3), "neolink", "update_resource", "update", "a", 4.0, None, "ok"),
+        (5, at(4), "neolink", "delete_resource", "destroy", "a", None, None, "ok"),
+        (6, at(1), "sesterce", "sesterce_create_instance", "create", "b", 1.0, "instance", "ok"),
+        (7, at(2), "sesterce", "create_volume", "create", "v", 9.0, "volume", "ok"),  # not billable
+    ]
+    rows.sort(key=lambda r: r[1])
+    points = spend_series(rows, t0, t0 + timedelta(hours=5))
+    final = {p.provider: p.usd for p in points if p.at == at(5)}
+    # neolink: 1 h at $2 (from the period's start), stopped 1 h, 1 h at $2, 1 h at $4, then deleted
+    assert final == {"neolink": 8.0, "sesterce": 4.0, "total": 12.0}
+    totals = [p.usd for p in points if p.provider == "total"]
+    assert totals == sorted(totals) and totals[0] == 0.0
+    only = spend_series(rows, t0, t0 + timedelta(hours=5), provider="sesterce")
+    assert {p.provider for p in only} == {"sesterce", "total"}
+
+
+@pytest.mark.anyio
+async def test_mcp_spend_takes_over(sandbox: SandboxServer) -> None:
+    from mcp import Client
+
+    from mcp_server import build_server
+    from tests.mcp_helpers import structured
+
+    async with Client(build_server(sandbox_settings(sandbox))) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert "over" in tools["spend"].input_schema["properties"]
+        got = structured(await client.call_tool("spend", {"over": "24h"}))
+    assert got["history_over"] == "24h" and got["history"][-1]["provider"] == "total"

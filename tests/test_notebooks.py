@@ -30,9 +30,12 @@ def test_notebook_runs_clean(path: Path, gpu_home: Path) -> None:
         for o in c.get("outputs", [])
     )
     assert "[SANDBOX]" in text
+    charts = [c for c in nb.cells if "chart" in c.get("metadata", {}).get("tags", [])]
+    assert charts, f"{path.name} shows no chart"
+    for cell in charts:  # every chart cell draws a picture
+        assert any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])), cell.source
     if path.name == "gpu-market.ipynb":
-        images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-        assert len(images) == 1  # the bar chart
+        assert len(charts) == 2  # offers, spend over time
         assert "Nothing has expired." in text
         created = [o for c in nb.cells for o in c.get("outputs", []) if "neolink" in o.get("text", "")]
         assert any("Done:" in o["text"] and "H100" in o["text"] for o in created)
