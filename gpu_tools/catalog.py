@@ -28,11 +28,34 @@ if TYPE_CHECKING:
 BILLING_STATUSES = ("running", "pending")
 
 
+def named_region(offer: Offer) -> Offer:
+    """The offer with its region's name where the provider gives one beside the id (Sesterce)."""
+    name = offer.details.get("region_name")
+    if not isinstance(name, str) or not name or offer.region == name:
+        return offer
+    return offer.model_copy(update={"region": name, "region_id": offer.region_id or offer.region})
+
+
+def journal_costs(tk: Toolkit, resources: list[Resource]) -> None:
+    """One cost per resource: the provider's hourly figure where it states one (price_source
+    "provider"), otherwise the plan's, journaled at creation ("journal")."""
+    for r in resources:
+        if r.usd_per_hour is not None and r.price_source is None:
+            r.price_source = "provider"
+    if all(r.usd_per_hour is not None for r in resources):
+        return
+    live = {(e.provider, e.resource_id): e for e in tk.journal.live() if e.resource_id}
+    for r in resources:
+        entry = live.get((r.provider, r.resource_id))
+        if r.usd_per_hour is None and entry is not None and entry.usd_per_hour is not None:
+            r.usd_per_hour, r.price_source = entry.usd_per_hour, "journal"
+
+
 def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
     out = []
     gpu = q.gpu.lower() if q.gpu else None
     canon = canonical_gpu(q.gpu)
-    for o in map(with_usd, offers):
+    for o in map(named_region, map(with_usd, offers)):
         if q.kind and o.kind != q.kind:
             continue
         if gpu and gpu not in o.gpu_name.lower() and gpu != (o.gpu_model or "").lower():
@@ -40,6 +63,7 @@ def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
                 continue
         if q.region and q.region.lower() not in {
             str(o.region or "").lower(),
+            str(o.region_id or "").lower(),
             str(o.details.get("region_id", "")).lower(),
         }:
             continue

@@ -88,7 +88,10 @@ class Offer(Model):
     gpu_memory_gb: float | None = None
     vcpu: int | None = None
     ram_gb: float | None = None
-    region: str | None = None
+    region: str | None = Field(
+        None, description="The region's name where the provider gives one, else its id."
+    )
+    region_id: str | None = Field(None, description="The provider's region id, when `region` is its name.")
     price: float | None = Field(None, description="Price per hour in `currency`, as the provider states it.")
     currency: str | None = None
     usd_per_hour: float | None = None
@@ -143,6 +146,9 @@ class Resource(Result, Addressable):
     model: str | None = Field(None, description="Model name to send in inference calls, when relevant.")
     created_at: datetime | str | None = None
     usd_per_hour: float | None = None
+    price_source: str | None = Field(
+        None, description="provider (its own figure) or journal (the plan's estimate, journaled at creation)."
+    )
     details: dict[str, Any] = Field(default_factory=dict)
 
 

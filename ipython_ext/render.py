@@ -104,7 +104,12 @@ def _gpu(item: Any) -> str | None:
 
 
 def _est(item: Any) -> bool:
-    return bool(getattr(item, "price_estimated", False))
+    """An estimate: a converted or configured price, or a plan's cost where the provider states none."""
+    return bool(getattr(item, "price_estimated", False)) or from_plan(item)
+
+
+def from_plan(item: Any) -> bool:
+    return str(getattr(item, "price_source", None) or "").startswith("journal")
 
 
 COLUMNS: dict[str, list[Column]] = {
@@ -124,7 +129,7 @@ COLUMNS: dict[str, list[Column]] = {
         Column("status", "status"),
         Column("gpu", "GPU", get=_gpu),
         Column("region", "region"),
-        Column("usd_per_hour", "$/h", "money"),
+        Column("usd_per_hour", "$/h", "money", estimated=_est),
         Column("resource_id", "id", "id"),
     ],
     "Template": [
@@ -154,9 +159,9 @@ COLUMNS: dict[str, list[Column]] = {
         Column("provider", "provider"),
         Column("name", "name"),
         Column("status", "status"),
-        Column("usd_per_hour", "$/h", "money"),
+        Column("usd_per_hour", "$/h", "money", estimated=_est),
         Column("hours", "hours", "number"),
-        Column("accrued_usd", "accrued", "money"),
+        Column("accrued_usd", "accrued", "money", estimated=_est),
         Column("expires_at", "expires"),
         Column("resource_id", "id", "id"),
     ],
@@ -359,9 +364,12 @@ class Table:
 
 def estimate_note(items: Sequence[Any]) -> str:
     """The one footnote for `~` figures: converted from which currencies, or taken from your settings."""
-    currencies = sorted({getattr(i, "currency", None) or "?" for i in items if _est(i)} - {"USD"})
-    usd_estimates = any(_est(i) and getattr(i, "currency", None) in ("USD", None) for i in items)
+    priced = [i for i in items if getattr(i, "price_estimated", False)]
+    currencies = sorted({getattr(i, "currency", None) or "?" for i in priced} - {"USD"})
+    usd_estimates = any(getattr(i, "currency", None) in ("USD", None) for i in priced)
     parts = []
+    if any(from_plan(i) for i in items):
+        parts.append("the plan's cost, journaled at creation (the provider states none)")
     if currencies:
         parts.append(f"converted to USD from {', '.join(currencies)} at the configured exchange rate")
     if usd_estimates:
@@ -428,7 +436,9 @@ def card_lines(resource: Resource, plan: Plan | None = None) -> list[tuple[str, 
             if v is not None
         ]
         lines.append(("replicas", f"{resource.replicas}" + (f" ({', '.join(bounds)})" if bounds else "")))
-    if resource.usd_per_hour is not None:
+    if resource.usd_per_hour is not None and from_plan(resource):
+        cost = f"~{usd(resource.usd_per_hour)}/hour (the plan's estimate, journaled at creation)"
+    elif resource.usd_per_hour is not None:
         cost = f"{usd(resource.usd_per_hour)}/hour"
     elif plan is not None and plan.usd_per_hour is not None:
         cost = f"~{usd(plan.usd_per_hour)}/hour (the plan's estimate)"

@@ -238,3 +238,66 @@ async def test_mcp_spend_takes_over(sandbox: SandboxServer) -> None:
         assert "over" in tools["spend"].input_schema["properties"]
         got = structured(await client.call_tool("spend", {"over": "24h"}))
     assert got["history_over"] == "24h" and got["history"][-1]["provider"] == "total"
+
+
+# ---- one cost per resource, regions by name -----------------------------------------------------
+def test_one_cost_for_a_resource_in_every_view(shell: InteractiveShell, sandbox: SandboxServer) -> None:
+    h100s = gpu(shell, "list-offers --gpu H100 --provider neolink --sort usd_per_hour")
+    offer = next(o for o in h100s if o.gpu_count == 1)
+    shell.user_ns["sku"] = offer.offer_id
+    vm = gpu(shell, f"neolink-create-instance --name c --image {NEOLINK_IMAGE} --gpu-sku-id {{sku}} --yes")
+    planned = vm.plan.usd_per_hour
+    assert planned == offer.usd_per_hour
+    shell.user_ns["vm"] = vm
+    got = gpu(shell, "get neolink {vm.resource.resource_id}")
+    waited = gpu(shell, "wait neolink {vm.resource.resource_id}")
+    listed = gpu(shell, "ls --provider neolink")
+    spent = gpu(shell, "spend")
+    rid = vm.resource.resource_id
+    row = next(r for r in listed if r.resource_id == rid)
+    line = next(s for s in spent.items if s.resource_id == rid)
+    assert got.usd_per_hour == waited.usd_per_hour == row.usd_per_hour == line.usd_per_hour == planned
+    assert got.price_source == row.price_source == line.price_source == "journal"
+    card = f"~${planned:.2f}/hour (the plan's estimate, journaled at creation)"
+    assert card in repr(got) and card in repr(waited)
+    assert f"~${planned:.2f}" in repr(listed) and "journaled at creation" in repr(listed)
+    gpu(shell, "rm neolink {vm.resource.resource_id} --yes")
+
+
+@pytest.mark.anyio
+async def test_mcp_results_show_the_same_cost(sandbox: SandboxServer) -> None:
+    from mcp import Client
+
+    from mcp_server import build_server
+    from tests.mcp_helpers import Human, structured
+
+    create = {"display_name": "cost", "image": NEOLINK_IMAGE, "gpu_sku_id": "88"}
+    async with Client(build_server(sandbox_settings(sandbox)), elicitation_callback=Human()) as client:
+        made = structured(await client.call_tool("neolink_create_instance", create))
+        ref = {"provider": "neolink", "resource_id": made["resource"]["resource_id"]}
+        got = structured(await client.call_tool("get_resource", ref))
+        waited = structured(await client.call_tool("wait_for_resource", {**ref, "poll_seconds": 0.05}))
+        listed = structured(await client.call_tool("list_resources", {"provider": "neolink"}))
+        spent = structured(await client.call_tool("spend", {}))
+    planned = made["plan"]["usd_per_hour"]
+    row = next(r for r in listed["items"] if r["resource_id"] == ref["resource_id"])
+    line = next(r for r in spent["items"] if r["resource_id"] == ref["resource_id"])
+    assert planned and got["usd_per_hour"] == waited["usd_per_hour"] == row["usd_per_hour"] == planned
+    assert line["usd_per_hour"] == planned
+    assert (
+        got["price_source"]
+        == waited["price_source"]
+        == row["price_source"]
+        == line["price_source"]
+        == "journal"
+    )
+
+
+def test_regions_by_name(shell: InteractiveShell) -> None:
+    offers = gpu(shell, "list-offers --provider sesterce")
+    regions = {o.region for o in offers}
+    assert "Frankfurt" in regions and not any(r and r.isdigit() for r in regions)
+    frankfurt = gpu(shell, "list-offers --region frankfurt")
+    assert len(frankfurt) and all(o.region == "Frankfurt" for o in frankfurt)
+    by_id = gpu(shell, f"list-offers --region {frankfurt[0].region_id}")
+    assert {o.offer_id for o in by_id} == {o.offer_id for o in frankfurt}
