@@ -88,6 +88,7 @@ class Progress:
         self.text = ""
         self.shown = ""
         self.handle: Any = None
+        self.start = time.monotonic()
         self.kernel = getattr(shell, "kernel", None) is not None
         self.tty = not self.kernel and sys.stdout.isatty()
 
@@ -110,14 +111,34 @@ class Progress:
             sys.stdout.write("\r\x1b[2K" + line)
             sys.stdout.flush()
 
-    def done(self) -> None:
+    def done(self, result: Any = None) -> None:
+        """Replace the live line with one final line saying what was reached and how long it took
+        (cleared when the call failed or was interrupted: its error says the rest)."""
+        final = final_line(result, time.monotonic() - self.start) if result is not None else ""
         if self.handle is not None:
             from ipython_ext.result import ProgressLine
 
-            self.handle.update(ProgressLine(""))
+            self.handle.update(ProgressLine(final))
         elif self.tty and self.shown:
-            sys.stdout.write("\r\x1b[2K")
+            sys.stdout.write("\r\x1b[2K" + (final + "\n" if final else ""))
             sys.stdout.flush()
+
+
+def final_line(result: Any, elapsed: float) -> str:
+    """What a live status line leaves when its call ends."""
+    if hasattr(result, "reached"):  # a wait
+        state = f"{result.status}" + (f" ({result.raw_status})" if result.raw_status else "")
+        verb = "reached" if result.reached else "not reached yet"
+        return f"{result.provider} {result.resource_id}: {state}, {verb} after {elapsed:.0f}s."
+    providers = getattr(result, "providers", None) or []
+    answered = [p.provider for p in providers if p.status in ("ok", "partial")]
+    others = [
+        f"{p.provider} {p.status}" for p in providers if p.status not in ("ok", "partial", "unsupported")
+    ]
+    text = (
+        f"{len(answered)} provider(s) answered in {elapsed:.0f}s" if providers else f"Done in {elapsed:.0f}s"
+    )
+    return text + (f" ({', '.join(others)})." if others else ".")
 
 
 @magics_class
@@ -279,6 +300,7 @@ class GpuMagics(Magics):
             view.empty = self._no_offers(args)
         if not op.mutating:
             progress = Progress(self.shell)
+            result = None
             try:
                 result = self.runner.run(tk.call(op.name, args, progress=progress.report), progress.tick)
                 # A wait that answered "not yet" (reached=false) is asked again: a notebook has no client
@@ -286,7 +308,7 @@ class GpuMagics(Magics):
                 while getattr(result, "reached", None) is False and "timeout_seconds" not in args:
                     result = self.runner.run(tk.call(op.name, args, progress=progress.report), progress.tick)
             finally:
-                progress.done()
+                progress.done(result)
             if isinstance(result, Listing) and view.sort:
                 result = result.model_copy(update={"items": sort_items(list(result.items), view.sort)})
                 view.sort = None if self.autopandas else view.sort

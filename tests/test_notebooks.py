@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -47,6 +48,24 @@ def test_notebook_runs_clean(path: Path, gpu_home: Path) -> None:
         )
 
 
+def test_wait_leaves_a_final_line_in_jupyter(gpu_home: Path) -> None:
+    """%gpu wait's live line ends as what was reached and how long it took."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext ipython_ext\n%gpu sandbox --fresh --ready-after 2"),
+        nbformat.v4.new_code_cell(
+            "ep = %gpu nebius-create-endpoint --name w --model-name openai/gpt-oss-20b --flavor-name base "
+            "--gpu-type gpu-h100-sxm --yes"
+        ),
+        nbformat.v4.new_code_cell("%gpu wait nebius {ep.resource.resource_id} --poll-seconds 0.2"),
+    ]
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    lines = [o["data"]["text/html"] for o in nb.cells[2].outputs if o["output_type"] == "display_data"]
+    assert lines and re.fullmatch(
+        r"<code>nebius dep-\w+: running \(\w+\), reached after \ds\.</code>", lines[0]
+    ), lines
+
+
 def test_slow_read_shows_live_progress_in_jupyter(gpu_home: Path) -> None:
     """A read slower than a second shows which providers answered, updated in place, then cleared."""
     nb = nbformat.v4.new_notebook()
@@ -61,5 +80,8 @@ def test_slow_read_shows_live_progress_in_jupyter(gpu_home: Path) -> None:
     NotebookClient(nb, timeout=60, kernel_name="python3").execute()
     outputs = nb.cells[2].outputs
     progress = [o for o in outputs if o["output_type"] == "display_data"]
-    assert progress and progress[0]["data"]["text/html"] == "<code></code>"  # shown, then cleared
+    # shown, then left as one final line (the display is updated in place, so nbclient keeps the last)
+    assert progress and re.fullmatch(
+        r"<code>4 provider\(s\) answered in \ds\.</code>", progress[0]["data"]["text/html"]
+    ), progress[0]["data"]
     assert outputs[-1]["data"]["text/plain"] != "0"
