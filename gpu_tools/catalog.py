@@ -69,6 +69,10 @@ def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
             continue
         if q.min_gpu_count and (o.gpu_count or 0) < q.min_gpu_count:
             continue
+        if q.max_gpu_count and (o.gpu_count or 1) > q.max_gpu_count:
+            continue
+        if q.max_usd_per_hour is not None and (o.usd_per_hour is None or o.usd_per_hour > q.max_usd_per_hour):
+            continue
         if q.min_gpu_memory_gb and (o.gpu_memory_gb or 0) < q.min_gpu_memory_gb:
             continue
         if q.max_usd_per_gpu_hour is not None and (

@@ -13,6 +13,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 # Every provider name; an adapter in gpu_tools/providers/ for each (checked at import).
 ProviderName = Literal["nebius", "sesterce", "neolink", "netmind"]
@@ -88,10 +89,8 @@ class Offer(Model):
     gpu_memory_gb: float | None = None
     vcpu: int | None = None
     ram_gb: float | None = None
-    region: str | None = Field(
-        None, description="The region's name where the provider gives one, else its id."
-    )
-    region_id: str | None = Field(None, description="The provider's region id, when `region` is its name.")
+    region: str | None = None  # the region's name where the provider gives one, else its id
+    region_id: str | None = None  # the provider's id when `region` is a name
     price: float | None = Field(None, description="Price per hour in `currency`, as the provider states it.")
     currency: str | None = None
     usd_per_hour: float | None = None
@@ -146,9 +145,9 @@ class Resource(Result, Addressable):
     model: str | None = Field(None, description="Model name to send in inference calls, when relevant.")
     created_at: datetime | str | None = None
     usd_per_hour: float | None = None
-    price_source: str | None = Field(
-        None, description="provider (its own figure) or journal (the plan's estimate, journaled at creation)."
-    )
+    # provider (its own figure) or journal (the plan's, journaled at creation); kept out of the tools'
+    # output schemas, which a Resource appears in a dozen times.
+    price_source: SkipJsonSchema[str | None] = None
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -292,10 +291,8 @@ class Plan(Result):
     steps: list[Plan] = Field(
         default_factory=list, description="For multi-resource plans: one plan per request."
     )
-    nothing_to_do: str | None = Field(
-        None,
-        description="Set when there is nothing to send: the sentence that says so (e.g. nothing has expired).",
-    )
+    # When there is nothing to send, the sentence that says so (for the fronts; not in the tools' schemas).
+    nothing_to_do: SkipJsonSchema[str | None] = None
 
     _request: WireRequest | None = PrivateAttr(None)
     _finish: Callable[[Any], Awaitable[Any]] | None = PrivateAttr(None)
@@ -459,7 +456,7 @@ class SpendPoint(Model):
 
     at: str
     provider: str
-    usd: float = Field(description="USD spent since the start of the period, up to `at`.")
+    usd: float  # USD spent from the start of the period up to `at`
 
 
 class SpendReport(Result):
@@ -474,10 +471,9 @@ class SpendReport(Result):
     budgets: list[BudgetLine] = Field(default_factory=list)
     expiries: list[Expiry] = Field(default_factory=list, description="The next expiries, soonest first.")
     guard: GuardStatus | None = None
-    history_over: str | None = Field(None, description="The period of `history` (the `over` asked for).")
+    history_over: str | None = None
     history: list[SpendPoint] = Field(
-        default_factory=list,
-        description="With `over`: cumulative spend per provider and in total, at each change of rate.",
+        default_factory=list, description="With `over`: cumulative spend per provider and in total."
     )
 
 

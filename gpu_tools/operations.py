@@ -122,8 +122,7 @@ class ProviderFilter(OpInput):
 class SpendInput(ProviderFilter):
     over: str | None = Field(
         None,
-        description="Also the spend over this past period (e.g. 24h, 7d), per provider and cumulative, "
-        "from the journal.",
+        description="Spend over time for this past period, e.g. 7d.",
     )
 
     @field_validator("over")
@@ -153,16 +152,25 @@ class ListInput(ProviderFilter, VerboseInput):
 
 
 class ListOffersInput(ListInput):
+    provider: list[ProviderName] | None = Field(None, description="Only these providers.")  # type: ignore[assignment]
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _providers(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "sesterce,netmind"
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value or None
+
     kind: Literal["endpoint", "container", "instance"] | None = Field(
         None, description="What the offer rents."
     )
     gpu: str | None = Field(None, description="GPU model or provider GPU name.")
     region: str | None = Field(None, description="Region id or name, case-insensitive.")
-    min_gpu_count: int | None = Field(None, ge=1, description="At least this many GPUs per offer.")
-    min_gpu_memory_gb: float | None = Field(
-        None, gt=0, description="At least this much memory per GPU, in GB."
-    )
+    min_gpu_count: int | None = Field(None, ge=1, description="Min GPUs per offer.")
+    min_gpu_memory_gb: float | None = Field(None, gt=0, description="Min memory per GPU (GB).")
     max_usd_per_gpu_hour: float | None = Field(None, gt=0, description="At most this USD per GPU-hour.")
+    max_usd_per_hour: float | None = Field(None, gt=0, description="Max USD/h.")
+    max_gpu_count: int | None = Field(None, ge=1, description="Max GPUs.")
     available_only: bool = Field(False, description="Only offers the provider says are available now.")
     refresh: bool = Field(False, description="Ask the providers again, not the cache.")
 

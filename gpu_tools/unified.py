@@ -384,8 +384,7 @@ CORE_OPERATIONS = [
         name="spend",
         title="What is running and what it costs",
         description="Every live resource with its cost per hour now and since creation (an upper bound), totals per "
-        "provider and overall, and when each expires: what is burning money. With `over` (e.g. 7d), also the "
-        "cumulative spend per provider over that period, from the journal.",
+        "provider and overall, and when each expires: what is burning money.",
         input=SpendInput,
         output=SpendReport,
         effect="read",

@@ -76,6 +76,23 @@ def _choice(choices: list[str]) -> Callable[[str], str]:
     return convert
 
 
+def _choices(allowed: list[str]) -> Callable[[str], list[str]]:
+    """Comma-separated choices, case-insensitive: `sesterce,NetMind`."""
+    by_lower = {c.lower(): c for c in allowed}
+
+    def convert(text: str) -> list[str]:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        unknown = [p for p in parts if p.lower() not in by_lower]
+        if unknown or not parts:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {', '.join(unknown) or repr(text)} (choose from {', '.join(allowed)})"
+            )
+        return [by_lower[p.lower()] for p in parts]
+
+    convert.allowed = allowed  # type: ignore[attr-defined]  # what Tab offers
+    return convert
+
+
 def is_listing(op: Operation) -> bool:
     """Reads that return several items take --sort, --columns and --all-columns."""
     fields = getattr(op.output, "model_fields", {})
@@ -94,6 +111,11 @@ def build_parser(op: Operation, prog: str, words: Callable[[str], str] = str) ->
         if get_origin(kind) is Literal:
             kwargs["choices"] = list(get_args(kind))
             kwargs["type"] = _choice(kwargs["choices"])
+        elif get_origin(kind) is list and get_args(kind) and get_origin(get_args(kind)[0]) is Literal:
+            allowed = [str(c) for c in get_args(get_args(kind)[0])]
+            kwargs["type"] = _choices(allowed)
+            kwargs["metavar"] = "A[,B]"
+            kwargs["help"] = f"{help_text} ({', '.join(allowed)})"
         elif kind is int:
             kwargs["type"] = int
         elif kind is float:

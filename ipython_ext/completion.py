@@ -49,7 +49,9 @@ class Completer:
         last = parts[-1] if len(parts) > 1 else ""
         action = parser._option_string_actions.get(last)
         if action is not None and action.nargs != 0:
-            return [str(c) for c in action.choices] if action.choices else []
+            if action.choices:
+                return [str(c) for c in action.choices]
+            return self.values(op, action, parts, symbol)
         positionals = [a for a in parser._actions if not a.option_strings and a.dest != "help"]
         given = [p for p in parts[1:] if not p.startswith("-")]
         # values of flags are not positionals
@@ -64,6 +66,72 @@ class Completer:
             if target.dest == "resource_id" and given:
                 return self.resource_ids(given[0])
         return flags
+
+    def values(self, op: Any, action: Any, parts: list[str], symbol: str) -> list[str]:
+        """Values of a flag from what the tool knows: GPU names, sort fields and columns, regions
+        (names and ids), models and GPU types from templates, NeoLink SKUs. A comma-separated value
+        completes its last part."""
+        dest = action.dest
+        provider = self._provider(op, parts)
+        if hasattr(action.type, "allowed"):  # --provider a,b
+            found = list(action.type.allowed)
+        elif dest == "gpu":
+            from gpu_tools.gpus import GPU_MEMORY_GB
+
+            found = list(GPU_MEMORY_GB)
+        elif dest in ("sort", "columns"):
+            found = self._fields(op)
+            if dest == "sort" and symbol.startswith("-"):
+                found = ["-" + f for f in found]
+        elif dest == "region":
+            found = self._ask(
+                ("regions", provider or "*"),
+                "list_regions",
+                {"provider": provider} if provider else {},
+                lambda r: [v for i in r.items for v in (i.name, i.region_id)],
+            )
+        elif dest in ("model_name", "gpu_type", "template"):
+            key = {"model_name": "name", "template": "name", "gpu_type": "gpu_types"}[dest]
+            found = self._ask(
+                ("templates", f"{provider or '*'}:{key}"),
+                "list_templates",
+                {"provider": provider} if provider else {},
+                lambda r: [v for i in r.items for v in (getattr(i, key) if key == "gpu_types" else [i.name])],
+            )
+        elif dest in ("gpu_sku_id", "offer_id", "hardware_id", "flavor_id"):
+            found = self._ask(
+                ("offers", provider or "*"),
+                "list_offers",
+                {"provider": provider} if provider else {},
+                lambda r: [i.offer_id for i in r.items],
+            )
+        else:
+            return []
+        found = [f'"{v}"' if " " in v else v for v in found]
+        if "," in symbol and dest in ("columns", "provider"):
+            head = symbol.rsplit(",", 1)[0] + ","
+            return [head + v for v in found]
+        return found
+
+    def _provider(self, op: Any, parts: list[str]) -> str | None:
+        """The provider this line is about: the operation's own, a positional or --provider."""
+        if getattr(op, "provider", None):
+            return op.provider
+        from gpu_tools.providers import ADAPTERS
+
+        for i, word in enumerate(parts[1:], 1):
+            if word in ADAPTERS and (parts[i - 1] == "--provider" or not parts[i - 1].startswith("-")):
+                return word
+        return None
+
+    def _fields(self, op: Any) -> list[str]:
+        from ipython_ext.magics import _item_model
+        from ipython_ext.render import all_columns, default_columns
+
+        model = _item_model(op)
+        if model is None:
+            return []
+        return list(dict.fromkeys(c.name for c in [*default_columns(model), *all_columns(model)]))
 
     def resource_ids(self, provider: str) -> list[str]:
         """Ids of the provider's resources, asked at most every 30 s and never for longer than 3 s."""
@@ -108,7 +176,8 @@ def completion_matcher(magics: GpuMagics) -> Any:
             found = magics.complete(types.SimpleNamespace(text_until_cursor=before, symbol=word))
         except Exception:  # completion must never raise into the prompt
             found = []
-        hits = [f for f in found if f.lower().startswith(word.lower())]
+        typed = word.lower().lstrip("\"'")
+        hits = [f for f in found if f.lower().lstrip("\"'").startswith(typed)]
         return {
             "completions": [SimpleCompletion(text=h) for h in hits],
             "suppress": bool(hits),

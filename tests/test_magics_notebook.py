@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from IPython.core.completer import provisionalcompleter
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from gpu_tools.errors import InvalidInput
@@ -301,3 +302,65 @@ def test_regions_by_name(shell: InteractiveShell) -> None:
     assert len(frankfurt) and all(o.region == "Frankfurt" for o in frankfurt)
     by_id = gpu(shell, f"list-offers --region {frankfurt[0].region_id}")
     assert {o.offer_id for o in by_id} == {o.offer_id for o in frankfurt}
+
+
+# ---- filters on both fronts -------------------------------------------------------------------
+def test_several_providers_and_price_and_gpu_count_caps(shell: InteractiveShell) -> None:
+    offers = gpu(shell, "list-offers --provider sesterce,NetMind --max-usd-per-hour 3 --max-gpu-count 1")
+    assert len(offers) and {o.provider for o in offers} == {"sesterce", "netmind"}
+    assert all(o.usd_per_hour is not None and o.usd_per_hour <= 3 for o in offers)
+    assert all((o.gpu_count or 1) <= 1 for o in offers)
+    assert {p.provider for p in offers.providers} == {"sesterce", "netmind"}  # the others not asked
+    with pytest.raises(UsageError, match="invalid choice: bogus"):
+        gpu(shell, "list-offers --provider sesterce,bogus")
+
+
+@pytest.mark.anyio
+async def test_mcp_list_offers_takes_several_providers_and_caps(sandbox: SandboxServer) -> None:
+    from mcp import Client
+
+    from mcp_server import build_server
+    from tests.mcp_helpers import structured
+
+    async with Client(build_server(sandbox_settings(sandbox))) as client:
+        props = {t.name: t for t in (await client.list_tools()).tools}["list_offers"].input_schema[
+            "properties"
+        ]
+        assert {"max_usd_per_hour", "max_gpu_count", "provider"} <= set(props)
+        as_list = structured(
+            await client.call_tool(
+                "list_offers",
+                {"provider": ["sesterce", "neolink"], "max_usd_per_hour": 2, "max_gpu_count": 1},
+            )
+        )
+        as_text = structured(await client.call_tool("list_offers", {"provider": "sesterce,neolink"}))
+        one = structured(await client.call_tool("list_offers", {"provider": "netmind"}))
+    assert as_list["items"] and {o["provider"] for o in as_list["items"]} <= {"sesterce", "neolink"}
+    assert all(o["usd_per_hour"] <= 2 and (o["gpu_count"] or 1) == 1 for o in as_list["items"])
+    assert {o["provider"] for o in as_text["items"]} == {"sesterce", "neolink"}
+    assert {o["provider"] for o in one["items"]} == {"netmind"}
+
+
+# ---- completion of values ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("%gpu list-offers --gpu H1", {"H100"}),
+        ("%gpu list-offers --gpu RT", {'"RTX 4090"'}),
+        ("%gpu list-offers --sort -usd", {"-usd_per_hour", "-usd_per_gpu_hour"}),
+        ("%gpu list-offers --columns provider,gpu_m", {"provider,gpu_model", "provider,gpu_memory_gb"}),
+        ("%gpu list-offers --region Fr", {"Frankfurt"}),
+        ("%gpu list-offers --provider sesterce --region Si", {"Singapore"}),
+        (
+            "%gpu list-offers --provider sesterce,ne",
+            {"sesterce,nebius", "sesterce,neolink", "sesterce,netmind"},
+        ),
+        ("%gpu nebius-create-endpoint --model-name openai/", {"openai/gpt-oss-20b"}),
+        ("%gpu nebius-create-endpoint --gpu-type gpu-h", {"gpu-h100-sxm", "gpu-h200-sxm"}),
+        ("%gpu neolink-create-instance --gpu-sku-id 8", {"88", "89"}),
+    ],
+)
+def test_completion_of_values(shell: InteractiveShell, line: str, expected: set[str]) -> None:
+    found = complete(shell, line)
+    assert expected <= set(found), found
+    assert "False" not in found and "lambda" not in found  # no Python keywords
