@@ -14,7 +14,7 @@ import subprocess
 import textwrap
 import warnings
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gpu_tools.models import Listing, Offer, SpendReport
@@ -245,6 +245,7 @@ def plot_spend(report: SpendReport, ax: Any = None) -> Any:
     """Cumulative spend per provider (and in all) over the report's period, each budget a line."""
     plt = need_pyplot()
     import matplotlib.dates as mdates
+    from matplotlib.ticker import FuncFormatter
 
     history = list(getattr(report, "history", None) or [])
     if not history:
@@ -274,7 +275,20 @@ def plot_spend(report: SpendReport, ax: Any = None) -> Any:
             fontsize=8,
             color="#b22222",
         )
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(mdates.AutoDateLocator()))
+    # Start where billing started when that is late in the period: a day of zeros says nothing.
+    start, end = _time(history[0].at), _time(history[-1].at)
+    active = [_time(p.at) for p in history if p.provider != "total" and _time(p.at) > start]
+    zoomed = bool(active) and (end - active[0]) < (end - start) / 4
+    if zoomed:
+        left = active[0]
+        pad = max((end - left) * 0.05, timedelta(seconds=1))
+        ax.set_xlim(left - pad, end + pad)
+    top = max([p.usd for p in history] + [0.0])
+    decimals = 4 if 0 < top < 0.1 else 2
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"${v:,.{decimals}f}"))
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel("cumulative spend (USD)")
     period = getattr(report, "history_over", None) or ""
@@ -289,7 +303,12 @@ def plot_spend(report: SpendReport, ax: Any = None) -> Any:
         [
             f"From the journal, fetched {when([history[-1].at])}: each resource's hourly cost (the provider's, "
             "or the plan's when the provider states none) from create to delete, paused while stopped.",
-            "Costs from plans are estimates; accrued figures are an upper bound.",
+            "Costs from plans are estimates; accrued figures are an upper bound."
+            + (
+                f" Nothing was billed in the period before {active[0]:%Y-%m-%d %H:%M:%S} UTC."
+                if zoomed
+                else ""
+            ),
         ],
     )
     return ax
