@@ -85,3 +85,20 @@ def test_slow_read_shows_live_progress_in_jupyter(gpu_home: Path) -> None:
         r"<code>4 provider\(s\) answered in \ds\.</code>", progress[0]["data"]["text/html"]
     ), progress[0]["data"]
     assert outputs[-1]["data"]["text/plain"] != "0"
+
+
+def test_readme_notebook_snippet_runs_as_pasted(gpu_home: Path) -> None:
+    """The README's first notebook cell, pasted as one cell, runs against the sandbox and draws the
+    price chart."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### First steps", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "%gpu sandbox" in snippet and "offers.plot()" in snippet
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(snippet)]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    assert not [o for o in outputs if o["output_type"] == "error"], outputs
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "SANDBOX: every provider is emulated" in text and "Done: Delete Nebius" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the price chart
