@@ -284,6 +284,16 @@ def plot_spend(report: SpendReport, ax: Any = None) -> Any:
         pad = max((end - left) * 0.05, timedelta(seconds=1))
         ax.set_xlim(left - pad, end + pad)
     top = max([p.usd for p in history] + [0.0])
+    if top < 0.00005:  # nothing to see: say so rather than draw an empty box
+        ax.text(
+            0.5,
+            0.5,
+            "Nothing billed in this period (under $0.0001)",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="#666666",
+        )
     decimals = 4 if 0 < top < 0.1 else 2
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"${v:,.{decimals}f}"))
     locator = mdates.AutoDateLocator()
