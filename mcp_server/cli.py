@@ -22,7 +22,9 @@ from gpu_tools.errors import GpuToolsError, RedactingFilter, register_secret
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import config_file, http_token_file, load_settings
 from mcp_server import build_server
-from mcp_server.auth import BearerAuth, SessionRefusals, journal_state_refusals
+from mcp_server.auth import BearerAuth, SessionRefusals, StaticUser, journal_state_refusals
+from mcp_server.oauth import OAuthConfigError, OAuthVerifier, check_oauth_settings
+from mcp_server.web import Front, protected_resource_routes, resource_metadata_url
 
 __all__ = ["BearerAuth", "main", "transport_security"]
 
@@ -107,10 +109,19 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings(**overrides)
     except GpuToolsError as exc:
         refuse(str(exc))
-    tokens: dict[str, str | None] = dict(settings.http_tokens)
+    tokens: dict[str, StaticUser] = {
+        token: user if isinstance(user, str) else (user.user, frozenset(user.scopes))
+        for token, user in settings.http_tokens.items()
+    }
     if settings.http_token is not None:
         tokens[settings.http_token.get_secret_value()] = None
-    if args.transport == "http" and not tokens and not is_loopback(args.host):
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    resource = settings.http_public_url or f"http://{host}:{args.port}/mcp"
+    try:
+        audience = check_oauth_settings(settings, resource) if args.transport == "http" else None
+    except OAuthConfigError as exc:
+        refuse(str(exc))
+    if args.transport == "http" and not tokens and audience is None and not is_loopback(args.host):
         # A token generated here would be the only lock on a server others can reach: choose one.
         refuse(
             f"http_tokens and http_token are both empty: set GPU_TOOLS_HTTP_TOKENS or GPU_TOOLS_HTTP_TOKEN "
@@ -157,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             import uvicorn
 
-            if not tokens:
+            if not tokens and audience is None:
                 token = secrets.token_urlsafe(32)
                 register_secret(token)
                 tokens[token] = None
@@ -173,7 +184,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"generated a bearer token, readable only by you: cat {path} "
                     "(set GPU_TOOLS_HTTP_TOKEN or http_tokens to choose one)"
                 )
-            names = sorted({name for name in tokens.values() if name})
+            names = sorted(
+                {n for user in tokens.values() if (n := user[0] if isinstance(user, tuple) else user)}
+            )
             if names:
                 say(f"{len(tokens)} bearer token(s); users: {', '.join(names)}")
             say(f"journal: {server.toolkit.journal.location}")  # type: ignore[attr-defined]
@@ -191,12 +204,26 @@ def main(argv: list[str] | None = None) -> None:
                 )
             journal_state_refusals(server)
             mcp_app = server.streamable_http_app(host=args.host, transport_security=security)
-            app = BearerAuth(SessionRefusals(mcp_app, tk), tokens)
+            routes = []
+            verifier = None
+            metadata_url = None
+            if audience is not None:
+                assert settings.oauth_issuer is not None
+                verifier = OAuthVerifier(settings, audience)
+                routes += protected_resource_routes(resource, settings.oauth_issuer)
+                metadata_url = resource_metadata_url(resource)
+                say(
+                    f"OAuth: access tokens of {settings.oauth_issuer} for audience {audience} "
+                    f"(user claim {settings.oauth_user_claim}); metadata at {metadata_url}"
+                )
+            app = BearerAuth(
+                SessionRefusals(mcp_app, tk), tokens, oauth=verifier, resource_metadata_url=metadata_url
+            )
             say(
-                f"serving MCP over streamable HTTP at http://{args.host}:{args.port}/mcp "
+                f"serving MCP over streamable HTTP at http://{host}:{args.port}/mcp "
                 "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"
             )
-            uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+            uvicorn.run(Front(app, routes), host=args.host, port=args.port, log_level="warning")
     except KeyboardInterrupt:
         pass
     finally:
