@@ -31,6 +31,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from gpu_tools.journal import Journal
 from gpu_tools.sandbox import SandboxServer
+from gpu_tools.settings import Settings
+from mcp_server.oauth import OAuthVerifier
 from tests.conftest import mutating_requests
 from tests.mcp_helpers import Human, error_text, structured
 from tests.oauth_helpers import Issuer, new_key, public_pem, running_issuer
@@ -292,3 +294,77 @@ def test_configuration_that_would_fail_open_refuses_to_start(
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert named in line
+
+
+# ---- the verifier alone: key refresh rate, introspection ----------------------------------------------------
+def verifier_for(issuer: Issuer, clock: list[float], **settings: Any) -> OAuthVerifier:
+    values = {"oauth_issuer": issuer.url, "oauth_jwks_min_refresh_seconds": 30.0, **settings}
+    return OAuthVerifier(Settings(**values), AUDIENCE, clock=lambda: clock[0])
+
+
+AUDIENCE = "https://gpu.example.com/mcp"
+
+
+async def test_unknown_key_ids_fetch_the_keys_at_most_once_per_interval(issuer: Issuer) -> None:
+    clock = [1000.0]
+    verifier = verifier_for(issuer, clock)
+    try:
+        assert (await verifier.verify_token(issuer.token(AUDIENCE))) is not None
+        rogue = issuer.token(AUDIENCE, key=new_key(), kid="rogue")
+        for _ in range(5):
+            assert await verifier.verify_token(rogue) is None
+        assert issuer.jwks_fetches == 1
+        issuer.rotate()
+        assert await verifier.verify_token(issuer.token(AUDIENCE)) is None  # too soon to fetch again
+        clock[0] += 31
+        access = await verifier.verify_token(issuer.token(AUDIENCE, scope="gpu.read gpu.write openid"))
+        assert access is not None and issuer.jwks_fetches == 2
+        assert (access.subject, access.scopes) == ("reader@example.com", ["gpu.read", "gpu.write"])
+        assert access.token.startswith("sha256:")  # the token itself is never kept
+    finally:
+        await verifier.aclose()
+
+
+async def test_roles_come_from_a_nested_claim(issuer: Issuer) -> None:
+    verifier = verifier_for(issuer, [0.0], oauth_roles_claim="realm_access.roles")
+    try:
+        token = issuer.token(
+            AUDIENCE, scope="openid", realm_access={"roles": ["gpu.read", "gpu.approve", "x"]}
+        )
+        access = await verifier.verify_token(token)
+        assert access is not None and access.scopes == ["gpu.read", "gpu.approve"]
+    finally:
+        await verifier.aclose()
+
+
+async def test_opaque_tokens_go_through_introspection(issuer: Issuer) -> None:
+    verifier = verifier_for(
+        issuer,
+        [0.0],
+        oauth_introspection_url=f"{issuer.url}/introspect",
+        oauth_client_id="gpu-mcp",
+        oauth_client_secret="s" * 20,
+    )
+    now = int(time.time())
+    good = {
+        "active": True,
+        "iss": issuer.url,
+        "aud": AUDIENCE,
+        "exp": now + 60,
+        "sub": "u",
+        "scope": "gpu.read",
+    }
+    issuer.introspected = {
+        "opaque-good": {**good, "email": "i@example.com"},
+        "opaque-inactive": {**good, "active": False},
+        "opaque-elsewhere": {**good, "aud": "https://other.example.com"},
+        "opaque-expired": {**good, "exp": now - 600},
+        "opaque-no-aud": {key: value for key, value in good.items() if key != "aud"},
+    }
+    try:
+        access = await verifier.verify_token("opaque-good")
+        assert access is not None and (access.subject, access.scopes) == ("i@example.com", ["gpu.read"])
+        for token in ("opaque-inactive", "opaque-elsewhere", "opaque-expired", "opaque-no-aud", "unknown"):
+            assert await verifier.verify_token(token) is None, token
+    finally:
+        await verifier.aclose()
