@@ -376,6 +376,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--interval", type=positive, help="seconds between passes (default: guard_interval, 60)"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics (last pass, live resources and $/h, budgets left) on this port",
+    )
+    parser.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of --metrics-port (default 127.0.0.1)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="gpu-guard: %(levelname)s %(message)s"
@@ -399,6 +408,16 @@ def main(argv: list[str] | None = None) -> None:
 
     guard = Guard(tk, say)
     print(guard.watching(), file=sys.stderr, flush=True)
+    if args.metrics_port is not None:
+        from gpu_tools.metrics import Metrics, serve_metrics  # Prometheus only when asked for
+
+        metrics = Metrics(lambda: tk.journal, settings, [p.name for p in tk.provider_infos()])
+        serve_metrics(metrics, args.metrics_host, args.metrics_port)
+        print(
+            f"gpu-guard: metrics at http://{args.metrics_host}:{args.metrics_port}/metrics",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async def run() -> None:
         if args.once:

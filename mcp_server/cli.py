@@ -7,6 +7,7 @@ adapter at it, so everything works end to end without an account.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import logging
 import os
@@ -24,7 +25,14 @@ from gpu_tools.settings import config_file, http_token_file, load_settings
 from mcp_server import build_server
 from mcp_server.auth import BearerAuth, SessionRefusals, StaticUser, journal_state_refusals
 from mcp_server.oauth import OAuthConfigError, OAuthVerifier, check_oauth_settings
-from mcp_server.web import Front, protected_resource_routes, resource_metadata_url
+from mcp_server.observe import configure_logging, install_observer, readiness
+from mcp_server.web import (
+    Front,
+    health_routes,
+    metrics_route,
+    protected_resource_routes,
+    resource_metadata_url,
+)
 
 __all__ = ["BearerAuth", "main", "transport_security"]
 
@@ -109,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings(**overrides)
     except GpuToolsError as exc:
         refuse(str(exc))
+    configure_logging("gpu-mcp", settings.log_format)
     tokens: dict[str, StaticUser] = {
         token: user if isinstance(user, str) else (user.user, frozenset(user.scopes))
         for token, user in settings.http_tokens.items()
@@ -168,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             import uvicorn
 
+            from gpu_tools.metrics import Metrics, serve_metrics  # Prometheus only where HTTP is served
+
             if not tokens and audience is None:
                 token = secrets.token_urlsafe(32)
                 register_secret(token)
@@ -203,8 +214,16 @@ def main(argv: list[str] | None = None) -> None:
                     + " (add names with GPU_TOOLS_HTTP_ALLOWED_HOSTS='[\"name\"]')"
                 )
             journal_state_refusals(server)
+            metrics = Metrics(lambda: tk.journal, settings, [p.name for p in tk.provider_infos()])
+            install_observer(server, metrics)
             mcp_app = server.streamable_http_app(host=args.host, transport_security=security)
-            routes = []
+            routes = health_routes(readiness(tk, guard_expected=settings.guard_expected))
+            if settings.metrics_token is not None:
+                metrics_token = settings.metrics_token.get_secret_value()
+                routes.append(metrics_route(lambda: asyncio.to_thread(metrics.render), metrics_token))
+            if settings.metrics_port is not None:
+                serve_metrics(metrics, args.host, settings.metrics_port)
+                say(f"metrics at http://{host}:{settings.metrics_port}/metrics")
             verifier = None
             metadata_url = None
             if audience is not None:
