@@ -111,6 +111,14 @@ async def test_metrics_after_calls_health_without_a_token_and_json_logs(
     assert sample(text, "gpu_tools_approvals_pending") == 0
     for secret in (METRICS_TOKEN, VIEWER_TOKEN, ADMIN_TOKEN, writer, ARGS["name"], "op@example.com"):
         assert secret not in text
+    # Every metric the README's section and alert rules name is served (the guard's own: by the guard).
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    named = set(re.findall(r"gpu_tools_[a-z_]+[a-z]", readme)) - {
+        "gpu_tools_guard_last_pass_timestamp_seconds"
+    }
+    served = {re.split(r"[{ ]", line)[0] for line in text.splitlines() if line.startswith("gpu_tools_")}
+    served |= {re.sub(r"_(bucket|count|sum)$", "", name) for name in served}  # a histogram's series
+    assert named and named <= served, named - served
 
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     calls = [line for line in lines if line.get("message") == "tool call"]
