@@ -24,7 +24,6 @@ from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import config_file, http_token_file, load_settings
 from mcp_server import build_server
 from mcp_server.auth import BearerAuth, SessionRefusals, StaticUser, journal_state_refusals
-from mcp_server.oauth import OAuthConfigError, OAuthVerifier, check_oauth_settings
 from mcp_server.observe import configure_logging, install_observer, readiness
 from mcp_server.web import (
     Front,
@@ -126,10 +125,15 @@ def main(argv: list[str] | None = None) -> None:
         tokens[settings.http_token.get_secret_value()] = None
     host = f"[{args.host}]" if ":" in args.host else args.host
     resource = settings.http_public_url or f"http://{host}:{args.port}/mcp"
-    try:
-        audience = check_oauth_settings(settings, resource) if args.transport == "http" else None
-    except OAuthConfigError as exc:
-        refuse(str(exc))
+    audience = None
+    if args.transport == "http":
+        # PyJWT and httpx only where HTTP is served: stdio start-up stays as light as it was.
+        from mcp_server.oauth import OAuthConfigError, check_oauth_settings
+
+        try:
+            audience = check_oauth_settings(settings, resource)
+        except OAuthConfigError as exc:
+            refuse(str(exc))
     if args.transport == "http" and not tokens and audience is None and not is_loopback(args.host):
         # A token generated here would be the only lock on a server others can reach: choose one.
         refuse(
@@ -178,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             import uvicorn
 
             from gpu_tools.metrics import Metrics, serve_metrics  # Prometheus only where HTTP is served
+            from mcp_server.oauth import OAuthVerifier
 
             if not tokens and audience is None:
                 token = secrets.token_urlsafe(32)

@@ -137,6 +137,7 @@ class OAuthVerifier:
         self._keys: dict[str, dict[str, Any]] = {}  # the JWKS's signing keys by kid, as published
         self._anonymous: list[dict[str, Any]] = []  # keys without a kid
         self._fetched_at: float | None = None
+        self._tried_at: float | None = None
         self._lock = asyncio.Lock()
 
     # ---- fetching -----------------------------------------------------------------------------------
@@ -205,8 +206,11 @@ class OAuthVerifier:
             now = self.clock()
             stale = self._fetched_at is None or now - self._fetched_at > JWKS_MAX_AGE
             unknown = kid is not None and kid not in self._keys
-            may_refetch = self._fetched_at is None or now - self._fetched_at >= self.min_refresh
-            if stale or (unknown and may_refetch):
+            # Every fetch, failed or not, counts: an unknown kid or an issuer that is down makes at most
+            # one fetch per min_refresh seconds.
+            may_refetch = self._tried_at is None or now - self._tried_at >= self.min_refresh
+            if (stale or unknown) and may_refetch:
+                self._tried_at = now
                 try:
                     await self._fetch_keys()
                 except (httpx.HTTPError, LookupError, ValueError) as exc:

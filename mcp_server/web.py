@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
 from mcp.server.auth.routes import build_resource_metadata_url, cors_middleware
@@ -89,8 +88,3 @@ class Front:
             await self.side(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-
-def side_app(routes: list[Route]) -> Any:
-    """The routes alone (for `metrics_port`)."""
-    return Starlette(routes=routes)

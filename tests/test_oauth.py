@@ -368,3 +368,26 @@ async def test_opaque_tokens_go_through_introspection(issuer: Issuer) -> None:
             assert await verifier.verify_token(token) is None, token
     finally:
         await verifier.aclose()
+
+
+async def test_an_issuer_that_is_down_is_asked_at_most_once_per_interval(issuer: Issuer) -> None:
+    asked: list[str] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(503)
+
+    clock = [0.0]
+    settings = Settings(oauth_issuer=issuer.url, oauth_jwks_min_refresh_seconds=30.0)
+    verifier = OAuthVerifier(settings, AUDIENCE, transport=httpx.MockTransport(down), clock=lambda: clock[0])
+    try:
+        token = issuer.token(AUDIENCE)
+        for _ in range(5):
+            assert await verifier.verify_token(token) is None  # fails closed
+        first = len(asked)
+        assert first >= 1
+        clock[0] += 31
+        assert await verifier.verify_token(token) is None
+        assert len(asked) == 2 * first
+    finally:
+        await verifier.aclose()
