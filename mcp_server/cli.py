@@ -134,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
             audience = check_oauth_settings(settings, resource)
         except OAuthConfigError as exc:
             refuse(str(exc))
+        if audience is not None and settings.http_public_url is None and not is_loopback(args.host):
+            refuse(
+                f"oauth_issuer is set and gpu-mcp serves beyond loopback ({args.host}): set http_public_url "
+                "(GPU_TOOLS_HTTP_PUBLIC_URL) to the https URL clients use, e.g. https://gpu.example.com/mcp"
+            )
     if args.transport == "http" and not tokens and audience is None and not is_loopback(args.host):
         # A token generated here would be the only lock on a server others can reach: choose one.
         refuse(
@@ -236,9 +241,12 @@ def main(argv: list[str] | None = None) -> None:
                 verifier = OAuthVerifier(settings, audience)
                 routes += protected_resource_routes(resource, settings.oauth_issuer)
                 metadata_url = resource_metadata_url(resource)
+                # A verifier of its own, on a loop of its own: the one serving binds its client to uvicorn's.
+                probe = OAuthVerifier(settings.model_copy(update={"http_timeout": 5.0}), audience)
                 say(
                     f"OAuth: access tokens of {settings.oauth_issuer} for audience {audience} "
-                    f"(user claim {settings.oauth_user_claim}); metadata at {metadata_url}"
+                    f"(user claim {settings.oauth_user_claim}): {asyncio.run(probe.probe())}; "
+                    f"protected-resource metadata at {metadata_url}"
                 )
             app = BearerAuth(
                 SessionRefusals(mcp_app, tk), tokens, oauth=verifier, resource_metadata_url=metadata_url

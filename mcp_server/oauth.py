@@ -58,6 +58,8 @@ def check_oauth_settings(settings: Settings, resource: str) -> str | None:
                 raise OAuthConfigError(f"{name} is set but oauth_issuer is not: set GPU_TOOLS_OAUTH_ISSUER")
         return None
     check_https("oauth_issuer", settings.oauth_issuer)
+    if settings.http_public_url is not None:
+        check_https("http_public_url", settings.http_public_url)  # tokens never travel in clear
     audience = settings.oauth_audience if settings.oauth_audience is not None else resource
     if not audience.strip():
         raise OAuthConfigError("oauth_audience is empty: every token's audience would be accepted")
@@ -219,6 +221,16 @@ class OAuthVerifier:
                 return self._keys.get(kid)
             candidates = self._anonymous + list(self._keys.values())
             return candidates[0] if len(candidates) == 1 else None
+
+    async def probe(self) -> str:
+        """One sentence for the start-up banner: whether the issuer's metadata can be read now."""
+        try:
+            meta = await self.metadata()
+        except (LookupError, httpx.HTTPError, ValueError) as exc:
+            return f"its metadata cannot be read now ({exc}); tokens are refused until it can"
+        finally:
+            await self.aclose()
+        return f"keys at {meta.get('jwks_uri')}"
 
     # ---- TokenVerifier -------------------------------------------------------------------------------
     async def verify_token(self, token: str) -> AccessToken | None:

@@ -273,6 +273,14 @@ async def test_static_tokens_keep_working_with_their_scopes(server: Server, sand
         ),
         ({"GPU_TOOLS_OAUTH_AUDIENCE": "https://x.example.com/mcp"}, "oauth_audience is set but oauth_issuer"),
         (
+            {
+                "GPU_TOOLS_OAUTH_ISSUER": "https://idp.example.com",
+                "GPU_TOOLS_HTTP_PUBLIC_URL": "http://gpu.example.com/mcp",
+            },
+            "http_public_url must use https",
+        ),
+        ({"GPU_TOOLS_OAUTH_ISSUER": "https://idp.example.com", "HOST": "0.0.0.0"}, "set http_public_url"),
+        (
             {"GPU_TOOLS_OAUTH_ISSUER": "https://idp.example.com", "GPU_TOOLS_OAUTH_ALGORITHMS": '["HS256"]'},
             "oauth_algorithms",
         ),
@@ -288,8 +296,20 @@ async def test_static_tokens_keep_working_with_their_scopes(server: Server, sand
 def test_configuration_that_would_fail_open_refuses_to_start(
     tmp_path: Path, env: dict[str, str], named: str
 ) -> None:
+    env = dict(env)
+    host = env.pop("HOST", "127.0.0.1")
     full = {"PATH": os.environ.get("PATH", ""), "GPU_TOOLS_HOME": str(tmp_path), **env}
-    args = [sys.executable, "-m", "mcp_server", "--transport", "http", "--port", str(free_port())]
+    args = [
+        sys.executable,
+        "-m",
+        "mcp_server",
+        "--transport",
+        "http",
+        "--host",
+        host,
+        "--port",
+        str(free_port()),
+    ]
     done = subprocess.run(args, env=full, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()

@@ -120,6 +120,8 @@ async def test_metrics_after_calls_health_without_a_token_and_json_logs(
     served |= {re.sub(r"_(bucket|count|sum)$", "", name) for name in served}  # a histogram's series
     assert named and named <= served, named - served
 
+    assert f"OAuth: access tokens of {issuer.url} for audience {url}" in logs
+    assert f"keys at {issuer.url}/jwks" in logs  # the start-up banner read the issuer's metadata
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     calls = [line for line in lines if line.get("message") == "tool call"]
     assert {(c["tool"], c["outcome"], c.get("user")) for c in calls} >= {
