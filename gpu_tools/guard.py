@@ -41,6 +41,7 @@ from gpu_tools.budget import budgets, committed
 from gpu_tools.catalog import GUARD_INTERVAL, GUARD_LAST_PASS
 from gpu_tools.errors import GpuToolsError, NotFound, RedactingFilter, redact
 from gpu_tools.gate import Approve
+from gpu_tools.logs import configure_logging
 from gpu_tools.models import LiveEntry, MutationResult, Plan
 from gpu_tools.settings import config_file, load_settings
 from gpu_tools.toolkit import Toolkit
@@ -403,8 +404,13 @@ def main(argv: list[str] | None = None) -> None:
     except GpuToolsError as exc:  # the journal's database cannot be reached, psycopg is missing
         raise SystemExit(f"gpu-guard: {exc}") from None
 
+    configure_logging("gpu-guard", settings.log_format)
+
     def say(text: str) -> None:
-        print(text, flush=True)
+        if settings.log_format == "json":  # one JSON line on stderr, like every other log line
+            logging.getLogger("gpu_tools.guard").info(text.removeprefix("gpu-guard: "))
+        else:
+            print(text, flush=True)
 
     guard = Guard(tk, say)
     print(guard.watching(), file=sys.stderr, flush=True)

@@ -10,7 +10,6 @@ handler keeps the RedactingFilter). `JsonFormatter` writes those lines, and ever
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,54 +20,17 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.types import CallToolResult
 
 from gpu_tools.catalog import GUARD_INTERVAL, GUARD_LAST_PASS
-from gpu_tools.errors import GpuToolsError, RedactingFilter
+from gpu_tools.errors import GpuToolsError
+from gpu_tools.logs import JsonFormatter, configure_logging
 from mcp_server.auth import user_of
 
 if TYPE_CHECKING:
     from gpu_tools.metrics import Metrics
     from gpu_tools.toolkit import Toolkit
 
+__all__ = ["CallObserver", "JsonFormatter", "configure_logging", "install_observer", "readiness"]
+
 calls_log = logging.getLogger("gpu_tools.calls")
-FIELDS = ("request_id", "user", "tool", "provider", "outcome", "duration_ms")
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the call fields when present."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for field in FIELDS:
-            value = getattr(record, field, None)
-            if value is not None:
-                line[field] = value
-        if record.exc_info and record.exc_info[0] is not None:
-            line["error"] = record.exc_info[0].__name__  # the type only: a traceback may hold values
-        return json.dumps(line, ensure_ascii=False)
-
-
-def configure_logging(prog: str, log_format: str) -> None:
-    """stderr logging for a gpu-tools process: text (WARNING and up) or JSON lines (INFO and up, with a
-    line per tool call). The RedactingFilter sits on every handler either way."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler()
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-        root.setLevel(logging.WARNING)
-        calls_log.setLevel(logging.INFO)
-        logging.getLogger("gpu_tools").setLevel(logging.INFO)
-    else:
-        handler.setFormatter(logging.Formatter(f"{prog}: %(levelname)s %(message)s"))
-        root.setLevel(logging.WARNING)
-    handler.addFilter(RedactingFilter())  # no credential ever reaches the log
-    root.addHandler(handler)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def outcome_of(result: HandlerResult) -> str:

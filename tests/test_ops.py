@@ -214,3 +214,22 @@ def test_readyz_is_unready_while_postgresql_is_down(
             assert httpx.get(url.removesuffix("/mcp") + "/healthz").status_code == 200  # the process answers
         finally:
             pg.start()
+
+
+def test_gpu_guard_logs_json_lines(sandbox: SandboxServer, tmp_path: Path) -> None:
+    env = guard_env(tmp_path, sandbox, GPU_TOOLS_LOG_FORMAT="json")
+    done = subprocess.run(
+        [sys.executable, "-m", "gpu_tools.guard", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert {
+        "level": "info",
+        "logger": "gpu_tools.guard",
+        "message": "pass done, 0 action(s).",
+    }.items() <= lines[-1].items()
+    assert "time" in lines[-1] and "sandbox-key" not in done.stderr + done.stdout
