@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -143,6 +144,13 @@ class BearerAuth:
         try:
             access = await self.oauth.verify_token(given.decode("ascii"))
         except UnicodeDecodeError:
+            access = None
+        except (
+            Exception
+        ) as exc:  # a verifier that fails refuses (fails closed); its type only, never the token
+            logging.getLogger("gpu_tools.oauth").warning(
+                "access token verification failed: %s", type(exc).__name__
+            )
             access = None
         if access is None:
             return False, None, None

@@ -240,7 +240,7 @@ class OAuthVerifier:
             return await self._introspect(token) if self.introspection_url else None
         try:
             return await self._verify_jwt(token, header)
-        except (jwt.InvalidTokenError, jwt.PyJWKError) as exc:
+        except jwt.PyJWTError as exc:  # every PyJWT refusal: signature, claims, key type, algorithm
             log.info("access token refused: %s", type(exc).__name__)
             return None
 
