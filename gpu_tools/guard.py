@@ -41,6 +41,7 @@ from gpu_tools.budget import budgets, committed
 from gpu_tools.catalog import GUARD_INTERVAL, GUARD_LAST_PASS
 from gpu_tools.errors import GpuToolsError, NotFound, RedactingFilter, redact
 from gpu_tools.gate import Approve
+from gpu_tools.logs import configure_logging
 from gpu_tools.models import LiveEntry, MutationResult, Plan
 from gpu_tools.settings import config_file, load_settings
 from gpu_tools.toolkit import Toolkit
@@ -382,6 +383,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--interval", type=positive, help="seconds between passes (default: guard_interval, 60)"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics (last pass, live resources and $/h, budgets left) on this port",
+    )
+    parser.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of --metrics-port (default 127.0.0.1)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="gpu-guard: %(levelname)s %(message)s"
@@ -400,11 +410,26 @@ def main(argv: list[str] | None = None) -> None:
     except GpuToolsError as exc:  # the journal's database cannot be reached, psycopg is missing
         raise SystemExit(f"gpu-guard: {exc}") from None
 
+    configure_logging("gpu-guard", settings.log_format)
+
     def say(text: str) -> None:
-        print(text, flush=True)
+        if settings.log_format == "json":  # one JSON line on stderr, like every other log line
+            logging.getLogger("gpu_tools.guard").info(text.removeprefix("gpu-guard: "))
+        else:
+            print(text, flush=True)
 
     guard = Guard(tk, say)
     print(guard.watching(), file=sys.stderr, flush=True)
+    if args.metrics_port is not None:
+        from gpu_tools.metrics import Metrics, serve_metrics  # Prometheus only when asked for
+
+        metrics = Metrics(lambda: tk.journal, settings, [p.name for p in tk.provider_infos()])
+        serve_metrics(metrics, args.metrics_host, args.metrics_port)
+        print(
+            f"gpu-guard: metrics at http://{args.metrics_host}:{args.metrics_port}/metrics",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async def run() -> None:
         if args.once:

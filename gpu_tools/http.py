@@ -238,6 +238,25 @@ def check_path(path: str, provider: str) -> None:
         )
 
 
+# Observers of every provider request a front installs (metrics): called with (provider, method,
+# status, seconds), status "2xx".."5xx", "timeout" or "error". No URL, body or header is handed on.
+RequestObserver = Callable[[str, str, str, float], None]
+REQUEST_OBSERVERS: list[RequestObserver] = []
+
+
+def observe_requests(observer: RequestObserver) -> None:
+    if observer not in REQUEST_OBSERVERS:
+        REQUEST_OBSERVERS.append(observer)
+
+
+def _observed(provider: str, method: str, status: str, seconds: float) -> None:
+    for observer in REQUEST_OBSERVERS:
+        try:
+            observer(provider, method, status, seconds)
+        except Exception:  # an observer never breaks a provider call
+            log.exception("request observer failed")
+
+
 class ProviderHTTP:
     """The HTTP client of one provider. Credentials live in `headers` and never leave it."""
 
@@ -316,10 +335,13 @@ class ProviderHTTP:
         clean_params = {k: v for k, v in (params or {}).items() if v is not None} or None
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            started = time.monotonic()
             try:
                 async with self._slots:
                     response = await client.request(method, url, json=json_body, params=clean_params)
             except httpx.TransportError as exc:
+                failed = "timeout" if isinstance(exc, httpx.TimeoutException) else "error"
+                _observed(self.provider, method, failed, time.monotonic() - started)
                 # Failures that prove a request never left this machine: safe to call "failed".
                 not_sent = isinstance(
                     exc,
@@ -337,6 +359,7 @@ class ProviderHTTP:
                 raise errors.ProviderUnavailable(
                     f"could not reach {self.base_url} ({type(exc).__name__})", provider=self.provider
                 ) from None
+            _observed(self.provider, method, f"{response.status_code // 100}xx", time.monotonic() - started)
             if response.status_code in RETRY_STATUSES and not last:
                 wait = _retry_after(response)
                 if wait is None or wait <= MAX_RETRY_AFTER:

@@ -16,7 +16,16 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -30,6 +39,22 @@ from gpu_tools.errors import InvalidInput, register_secret
 
 APP = "gpu-tools"
 MIN_TOKEN_LENGTH = 16  # a bearer token shorter than this is refused: it could be guessed
+# Roles as OAuth scopes of `gpu-mcp --transport http`: read tools, resources and prompts; mutating tools
+# (each still approved); approving on the approval page; managing approvers and budgets.
+SCOPES = ("gpu.read", "gpu.write", "gpu.approve", "gpu.admin")
+# Signature algorithms an access token may use: asymmetric only (no `none`, no HMAC with a shared key).
+ASYMMETRIC_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 
 
 def home_dir() -> Path | None:
@@ -56,6 +81,14 @@ def config_file() -> Path:
 def http_token_file() -> Path:
     """Where `gpu-mcp --transport http` writes the bearer token it generates (readable by the user only)."""
     return config_dir() / "http-token"
+
+
+class StaticToken(BaseModel):
+    """A static bearer token's user and the scopes (roles) it holds."""
+
+    model_config = ConfigDict(extra="forbid")
+    user: str
+    scopes: list[Literal["gpu.read", "gpu.write", "gpu.approve", "gpu.admin"]] = Field(min_length=1)
 
 
 def _policy(name: str) -> AliasChoices:
@@ -171,13 +204,14 @@ class Settings(BaseSettings):
         "it binds beyond loopback; loopback names are always allowed.",
     )
 
-    http_tokens: Annotated[dict[str, str], NoDecode] = Field(
+    http_tokens: Annotated[dict[str, str | StaticToken], NoDecode] = Field(
         default_factory=dict,
         repr=False,
         validation_alias=_policy("http_tokens"),
-        description="Bearer tokens of `gpu-mcp --transport http` and the user name each stands for "
-        f"(token -> name); the journal records who asked and who confirmed. Each token has at least "
-        f"{MIN_TOKEN_LENGTH} characters, no spaces, and is unique. http_token is the one-user form.",
+        description="Bearer tokens of `gpu-mcp --transport http` and the user each stands for: token -> name "
+        '(every scope), or token -> {"user": name, "scopes": ["gpu.read", ...]}; the journal records who '
+        f"asked and who confirmed. Each token has at least {MIN_TOKEN_LENGTH} characters, no spaces, and "
+        "is unique. http_token is the one-user form.",
     )
     http_token: SecretStr | None = Field(
         None,
@@ -203,6 +237,97 @@ class Settings(BaseSettings):
         "gpu-guard (needs gpu-tools[postgres]). Unset: the SQLite file at journal_path.",
     )
 
+    # ---- OAuth 2.1 resource server, metrics, health and logs of `gpu-mcp --transport http` -------------
+    http_public_url: str | None = Field(
+        None,
+        validation_alias=_policy("http_public_url"),
+        description="The server's public MCP URL as clients reach it, e.g. https://gpu.example.com/mcp "
+        "(the OAuth resource and default audience; default: http://<host>:<port>/mcp).",
+    )
+    oauth_issuer: str | None = Field(
+        None,
+        validation_alias=_policy("oauth_issuer"),
+        description="The OAuth authorization server (issuer URL) whose access tokens the HTTP server "
+        "accepts beside http_tokens; its metadata and keys are discovered. https unless on loopback.",
+    )
+    oauth_audience: str | None = Field(
+        None,
+        validation_alias=_policy("oauth_audience"),
+        description="The audience a token's `aud` must hold (default: http_public_url).",
+    )
+    oauth_user_claim: str = Field(
+        "email",
+        validation_alias=_policy("oauth_user_claim"),
+        description="The claim naming the user in the journal (falls back to `sub`).",
+    )
+    oauth_roles_claim: str | None = Field(
+        None,
+        validation_alias=_policy("oauth_roles_claim"),
+        description="A claim holding roles named like scopes (gpu.read...), read beside `scope`/`scp`; "
+        "a dotted path reaches into objects, e.g. realm_access.roles.",
+    )
+    oauth_algorithms: list[str] = Field(
+        default_factory=lambda: list(ASYMMETRIC_ALGORITHMS),
+        validation_alias=_policy("oauth_algorithms"),
+        description="Signature algorithms accepted on access tokens (asymmetric only).",
+    )
+    oauth_leeway_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=300,
+        validation_alias=_policy("oauth_leeway_seconds"),
+        description="Clock skew allowed.",
+    )
+    oauth_jwks_min_refresh_seconds: float = Field(
+        30.0,
+        ge=0,
+        validation_alias=_policy("oauth_jwks_min_refresh_seconds"),
+        description="Least time between two fetches of the issuer's keys (a token with an unknown key id "
+        "fetches them again, at most this often).",
+    )
+    oauth_introspection_url: str | None = Field(
+        None,
+        validation_alias=_policy("oauth_introspection_url"),
+        description="RFC 7662 introspection endpoint for opaque (non-JWT) access tokens.",
+    )
+    oauth_client_id: str | None = Field(
+        None,
+        validation_alias=_policy("oauth_client_id"),
+        description="This server's client id at introspection.",
+    )
+    oauth_client_secret: SecretStr | None = Field(
+        None, validation_alias=_policy("oauth_client_secret"), description="Its secret at introspection."
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        validation_alias=_policy("metrics_token"),
+        description="Bearer token Prometheus sends to /metrics of the HTTP server (unset: /metrics is "
+        "served only on metrics_port).",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        validation_alias=_policy("metrics_port"),
+        description="A separate port serving /metrics without a token (bound to the server's host).",
+    )
+    guard_expected: bool = Field(
+        False,
+        validation_alias=_policy("guard_expected"),
+        description="/readyz is unready while gpu-guard's heartbeat is older than three guard intervals.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=_policy("log_format"), description="json: one JSON object per log line."
+    )
+
+    @field_validator("oauth_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        wrong = [alg for alg in value if alg not in ASYMMETRIC_ALGORITHMS]
+        if wrong or not value:
+            raise ValueError(f"only asymmetric algorithms are accepted ({', '.join(ASYMMETRIC_ALGORITHMS)})")
+        return value
+
     @field_validator("toolsets", mode="before")
     @classmethod
     def _split_toolsets(cls, value: Any) -> Any:
@@ -225,11 +350,11 @@ class Settings(BaseSettings):
 
     @field_validator("http_tokens")
     @classmethod
-    def _check_tokens(cls, value: dict[str, str]) -> dict[str, str]:
+    def _check_tokens(cls, value: dict[str, str | StaticToken]) -> dict[str, str | StaticToken]:
         # The messages name the problem, never a token.
         for token, user in value.items():
             _check_token(token)
-            if not user.strip():
+            if not (user if isinstance(user, str) else user.user).strip():
                 raise ValueError("a token's user name is empty")
         return value
 
@@ -288,6 +413,9 @@ class Settings(BaseSettings):
             register_secret(self.http_token.get_secret_value())
         if self.http_state_key is not None:
             register_secret(self.http_state_key.get_secret_value())
+        for secret in (self.oauth_client_secret, self.metrics_token):
+            if secret is not None:
+                register_secret(secret.get_secret_value())
         password = urlsplit(self.journal_url.get_secret_value()).password if self.journal_url else None
         if password:
             register_secret(password)

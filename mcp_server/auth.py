@@ -1,12 +1,18 @@
-"""Who is asking, over HTTP: bearer tokens, each standing for a user name.
+"""Who is asking, over HTTP, and what they may do: static bearer tokens (each standing for a user name and
+scopes), and, with `oauth_issuer`, access tokens of the team's identity provider (`mcp_server.oauth`).
 
-`BearerAuth` refuses every HTTP request without a known token and hands the request on with its user,
-in the two forms the layers below read:
+Roles are scopes: gpu.read (read tools, resources, prompts: needed for anything), gpu.write (mutating
+tools, each still approved), gpu.approve, gpu.admin. `ScopeGuard` shows each caller only the tools its
+scopes allow and refuses (and journals) a call beyond them before anything is planned.
+
+`BearerAuth` refuses every HTTP request without a valid token and hands the request on with its user,
+in the forms the layers below read:
 - `scope["user"]`, the SDK's `AuthenticatedUser`, whose principal (client id `gpu-mcp`, subject the
   user name) the SDK compares with the principal that opened a 2025-11-25 session before it lets a
   request answer on, stream from or end that session, and binds a sealed `requestState` to
   (2026-07-28), so one user cannot use another's session or answer another's question;
-- `scope[USER_KEY]`, the user name the tools read (`user_of`) to journal who asked and who confirmed.
+- `scope[USER_KEY]`, the user name the tools read (`user_of`) to journal who asked and who confirmed;
+- `scope[SCOPES_KEY]`, the caller's scopes (`scopes_of`).
 
 `journal_state_refusals` (2026-07-28: another user's `requestState`, an expired or altered one) and
 `SessionRefusals` (2025-11-25: another user's session) journal a mutating tool call the SDK refused
@@ -18,61 +24,99 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.request_state import RequestStateBoundary
 from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
 from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpu_tools.errors import GpuToolsError
-from gpu_tools.settings import MIN_TOKEN_LENGTH
+from gpu_tools.settings import MIN_TOKEN_LENGTH, SCOPES
 
 if TYPE_CHECKING:
     from gpu_tools.operations import Operation
     from gpu_tools.toolkit import Toolkit
 
 USER_KEY = "gpu_tools.user"  # the ASGI scope key BearerAuth fills with the user name
+SCOPES_KEY = "gpu_tools.scopes"  # ... and with the caller's scopes (roles), a frozenset
 CLIENT_ID = "gpu-mcp"  # the client id of every static bearer token's principal
+ALL_SCOPES = frozenset(SCOPES)
+READ, WRITE = "gpu.read", "gpu.write"
 UNAUTHORIZED = (
     b'{"error": "missing or wrong bearer token: send Authorization: Bearer <token> (a token from '
     b'http_tokens, GPU_TOOLS_HTTP_TOKEN, or the one in the file gpu-mcp named at start)"}'
 )
+UNAUTHORIZED_OAUTH = (
+    b'{"error": "invalid_token", "error_description": "sign in: this server accepts access tokens of its '
+    b'authorization server (see /.well-known/oauth-protected-resource) or a bearer token from http_tokens"}'
+)
+
+StaticUser = str | None | tuple[str | None, frozenset[str]]
 
 
-def authenticated_user(token: str, name: str | None) -> AuthenticatedUser:
+def authenticated_user(
+    token: str, name: str | None, scopes: frozenset[str] = ALL_SCOPES
+) -> AuthenticatedUser:
     """The SDK's user for one static token. The principal is the user name (two tokens of one user are
     one principal); the one unnamed token of a one-user server is a principal of its own. The access
     token object holds a digest, never the token."""
     digest = hashlib.sha256(token.encode()).hexdigest()[:16]
     return AuthenticatedUser(
-        AccessToken(token=f"sha256:{digest}", client_id=CLIENT_ID, scopes=[], subject=name or "(one user)")
+        AccessToken(
+            token=f"sha256:{digest}",
+            client_id=CLIENT_ID,
+            scopes=sorted(scopes),
+            subject=name or "(one user)",
+        )
     )
 
 
+def scope_needed(op: Operation) -> str:
+    """The scope (role) a tool needs: gpu.write for a tool that changes anything, else gpu.read."""
+    return WRITE if op.mutating else READ
+
+
 class BearerAuth:
-    """Refuses every HTTP request without `Authorization: Bearer <token>` (lifespan passes through).
+    """Refuses every HTTP request without a valid `Authorization: Bearer <token>` (lifespan passes through).
 
-    `tokens` maps each accepted token to its user name (None: the one-user form, no name). Every
-    token is compared in constant time. The scheme is case-insensitive (RFC 7235). The 401 carries
-    no `WWW-Authenticate: Bearer` challenge: this server offers no OAuth, and that challenge sends
-    OAuth-capable clients looking for authorization-server metadata that does not exist."""
+    `tokens` maps each static token to its user name (None: the one-user form, no name), every scope, or
+    to (name, scopes). Every static token is compared in constant time. The scheme is case-insensitive
+    (RFC 7235). With `oauth` (the issuer's `TokenVerifier`) a token that is no static one is verified as
+    an access token of the issuer; a refusal then carries the RFC 9728 challenge
+    `WWW-Authenticate: Bearer resource_metadata="..."` so MCP clients discover where to sign in. Without
+    OAuth the 401 carries no challenge: it would send OAuth-capable clients looking for
+    authorization-server metadata that does not exist. A caller without gpu.read is answered 403
+    `insufficient_scope`."""
 
-    def __init__(self, app: ASGIApp, tokens: str | Mapping[str, str | None]) -> None:
-        users = {tokens: None} if isinstance(tokens, str) else dict(tokens)
-        if not users or any(len(token.strip()) < MIN_TOKEN_LENGTH for token in users):
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: str | Mapping[str, StaticUser],
+        *,
+        oauth: TokenVerifier | None = None,
+        resource_metadata_url: str | None = None,
+    ) -> None:
+        users: dict[str, StaticUser] = {tokens: None} if isinstance(tokens, str) else dict(tokens)
+        if (not users and oauth is None) or any(len(token.strip()) < MIN_TOKEN_LENGTH for token in users):
             # Settings refuse these first; this is the last line: an empty token would match anyone.
             raise ValueError(f"every bearer token needs at least {MIN_TOKEN_LENGTH} characters")
         # AuthContextMiddleware puts scope["user"] where the SDK's requestState binding looks for it.
         self.app = AuthContextMiddleware(app)
-        self.tokens = [
-            (token.encode(), user, authenticated_user(token, user)) for token, user in users.items()
-        ]
+        self.oauth = oauth
+        self.resource_metadata_url = resource_metadata_url
+        self.tokens: list[tuple[bytes, str | None, AuthenticatedUser]] = []
+        for token, user in users.items():
+            name, scopes = user if isinstance(user, tuple) else (user, ALL_SCOPES)
+            self.tokens.append((token.encode(), name, authenticated_user(token, name, scopes)))
 
     @staticmethod
     def _token(scope: Scope) -> bytes:
@@ -90,22 +134,72 @@ class BearerAuth:
         for token, user, authenticated in self.tokens:  # no early exit: the time taken names no token
             if hmac.compare_digest(given, token):
                 found, name, principal = True, user, authenticated
-        return found, name, principal
+        return found and bool(given), name, principal
+
+    async def _verify(self, scope: Scope) -> tuple[bool, str | None, AuthenticatedUser | None]:
+        found, name, principal = self._find(scope)
+        given = self._token(scope)
+        if found or self.oauth is None or not given:
+            return found, name, principal
+        try:
+            access = await self.oauth.verify_token(given.decode("ascii"))
+        except UnicodeDecodeError:
+            access = None
+        except (
+            Exception
+        ) as exc:  # a verifier that fails refuses (fails closed); its type only, never the token
+            logging.getLogger("gpu_tools.oauth").warning(
+                "access token verification failed: %s", type(exc).__name__
+            )
+            access = None
+        if access is None:
+            return False, None, None
+        return True, access.subject, AuthenticatedUser(access)
+
+    def _challenge(self, **params: str) -> list[tuple[bytes, bytes]]:
+        if self.oauth is None:
+            return []
+        if self.resource_metadata_url:
+            params["resource_metadata"] = self.resource_metadata_url
+        value = "Bearer " + ", ".join(f'{key}="{text}"' for key, text in params.items())
+        return [(b"www-authenticate", value.encode())]
+
+    async def _refuse(self, send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), *headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            found, name, principal = self._find(scope)
-            if not found or not self._token(scope):
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": UNAUTHORIZED})
+            found, name, principal = await self._verify(scope)
+            if not found or principal is None:
+                given = bool(self._token(scope))
+                challenge = self._challenge(error="invalid_token") if given else self._challenge()
+                body = UNAUTHORIZED_OAUTH if self.oauth is not None else UNAUTHORIZED
+                await self._refuse(send, 401, body, challenge)
                 return
-            scope = {**scope, USER_KEY: name, "user": principal, "auth": AuthCredentials([])}
+            scopes = frozenset(principal.scopes)
+            if READ not in scopes:
+                body = json.dumps(
+                    {
+                        "error": "insufficient_scope",
+                        "error_description": f"this server needs the scope {READ}",
+                    }
+                ).encode()
+                await self._refuse(send, 403, body, self._challenge(error="insufficient_scope", scope=READ))
+                return
+            scope = {
+                **scope,
+                USER_KEY: name,
+                SCOPES_KEY: scopes,
+                "user": principal,
+                "auth": AuthCredentials(sorted(scopes)),
+            }
         await self.app(scope, receive, send)
 
 
@@ -186,6 +280,77 @@ def user_of(request: Any) -> str | None:
     return scope.get(USER_KEY) if isinstance(scope, dict) else None
 
 
+def scopes_of(request: Any) -> frozenset[str] | None:
+    """The scopes (roles) BearerAuth found for this request (None over stdio and in process: there the
+    person at the keyboard holds every role)."""
+    scope = getattr(request, "scope", None)
+    found = scope.get(SCOPES_KEY) if isinstance(scope, dict) else None
+    return found if isinstance(found, frozenset) else None
+
+
+class ScopeGuard:
+    """Server middleware, outermost of ours: each caller's `tools/list` holds only the tools its scopes
+    allow, and a `tools/call` of a tool beyond them is refused before anything is planned (a mutating
+    one journaled as refused, naming the caller and the scope it lacks)."""
+
+    def __init__(self, tk: Toolkit) -> None:
+        self.tk = tk
+
+    def _allowed(self, name: str, scopes: frozenset[str]) -> tuple[bool, Operation | None]:
+        try:
+            op = self.tk.registry.get(name)
+        except GpuToolsError:
+            return READ in scopes, None  # a tool of the SDK's own (none today): a read
+        return scope_needed(op) in scopes, op
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        request = getattr(ctx, "request", None)
+        scopes = scopes_of(request)
+        if scopes is None or scopes >= ALL_SCOPES:
+            return await call_next(ctx)
+        if ctx.method == "tools/list":
+            result = await call_next(ctx)
+            return self._filter(result, scopes)
+        if ctx.method == "tools/call":
+            params = ctx.params or {}
+            name = params.get("name")
+            if isinstance(name, str):
+                allowed, op = self._allowed(name, scopes)
+                if not allowed and op is not None:
+                    need = scope_needed(op)
+                    reason = (
+                        f"the caller lacks the scope {need} that {name} needs; nothing was planned or sent"
+                    )
+                    if op.mutating:
+                        arguments = params.get("arguments")
+                        await self.tk.gate.journal_refusal(
+                            op,
+                            arguments if isinstance(arguments, dict) else {},
+                            reason,
+                            actor=user_of(request),
+                            plan_it=False,
+                        )
+                    return CallToolResult(
+                        content=[
+                            TextContent(type="text", text=f"refused: {reason}. Ask for the role {need}.")
+                        ],
+                        is_error=True,
+                    )
+        return await call_next(ctx)
+
+    def _filter(self, result: HandlerResult, scopes: frozenset[str]) -> HandlerResult:
+        def keep(tool: Any) -> bool:
+            name = tool.get("name") if isinstance(tool, dict) else getattr(tool, "name", None)
+            return isinstance(name, str) and self._allowed(name, scopes)[0]
+
+        if isinstance(result, dict) and isinstance(result.get("tools"), list):
+            return {**result, "tools": [tool for tool in result["tools"] if keep(tool)]}
+        tools = getattr(result, "tools", None)
+        if isinstance(result, BaseModel) and isinstance(tools, list):
+            return result.model_copy(update={"tools": [tool for tool in tools if keep(tool)]})
+        return result
+
+
 class JournalStateRefusals:
     """Server middleware, outside the SDK's requestState boundary: a `tools/call` of a mutating tool
     whose sealed state the boundary refuses (another user's, expired, altered) is journaled as refused,
@@ -225,7 +390,8 @@ class JournalStateRefusals:
 
 def journal_state_refusals(server: Any) -> None:
     """Install `JournalStateRefusals` on an MCPServer built by `build_server`, just outside the SDK's
-    requestState boundary, so it sees what the boundary refuses."""
+    requestState boundary, so it sees what the boundary refuses, and `ScopeGuard` outside both."""
     chain = server.middleware
     boundary = next((i for i, m in enumerate(chain) if isinstance(m, RequestStateBoundary)), 0)
     chain.insert(boundary, JournalStateRefusals(server.toolkit))
+    chain.insert(boundary, ScopeGuard(server.toolkit))

@@ -7,6 +7,7 @@ adapter at it, so everything works end to end without an account.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import logging
 import os
@@ -22,7 +23,15 @@ from gpu_tools.errors import GpuToolsError, RedactingFilter, register_secret
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import config_file, http_token_file, load_settings
 from mcp_server import build_server
-from mcp_server.auth import BearerAuth, SessionRefusals, journal_state_refusals
+from mcp_server.auth import BearerAuth, SessionRefusals, StaticUser, journal_state_refusals
+from mcp_server.observe import configure_logging, install_observer, readiness
+from mcp_server.web import (
+    Front,
+    health_routes,
+    metrics_route,
+    protected_resource_routes,
+    resource_metadata_url,
+)
 
 __all__ = ["BearerAuth", "main", "transport_security"]
 
@@ -107,10 +116,30 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings(**overrides)
     except GpuToolsError as exc:
         refuse(str(exc))
-    tokens: dict[str, str | None] = dict(settings.http_tokens)
+    configure_logging("gpu-mcp", settings.log_format)
+    tokens: dict[str, StaticUser] = {
+        token: user if isinstance(user, str) else (user.user, frozenset(user.scopes))
+        for token, user in settings.http_tokens.items()
+    }
     if settings.http_token is not None:
         tokens[settings.http_token.get_secret_value()] = None
-    if args.transport == "http" and not tokens and not is_loopback(args.host):
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    resource = settings.http_public_url or f"http://{host}:{args.port}/mcp"
+    audience = None
+    if args.transport == "http":
+        # PyJWT and httpx only where HTTP is served: stdio start-up stays as light as it was.
+        from mcp_server.oauth import OAuthConfigError, check_oauth_settings
+
+        try:
+            audience = check_oauth_settings(settings, resource)
+        except OAuthConfigError as exc:
+            refuse(str(exc))
+        if audience is not None and settings.http_public_url is None and not is_loopback(args.host):
+            refuse(
+                f"oauth_issuer is set and gpu-mcp serves beyond loopback ({args.host}): set http_public_url "
+                "(GPU_TOOLS_HTTP_PUBLIC_URL) to the https URL clients use, e.g. https://gpu.example.com/mcp"
+            )
+    if args.transport == "http" and not tokens and audience is None and not is_loopback(args.host):
         # A token generated here would be the only lock on a server others can reach: choose one.
         refuse(
             f"http_tokens and http_token are both empty: set GPU_TOOLS_HTTP_TOKENS or GPU_TOOLS_HTTP_TOKEN "
@@ -157,7 +186,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             import uvicorn
 
-            if not tokens:
+            from gpu_tools.metrics import Metrics, serve_metrics  # Prometheus only where HTTP is served
+            from mcp_server.oauth import OAuthVerifier
+
+            if not tokens and audience is None:
                 token = secrets.token_urlsafe(32)
                 register_secret(token)
                 tokens[token] = None
@@ -173,7 +205,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"generated a bearer token, readable only by you: cat {path} "
                     "(set GPU_TOOLS_HTTP_TOKEN or http_tokens to choose one)"
                 )
-            names = sorted({name for name in tokens.values() if name})
+            names = sorted(
+                {n for user in tokens.values() if (n := user[0] if isinstance(user, tuple) else user)}
+            )
             if names:
                 say(f"{len(tokens)} bearer token(s); users: {', '.join(names)}")
             say(f"journal: {server.toolkit.journal.location}")  # type: ignore[attr-defined]
@@ -190,13 +224,38 @@ def main(argv: list[str] | None = None) -> None:
                     + " (add names with GPU_TOOLS_HTTP_ALLOWED_HOSTS='[\"name\"]')"
                 )
             journal_state_refusals(server)
+            metrics = Metrics(lambda: tk.journal, settings, [p.name for p in tk.provider_infos()])
+            install_observer(server, metrics)
             mcp_app = server.streamable_http_app(host=args.host, transport_security=security)
-            app = BearerAuth(SessionRefusals(mcp_app, tk), tokens)
+            routes = health_routes(readiness(tk, guard_expected=settings.guard_expected))
+            if settings.metrics_token is not None:
+                metrics_token = settings.metrics_token.get_secret_value()
+                routes.append(metrics_route(lambda: asyncio.to_thread(metrics.render), metrics_token))
+            if settings.metrics_port is not None:
+                serve_metrics(metrics, args.host, settings.metrics_port)
+                say(f"metrics at http://{host}:{settings.metrics_port}/metrics")
+            verifier = None
+            metadata_url = None
+            if audience is not None:
+                assert settings.oauth_issuer is not None
+                verifier = OAuthVerifier(settings, audience)
+                routes += protected_resource_routes(resource, settings.oauth_issuer)
+                metadata_url = resource_metadata_url(resource)
+                # A verifier of its own, on a loop of its own: the one serving binds its client to uvicorn's.
+                probe = OAuthVerifier(settings.model_copy(update={"http_timeout": 5.0}), audience)
+                say(
+                    f"OAuth: access tokens of {settings.oauth_issuer} for audience {audience} "
+                    f"(user claim {settings.oauth_user_claim}): {asyncio.run(probe.probe())}; "
+                    f"protected-resource metadata at {metadata_url}"
+                )
+            app = BearerAuth(
+                SessionRefusals(mcp_app, tk), tokens, oauth=verifier, resource_metadata_url=metadata_url
+            )
             say(
-                f"serving MCP over streamable HTTP at http://{args.host}:{args.port}/mcp "
+                f"serving MCP over streamable HTTP at http://{host}:{args.port}/mcp "
                 "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"
             )
-            uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+            uvicorn.run(Front(app, routes), host=args.host, port=args.port, log_level="warning")
     except KeyboardInterrupt:
         pass
     finally:

@@ -77,6 +77,16 @@ class Approvals:
             )
         return approval
 
+    def pending_approvals(self) -> int:
+        """Approvals asked within APPROVAL_TTL and neither used nor answered (for metrics)."""
+        since = (self.now() - APPROVAL_TTL).isoformat(timespec="microseconds")
+        with self._read() as db:
+            row = db.execute(
+                "SELECT COUNT(*) AS n FROM approvals WHERE consumed_at IS NULL AND result IS NULL AND created_at >= ?",
+                (since,),
+            ).fetchone()
+        return int(row["n"])
+
     def latest_approval(self, fingerprint: str) -> Approval | None:
         with self._read() as db:
             row = db.execute(
