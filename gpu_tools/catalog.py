@@ -22,8 +22,8 @@ from gpu_tools.models import (
 )
 
 if TYPE_CHECKING:
+    from gpu_tools.context import Context
     from gpu_tools.operations import ListOffersInput, ProviderFilter
-    from gpu_tools.toolkit import Toolkit
 
 BILLING_STATUSES = ("running", "pending")
 
@@ -36,7 +36,7 @@ def named_region(offer: Offer) -> Offer:
     return offer.model_copy(update={"region": name, "region_id": offer.region_id or offer.region})
 
 
-def journal_costs(tk: Toolkit, resources: list[Resource]) -> None:
+def journal_costs(tk: Context, resources: list[Resource]) -> None:
     """One cost per resource: the provider's hourly figure where it states one (price_source
     "provider"), otherwise the plan's, journaled at creation ("journal")."""
     for r in resources:
@@ -86,12 +86,12 @@ def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
     return out
 
 
-async def _live_at_providers(tk: Toolkit, only: str | None) -> tuple[list[Resource], list[Any]]:
+async def _live_at_providers(tk: Context, only: str | None) -> tuple[list[Resource], list[Any]]:
     resources, statuses = await tk.fan_out("resources", only, lambda p: p.list_resources())
     return [r for r in resources if r.kind in BILLABLE_KINDS and r.status != "deleting"], statuses
 
 
-async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> SpendReport:
+async def spend(tk: Context, data: ProviderFilter, progress: Any = None) -> SpendReport:
     """Live resources across providers, their hourly cost now and what they have cost since creation."""
     resources, statuses = await _live_at_providers(tk, data.provider)
     live = await tk.journal.aio.live()
@@ -177,7 +177,7 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
     over = getattr(data, "over", None)
     history = []
     if over:  # spend over time, replayed from the journal's billing rows
-        from gpu_tools.operations import parse_duration
+        from gpu_tools.durations import parse_duration
         from gpu_tools.spend_history import spend_series
 
         rows = await tk.journal.aio.run(tk.journal.billing_rows)
@@ -203,7 +203,7 @@ GUARD_LAST_PASS = "guard_last_pass"
 GUARD_INTERVAL = "guard_interval"
 
 
-def guard_status(tk: Toolkit, now: datetime) -> GuardStatus:
+def guard_status(tk: Context, now: datetime) -> GuardStatus:
     """When gpu-guard last made a pass (it writes a heartbeat to the journal), and whether it looks
     alive: three intervals without a pass means it is not running."""
     last = tk.journal.meta(GUARD_LAST_PASS)
@@ -226,7 +226,7 @@ def guard_status(tk: Toolkit, now: datetime) -> GuardStatus:
     )
 
 
-async def find_orphans(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> OrphanReport:
+async def find_orphans(tk: Context, data: ProviderFilter, progress: Any = None) -> OrphanReport:
     """Live at a provider but not live in the journal (made elsewhere, or deleted here yet still
     there); live in the journal but gone from a provider that answered in full. One journal read."""
     resources, statuses = await _live_at_providers(tk, data.provider)

@@ -16,7 +16,7 @@ from gpu_tools.gpus import GPU_MEMORY_GB
 from gpu_tools.providers import ADAPTERS
 
 if TYPE_CHECKING:
-    from gpu_tools.toolkit import Toolkit
+    from gpu_tools.context import Context
 
 # The arguments this module can complete.
 COMPLETABLE = ("provider", "gpu", "region", "template", "resource_id")
@@ -25,14 +25,14 @@ BUDGET_SECONDS = 2.0
 KEEP_SECONDS = 60.0
 
 
-def providers(tk: Toolkit) -> list[str]:
+def providers(tk: Context) -> list[str]:
     """Provider names the policy allows, those with credentials first."""
     allowed = tk.settings.allowed_providers
     names = [n for n in ADAPTERS if allowed is None or n in allowed]
     return sorted(names, key=lambda n: not tk.configured(n))
 
 
-def live_ids(tk: Toolkit, provider: str | None = None) -> list[str]:
+def live_ids(tk: Context, provider: str | None = None) -> list[str]:
     """Ids of the billable resources the journal says this tool created and has not deleted."""
     return [
         e.resource_id
@@ -41,7 +41,7 @@ def live_ids(tk: Toolkit, provider: str | None = None) -> list[str]:
     ]
 
 
-async def _asked(tk: Toolkit, what: str, provider: str | None) -> list[str]:
+async def _asked(tk: Context, what: str, provider: str | None) -> list[str]:
     """Names the providers give for `what` (regions, templates, resources), within the budget."""
     key = f"choices:{what}:{provider or '*'}"
     hit = tk.recent.get(key)
@@ -64,7 +64,7 @@ async def _asked(tk: Toolkit, what: str, provider: str | None) -> list[str]:
 
 
 async def choices(
-    tk: Toolkit, argument: str, typed: str = "", context: dict[str, str] | None = None
+    tk: Context, argument: str, typed: str = "", context: dict[str, str] | None = None
 ) -> list[str]:
     """Every value for `argument` that matches what was typed so far (case-insensitive), those that
     start with it first. `context` holds arguments already given (a `provider` narrows the rest)."""

@@ -23,12 +23,12 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from gpu_tools import budget
+from gpu_tools.durations import parse_duration
 from gpu_tools.errors import (
     ConfirmationRefused,
     GpuToolsError,
@@ -44,11 +44,11 @@ from gpu_tools.gpus import canonical_gpu
 from gpu_tools.http import FRESH
 from gpu_tools.journal import Approval, LiveView
 from gpu_tools.models import BILLABLE_KINDS, LiveEntry, MutationResult, Plan, Resource
-from gpu_tools.operations import CreateInput, MutationInput, Operation, parse_duration
+from gpu_tools.operations import CreateInput, MutationInput, Operation
 from gpu_tools.secrets import SECRET_KEYS
 
 if TYPE_CHECKING:
-    from gpu_tools.toolkit import Toolkit
+    from gpu_tools.context import Context
 
 # Seconds a plan is reused for the same arguments when asking (a dry run, then the question); never at
 # the send, where the plan is always read again from the provider.
@@ -168,7 +168,7 @@ class Question:
 
 
 class Gate:
-    def __init__(self, tk: Toolkit) -> None:
+    def __init__(self, tk: Context) -> None:
         self.tk = tk
         self._plans: dict[str, tuple[float, Plan]] = {}
         self.in_flight: set[int] = set()  # journal rows being sent by this process right now
@@ -388,7 +388,7 @@ class Gate:
         expires_in = data.expires_in or self.tk.settings.default_expires_in
         if not expires_in:
             return None
-        return (datetime.now(UTC) + parse_duration(expires_in)).isoformat(timespec="seconds")
+        return (self.tk.now() + parse_duration(expires_in)).isoformat(timespec="seconds")
 
     async def question(
         self, op: Operation, args: dict[str, Any], *, resume: bool = False, asked_by: str | None = None

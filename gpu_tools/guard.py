@@ -32,7 +32,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -52,10 +52,6 @@ LEASE_SECONDS = 600.0  # the longest a pass may hold the lease before another gu
 log = logging.getLogger("gpu_tools.guard")
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class LeaseLost(Exception):
     """This guard no longer holds the journal's lease: it acts no more in this pass."""
 
@@ -70,12 +66,12 @@ class Guard:
         tk: Toolkit,
         say: Callable[[str], None] = print,
         *,
-        now: Callable[[], datetime] = utc_now,
+        now: Callable[[], datetime] | None = None,
         lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.tk = tk
         self.say = say
-        self.now = now
+        self.now = now or tk.now  # the toolkit's clock unless a test gives the guard its own
         self.lease_seconds = lease_seconds
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._actions: list[dict[str, Any]] = []

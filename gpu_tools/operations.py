@@ -28,15 +28,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from gpu_tools.context import Progress
+from gpu_tools.durations import parse_duration
 from gpu_tools.errors import InvalidInput, UnknownOperation
 from gpu_tools.models import Effect, Kind, MutationResult, Plan, ProviderName
 
 if TYPE_CHECKING:
-    from gpu_tools.toolkit import Toolkit
+    from gpu_tools.context import Context
 
-Progress = Callable[[float, float | None, str], Awaitable[None]]
-DURATION = re.compile(r"(\d{1,9}(?:\.\d{1,6})?)\s*([smhdw])")
-MAX_DURATION = timedelta(days=3650)
 # An operation named in a message: `spend` in backticks, or a bare name with an underscore.
 _REFERENCE = re.compile(r"`([a-z][a-z0-9_]*)`|(?<![\w./-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w/-])")
 
@@ -100,18 +99,6 @@ class OpInput(BaseModel):
 
 class MutationInput(OpInput):
     dry_run: bool = Field(False, description="Only return the plan; send nothing.")
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `30m`, `2h`, `1.5d`, `1w` -> timedelta."""
-    match = DURATION.fullmatch(text.strip().lower())
-    if not match:
-        raise ValueError("must be a number and a unit: s, m, h, d or w (e.g. 2h)")
-    value, unit = float(match.group(1)), match.group(2)
-    seconds = value * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
-    if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"is longer than {MAX_DURATION.days} days")
-    return timedelta(seconds=seconds)
 
 
 class CreateInput(MutationInput):
@@ -330,8 +317,8 @@ def toolset_provider(name: str) -> str | None:
     return None if name in BASE_TOOLSETS else head
 
 
-Handler = Callable[["Toolkit", Any, Progress | None], Awaitable[BaseModel]]
-Planner = Callable[["Toolkit", Any], Awaitable[Plan]]
+Handler = Callable[["Context", Any, Progress | None], Awaitable[BaseModel]]
+Planner = Callable[["Context", Any], Awaitable[Plan]]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from gpu_tools.errors import GpuToolsError, NotFound
 from gpu_tools.models import Reconciled, ReconcileReport, Resource
 
 if TYPE_CHECKING:
-    from gpu_tools.toolkit import Toolkit
+    from gpu_tools.context import Context
 
 # The effects whose unknown rows change what is live or what it costs.
 LIVE_EFFECTS = ("create", "update", "destroy")
@@ -25,7 +25,7 @@ EXPECTED = {"stop_resource": ("stopped",), "start_resource": ("running", "pendin
 
 
 def pending_rows(
-    tk: Toolkit, provider: str | None = None, effects: tuple[str, ...] | None = None
+    tk: Context, provider: str | None = None, effects: tuple[str, ...] | None = None
 ) -> list[dict[str, Any]]:
     """Unknown rows this process is not sending right now."""
     return [
@@ -37,11 +37,11 @@ def pending_rows(
     ]
 
 
-def _age(tk: Toolkit, row: dict[str, Any]) -> float:
+def _age(tk: Context, row: dict[str, Any]) -> float:
     return (tk.now() - datetime.fromisoformat(row["at"])).total_seconds()
 
 
-async def reconcile(tk: Toolkit, provider: str | None = None) -> ReconcileReport:
+async def reconcile(tk: Context, provider: str | None = None) -> ReconcileReport:
     """Check every unknown row (of one provider, or all) once; journal what was found."""
     items: list[Reconciled] = []
     stamp = tk.now().isoformat(timespec="seconds")
@@ -85,7 +85,7 @@ async def reconcile(tk: Toolkit, provider: str | None = None) -> ReconcileReport
     return ReconcileReport(items=items, unresolved=unresolved)
 
 
-async def _check(tk: Toolkit, row: dict[str, Any]) -> tuple[str, Resource | None, str]:
+async def _check(tk: Context, row: dict[str, Any]) -> tuple[str, Resource | None, str]:
     adapter = tk.adapters[row["provider"]]
     settled = _age(tk, row) >= tk.settings.reconcile_grace_seconds
     try:

@@ -35,6 +35,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gpu_tools.durations import parse_duration
 from gpu_tools.errors import InvalidInput, register_secret
 
 APP = "gpu-tools"
@@ -386,8 +387,6 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
-            from gpu_tools.operations import parse_duration
-
             try:
                 parse_duration(value)
             except ValueError as exc:

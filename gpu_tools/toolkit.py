@@ -89,7 +89,7 @@ class Toolkit:
         self.now = now  # the one wall clock of the core: tests pass their own instead of sleeping
         self.settings.register_credentials()  # also for settings made by model_copy
         self.registry: Registry = registry()
-        self.journal = Journal.open(self.settings.journal_target())
+        self.journal = Journal.open(self.settings.journal_target(), now=now)
         self.adapters: dict[str, Provider] = {
             name: cls(self.settings, transport=transport, journal=self.journal)
             for name, cls in ADAPTERS.items()

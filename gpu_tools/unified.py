@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -54,15 +54,15 @@ from gpu_tools.operations import (
 from gpu_tools.reconcile import pending_rows, reconcile
 
 if TYPE_CHECKING:
-    from gpu_tools.toolkit import Toolkit
+    from gpu_tools.context import Context
 
 
 # ---- handlers of the unified reads ----------------------------------------------------------
-async def _list_providers(tk: Toolkit, data: NoInput, progress: Progress | None) -> ProviderListing:
+async def _list_providers(tk: Context, data: NoInput, progress: Progress | None) -> ProviderListing:
     return tk.provider_listing()
 
 
-async def _list_offers(tk: Toolkit, data: ListOffersInput, progress: Progress | None) -> Listing[Offer]:
+async def _list_offers(tk: Context, data: ListOffersInput, progress: Progress | None) -> Listing[Offer]:
     offers, statuses = await tk.fan_out(
         "offers", data.provider, lambda p: tk.offers(p, data.refresh), progress
     )
@@ -70,18 +70,18 @@ async def _list_offers(tk: Toolkit, data: ListOffersInput, progress: Progress | 
     return Listing[Offer](items=offers, total=len(offers), providers=statuses)
 
 
-async def _list_templates(tk: Toolkit, data: ListInput, progress: Progress | None) -> Listing[Template]:
+async def _list_templates(tk: Context, data: ListInput, progress: Progress | None) -> Listing[Template]:
     items, statuses = await tk.fan_out("templates", data.provider, lambda p: p.list_templates(), progress)
     return Listing[Template](items=items, total=len(items), providers=statuses)
 
 
-async def _list_regions(tk: Toolkit, data: ListInput, progress: Progress | None) -> Listing[Region]:
+async def _list_regions(tk: Context, data: ListInput, progress: Progress | None) -> Listing[Region]:
     items, statuses = await tk.fan_out("regions", data.provider, lambda p: p.list_regions(), progress)
     return Listing[Region](items=items, total=len(items), providers=statuses)
 
 
 async def _list_resources(
-    tk: Toolkit, data: ListResourcesInput, progress: Progress | None
+    tk: Context, data: ListResourcesInput, progress: Progress | None
 ) -> Listing[Resource]:
     items, statuses = await tk.fan_out("resources", data.provider, lambda p: p.list_resources(), progress)
     if data.status:
@@ -90,7 +90,7 @@ async def _list_resources(
     return Listing[Resource](items=items, total=len(items), providers=statuses)
 
 
-async def _get_resource(tk: Toolkit, data: GetResourceInput, progress: Progress | None) -> Resource:
+async def _get_resource(tk: Context, data: GetResourceInput, progress: Progress | None) -> Resource:
     adapter = tk.adapter(data.provider, "resources")
     resource = await adapter.get_resource(data.resource_id, reveal_secrets=data.reveal_secrets)
     journal_costs(tk, [resource])
@@ -105,7 +105,7 @@ sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 POLL_GRACE_SECONDS = 5.0
 
 
-async def _wait_for_resource(tk: Toolkit, data: WaitInput, progress: Progress | None) -> WaitResult:
+async def _wait_for_resource(tk: Context, data: WaitInput, progress: Progress | None) -> WaitResult:
     """Look at the resource every poll_seconds until it reaches `until` or timeout_seconds pass; then
     answer with its current state either way (`reached` says which), so no call outlives its client."""
     adapter = tk.adapter(data.provider, "resources")
@@ -172,18 +172,18 @@ def _not_yet(data: WaitInput, last: Resource, elapsed: float) -> str:
     )
 
 
-async def _history(tk: Toolkit, data: HistoryInput, progress: Progress | None) -> Listing[JournalEntry]:
+async def _history(tk: Context, data: HistoryInput, progress: Progress | None) -> Listing[JournalEntry]:
     items, total = await tk.journal.aio.entries(
         limit=data.limit, provider=data.provider, outcome=data.outcome, user=data.user
     )
     return Listing[JournalEntry](items=items, total=total)
 
 
-async def _chat(tk: Toolkit, data: ChatInput, progress: Progress | None) -> ChatResult:
+async def _chat(tk: Context, data: ChatInput, progress: Progress | None) -> ChatResult:
     return await tk.adapter(data.provider, "chat").chat(data)
 
 
-async def _plan_update(tk: Toolkit, data: UpdateInput) -> Plan:
+async def _plan_update(tk: Context, data: UpdateInput) -> Plan:
     fields = ("replicas", "min_replicas", "max_replicas", "name", "description", "gpu_type", "gpu_count")
     if all(getattr(data, f) is None for f in fields):
         raise InvalidInput("update_resource: give at least one of " + ", ".join(fields) + ".")
@@ -196,7 +196,7 @@ async def _plan_update(tk: Toolkit, data: UpdateInput) -> Plan:
     return await tk.adapter(data.provider, "update").plan_update(data)
 
 
-async def _plan_stop(tk: Toolkit, data: StopInput) -> Plan:
+async def _plan_stop(tk: Context, data: StopInput) -> Plan:
     adapter = tk.adapter(data.provider, "stop")
     given = [f for f in StopInput.snapshot_fields if getattr(data, f) is not None]
     if given and "stop_snapshot" not in adapter.capabilities:
@@ -209,17 +209,17 @@ async def _plan_stop(tk: Toolkit, data: StopInput) -> Plan:
     return await adapter.plan_stop(data)
 
 
-async def _plan_start(tk: Toolkit, data: StartInput) -> Plan:
+async def _plan_start(tk: Context, data: StartInput) -> Plan:
     return await tk.adapter(data.provider, "start").plan_start(data.resource_id)
 
 
-async def _plan_delete(tk: Toolkit, data: DeleteInput) -> Plan:
+async def _plan_delete(tk: Context, data: DeleteInput) -> Plan:
     return await tk.adapter(data.provider, "delete").plan_delete(data.resource_id)
 
 
-async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
+async def _plan_reap(tk: Context, data: ReapInput) -> Plan:
     """One step per expired resource the journal knows; each step is the provider's own plan."""
-    now = datetime.now(UTC)
+    now = tk.now()
     expired = [
         e
         for e in await tk.journal.aio.live()
@@ -274,19 +274,19 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
     return plan
 
 
-async def _spend_handler(tk: Toolkit, data: SpendInput, progress: Progress | None) -> BaseModel:
+async def _spend_handler(tk: Context, data: SpendInput, progress: Progress | None) -> BaseModel:
     if await tk.journal.aio.run(pending_rows, tk, data.provider):
         await reconcile(tk, data.provider)  # what was lost in flight is found before it is priced
     return await spend(tk, data)
 
 
-async def _find_orphans_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
+async def _find_orphans_handler(tk: Context, data: ProviderFilter, progress: Progress | None) -> BaseModel:
     if await tk.journal.aio.run(pending_rows, tk, data.provider):
         await reconcile(tk, data.provider)
     return await find_orphans(tk, data)
 
 
-async def _reconcile_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> ReconcileReport:
+async def _reconcile_handler(tk: Context, data: ProviderFilter, progress: Progress | None) -> ReconcileReport:
     return await reconcile(tk, data.provider)
 
 

@@ -1,7 +1,9 @@
 """Imports flow one way: fronts -> toolkit -> gate/catalog -> providers -> models/http/errors.
 
-Every import in gpu_tools counts, module-level or inside a function (a lazy import hides a cycle,
-it does not remove it); only `if TYPE_CHECKING:` blocks are left out.
+Every import in gpu_tools counts: module-level, inside a function (a lazy import hides a cycle, it
+does not remove it) and under `if TYPE_CHECKING:` (a type-only import still ties the two modules: a
+reader cannot understand one without the other). Below the fronts, the toolkit is known only as the
+`Context` protocol.
 """
 
 from __future__ import annotations
@@ -20,17 +22,11 @@ def _module(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for n in ast.walk(node))
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+            found.add(node.module)  # `from gpu_tools import errors` names the module errors too:
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
     return found
@@ -84,6 +80,17 @@ def test_lower_layers_never_import_higher_ones() -> None:
     }
     for module, forbidden in higher.items():
         assert not graph[module] & forbidden, f"{module} imports {graph[module] & forbidden}"
+
+
+def test_nothing_below_the_fronts_imports_the_toolkit() -> None:
+    """Only programs at the top (gpu-guard) hold a Toolkit; the rest of the core takes a Context."""
+    graph = _graph()
+    users = {name for name, deps in graph.items() if "gpu_tools.toolkit" in deps}
+    assert users <= {"gpu_tools.guard"}, sorted(users)
+    assert not {d for d in graph["gpu_tools.settings"] if d.startswith("gpu_tools.")} - {
+        "gpu_tools.durations",
+        "gpu_tools.errors",
+    }
 
 
 def test_the_core_imports_no_front() -> None:

@@ -43,7 +43,7 @@ from gpu_tools.journal.schema import (
     SCHEMA_VERSION,
     statements,
 )
-from gpu_tools.models import BILLABLE_KINDS, JournalEntry, LiveEntry, Plan, resource_uri
+from gpu_tools.models import BILLABLE_KINDS, JournalEntry, LiveEntry, Plan, resource_uri, utc_now
 
 if TYPE_CHECKING:
     from gpu_tools.journal.aio import AsyncJournal
@@ -74,11 +74,6 @@ class JournalUnavailable(GpuToolsError):
     """The journal's database cannot be opened or reached; nothing was sent."""
 
     kind = "journal_unavailable"
-
-
-def utc_now() -> datetime:
-    """The journal's default clock."""
-    return datetime.now(UTC)
 
 
 def display_url(url: str) -> str:
@@ -439,7 +434,7 @@ class Journal(Approvals):
     def renew_lease(self, name: str, holder: str, seconds: float, now: datetime | None = None) -> bool:
         """Extend the lease `name` by `seconds` from `now` only while `holder` still holds it (its row,
         not yet run out): False once it ran out or another holder took it, whatever happened since."""
-        now = now or datetime.now(UTC)
+        now = now or self.now()
         with self._tx(serialize=True) as db:
             row = db.execute("SELECT holder, until FROM leases WHERE name=?", (name,)).fetchone()
             if row is None or row[0] != holder or datetime.fromisoformat(row[1]) <= now:

@@ -15,7 +15,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 from urllib.parse import urlencode
 
 from pydantic import BaseModel
@@ -23,7 +23,18 @@ from pydantic import BaseModel
 from gpu_tools.errors import GpuToolsError, InvalidInput, Unsupported
 from gpu_tools.http import ProviderHTTP
 from gpu_tools.journal import Journal
-from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Template, WireRequest, parse_time
+from gpu_tools.models import (
+    ChatResult,
+    Clock,
+    Offer,
+    Plan,
+    Region,
+    Resource,
+    Template,
+    WireRequest,
+    parse_time,
+    utc_now,
+)
 from gpu_tools.providers import wire
 from gpu_tools.secrets import mask_secrets
 from gpu_tools.settings import Settings, cache_dir
@@ -32,9 +43,8 @@ from gpu_tools.shelf import Shelf, account_file
 if TYPE_CHECKING:
     import httpx
 
+    from gpu_tools.context import Context
     from gpu_tools.operations import ChatInput, Operation, StopInput, UpdateInput
-    from gpu_tools.providers.declare import ProviderSpec
-    from gpu_tools.toolkit import Toolkit
 
 W = TypeVar("W", bound=BaseModel)
 
@@ -75,12 +85,26 @@ class Ambiguous(GpuToolsError):
     kind = "ambiguous"
 
 
+class DeclaredSetting(Protocol):
+    name: str
+    secret: bool
+    hint: str
+
+
+class Declared(Protocol):
+    """What an adapter reads of its declaration (`gpu_tools.providers.declare.ProviderSpec`, which
+    imports this module: the adapter names only what it needs, so the two import one way)."""
+
+    @property
+    def credentials(self) -> tuple[DeclaredSetting, ...]: ...
+
+
 class Provider(ABC):
     """Base class of the adapters. Subclasses override the methods of what they can do; their
     declaration (`ProviderSpec`) names them and brings their settings when it registers."""
 
     # Set by the provider's declaration when it registers.
-    spec: ClassVar[ProviderSpec]
+    spec: ClassVar[Declared]
     name: ClassVar[str]
     title: ClassVar[str]
     # Derived from the methods a subclass overrides (see CAPABILITY_METHODS).
@@ -118,6 +142,8 @@ class Provider(ABC):
         self.settings = settings
         # What this tool created, for providers that cannot list everything they hold.
         self.journal = journal
+        # The wall clock: the journal's (the toolkit's one clock), so kept prices age with it.
+        self.now: Clock = journal.now if journal is not None else utc_now
         self.http = ProviderHTTP(
             self.name,
             self.base_url(),
@@ -128,7 +154,7 @@ class Provider(ABC):
         )
 
     @classmethod
-    def of(cls, tk: Toolkit) -> Self:
+    def of(cls, tk: Context) -> Self:
         """This provider's adapter in `tk`, checked for credentials and policy, typed as the subclass
         (what a provider-only operation's handler or planner calls)."""
         adapter = tk.adapter(cls.name)

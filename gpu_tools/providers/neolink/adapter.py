@@ -62,6 +62,7 @@ class NeolinkProvider(Provider):
         # catalog_cache_ttl): listings start on it while it is read again.
         self._region_memo: Memo[list[WireRegion]] = Memo(
             lambda: self.settings.catalog_cache_ttl,
+            now=self.now,
             kept=Kept(
                 self.shelf,
                 "regions",

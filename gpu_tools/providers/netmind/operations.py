@@ -48,17 +48,17 @@ from gpu_tools.providers.netmind.wire import (
 )
 
 if TYPE_CHECKING:
-    from gpu_tools.toolkit import Toolkit
+    from gpu_tools.context import Context
 
 
 # ---- operation handlers and planners ----------------------------------------------------------
-async def _list_machines(tk: Toolkit, data: NetmindListMachines, progress: Progress | None) -> Listing[Offer]:
+async def _list_machines(tk: Context, data: NetmindListMachines, progress: Progress | None) -> Listing[Offer]:
     offers = await NetmindProvider.of(tk).machine_offers(data)
     offers.sort(key=price_order)
     return Listing[Offer](items=offers, total=len(offers))
 
 
-async def _list_auths(tk: Toolkit, data: NetmindListAuths, progress: Progress | None) -> NetmindAuthPage:
+async def _list_auths(tk: Context, data: NetmindListAuths, progress: Progress | None) -> NetmindAuthPage:
     adapter = NetmindProvider.of(tk)
     page = await adapter.auths(limit=data.limit, marker=data.marker)
     return NetmindAuthPage(
@@ -68,12 +68,12 @@ async def _list_auths(tk: Toolkit, data: NetmindListAuths, progress: Progress | 
     )
 
 
-async def _get_auth(tk: Toolkit, data: NetmindGetAuth, progress: Progress | None) -> NetmindAuth:
+async def _get_auth(tk: Context, data: NetmindGetAuth, progress: Progress | None) -> NetmindAuth:
     adapter = NetmindProvider.of(tk)
     return adapter.auth_view(await adapter.auth(data.auth_id), reveal_secrets=data.reveal_secrets)
 
 
-async def _list_images(tk: Toolkit, data: NetmindListImages, progress: Progress | None) -> NetmindImagePage:
+async def _list_images(tk: Context, data: NetmindListImages, progress: Progress | None) -> NetmindImagePage:
     adapter = NetmindProvider.of(tk)
     page = await adapter.images(limit=data.limit, marker=data.marker, image_type=data.image_type)
     return NetmindImagePage(
@@ -83,13 +83,13 @@ async def _list_images(tk: Toolkit, data: NetmindListImages, progress: Progress 
     )
 
 
-async def _get_image(tk: Toolkit, data: NetmindGetImage, progress: Progress | None) -> NetmindImage:
+async def _get_image(tk: Context, data: NetmindGetImage, progress: Progress | None) -> NetmindImage:
     adapter = NetmindProvider.of(tk)
     return adapter.image_view(await adapter.image(data.image_id), reveal_secrets=data.reveal_secrets)
 
 
 async def _list_containers(
-    tk: Toolkit, data: NetmindListContainers, progress: Progress | None
+    tk: Context, data: NetmindListContainers, progress: Progress | None
 ) -> NetmindContainerPage:
     adapter = NetmindProvider.of(tk)
     page = await adapter.containers(limit=data.limit, marker=data.marker)
@@ -100,7 +100,7 @@ async def _list_containers(
     )
 
 
-async def _plan_create_endpoint(tk: Toolkit, data: NetmindCreateEndpoint) -> Plan:
+async def _plan_create_endpoint(tk: Context, data: NetmindCreateEndpoint) -> Plan:
     adapter = NetmindProvider.of(tk)
     flavors = await adapter.flavors()
     flavor = next((f for f in flavors if f.flavor_id == data.flavor_id), None)
@@ -164,7 +164,7 @@ async def _plan_create_endpoint(tk: Toolkit, data: NetmindCreateEndpoint) -> Pla
     )
 
 
-async def _plan_create_auth(tk: Toolkit, data: NetmindCreateAuth) -> Plan:
+async def _plan_create_auth(tk: Context, data: NetmindCreateAuth) -> Plan:
     adapter = NetmindProvider.of(tk)
 
     async def finish(answer: Any) -> dict[str, Any]:
@@ -185,7 +185,7 @@ async def _plan_create_auth(tk: Toolkit, data: NetmindCreateAuth) -> Plan:
     )
 
 
-async def _plan_create_image(tk: Toolkit, data: NetmindCreateImage) -> Plan:
+async def _plan_create_image(tk: Context, data: NetmindCreateImage) -> Plan:
     adapter = NetmindProvider.of(tk)
     fields = (
         "name",
@@ -219,7 +219,7 @@ async def _plan_create_image(tk: Toolkit, data: NetmindCreateImage) -> Plan:
     )
 
 
-async def _plan_create_container(tk: Toolkit, data: NetmindCreateContainer) -> Plan:
+async def _plan_create_container(tk: Context, data: NetmindCreateContainer) -> Plan:
     adapter = NetmindProvider.of(tk)
     machine, usd, source = await adapter.machine_cost(data.node_name, data.gpu)
     if machine is None:

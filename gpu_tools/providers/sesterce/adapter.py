@@ -81,10 +81,11 @@ class SesterceProvider(Provider):
         # account's shelf, so a new process's first list_offers is one round trip, not two.
         ttl = lambda: self.settings.catalog_cache_ttl  # noqa: E731
         self._price_memo: Memo[Pricing] = Memo(
-            ttl, kept=Kept(self.shelf, "prices", Pricing.dump, Pricing.model_validate)
+            ttl, kept=Kept(self.shelf, "prices", Pricing.dump, Pricing.model_validate), now=self.now
         )
         self._hardware_memo: Memo[list[Hardware]] = Memo(
             ttl,
+            now=self.now,
             kept=Kept(
                 self.shelf,
                 "hardware",
