@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from gpu_tools.errors import GpuToolsError, redact_value, register_secret
 from gpu_tools.models import BILLABLE_KINDS, JournalEntry, LiveEntry, Plan, resource_uri
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # {ID}, {REAL} and {GREATEST} (of two values) are the only words the dialects spell differently.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -100,6 +100,44 @@ DROP INDEX IF EXISTS journal_key_unique;
 CREATE UNIQUE INDEX IF NOT EXISTS journal_key_user_unique
     ON journal (provider, operation, idempotency_key, COALESCE(actor, ''))
     WHERE idempotency_key IS NOT NULL AND outcome IN ('ok', 'unknown')
+"""
+# Version 5: approvals decided on the approval page (gpu_tools.approvals): what the page shows, who
+# decided, how (form, page, passkey), every approver's decision, and the approvers' passkeys.
+_V5_COLUMNS = {
+    "approvals": {
+        "expires_at": "TEXT",  # set by approval_ttl; older rows expire APPROVAL_TTL after created_at
+        "mode": "TEXT",  # what the policy asked for: form, page or passkey
+        "view": "TEXT",  # the plan as the page shows it (JSON, secrets masked)
+        "client": "TEXT",  # the MCP client's (or the front's) name
+        "status": "TEXT",  # NULL pending, 'approved', 'denied'
+        "decided_by": "TEXT",
+        "decided_how": "TEXT",
+        "decided_at": "TEXT",
+    }
+}
+_V5 = """
+CREATE TABLE IF NOT EXISTS approval_decisions (
+    approval_id TEXT NOT NULL,
+    approver TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    how TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (approval_id, approver)
+);
+CREATE TABLE IF NOT EXISTS approvers (
+    name TEXT NOT NULL,
+    credential_id TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL,
+    sign_count INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS approver_events (
+    id {ID},
+    at TEXT NOT NULL,
+    event TEXT NOT NULL,
+    name TEXT NOT NULL,
+    actor TEXT
+)
 """
 APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
 
@@ -195,10 +233,25 @@ class Approval:
     journal_id: int | None
     result: Any
     asked_by: str | None = None
+    # Version 5 (the approval page): see _V5_COLUMNS.
+    expires_at: str | None = None
+    mode: str | None = None
+    view: Any = None
+    client: str | None = None
+    status: str | None = None
+    decided_by: str | None = None
+    decided_how: str | None = None
+    decided_at: str | None = None
+
+    @property
+    def expiry(self) -> datetime:
+        if self.expires_at:
+            return datetime.fromisoformat(self.expires_at)
+        return datetime.fromisoformat(self.created_at) + APPROVAL_TTL
 
     @property
     def expired(self) -> bool:
-        return datetime.fromisoformat(self.created_at) + APPROVAL_TTL < datetime.now(UTC)
+        return self.expiry < datetime.now(UTC)
 
 
 @dataclass
@@ -294,6 +347,11 @@ class Journal:
                 db.execute(statement)
         if version < 4 <= target:
             for statement in self._ddl(_V4):
+                db.execute(statement)
+        if version < 5 <= target:
+            for table, columns in _V5_COLUMNS.items():
+                self._add_columns(db, table, columns)
+            for statement in self._ddl(_V5):
                 db.execute(statement)
 
     def schema_version(self) -> int:
@@ -575,8 +633,10 @@ class Journal:
         message: str | Callable[[str], str],
         *,
         asked_by: str | None = None,
+        page: dict[str, Any] | None = None,
     ) -> Approval:
-        """A new, unused approval; `message` may be a function of the approval's id."""
+        """A new, unused approval; `message` may be a function of the approval's id. `page`: what the
+        approval page needs (expires_at, mode, view, client), see `_V5_COLUMNS`."""
         approval_id = secrets.token_hex(4)
         if callable(message):
             message = message(approval_id)
@@ -590,13 +650,27 @@ class Journal:
             journal_id=None,
             result=None,
             asked_by=asked_by,
+            **(page or {}),
         )
+        view = json.dumps(redact_value(approval.view)) if approval.view is not None else None
         with self._tx() as db:
             cutoff = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="seconds")
             db.execute("DELETE FROM approvals WHERE created_at < ?", (cutoff,))
             db.execute(
-                "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by) VALUES (?,?,?,?,?,?)",
-                (approval.id, fingerprint, digest, message, approval.created_at, asked_by),
+                "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by, expires_at,"
+                " mode, view, client) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    approval.id,
+                    fingerprint,
+                    digest,
+                    message,
+                    approval.created_at,
+                    asked_by,
+                    approval.expires_at,
+                    approval.mode,
+                    view,
+                    approval.client,
+                ),
             )
         return approval
 
@@ -628,7 +702,97 @@ class Journal:
             return None
         data = dict(row)
         data["result"] = json.loads(data["result"]) if data["result"] else None
+        data["view"] = json.loads(data["view"]) if data.get("view") else None
         return Approval(**data)
+
+    # ---- approval decisions and approvers (version 5: the approval page) ---------------------
+    def decide(
+        self, approval_id: str, decision: str, *, by: str, how: str, quorum: int = 1
+    ) -> tuple[Approval, bool]:
+        """Record one approver's decision. A denial decides at once; approvals decide when `quorum`
+        distinct approvers approved. Returns the approval and whether this decision was recorded
+        (False: the approval was already decided, or this approver already answered: a conflict)."""
+        assert decision in ("approved", "denied")
+        with self._tx(serialize=True) as db:
+            approval = self._approval(db, approval_id)
+            if approval is None or approval.status is not None or approval.consumed_at is not None:
+                return approval, False  # type: ignore[return-value]
+            if db.execute(
+                "SELECT 1 FROM approval_decisions WHERE approval_id=? AND approver=?", (approval_id, by)
+            ).fetchone():
+                return approval, False
+            now = _now()
+            db.execute(
+                "INSERT INTO approval_decisions (approval_id, approver, decision, how, at) VALUES (?,?,?,?,?)",
+                (approval_id, by, decision, how, now),
+            )
+            approvers = [
+                r[0]
+                for r in db.execute(
+                    "SELECT approver FROM approval_decisions WHERE approval_id=? AND decision='approved'"
+                    " ORDER BY at, approver",
+                    (approval_id,),
+                )
+            ]
+            if decision == "denied" or len(approvers) >= quorum:
+                db.execute(
+                    "UPDATE approvals SET status=?, decided_by=?, decided_how=?, decided_at=? WHERE id=?",
+                    (decision, by if decision == "denied" else ", ".join(approvers), how, now, approval_id),
+                )
+            return self._approval(db, approval_id), True  # type: ignore[return-value]
+
+    def decisions(self, approval_id: str) -> list[dict[str, Any]]:
+        with self._read() as db:
+            return [
+                dict(r)
+                for r in db.execute(
+                    "SELECT * FROM approval_decisions WHERE approval_id=? ORDER BY at, approver",
+                    (approval_id,),
+                )
+            ]
+
+    def open_approvals(self) -> list[Approval]:
+        """Approvals waiting for a decision on the page (unexpired ones; newest first)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM approvals WHERE status IS NULL AND consumed_at IS NULL AND mode IS NOT NULL"
+                " ORDER BY created_at DESC LIMIT 200"
+            ).fetchall()
+        found = [self._to_approval(r) for r in rows]
+        return [a for a in found if a is not None and not a.expired]
+
+    def add_approver(self, name: str, credential_id: str, public_key: str, *, by: str | None) -> None:
+        with self._tx(serialize=True) as db:
+            db.execute(
+                "INSERT INTO approvers (name, credential_id, public_key, sign_count, created_at) VALUES (?,?,?,0,?)",
+                (name, credential_id, public_key, _now()),
+            )
+            db.execute(
+                "INSERT INTO approver_events (at, event, name, actor) VALUES (?,?,?,?)",
+                (_now(), "enrolled", name, by),
+            )
+
+    def remove_approver(self, name: str, *, by: str | None) -> int:
+        with self._tx(serialize=True) as db:
+            gone = db.execute("DELETE FROM approvers WHERE name=?", (name,)).rowcount
+            if gone:
+                db.execute(
+                    "INSERT INTO approver_events (at, event, name, actor) VALUES (?,?,?,?)",
+                    (_now(), "removed", name, by),
+                )
+            return int(gone)
+
+    def approvers(self) -> list[dict[str, Any]]:
+        with self._read() as db:
+            return [dict(r) for r in db.execute("SELECT * FROM approvers ORDER BY name, created_at")]
+
+    def approver_events(self) -> list[dict[str, Any]]:
+        with self._read() as db:
+            return [dict(r) for r in db.execute("SELECT * FROM approver_events ORDER BY id")]
+
+    def use_credential(self, credential_id: str, sign_count: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE approvers SET sign_count=? WHERE credential_id=?", (sign_count, credential_id))
 
     # ---- reading ----------------------------------------------------------------------------
     def _live(self, db: Db) -> list[LiveEntry]:

@@ -330,13 +330,28 @@ class Plan(Result):
         return "\n".join(lines)
 
 
+class ApprovalLink(Model):
+    """An approval waiting for a person on the approval page."""
+
+    id: str
+    url: str = Field(description="The approval page: show it to the user in full; they sign in there.")
+    expires_at: str
+    via: str = Field(description="How the person approves: page or passkey.")
+
+
 class MutationResult(Result):
     """What a mutating call did: the plan, and the outcome."""
 
-    outcome: Literal["dry_run", "done", "replayed"] = Field(
+    outcome: Literal["dry_run", "done", "replayed", "approval_pending"] = Field(
         description="dry_run: nothing was sent; done: the provider accepted it; "
-        "replayed: same idempotency key as an earlier call, its result returned, nothing sent."
+        "replayed: same idempotency key as an earlier call, its result returned, nothing sent; "
+        "approval_pending: nothing was sent yet, a person must approve at approval.url."
     )
+    status: Literal["approval_pending"] | None = Field(
+        None, description="approval_pending while the approval waits for a person (see next_step)."
+    )
+    approval: ApprovalLink | None = None
+    next_step: str | None = None
     plan: Plan
     resource: Resource | None = None
     detail: Any = Field(None, description="The provider's answer when it is not a resource (secrets masked).")

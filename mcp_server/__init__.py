@@ -17,6 +17,7 @@ from functools import cache
 from typing import Annotated, Any
 
 import pydantic_core
+from mcp.server.elicitation import AcceptedUrlElicitation
 from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
@@ -38,8 +39,8 @@ from pydantic import BaseModel, Field, PrivateAttr, StrictBool, TypeAdapter
 
 from gpu_tools import __version__
 from gpu_tools.errors import ConfirmationRefused, GpuToolsError, PlanChanged
-from gpu_tools.gate import Question
-from gpu_tools.models import Listing, Plan
+from gpu_tools.gate import Approve, Question
+from gpu_tools.models import Listing, MutationResult, Plan
 from gpu_tools.operations import CONFIRMATION, Operation
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
@@ -295,10 +296,19 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
             # Runs before the body on every round: a fresh call makes a new approval; a later
             # round (the answer) reads the plan again and finds the same approval only while the
             # plan is unchanged, else makes a new one, whose new text the client is asked again.
-            if kwargs.get("dry_run") or not can_elicit(ctx):
+            # A client that cannot show a form, or a policy that wants the approval page, gets the
+            # one open page approval of this plan (the same one on every call until it expires).
+            if kwargs.get("dry_run"):
                 return None
             asker = user_of(ctx.request_context.request)
-            return await tk.question(op.name, kwargs, resume=resuming(ctx), asked_by=asker)
+            return await tk.question(
+                op.name,
+                kwargs,
+                resume=resuming(ctx),
+                asked_by=asker,
+                page=not can_elicit(ctx),
+                client=client_name(ctx),
+            )
 
         question_for.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
         question_for.__annotations__ = {"ctx": Context, "return": Question | None}
@@ -309,8 +319,8 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
         async def ask(
             ctx: Context, asked: Question | None, **kwargs: Any
         ) -> Elicit[Confirmation] | DeclinedElicitation:
-            if asked is None:
-                return DeclinedElicitation()
+            if asked is None or asked.on_the_page or not can_elicit(ctx):
+                return DeclinedElicitation()  # not asked here: the approval page answers it
             return Elicit(asked.text + "\n\nSend this request?", Confirmation)
 
         ask.__signature__ = inspect.Signature([ctx_param, asked_param, *params])  # type: ignore[attr-defined]
@@ -329,6 +339,8 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
         ) -> Any:
             actor = user_of(ctx.request_context.request)
             try:
+                if asked is not None and (asked.on_the_page or not can_elicit(ctx)):
+                    return await on_the_page(tk, op, ctx, kwargs, actor, asked)
                 try:
                     return await tk.call(
                         op.name,
@@ -361,6 +373,75 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
     fn.__annotations__ = annotations
     fn.__name__ = fn.__qualname__ = op.name
     return fn
+
+
+def client_name(ctx: Context) -> str | None:
+    """The MCP client's name and version as it introduced itself (shown on the approval page)."""
+    try:
+        params = ctx.session.client_params
+    except (AttributeError, LookupError, ValueError):
+        return None
+    info = getattr(params, "client_info", None)
+    if info is None:
+        return None
+    return f"{info.name} {info.version}".strip() if getattr(info, "version", None) else info.name
+
+
+def can_open_urls(ctx: Context) -> bool:
+    """Whether the client declared URL-mode elicitation (it shows a link and may open it)."""
+    caps = ctx.client_capabilities
+    elicitation = caps.elicitation if caps is not None else None
+    return elicitation is not None and elicitation.url is not None
+
+
+PENDING = (
+    "Nothing was sent yet: a person must approve this plan on the approval page. Show the user this link "
+    "in full ({url}); once they have approved it, call this tool again with exactly the same arguments "
+    "(calling again before then returns this same approval)."
+)
+
+
+async def on_the_page(
+    tk: Toolkit, op: Operation, ctx: Context, args: dict[str, Any], actor: str | None, asked: Question
+) -> Any:
+    """The approval page answers this call's question: the link goes to the person (URL-mode
+    elicitation where the client has it, the server's terminal and the webhook always), the call
+    waits up to `approval_wait` (with progress) for the decision, and then sends, is refused, or
+    answers `approval_pending` with the link, to be called again with the same arguments."""
+    approval = asked.approval
+    decided = approval.status is not None or approval.consumed_at is not None or approval.expired
+    if not decided:
+        link = tk.approvals.pending_link(approval)
+        tk.approvals.announce(approval)
+        elicited = False
+        if can_open_urls(ctx) and legacy(ctx):
+            try:
+                answer = await ctx.elicit_url(
+                    f"Approve on the gpu-tools approval page: {asked.plan.action}", link.url, approval.id
+                )
+                elicited = isinstance(answer, AcceptedUrlElicitation)
+            except (MCPError, ValueError) as exc:
+                log.warning("URL elicitation failed (%s): the link is in the result", exc)
+
+        async def progress(done: float, total: float | None, message: str) -> None:
+            await ctx.report_progress(done, total, message)
+
+        approval = await tk.approvals.wait(approval.id, tk.approvals.wait_seconds(), progress)
+        if elicited and approval.status is not None:
+            try:
+                await ctx.session.send_elicit_complete(approval.id)
+            except (MCPError, ValueError, AttributeError) as exc:
+                log.warning("could not tell the client the approval is complete (%s)", exc)
+        if approval.status is None and approval.consumed_at is None and not approval.expired:
+            return MutationResult(
+                outcome="approval_pending",
+                status="approval_pending",
+                plan=asked.plan,
+                approval=link,
+                next_step=PENDING.format(url=link.url),
+                sandbox=tk.settings.sandbox,
+            )
+    return await tk.call(op.name, args, confirmer=Approve(), approval_id=approval.id, actor=actor)
 
 
 ASK_AGAIN = 2  # legacy: how many times one call asks about a plan that changed while it was asked
