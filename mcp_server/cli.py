@@ -14,7 +14,7 @@ import secrets
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -89,6 +89,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sandbox-ready-after", type=float, default=3.0, help="seconds sandbox resources take to start"
     )
+    parser.add_argument(
+        "--approval",
+        choices=("form", "page", "passkey"),
+        help="how a person approves changes: form (default: the client's form, else the approval page), "
+        "page (always the approval page) or passkey (the page and an enrolled passkey)",
+    )
     return parser.parse_args(argv)
 
 
@@ -103,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides["read_only"] = True
     if args.toolsets is not None:
         overrides["toolsets"] = args.toolsets
+    if args.approval is not None:
+        overrides["approval"] = args.approval
     try:
         settings = load_settings(**overrides)
     except GpuToolsError as exc:
@@ -192,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
             journal_state_refusals(server)
             mcp_app = server.streamable_http_app(host=args.host, transport_security=security)
             app = BearerAuth(SessionRefusals(mcp_app, tk), tokens)
+            app = serve_approvals(app, tk, args.host, args.port, tokens, security.allowed_hosts)
             say(
                 f"serving MCP over streamable HTTP at http://{args.host}:{args.port}/mcp "
                 "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"
@@ -202,6 +211,23 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if sandbox:
             sandbox.stop()
+
+
+def serve_approvals(
+    app: Any, tk: Any, host: str, port: int, tokens: dict[str, str | None], hosts: list[str]
+) -> Any:
+    """The approval page under /approvals/ of the HTTP server (outside the bearer check: a browser
+    signs in on the page with its token, a one-time code or a passkey)."""
+    from gpu_tools.approvals.page import with_page
+
+    approvals = tk.approvals
+    origin = tk.settings.approval_origin
+    approvals.base_url = origin or f"http://{'localhost' if is_loopback(host) else host}:{port}"
+    approvals.tokens = tokens
+    if origin:
+        hosts = [*hosts, origin.removeprefix("https://")]
+    print(f"gpu-mcp: approval page: {approvals.base_url}/approvals/", file=sys.stderr, flush=True)
+    return with_page(app, approvals, hosts)
 
 
 if __name__ == "__main__":

@@ -266,3 +266,18 @@ def _cookie(response: Response, request: Request, name: str, value: str, *, max_
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+
+
+def with_page(app: ASGIApp, approvals: Approvals, hosts: list[str]) -> ASGIApp:
+    """`app` (the MCP server's HTTP app, behind its bearer-token check) with the approval page at
+    `/approvals/`: a browser carries no bearer token, so the page signs its visitors in itself."""
+    page = build_app(approvals, lambda: hosts)
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == BASE or path.startswith(BASE + "/")):
+            await page(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return dispatch
