@@ -156,6 +156,7 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
         budgets=budget.report(tk.journal, tk.settings, tk.journal.first_at(), now),
         expiries=expiries[:10],
         guard=guard_status(tk, now),
+        approval=tk.approvals.policy_text(),
     )
 
 

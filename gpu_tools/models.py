@@ -256,6 +256,9 @@ class ProviderListing(Listing[ProviderInfo]):
 
     toolsets: list[ToolsetInfo] = Field(default_factory=list)
     how_to_enable: str = ""
+    approval: str = Field(
+        "", description="How a person approves changes on this server (the approval policy)."
+    )
 
 
 class WireRequest(Model):
@@ -480,6 +483,9 @@ class SpendReport(Result):
     budgets: list[BudgetLine] = Field(default_factory=list)
     expiries: list[Expiry] = Field(default_factory=list, description="The next expiries, soonest first.")
     guard: GuardStatus | None = None
+    approval: str = Field(
+        "", description="How a person approves changes on this server (the approval policy)."
+    )
 
 
 class OrphanReport(Result):

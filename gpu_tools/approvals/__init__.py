@@ -182,7 +182,9 @@ class Approvals:
         self.base_url: str | None = None  # where the page is served (set by whoever serves it)
         self.tokens: dict[str, str | None] = {}  # HTTP bearer tokens -> user: they sign in on a team page
         self.loopback: Any = None  # the stdio server's own page server, started on first need
-        self.passkeys: Any = None  # gpu_tools.approvals.passkeys.Passkeys when approvers can enroll
+        from gpu_tools.approvals.passkeys import Passkeys
+
+        self.passkeys = Passkeys(self)
         self.say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
         self._announced: set[str] = set()
         self._lock = threading.Lock()
@@ -261,8 +263,9 @@ class Approvals:
                 pass
         return code
 
-    def notify(self, event: str, detail: dict[str, Any]) -> None:
-        """POST a notice to `guard_webhook_url` (in the background; a failure is one log line)."""
+    def notify(self, event: str, detail: dict[str, Any], *, background: bool = True) -> None:
+        """POST a notice to `guard_webhook_url` (in the background unless a short-lived command
+        sends it; a failure is one log line)."""
         url = self.tk.settings.guard_webhook_url
         if not url:
             return
@@ -278,7 +281,10 @@ class Approvals:
             except httpx.HTTPError as exc:
                 log.warning("approvals: the webhook did not take the notice (%s)", type(exc).__name__)
 
-        threading.Thread(target=post, name="gpu-approvals-webhook", daemon=True).start()
+        if background:
+            threading.Thread(target=post, name="gpu-approvals-webhook", daemon=True).start()
+        else:
+            post()
 
     # ---- decisions ----------------------------------------------------------------------------
     def decide(self, approval_id: str, decision: str, *, by: str, how: str) -> Approval:
@@ -294,7 +300,7 @@ class Approvals:
             raise Decided(
                 f"approval {approval_id} expired at {approval.expiry.isoformat(timespec='seconds')}."
             )
-        if approval.mode == "passkey" and how != "passkey":
+        if decision == "approved" and approval.mode == "passkey" and how != "passkey":
             raise NotAllowed("this approval needs an enrolled approver's passkey.")
         if (
             decision == "approved"

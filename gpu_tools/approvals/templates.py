@@ -225,3 +225,18 @@ def message(title: str, text: str, *, base: str, who: str | None = None) -> str:
         base=base,
         who=who,
     )
+
+
+def enroll(name: str, token: str, *, base: str) -> str:
+    return page(
+        f"Enroll a passkey for {name}",
+        f"""<section class="card">
+<p class="status pending" id="status">Not enrolled yet.</p>
+<h1>Enroll a passkey for {esc(name)}</h1>
+<p>This passkey will approve gpu-tools changes as <strong>{esc(name)}</strong>. Your device asks for your
+PIN, fingerprint or face: approvals need it every time.</p>
+<div class="buttons"><button type="button" class="primary" id="passkey-enroll"
+ data-options="{esc(base)}/enroll/{esc(token)}/options" data-verify="{esc(base)}/enroll/{esc(token)}">Enroll a passkey</button></div>
+</section>""",
+        base=base,
+    )
