@@ -34,7 +34,14 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.request_state import RequestStateSecurity
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from mcp.types import (
+    CallToolResult,
+    ElicitRequest,
+    ElicitRequestURLParams,
+    InputRequiredResult,
+    TextContent,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, Field, PrivateAttr, StrictBool, TypeAdapter
 
 from gpu_tools import __version__
@@ -156,6 +163,10 @@ class GpuServer(MCPServer):
             if op.mutating:
                 await tk.gate.journal_refusal(op, arguments, f"invalid input: {exc}", actor=user)
             raise ToolError(f"{exc} Nothing was sent.") from None
+        if op.mutating and context is not None:
+            link = await _url_round(tk, op, arguments, context, user)
+            if link is not None:
+                return link
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -178,6 +189,42 @@ class GpuServer(MCPServer):
             raise ToolError(
                 f"not confirmed: the client could not ask the user ({exc}). Nothing was sent."
             ) from None
+
+
+URL_ROUND = "gpu_tools_approval_page"  # the input request of a 2026-07-28 URL-mode round
+
+
+async def _url_round(
+    tk: Toolkit, op: Operation, arguments: dict[str, Any], ctx: Context, user: str | None
+) -> InputRequiredResult | None:
+    """2026-07-28, a client that declared URL mode, a plan the approval page must approve: the first
+    round answers an InputRequiredResult whose URL input request is the approval page (the tool's
+    resolvers cannot return one themselves); the client opens it and retries, and that retry runs
+    the tool, which finds the same approval (one per plan and requester) and waits for its decision.
+    None: not such a round (a legacy session asks with elicitation/create inside the tool)."""
+    if legacy(ctx) or not can_open_urls(ctx) or arguments.get("dry_run") is True:
+        return None
+    if URL_ROUND in (ctx.input_responses or {}):
+        return None  # the retry after the person was sent to the page
+    question = await tk.question(
+        op.name, arguments, asked_by=user, page=not can_elicit(ctx), client=client_name(ctx)
+    )
+    if question is None or not (question.on_the_page or not can_elicit(ctx)):
+        return None
+    approval = question.approval
+    if approval.status is not None or approval.consumed_at is not None or approval.expired:
+        return None
+    link = tk.approvals.pending_link(approval)
+    tk.approvals.announce(approval)
+    request = ElicitRequest(
+        params=ElicitRequestURLParams(
+            mode="url",
+            message=f"Approve on the gpu-tools approval page: {question.plan.action}",
+            url=link.url,
+            elicitation_id=approval.id,
+        )
+    )
+    return InputRequiredResult(input_requests={URL_ROUND: request})
 
 
 def _caller(context: Context | None) -> str | None:

@@ -319,3 +319,25 @@ async def test_a_stdio_server_without_elicitation_creates_through_the_page(gpu_h
     assert done["outcome"] == "done" and replay["outcome"] == "replayed"
     assert [e["outcome"] for e in log["items"]] == ["ok"]
     assert log["items"][0]["confirmed_by"] == "local user (page)"
+
+
+async def test_a_2026_url_mode_client_is_sent_the_page_as_an_input_request(sandbox: SandboxServer) -> None:
+    server = page_server(sandbox, approval="page")
+    seen: list[types.ElicitRequestURLParams] = []
+    async with chromium() as browser:
+        page = await browser.new_page()
+
+        async def opens_the_link(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+            assert isinstance(params, types.ElicitRequestURLParams)
+            seen.append(params)
+            await sign_in(page, *link_and_code(server.lines, params.elicitation_id))
+            await decide(page, "approve")
+            return types.ElicitResult(action="accept")
+
+        async with Client(server, elicitation_callback=opens_the_link) as c:
+            done = structured(await c.call_tool("nebius_create_endpoint", CREATE))
+    assert done["outcome"] == "done" and len(seen) == 1 and seen[0].url.startswith("http://localhost:")
+    assert len([r for r in mutating_requests(sandbox) if r["method"] == "POST"]) == 1
+    sent = [r for r in rows(server) if r.outcome == "ok"]
+    assert [r.confirmed_by for r in sent] == ["local user (page)"]
+    server.toolkit.close()

@@ -187,6 +187,7 @@ class Approvals:
         self.passkeys = Passkeys(self)
         self.say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
         self._announced: set[str] = set()
+        self._posts: list[threading.Thread] = []  # webhook notices on their way (close waits for them)
         self._lock = threading.Lock()
 
     # ---- policy -------------------------------------------------------------------------------
@@ -282,7 +283,9 @@ class Approvals:
                 log.warning("approvals: the webhook did not take the notice (%s)", type(exc).__name__)
 
         if background:
-            threading.Thread(target=post, name="gpu-approvals-webhook", daemon=True).start()
+            thread = threading.Thread(target=post, name="gpu-approvals-webhook", daemon=True)
+            thread.start()
+            self._posts = [t for t in self._posts if t.is_alive()] + [thread]
         else:
             post()
 
@@ -345,7 +348,11 @@ class Approvals:
             await asyncio.sleep(min(POLL, left))
 
     def close(self) -> None:
+        """Stop the loopback page (its requests in flight finish first), then let the webhook
+        notices on their way arrive."""
         if self.loopback is not None:
             self.loopback.stop()
             self.loopback = None
             self.base_url = None
+        for thread in self._posts:
+            thread.join(timeout=10)

@@ -1,0 +1,129 @@
+"""Approvals as records: pending approvals and decisions posted to the webhook with their link; the
+`gpu-mcp approvers` commands (enrollment by a one-time link the command serves itself, list, remove),
+each journaled and posted; the policy in force said by list_providers and spend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from gpu_tools.journal import Journal
+from gpu_tools.sandbox import SandboxServer
+from gpu_tools.settings import Settings
+from tests.browser import chromium
+from tests.mcp_helpers import structured
+from tests.test_approval_page import CREATE, page_server
+from tests.test_approval_passkeys import with_authenticator
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A loopback receiver of webhook notices: (its URL, what it received)."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()
+
+
+async def arrived(received: list[dict[str, Any]], count: int) -> None:
+    with anyio.fail_after(10):
+        while len(received) < count:
+            await anyio.sleep(0.02)
+
+
+async def test_a_pending_approval_and_its_decision_reach_the_webhook(
+    sandbox: SandboxServer, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = webhook
+    server = page_server(sandbox, guard_webhook_url=url)
+    async with Client(server) as c:
+        link = structured(await c.call_tool("nebius_create_endpoint", CREATE))["approval"]
+        await arrived(received, 1)
+        server.toolkit.approvals.decide(link["id"], "denied", by="carol", how="page")
+        await arrived(received, 2)
+    assert [n["event"] for n in received] == ["approval_pending", "approval_denied"]
+    assert received[0]["url"] == link["url"] and "page-demo" in received[0]["message"]
+    assert received[1]["by"] == "carol"
+    server.toolkit.close()
+
+
+async def test_list_providers_and_spend_say_the_policy_in_force(sandbox: SandboxServer) -> None:
+    server = page_server(sandbox, approval="passkey", approval_above_usd_per_hour=1.0, approval_quorum=2)
+    async with Client(server) as c:
+        providers = structured(await c.call_tool("list_providers", {}))
+        spend = structured(await c.call_tool("spend", {}))
+    for said in (providers["approval"], spend["approval"]):
+        assert (
+            said.startswith("passkey:") and "under $1/hour may use the form" in said and "2 distinct" in said
+        )
+    server.toolkit.close()
+
+
+def gpu_mcp(home: Path, *args: str, **kw: Any) -> Any:
+    env = {**os.environ, "GPU_TOOLS_HOME": str(home), "HOME": str(home), **kw.pop("env", {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mcp_server", "approvers", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+async def test_approvers_add_list_remove(gpu_home: Path, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    url, received = webhook
+    env = {"GPU_TOOLS_GUARD_WEBHOOK_URL": url}
+    empty = gpu_mcp(gpu_home, "list", env=env)
+    assert "no approvers" in empty.communicate(timeout=30)[0]
+    adding = gpu_mcp(gpu_home, "add", "carol", "--no-browser", env=env)
+    assert adding.stdout is not None
+    line = await anyio.to_thread.run_sync(adding.stdout.readline)
+    assert "carol enrolls a passkey at http://localhost:" in line
+    link = line.split(" at ", 1)[1].split(";")[0]
+    async with chromium() as browser:
+        page = await with_authenticator(browser)
+        await page.goto(link)
+        await page.click("#passkey-enroll")
+        await page.locator("#status", has_text="Passkey enrolled").wait_for()
+    out, _ = await anyio.to_thread.run_sync(lambda: adding.communicate(timeout=30))
+    assert "enrolled carol" in out and adding.returncode == 0
+    listed = gpu_mcp(gpu_home, "list", env=env).communicate(timeout=30)[0]
+    assert listed.startswith("carol  enrolled ")
+    removing = gpu_mcp(gpu_home, "remove", "carol", env=env)
+    assert "removed carol (1 passkey(s))" in removing.communicate(timeout=30)[0]
+    again = gpu_mcp(gpu_home, "remove", "carol", env=env)
+    assert again.wait(timeout=30) == 2 and "no approver named 'carol'" in again.communicate()[1]
+    journal = Journal.open(Settings().journal_target())
+    events = [(e["event"], e["name"]) for e in journal.approver_events()]
+    journal.close()
+    assert events == [("enrolled", "carol"), ("removed", "carol")]
+    await arrived(received, 2)
+    assert [(n["event"], n["name"]) for n in received] == [
+        ("approver_enrolled", "carol"),
+        ("approver_removed", "carol"),
+    ]
