@@ -3,7 +3,9 @@ browsers), and the sign-in a person does with the one-time code gpu-tools showed
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +14,8 @@ from typing import Any
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENS = Path("/work/screens")
+# Where screenshots go (look at them): $SCREENS_DIR, else a directory in the temporary directory.
+SCREENS = Path(os.environ.get("SCREENS_DIR") or Path(tempfile.gettempdir()) / "gpu-tools-screens")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 CODE = re.compile(r"open (\S+) and sign in with the one-time code ([A-Z0-9]{4}-[A-Z0-9]{4})")
 

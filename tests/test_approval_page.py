@@ -116,6 +116,8 @@ async def test_screenshots_light_dark_and_phone(sandbox: SandboxServer) -> None:
             context = await browser.new_context(**options)
             page = await context.new_page()
             if not shots:
+                await page.goto(url)
+                await screenshot(page, "approval-signin.png")
                 await sign_in(page, url, code)
                 state = await context.storage_state()
             else:
@@ -266,6 +268,8 @@ async def test_the_index_lists_pending_approvals(sandbox: SandboxServer) -> None
         await page.wait_for_selector("h1")
         listed = await page.inner_text("main")
         assert "Pending approvals" in listed and "page-demo" in listed and "second" in listed
+        # Signed in, an approver also sees what runs, what it costs and the budgets (read-only).
+        assert "running now: $0.00 per hour" in listed.lower() and "Daily budget $500.00" in listed
         hrefs = await page.eval_on_selector_all("ul.pending a", "els => els.map(e => e.getAttribute('href'))")
         assert sorted(hrefs) == sorted([f"/approvals/{one['id']}", f"/approvals/{two['id']}"])
     server.toolkit.close()

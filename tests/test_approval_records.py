@@ -127,3 +127,37 @@ async def test_approvers_add_list_remove(gpu_home: Path, webhook: tuple[str, lis
         ("approver_enrolled", "carol"),
         ("approver_removed", "carol"),
     ]
+
+
+async def test_decisions_are_rows_decided_once_on_both_journals(
+    sandbox: SandboxServer, journal_backend: str
+) -> None:
+    """The decision records on SQLite and PostgreSQL: a quorum of two distinct approvers, one answer
+    each, a decided approval answers no more, and the journal's schema is version 5 on both."""
+    from gpu_tools.approvals import Decided
+    from gpu_tools.toolkit import Toolkit
+    from tests.conftest import sandbox_settings
+
+    tk = Toolkit(
+        sandbox_settings(
+            sandbox, approval="page", approval_quorum=2, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0}
+        )
+    )
+    assert tk.journal.schema_version() == 5
+    question = await tk.question("nebius_create_endpoint", CREATE, asked_by="alice")
+    assert question is not None and question.mode == "page"
+    again = await tk.question("nebius_create_endpoint", CREATE, asked_by="alice")
+    assert again is not None and again.approval.id == question.approval.id  # one open approval per plan
+    approval_id = question.approval.id
+    assert tk.approvals.decide(approval_id, "approved", by="bob", how="page").status is None
+    with pytest.raises(Decided, match="already answered"):
+        tk.approvals.decide(approval_id, "approved", by="bob", how="page")
+    decided = tk.approvals.decide(approval_id, "approved", by="carol", how="page")
+    assert (decided.status, decided.decided_by, decided.decided_how) == ("approved", "bob, carol", "page")
+    with pytest.raises(Decided, match="already decided"):
+        tk.approvals.decide(approval_id, "denied", by="dave", how="page")
+    assert [(d["approver"], d["decision"]) for d in tk.journal.decisions(approval_id)] == [
+        ("bob", "approved"),
+        ("carol", "approved"),
+    ]
+    tk.close()

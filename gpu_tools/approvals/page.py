@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -26,6 +27,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gpu_tools import budget
 from gpu_tools.approvals import templates
 
 if TYPE_CHECKING:
@@ -138,7 +140,14 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
         session = session_of(request)
         if session is None:
             return ask_signin(request)
-        return _html(templates.index(approvals.tk.journal.open_approvals(), base=BASE, who=who(session)))
+        tk = approvals.tk
+        now = datetime.now(UTC)
+        overview = templates.fleet(
+            tk.journal.live(), budget.report(tk.journal, tk.settings, tk.journal.first_at(), now)
+        )
+        return _html(
+            templates.index(tk.journal.open_approvals(), base=BASE, who=who(session), overview=overview)
+        )
 
     async def root(request: Request) -> Response:
         return RedirectResponse(f"{BASE}/", 303)

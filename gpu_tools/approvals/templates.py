@@ -194,7 +194,33 @@ it sends its request once. A changed price or plan needs a new approval.</p>
     )
 
 
-def index(approvals: list[Approval], *, base: str, who: str) -> str:
+def fleet(live: list[Any], budgets: list[Any]) -> str:
+    """What a signed-in approver sees under the pending list (read-only): what this tool keeps
+    running, what it costs, the budgets, and the next expiries."""
+    rows = "".join(
+        f"<tr><td>{esc(e.provider)}</td><td>{esc(e.name or e.resource_id or 'unknown (not reconciled)')}</td>"
+        f"<td>{esc('stopped' if e.stopped else _money(e.usd_per_hour) + '/h')}</td><td>{esc(e.expires_at)}</td></tr>"
+        for e in sorted(live, key=lambda e: e.expires_at or "~")
+    )
+    total = sum((e.usd_per_hour or 0.0) for e in live if not e.stopped)
+    table = (
+        f'<table class="fleet"><tr><th scope="col">Provider</th><th scope="col">Resource</th>'
+        f'<th scope="col">Cost</th><th scope="col">Expires</th></tr>{rows}</table>'
+        if live
+        else '<p class="empty">Nothing this tool created is running.</p>'
+    )
+    lines = "".join(
+        f"<li>{esc('Daily' if b.name == 'budget_usd_per_day' else 'Total')} budget {esc(_money(b.limit_usd))}: "
+        f"{esc(_money(b.spent_usd))} spent, {esc(_money(b.committed_usd))} committed, "
+        f"<strong>{esc(_money(b.left_usd))} left</strong></li>"
+        for b in budgets
+    )
+    return f"<h2>Running now: {esc(_money(total))} per hour</h2>{table}" + (
+        f"<h2>Budgets</h2><ul>{lines}</ul>" if lines else ""
+    )
+
+
+def index(approvals: list[Approval], *, base: str, who: str, overview: str = "") -> str:
     if not approvals:
         items = '<p class="empty">Nothing is waiting for approval.</p>'
     else:
@@ -211,7 +237,7 @@ def index(approvals: list[Approval], *, base: str, who: str) -> str:
         items = f'<ul class="pending">{"".join(rows)}</ul>'
     return page(
         "Pending approvals",
-        f'<section class="card"><h1>Pending approvals</h1>{items}</section>',
+        f'<section class="card"><h1>Pending approvals</h1>{items}{overview}</section>',
         base=base,
         who=who,
     )
