@@ -405,6 +405,7 @@ class Gate:
         asked_by: str | None = None,
         page: bool = False,
         client: str | None = None,
+        page_only: bool = False,
     ) -> Question | None:
         """The question a front should ask before running the call, or None when the call will not
         ask at all (invalid input, dry run, replayed key, policy refusal, nothing to do): the run
@@ -413,7 +414,8 @@ class Gate:
         reuses the latest approval for these arguments only while that plan is still the one it
         was made for: otherwise a new approval, whose different text makes the client ask again.
         A question the approval page answers (the policy says so, or `page`: the front cannot show a
-        form) is the one open page approval of this plan and requester (`_page_question`)."""
+        form) is the one open page approval of this plan and requester (`_page_question`);
+        `page_only`: only such a question (None, and no approval made, when the form would ask)."""
         shown: Plan | None = None
         try:
             data = op.parse(args)
@@ -428,6 +430,8 @@ class Gate:
             return None
         fp, digest = fingerprint(op, data, user=asked_by), plan_digest(plan)
         mode = self.tk.approvals.mode_for(plan, op.effect)
+        if page_only and not (page or mode != "form"):
+            return None
         if page or mode != "form":
             return self._page_question(
                 data, plan, fp, digest, asked_by, client, "page" if mode == "form" else mode

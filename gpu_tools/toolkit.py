@@ -206,11 +206,18 @@ class Toolkit:
         asked_by: str | None = None,
         page: bool = False,
         client: str | None = None,
+        page_only: bool = False,
     ) -> Question | None:
         """The question a front should ask before `call`, or None when no question is due. `page`:
         the front cannot show a form, so the approval page answers it (see `Gate.question`)."""
         return await self.gate.question(
-            self.registry.get(name), args or {}, resume=resume, asked_by=asked_by, page=page, client=client
+            self.registry.get(name),
+            args or {},
+            resume=resume,
+            asked_by=asked_by,
+            page=page,
+            client=client,
+            page_only=page_only,
         )
 
     async def reconcile(self, provider: str | None = None) -> ReconcileReport:

@@ -207,10 +207,10 @@ async def _url_round(
     if URL_ROUND in (ctx.input_responses or {}):
         return None  # the retry after the person was sent to the page
     question = await tk.question(
-        op.name, arguments, asked_by=user, page=not can_elicit(ctx), client=client_name(ctx)
+        op.name, arguments, asked_by=user, page=not can_elicit(ctx), client=client_name(ctx), page_only=True
     )
-    if question is None or not (question.on_the_page or not can_elicit(ctx)):
-        return None
+    if question is None:
+        return None  # the form asks (or nothing is asked): the tool's own rounds
     approval = question.approval
     if approval.status is not None or approval.consumed_at is not None or approval.expired:
         return None
