@@ -161,3 +161,44 @@ async def test_decisions_are_rows_decided_once_on_both_journals(
         ("carol", "approved"),
     ]
     tk.close()
+
+
+@pytest.mark.parametrize(("threshold", "mode"), [(None, "passkey"), (5.0, "passkey"), (100.0, "form")])
+async def test_plans_under_the_threshold_may_use_the_form(
+    sandbox: SandboxServer, threshold: float | None, mode: str
+) -> None:
+    """approval_above_usd_per_hour: a $12/hour create under a $100 threshold may use the form; at $5 or
+    with no threshold it needs the passkey; a delete adds nothing per hour and may always use the form."""
+    from gpu_tools.approvals import mode_for
+    from gpu_tools.models import Plan
+    from gpu_tools.toolkit import Toolkit
+    from tests.conftest import sandbox_settings
+
+    settings = sandbox_settings(
+        sandbox,
+        approval="passkey",
+        approval_above_usd_per_hour=threshold,
+        nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0},
+    )
+    tk = Toolkit(settings)
+    question = await tk.question("nebius_create_endpoint", CREATE)
+    assert question is not None and question.mode == mode and question.plan.usd_per_hour_max == 12.0
+    delete = Plan(
+        provider="nebius", operation="delete_resource", action="Delete x.", target="x", method="DELETE",
+        path="/x", reversible=False, reversibility="no",
+    )  # fmt: skip
+    assert mode_for(settings, delete, "destroy") == ("passkey" if threshold is None else "form")
+    tk.close()
+
+
+async def test_under_the_threshold_a_form_client_creates_with_its_form(sandbox: SandboxServer) -> None:
+    from tests.mcp_helpers import Human
+
+    human = Human("accept", True)
+    server = page_server(sandbox, approval="passkey", approval_above_usd_per_hour=100.0)
+    async with Client(server, elicitation_callback=human) as c:
+        done = structured(await c.call_tool("nebius_create_endpoint", CREATE))
+    assert (
+        done["outcome"] == "done" and len(human.messages) == 1 and "Send this request?" in human.messages[0]
+    )
+    server.toolkit.close()

@@ -243,15 +243,22 @@ class Approvals:
     def announce(self, approval: Approval, *, show: Callable[[str], None] | None = None) -> str | None:
         """Once per approval: tell the person where to approve (with a one-time sign-in code, shown
         only where they see it: `show`, else this server's stderr), post it to the webhook, and open
-        the browser where that is wanted. Returns the code (None when already announced)."""
+        the browser where that is wanted. Returns the code ("" on a team's server, where approvers
+        sign in with their own token or passkey; None when already announced)."""
         with self._lock:
             if approval.id in self._announced:
                 return None
             self._announced.add(approval.id)
         url = self.link(approval.id)
-        code = self.signin.issue(ttl=self.ttl())
+        # A team's server (named users) prints no code: its log is the operator's, not the approver's;
+        # approvers sign in with their own token or passkey, which name them.
+        team = any(user for user in self.tokens.values())
+        code = "" if team else self.signin.issue(ttl=self.ttl())
+        how = (
+            f"sign in with the one-time code {code}" if code else "sign in with your bearer token or passkey"
+        )
         line = (
-            f"approval {approval.id} needs you: open {url} and sign in with the one-time code {code} "
+            f"approval {approval.id} needs you: open {url} and {how} "
             f"(expires {approval.expiry.isoformat(timespec='seconds')})"
         )
         (show or (lambda text: self.say(f"gpu-mcp: {text}")))(line)
