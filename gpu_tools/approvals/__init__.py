@@ -33,6 +33,7 @@ import webbrowser
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -44,6 +45,7 @@ from gpu_tools.models import ApprovalLink, Plan
 from gpu_tools.operations import parse_duration
 
 if TYPE_CHECKING:
+    from gpu_tools.approvals.passkeys import Passkeys
     from gpu_tools.toolkit import Toolkit
 
 log = logging.getLogger("gpu_tools.approvals")
@@ -182,13 +184,17 @@ class Approvals:
         self.base_url: str | None = None  # where the page is served (set by whoever serves it)
         self.tokens: dict[str, str | None] = {}  # HTTP bearer tokens -> user: they sign in on a team page
         self.loopback: Any = None  # the stdio server's own page server, started on first need
-        from gpu_tools.approvals.passkeys import Passkeys
-
-        self.passkeys = Passkeys(self)
         self.say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
         self._announced: set[str] = set()
         self._posts: list[threading.Thread] = []  # webhook notices on their way (close waits for them)
         self._lock = threading.Lock()
+
+    @cached_property
+    def passkeys(self) -> Passkeys:
+        """WebAuthn for this page (imported when the page first needs it, not by every process)."""
+        from gpu_tools.approvals.passkeys import Passkeys
+
+        return Passkeys(self)
 
     # ---- policy -------------------------------------------------------------------------------
     def mode_for(self, plan: Plan, effect: str) -> str:

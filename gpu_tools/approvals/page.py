@@ -214,7 +214,7 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
             return _html(templates.message("Refused", "Approve or Deny?", base=BASE, who=who(session)), 400)
         approval_id = request.path_params["id"]
         how, by = "page", session.user
-        if approvals.passkeys is not None and str(form.get("assertion", "")):
+        if str(form.get("assertion", "")):
             try:
                 by = approvals.passkeys.verify_approval(approval_id, str(form.get("assertion")))
             except ValueError as exc:
@@ -248,8 +248,7 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
         Route(f"{BASE}/{{id:str}}", show),
         Route(f"{BASE}/{{id:str}}/decide", decide, methods=["POST"]),
     ]
-    if approvals.passkeys is not None:
-        routes[3:3] = approvals.passkeys.routes(BASE, session_of)
+    routes[3:3] = approvals.passkeys.routes(BASE, session_of)
     return Guard(Starlette(routes=routes), approvals, hosts)
 
 
