@@ -146,6 +146,7 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
         ),
         key=lambda x: x.expires_at,
     )
+    notes = [*notes, f"Approval policy: {tk.approvals.policy_text()}."]
     return SpendReport(
         items=lines,
         by_provider=by_provider,
@@ -156,7 +157,6 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
         budgets=budget.report(tk.journal, tk.settings, tk.journal.first_at(), now),
         expiries=expiries[:10],
         guard=guard_status(tk, now),
-        approval=tk.approvals.policy_text(),
     )
 
 

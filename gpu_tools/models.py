@@ -340,6 +340,7 @@ class ApprovalLink(Model):
     url: str = Field(description="The approval page: show it to the user in full; they sign in there.")
     expires_at: str
     via: str = Field(description="How the person approves: page or passkey.")
+    next_step: str = Field(description="What to do: show the link, then call again with the same arguments.")
 
 
 class MutationResult(Result):
@@ -350,11 +351,10 @@ class MutationResult(Result):
         "replayed: same idempotency key as an earlier call, its result returned, nothing sent; "
         "approval_pending: nothing was sent yet, a person must approve at approval.url."
     )
-    status: Literal["approval_pending"] | None = Field(
-        None, description="approval_pending while the approval waits for a person (see next_step)."
-    )
-    approval: ApprovalLink | None = None
-    next_step: str | None = None
+    # Loosely typed on purpose: every mutating tool's output schema carries these, and tools/list has a
+    # size budget. `approval` is an ApprovalLink: {id, url, expires_at, via, next_step}.
+    status: str | None = Field(None, description="approval_pending while a person has not decided yet.")
+    approval: Any = Field(None, description="The pending approval: {id, url, expires_at, via, next_step}.")
     plan: Plan
     resource: Resource | None = None
     detail: Any = Field(None, description="The provider's answer when it is not a resource (secrets masked).")

@@ -160,7 +160,7 @@ class Toolkit:
             how_to_enable="The MCP server lists the enabled tool sets only. To list others, start gpu-mcp with "
             "--toolsets default,NAME (or all), or set GPU_TOOLS_TOOLSETS=default,NAME or toolsets = "
             "['default', 'NAME'] in config.toml, and restart the server.",
-            approval=self.approvals.policy_text(),
+            notes=[f"Approval policy: {self.approvals.policy_text()}."],
         )
 
     async def call(

@@ -441,13 +441,6 @@ def can_open_urls(ctx: Context) -> bool:
     return elicitation is not None and elicitation.url is not None
 
 
-PENDING = (
-    "Nothing was sent yet: a person must approve this plan on the approval page. Show the user this link "
-    "in full ({url}); once they have approved it, call this tool again with exactly the same arguments "
-    "(calling again before then returns this same approval)."
-)
-
-
 async def on_the_page(
     tk: Toolkit, op: Operation, ctx: Context, args: dict[str, Any], actor: str | None, asked: Question
 ) -> Any:
@@ -484,8 +477,7 @@ async def on_the_page(
                 outcome="approval_pending",
                 status="approval_pending",
                 plan=asked.plan,
-                approval=link,
-                next_step=PENDING.format(url=link.url),
+                approval=link.model_dump(mode="json"),
                 sandbox=tk.settings.sandbox,
             )
     return await tk.call(op.name, args, confirmer=Approve(), approval_id=approval.id, actor=actor)

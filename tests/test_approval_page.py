@@ -72,7 +72,7 @@ async def test_a_client_without_elicitation_creates_through_the_page(
         assert pending["outcome"] == pending["status"] == "approval_pending"
         link = pending["approval"]
         assert link["via"] == "page" and link["url"].startswith("http://localhost:")
-        assert link["url"] in pending["next_step"] and "same arguments" in pending["next_step"]
+        assert link["url"] in link["next_step"] and "same arguments" in link["next_step"]
         again = structured(await c.call_tool("nebius_create_endpoint", CREATE))
         assert again["approval"]["id"] == link["id"]  # one pending approval per plan and requester
         assert mutating_requests(sandbox) == []

@@ -76,10 +76,10 @@ async def test_list_providers_and_spend_say_the_policy_in_force(sandbox: Sandbox
     async with Client(server) as c:
         providers = structured(await c.call_tool("list_providers", {}))
         spend = structured(await c.call_tool("spend", {}))
-    for said in (providers["approval"], spend["approval"]):
-        assert (
-            said.startswith("passkey:") and "under $1/hour may use the form" in said and "2 distinct" in said
-        )
+    for notes in (providers["notes"], spend["notes"]):
+        [said] = [n for n in notes if n.startswith("Approval policy: ")]
+        assert said.startswith("Approval policy: passkey:") and "under $1/hour may use the form" in said
+        assert "2 distinct approvers" in said
     server.toolkit.close()
 
 

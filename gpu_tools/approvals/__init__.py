@@ -55,6 +55,12 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read off a t
 SESSION_TTL = timedelta(hours=8)
 POLL = 0.2  # seconds between reads of the journal while a call waits for a decision
 
+PENDING = (
+    "Nothing was sent yet: a person must approve this plan on the approval page. Show the user this link "
+    "in full ({url}); once they have approved it, call this tool again with exactly the same arguments "
+    "(calling again before then returns this same approval)."
+)
+
 Progress = Callable[[float, float | None, str], Awaitable[None]]
 
 
@@ -239,11 +245,13 @@ class Approvals:
         return self.tk.settings.approval_origin or self.page_url()
 
     def pending_link(self, approval: Approval) -> ApprovalLink:
+        url = self.link(approval.id)
         return ApprovalLink(
             id=approval.id,
-            url=self.link(approval.id),
+            url=url,
             expires_at=approval.expiry.isoformat(timespec="seconds"),
             via="passkey" if approval.mode == "passkey" else "page",
+            next_step=PENDING.format(url=url),
         )
 
     def announce(self, approval: Approval, *, show: Callable[[str], None] | None = None) -> str | None:
