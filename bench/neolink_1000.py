@@ -49,12 +49,12 @@ async def main() -> None:
         ProviderHTTP.request = counted  # type: ignore[method-assign]
         seconds = await timed(go)
         pages = [r for r in server.sandbox.requests if r["path"].endswith("/instances")]
-        sizes = {r["query"].rpartition("pageSize=")[2] for r in pages}
+        sizes = {r["query"].rpartition("pageSize=")[2] for r in pages if "pageSize=" in r["query"]}
         print(f"NeoLink list_resources, {COUNT} instances, injected latency L = {LATENCY * 1000:.0f} ms")
         print(f"  listed {listing.total}, provider status {[p.status for p in listing.providers]}")
         print(
             f"  {len(server.sandbox.requests)} requests: 1 region list, {len(pages)} instance pages "
-            f"(pageSize {', '.join(sorted(sizes))}; 2 clusters, one empty)"
+            f"(the unpaged list of each cluster, then pageSize {', '.join(sorted(sizes))}; 2 clusters, one empty)"
         )
         print(f"  peak instance pages in flight: {peak}")
         print(

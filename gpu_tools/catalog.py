@@ -66,9 +66,9 @@ async def _live_at_providers(tk: Toolkit, only: str | None) -> tuple[list[Resour
 async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> SpendReport:
     """Live resources across providers, their hourly cost now and what they have cost since creation."""
     resources, statuses = await _live_at_providers(tk, data.provider)
-    live = tk.journal.live()
+    live = await tk.journal.aio.live()
     journal = {(e.provider, e.resource_id): e for e in live if e.resource_id}
-    created = tk.journal.created_ids()
+    created = await tk.journal.aio.created_among({(r.provider, r.resource_id) for r in resources})
     now = tk.now()
     lines = []
     for e in live:
@@ -154,9 +154,11 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
         total_accrued_usd=round(sum(p.accrued_usd for p in by_provider), 4),
         providers=statuses,
         notes=notes,
-        budgets=budget.report(tk.journal, tk.settings, tk.journal.first_at(), now),
+        budgets=await tk.journal.aio.run(
+            lambda: budget.report(tk.journal, tk.settings, tk.journal.first_at(), now)
+        ),
         expiries=expiries[:10],
-        guard=guard_status(tk, now),
+        guard=await tk.journal.aio.run(guard_status, tk, now),
     )
 
 
@@ -192,7 +194,7 @@ async def find_orphans(tk: Toolkit, data: ProviderFilter, progress: Any = None) 
     there); live in the journal but gone from a provider that answered in full. One journal read."""
     resources, statuses = await _live_at_providers(tk, data.provider)
     answered = {s.provider for s in statuses if s.status == "ok"}
-    live = tk.journal.live()
+    live = await tk.journal.aio.live()
     tracked = {(e.provider, e.resource_id) for e in live}
     listed = {(r.provider, r.resource_id) for r in resources}
     untracked = [r for r in resources if (r.provider, r.resource_id) not in tracked]

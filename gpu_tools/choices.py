@@ -81,7 +81,11 @@ async def choices(
     elif argument == "template":
         values = await _asked(tk, "templates", provider)
     elif argument == "resource_id":
-        values = list(dict.fromkeys(live_ids(tk, provider) + await _asked(tk, "resources", provider)))
+        values = list(
+            dict.fromkeys(
+                await tk.journal.aio.run(live_ids, tk, provider) + await _asked(tk, "resources", provider)
+            )
+        )
     else:
         return []
     low = typed.lower()

@@ -8,13 +8,10 @@ Messages never contain credentials: providers' messages are passed through `reda
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{6,}"),
-    re.compile(r"(?i)((?:api[_-]?key|token|password|passwd|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"),
-]
+from gpu_tools.secrets import TEXT_SECRETS
+
 # Known secret values -> True for configured credentials (never shown), False for secrets a user
 # passed in (passwords), which an explicit `reveal_secrets` read may show back.
 _known_secrets: dict[str, bool] = {}
@@ -31,7 +28,7 @@ def register_secret(value: str | None, *, credential: bool = True) -> None:
 def redact(text: str) -> str:
     """Remove known credentials and credential-looking values from a message."""
     text = redact_known(text)
-    for pattern in _SECRET_PATTERNS:
+    for pattern in TEXT_SECRETS:
         text = pattern.sub(lambda m: m.group(1) + "***", text)
     return text
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,7 +46,7 @@ from gpu_tools.http import FRESH
 from gpu_tools.journal import Approval, LiveView
 from gpu_tools.models import BILLABLE_KINDS, LiveEntry, MutationResult, Plan, Resource
 from gpu_tools.operations import CreateInput, MutationInput, Operation, parse_duration
-from gpu_tools.providers.base import SECRET_KEYS
+from gpu_tools.secrets import SECRET_KEYS
 
 if TYPE_CHECKING:
     from gpu_tools.toolkit import Toolkit
@@ -355,8 +355,8 @@ class Gate:
                     f"No expires_in given: the default_expires_in setting ({self.tk.settings.default_expires_in}) applies."
                 )
         if op.effect == "create":
-            self._warn_if_lost_before(op, data, plan)
-        violation = self.policy_violation(plan, op)
+            await self.tk.journal.aio.run(self._warn_if_lost_before, op, data, plan)
+        violation = await self.tk.journal.aio.run(self.policy_violation, plan, op)
         if violation:
             plan.warnings.append(f"Refused by policy {violation}")
         return plan
@@ -419,24 +419,24 @@ class Gate:
         shown: Plan | None = None
         try:
             data = op.parse(args)
-            if data.dry_run or self._key_row(op, data, asked_by) is not None:
+            if data.dry_run or await self.tk.journal.aio.run(self._key_row, op, data, asked_by) is not None:
                 return None
             if resume:
                 shown = self._cached(op, data)
             plan = await self.plan(op, data, fresh=resume)
         except GpuToolsError:
             return None
-        if self.policy_violation(plan, op) or self._nothing_to_do(plan):
+        if await self.tk.journal.aio.run(self.policy_violation, plan, op) or self._nothing_to_do(plan):
             return None
         fp, digest = fingerprint(op, data, user=asked_by), plan_digest(plan)
         mode = self.tk.approvals.mode_for(plan, op.effect)
         if page_only and not (page or mode != "form"):
             return None
         if page or mode != "form":
-            return self._page_question(
+            return await self._page_question(
                 data, plan, fp, digest, asked_by, client, "page" if mode == "form" else mode
             )
-        latest = self.tk.journal.latest_approval(fp) if resume else None
+        latest = await self.tk.journal.aio.latest_approval(fp) if resume else None
         text = redact_known(plan.message())
         if latest is not None and not latest.expired:
             if latest.digest == digest:
@@ -447,7 +447,7 @@ class Gate:
                     if shown is not None and plan_digest(shown) == latest.digest
                     else f"now {_cost_text(plan)}"
                 )
-                self.tk.journal.record(
+                await self.tk.journal.aio.record(
                     plan,
                     op.effect,
                     "refused",
@@ -457,12 +457,12 @@ class Gate:
                     actor=asked_by,
                 )
                 text = f"The plan changed since you were asked: {change}.\n\n{text}"
-        approval = self.tk.journal.new_approval(
+        approval = await self.tk.journal.aio.new_approval(
             fp, digest, lambda aid: f"{text}\n(approval {aid})", asked_by=asked_by
         )
         return Question(plan, approval)
 
-    def _page_question(
+    async def _page_question(
         self,
         data: MutationInput,
         plan: Plan,
@@ -475,13 +475,15 @@ class Gate:
         """The page approval of this plan and requester: the latest one while it is unexpired and for
         this very plan (pending, decided or used: calling again waits on it, is refused by its denial
         or replays its send), else a new one."""
-        latest = self.tk.journal.latest_approval(fp)
+        journal = self.tk.journal.aio
+        latest = await journal.latest_approval(fp)
         if latest is not None and latest.mode is not None and not latest.expired and latest.digest == digest:
             return Question(plan, latest, latest.mode)
         text = redact_known(plan.message())
         expires = datetime.now(UTC) + self.tk.approvals.ttl()
         args = data.model_dump(mode="json", exclude={"dry_run"})
-        approval = self.tk.journal.new_approval(
+        view = await journal.run(plan_view, self.tk, plan, args)
+        approval = await journal.new_approval(
             fp,
             digest,
             lambda aid: f"{text}\n(approval {aid})",
@@ -489,7 +491,7 @@ class Gate:
             page={
                 "expires_at": expires.isoformat(timespec="seconds"),
                 "mode": mode,
-                "view": plan_view(self.tk, plan, args),
+                "view": view,
                 "client": client,
             },
         )
@@ -546,7 +548,7 @@ class Gate:
         confirmed_by = actor
         sandbox = self.tk.settings.sandbox
         key = getattr(data, "idempotency_key", None)
-        first = self._key_row(op, data, actor)
+        first = await self.tk.journal.aio.run(self._key_row, op, data, actor)
         if first is not None:
             return await self._replay_key(op, data, first, actor=actor)
 
@@ -556,49 +558,51 @@ class Gate:
         if self._nothing_to_do(plan):
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
 
-        def refuse(error: str, what: Plan | None = None) -> None:
-            self.tk.journal.record(
+        async def refuse(error: str, what: Plan | None = None) -> None:
+            await self.tk.journal.aio.record(
                 what or plan, op.effect, "refused", error=error, idempotency_key=key, actor=actor
             )
 
-        violation = self.policy_violation(plan, op)
+        violation = await self.tk.journal.aio.run(self.policy_violation, plan, op)
         if violation:
-            refuse(f"policy {violation}")
+            await refuse(f"policy {violation}")
             raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=plan.provider)
 
         try:
             confirmed = await confirmer.confirm(plan)
         except ConfirmationRefused as exc:
-            refuse(exc.message)
+            await refuse(exc.message)
             raise
         if confirmed is not True:
-            refuse("not confirmed")
+            await refuse("not confirmed")
             raise ConfirmationRefused(
                 f"not confirmed: {plan.action} Nothing was sent.", provider=plan.provider
             )
 
         fp, digest = fingerprint(op, data, user=actor), plan_digest(plan)
         if approval_id is None and getattr(confirmer, "answers_a_question", False):
-            refuse("a yes that matches no question: the answer could not be tied to the plan it answered")
+            await refuse(
+                "a yes that matches no question: the answer could not be tied to the plan it answered"
+            )
             raise ConfirmationRefused(
                 "this yes cannot be matched to the question it answered, so it approves nothing. Nothing "
                 "was sent; call again to be asked.",
                 provider=plan.provider,
             )
         if approval_id is not None:
-            approval = self.tk.journal.approval(approval_id)
+            approval = await self.tk.journal.aio.approval(approval_id)
             if approval is None or approval.fingerprint != fp or approval.expired:
-                refuse("no current question for these arguments")
+                await refuse("no current question for these arguments")
                 raise ConfirmationRefused(
                     "this answer matches no current question for these arguments (it expired or was never "
                     "asked). Nothing was sent; call again to be asked.",
                     provider=plan.provider,
                 )
             if approval.consumed_at is not None:
-                return self._replay_approval(approval, plan)
+                return await self.tk.journal.aio.run(self._replay_approval, approval, plan)
             problem = self.page_problem(approval, self.tk.approvals.mode_for(plan, op.effect))
             if problem:
-                refuse(problem)
+                await refuse(problem)
                 raise ConfirmationRefused(
                     f"not approved: {problem}. Nothing was sent.", provider=plan.provider
                 )
@@ -606,7 +610,7 @@ class Gate:
                 confirmed_by = f"{approval.decided_by} ({approval.decided_how})"
             actor = approval.asked_by or actor
             if approval.digest != digest:
-                refuse("the plan changed after the question was asked")
+                await refuse("the plan changed after the question was asked")
                 raise PlanChanged(
                     f"the plan changed after the question was asked: it is now {_cost_text(plan)} "
                     f"({plan.action}), not what was approved. Nothing was sent; call again to be asked "
@@ -616,13 +620,15 @@ class Gate:
         else:
             mode = self.tk.approvals.mode_for(plan, op.effect)
             if mode != "form":
-                refuse(f"approval={mode}: a yes given outside the approval page is not enough")
+                await refuse(f"approval={mode}: a yes given outside the approval page is not enough")
                 raise ConfirmationRefused(
                     f"not approved: approval={mode} is in force, so this plan must be approved on the approval "
                     "page; a yes given anywhere else is not enough. Nothing was sent.",
                     provider=plan.provider,
                 )
-            approval = self.tk.journal.new_approval(fp, digest, redact_known(plan.message()), asked_by=actor)
+            approval = await self.tk.journal.aio.new_approval(
+                fp, digest, redact_known(plan.message()), asked_by=actor
+            )
 
         if self._cost_can_rise(op) and not plan.steps:
             plan = await self._reread(op, data, plan, approval, refuse)
@@ -646,14 +652,14 @@ class Gate:
         data: MutationInput,
         shown: Plan,
         approval: Approval,
-        refuse: Callable[[str, Plan | None], None],
+        refuse: Callable[[str, Plan | None], Awaitable[None]],
     ) -> Plan:
         """The plan read again from the provider just before the send, when it is still exactly
         the approved one (same digest: price, target, request); else a journaled refusal."""
         try:
             fresh = await self.plan(op, data, fresh=True)
         except GpuToolsError as exc:
-            refuse(f"the plan could not be read again before the send: {exc}", None)
+            await refuse(f"the plan could not be read again before the send: {exc}", None)
             raise ConfirmationRefused(
                 f"the plan could not be read again from the provider just before the send ({exc}), so its "
                 "price could not be checked. Nothing was sent; try again.",
@@ -663,13 +669,13 @@ class Gate:
             change = describe_change(shown, fresh)
             violation = self.policy_violation(fresh, op)
             if violation:
-                refuse(f"the plan changed before the send ({change}); policy {violation}", fresh)
+                await refuse(f"the plan changed before the send ({change}); policy {violation}", fresh)
                 raise PolicyRefused(
                     f"the plan changed after it was approved ({change}), and the new plan is refused by "
                     f"policy {violation} Nothing was sent.",
                     provider=fresh.provider,
                 )
-            refuse(f"the plan changed before the send: {change}", fresh)
+            await refuse(f"the plan changed before the send: {change}", fresh)
             raise PlanChanged(
                 f"the plan changed after it was approved: {change}. Nothing was sent; the new plan must "
                 "be approved first (call again to be asked).",
@@ -677,7 +683,7 @@ class Gate:
             )
         violation = self.policy_violation(fresh, op)
         if violation:
-            refuse(f"policy {violation}", fresh)
+            await refuse(f"policy {violation}", fresh)
             raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=fresh.provider)
         return fresh
 
@@ -703,7 +709,9 @@ class Gate:
             plan = await self.plan(op, data)
         except GpuToolsError:
             plan = self._unplanned(op, provider)
-        self.tk.journal.record(plan, op.effect, "refused", error=reason, idempotency_key=key, actor=actor)
+        await self.tk.journal.aio.record(
+            plan, op.effect, "refused", error=reason, idempotency_key=key, actor=actor
+        )
 
     def _unplanned(self, op: Operation, provider: str | None, target: str = "(not planned)") -> Plan:
         return Plan(
@@ -725,7 +733,7 @@ class Gate:
         if row.get("args_hash") and row["args_hash"] != args_hash(op, data):
             message = f"{used} with different arguments. Nothing was sent; use a new key for a new request."
             plan = self._unplanned(op, row["provider"], target=str(row["target"] or "(not planned)"))
-            self.tk.journal.record(
+            await self.tk.journal.aio.record(
                 plan,
                 op.effect,
                 "refused",
@@ -739,7 +747,7 @@ class Gate:
                 provider=row["provider"],
                 hint=CHECK_HINT,
             )
-        stored = self.tk.journal.result_of(row["id"]) or {}
+        stored = await self.tk.journal.aio.run(self.tk.journal.result_of, row["id"]) or {}
         return MutationResult.model_validate(
             {**stored, "outcome": "replayed", "sandbox": self.tk.settings.sandbox}
         )
@@ -782,7 +790,7 @@ class Gate:
         cap: Callable[[LiveView], str | None] | None = None
         if op is not None:
             cap = lambda view: self.in_transaction(plan, op, view)  # noqa: E731
-        reservation = self.tk.journal.reserve(
+        reservation = await self.tk.journal.aio.reserve(
             plan,
             effect,
             idempotency_key=key,
@@ -796,7 +804,7 @@ class Gate:
             confirmed_by=confirmed_by,
         )
         if reservation.used is not None:
-            return self._replay_approval(reservation.used, plan)
+            return await self.tk.journal.aio.run(self._replay_approval, reservation.used, plan)
         if reservation.key_row is not None and op is not None and data is not None:
             return await self._replay_key(op, data, reservation.key_row, actor=actor)
         if reservation.refused is not None:
@@ -813,7 +821,7 @@ class Gate:
                     request.method, request.path, json_body=request.json_body, params=request.params
                 )
             except OutcomeUnknown as exc:
-                self.tk.journal.finish(row_id, "unknown", error=str(exc))
+                await self._finish(plan, row_id, "unknown", error=str(exc))
                 raise OutcomeUnknown(
                     f"{exc.message} Journal #{row_id} stays 'unknown' and counts as live for caps and spend "
                     "until reconciliation finds what the provider holds.",
@@ -821,13 +829,13 @@ class Gate:
                     hint=CHECK_HINT,
                 ) from None
             except ProviderError as exc:
-                self.tk.journal.finish(row_id, "failed", error=str(exc))
+                await self._finish(plan, row_id, "failed", error=str(exc))
                 raise
             try:
                 outcome = await finish(answer)
             except GpuToolsError as exc:
                 # The provider accepted the request (2xx) but its answer could not be read.
-                self.tk.journal.finish(row_id, "unknown", error=f"answer not understood: {exc}")
+                await self._finish(plan, row_id, "unknown", error=f"answer not understood: {exc}")
                 raise OutcomeUnknown(
                     f"{plan.method} {plan.path} was accepted, but the answer could not be read ({exc.message}). "
                     f"Journal #{row_id} stays 'unknown'.",
@@ -846,7 +854,8 @@ class Gate:
         elif outcome is not None:
             result.detail = adapter.mask(outcome)
         stored = result.model_dump(mode="json", exclude={"outcome", "sandbox"})
-        self.tk.journal.finish(
+        await self._finish(
+            plan,
             row_id,
             "ok",
             resource_id=result.resource.resource_id
@@ -856,8 +865,33 @@ class Gate:
             kind=result.resource.kind if result.resource else None,
         )
         if approval is not None and final:
-            self.tk.journal.set_approval_result(approval.id, stored)
+            await self._finish(plan, row_id, None, approval_id=approval.id, stored=stored)
         return result
+
+    async def _finish(
+        self,
+        plan: Plan,
+        row_id: int,
+        outcome: str | None,
+        *,
+        approval_id: str | None = None,
+        stored: Any = None,
+        **kw: Any,
+    ) -> None:
+        """Journal what the provider answered (and the approval's result). The provider has the
+        request by now: if the journal cannot be written, say what that means for the money."""
+        try:
+            if outcome is not None:
+                await self.tk.journal.aio.finish(row_id, outcome, **kw)
+            if approval_id is not None:
+                await self.tk.journal.aio.set_approval_result(approval_id, stored)
+        except Exception as exc:  # the journal's database went away between the intent and the answer
+            raise OutcomeUnknown(
+                "the provider received the request: the resource may exist; it is journaled as unknown "
+                f"(journal #{row_id}) and reconciled when the database is back. ({exc})",
+                provider=plan.provider,
+                hint=CHECK_HINT,
+            ) from None
 
     async def _send_steps(
         self, plan: Plan, approval: Approval, actor: str | None = None, confirmed_by: str | None = None
@@ -897,7 +931,7 @@ class Gate:
         result = MutationResult(
             outcome="done", plan=plan, detail={"steps": done}, sandbox=self.tk.settings.sandbox
         )
-        self.tk.journal.set_approval_result(
+        await self.tk.journal.aio.set_approval_result(
             approval.id, result.model_dump(mode="json", exclude={"outcome", "sandbox"})
         )
         return result

@@ -85,7 +85,9 @@ class Guard:
         with a line saying so, while another gpu-guard holds the journal's lease; cut short, with a
         line saying so, when this guard loses the lease during the pass."""
         journal = self.tk.journal
-        taken, holder, until = journal.acquire_lease(LEASE, self.holder, self.lease_seconds, self.now())
+        taken, holder, until = await journal.aio.run(
+            journal.acquire_lease, LEASE, self.holder, self.lease_seconds, self.now()
+        )
         if not taken:
             self.say(
                 f"gpu-guard: another gpu-guard ({holder}) is making a pass on this journal (lease until "
@@ -104,7 +106,7 @@ class Guard:
         finally:
             renewing.cancel()
             try:
-                journal.release_lease(LEASE, self.holder)
+                await journal.aio.release_lease(LEASE, self.holder)
             except Exception as exc:  # the database went away: the lease runs out by itself
                 log.debug("could not release the lease (%s); it runs out by itself", type(exc).__name__)
         return self._actions
@@ -115,19 +117,23 @@ class Guard:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
-                if not self.tk.journal.renew_lease(LEASE, self.holder, self.lease_seconds, self.now()):
+                if not await self._renew():
                     return
             except Exception as exc:
                 log.warning("could not renew the lease (%s)", type(exc).__name__)
 
-    def fence(self) -> None:
+    async def _renew(self) -> bool:
+        journal = self.tk.journal
+        return await journal.aio.run(journal.renew_lease, LEASE, self.holder, self.lease_seconds, self.now())
+
+    async def fence(self) -> None:
         """Before every action: renew the lease, or raise LeaseLost if it ran out or another guard took it."""
-        if not self.tk.journal.renew_lease(LEASE, self.holder, self.lease_seconds, self.now()):
+        if not await self._renew():
             raise LeaseLost
 
     async def _pass(self) -> None:
         actions = self._actions
-        self.fence()  # reconciliation writes the journal's findings
+        await self.fence()  # reconciliation writes the journal's findings
         report = await self.tk.reconcile()
         for item in report.items:
             if item.outcome != "unknown":
@@ -143,13 +149,13 @@ class Guard:
                 )
         await self._expire()
         await self._budgets()
-        self.tk.journal.set_meta(GUARD_LAST_PASS, self.now().isoformat(timespec="seconds"))
-        self.tk.journal.set_meta(GUARD_INTERVAL, str(self.tk.settings.guard_interval))
+        await self.tk.journal.aio.set_meta(GUARD_LAST_PASS, self.now().isoformat(timespec="seconds"))
+        await self.tk.journal.aio.set_meta(GUARD_INTERVAL, str(self.tk.settings.guard_interval))
 
     async def _expire(self) -> None:
         now = self.now()
         actions = self._actions
-        for entry in self.tk.journal.live():
+        for entry in await self.tk.journal.aio.live():
             if (
                 not entry.expires_at
                 or datetime.fromisoformat(entry.expires_at) > now
@@ -171,7 +177,7 @@ class Guard:
     async def _budgets(self) -> None:
         settings = self.tk.settings
         now = self.now()
-        found = budgets(settings, now, self.tk.journal.first_at())
+        found = budgets(settings, now, await self.tk.journal.aio.first_at())
         if not found:
             return
         horizon = timedelta(seconds=settings.guard_interval)
@@ -182,8 +188,8 @@ class Guard:
             while True:
                 # What still bills: the journal's own live set (a stop that worked left it; a failed
                 # one did not, and keeps counting).
-                live = self.tk.journal.live()
-                spent = self.tk.journal.spent(budget.since, now)
+                live = await self.tk.journal.aio.live()
+                spent = await self.tk.journal.aio.spent(budget.since, now)
                 projected = spent + committed(live, now, horizon)
                 if projected <= budget.limit:
                     break
@@ -216,14 +222,14 @@ class Guard:
         operation = "delete_resource" if action == "delete" else "stop_resource"
         args = {"provider": entry.provider, "resource_id": entry.resource_id}
         ok = True
-        self.fence()
+        await self.fence()
         try:
             result = await self.tk.call(operation, args, confirmer=Approve(), actor=ACTOR)
             assert isinstance(result, MutationResult)
             outcome = f"journal #{result.journal_id}"
         except NotFound:
-            self.fence()
-            self._record_gone(entry, operation)
+            await self.fence()
+            await self.tk.journal.aio.run(self._record_gone, entry, operation)
             outcome = "already gone at the provider"
         except GpuToolsError as exc:
             ok, outcome = False, f"failed: {exc}"

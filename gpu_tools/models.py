@@ -7,15 +7,63 @@ provider said is lost in translation.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+import json
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args, get_origin, overload
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PrivateAttr,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
-# Every provider name; an adapter in gpu_tools/providers/ for each (checked at import).
-ProviderName = Literal["nebius", "sesterce", "neolink", "netmind"]
+# Every provider's name, in the order the providers registered (gpu_tools.providers.declare adds
+# each one's name as it registers; nothing else writes it).
+PROVIDER_NAMES: list[str] = []
+
+
+def _provider_name(value: str) -> str:
+    if value not in PROVIDER_NAMES:
+        quoted = [repr(name) for name in PROVIDER_NAMES]
+        expected = f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else "".join(quoted)
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+class _ProviderNames:
+    """The JSON schema of a provider name: an enum of the providers registered."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), "enum": list(PROVIDER_NAMES)}
+
+
+# A provider's name, as a tool argument: one of PROVIDER_NAMES (validated and listed in the schema).
+ProviderName = Annotated[str, AfterValidator(_provider_name), _ProviderNames()]
+
+
+def choices_of(annotation: Any, metadata: Iterable[Any] = ()) -> list[str] | None:
+    """The values an argument of this type may take (a Literal's, or every provider's name), or None
+    when it is free: what a front offers as choices. `metadata` is the field's (pydantic moves an
+    `Annotated` type's metadata there when the field is not optional)."""
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    if get_origin(annotation) is Annotated:
+        metadata = [*metadata, *annotation.__metadata__]
+    if any(isinstance(m, _ProviderNames) for m in metadata):
+        return list(PROVIDER_NAMES)
+    return None
+
+
 Effect = Literal["read", "create", "update", "destroy"]
 Status = Literal["pending", "running", "stopped", "failed", "deleting", "unknown"]
 Kind = Literal["endpoint", "container", "instance", "registry", "auth", "image"]
@@ -320,6 +368,8 @@ class Plan(Result):
             f"Provider: {self.provider}    Target: {self.target}",
             f"Request: {self.method} {self.path}",
         ]
+        if self.body not in (None, {}, []):  # every argument that is sent is seen
+            lines.append(f"Sends: {shown(self.body)}")
         if self.usd_per_hour is not None or self.usd_per_hour_max is not None or self.price_source:
             lines.append(self.cost_line())
         lines.append(("Reversible: " if self.reversible else "NOT reversible: ") + self.reversibility)
@@ -341,6 +391,26 @@ class ApprovalLink(Model):
     expires_at: str
     via: str = Field(description="How the person approves: page or passkey.")
     next_step: str = Field(description="What to do: show the link, then call again with the same arguments.")
+
+
+# Characters of one text value a confirmation shows; a longer one is cut, and its length said.
+SHOWN_TEXT = 160
+
+
+def shown(value: Any) -> str:
+    """A request body as a person reads it in a confirmation: compact JSON, every field present,
+    each text longer than SHOWN_TEXT cut with its length (`"aaa…" (3,000,000 characters)`)."""
+
+    def cut(v: Any) -> Any:
+        if isinstance(v, str) and len(v) > SHOWN_TEXT:
+            return f"{v[:SHOWN_TEXT]}… ({len(v):,} characters)"
+        if isinstance(v, dict):
+            return {k: cut(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [cut(x) for x in v]
+        return v
+
+    return json.dumps(cut(value), ensure_ascii=False, default=str)
 
 
 class MutationResult(Result):

@@ -15,9 +15,17 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from gpu_tools.errors import InvalidInput, UnknownOperation
@@ -51,13 +59,26 @@ def check_id(name: str, value: str) -> str:
     return value
 
 
+# Bounds of arguments whose provider documents none; each is stated in the argument's schema, so an
+# absurd value (a 3 MB description, 10**30 replicas) is refused before anything is asked or sent.
+NAME_MAX = 200  # names, ids, tags and other short values
+TEXT_MAX = 4000  # descriptions, commands, options
+URL_MAX = 2048  # URLs and image references
+MAX_REPLICAS = 64  # replicas (instances) of one resource
+MAX_GPUS = 16  # GPUs per replica
+INT_ID_MAX = 2**53 - 1  # integer ids and markers: what JSON carries exactly
+ShortText = Annotated[str, StringConstraints(max_length=NAME_MAX)]
+LongText = Annotated[str, StringConstraints(max_length=TEXT_MAX)]
+
+
 class OpInput(BaseModel):
     """Base of every operation's input. `positional` names the fields a magic takes positionally.
 
-    Unknown arguments are refused (never dropped), and every field named `*_id` or `*_ids` is
-    checked as an id before anything is sent."""
+    Unknown arguments are refused (never dropped), every field named `*_id` or `*_ids` is checked
+    as an id before anything is sent, and types are strict: a boolean is never a number (`true` is not
+    1 GPU) nor a number a boolean, and text is never a number."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
     positional: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="after")
@@ -96,14 +117,14 @@ def parse_duration(text: str) -> timedelta:
 class CreateInput(MutationInput):
     expires_in: str | None = Field(
         None,
-        description="Lifetime such as 2h or 3d (default: the default_expires_in setting).",
+        description="Lifetime, e.g. 2h or 3d (default: setting default_expires_in).",
     )
     expires_action: Literal["delete", "stop"] = Field(
         "delete", description="What gpu-guard or reap_expired does at expiry."
     )
     idempotency_key: str | None = Field(
         None,
-        description="Unique to this intent: repeating it returns the first result.",
+        description="Unique to this intent: a repeat returns the first result.",
         max_length=200,
     )
 
@@ -141,13 +162,15 @@ class ListOffersInput(ListInput):
     kind: Literal["endpoint", "container", "instance"] | None = Field(
         None, description="What the offer rents."
     )
-    gpu: str | None = Field(None, description="GPU model or provider GPU name.")
-    region: str | None = Field(None, description="Region id or name, case-insensitive.")
-    min_gpu_count: int | None = Field(None, ge=1, description="At least this many GPUs per offer.")
+    gpu: str | None = Field(None, description="GPU model or provider GPU name.", max_length=NAME_MAX)
+    region: str | None = Field(None, description="Region id or name, case-insensitive.", max_length=NAME_MAX)
+    min_gpu_count: int | None = Field(None, ge=1, description="At least this many GPUs per offer.", le=1024)
     min_gpu_memory_gb: float | None = Field(
-        None, gt=0, description="At least this much memory per GPU, in GB."
+        None, gt=0, description="At least this much memory per GPU, in GB.", le=10_000
     )
-    max_usd_per_gpu_hour: float | None = Field(None, gt=0, description="At most this USD per GPU-hour.")
+    max_usd_per_gpu_hour: float | None = Field(
+        None, gt=0, description="At most this USD per GPU-hour.", le=10_000
+    )
     available_only: bool = Field(False, description="Only offers the provider says are available now.")
     refresh: bool = Field(False, description="Ask the providers again, not the cache.")
 
@@ -190,12 +213,13 @@ class HistoryInput(OpInput):
     user: str | None = Field(
         None,
         description="Only changes this user asked for or confirmed (a name from http_tokens, or gpu-guard).",
+        max_length=NAME_MAX,
     )
 
 
 class ChatInput(ResourceRef):
-    message: str = Field(description="The user message to send.", min_length=1)
-    system: str | None = Field(None, description="Optional system prompt.")
+    message: str = Field(description="The user message to send.", min_length=1, max_length=100_000)
+    system: str | None = Field(None, description="Optional system prompt.", max_length=100_000)
     max_tokens: int = Field(256, ge=1, le=32768, description="Most tokens the answer may have.")
     temperature: float | None = Field(
         None, ge=0, le=2, description="Sampling temperature (model default if unset)."
@@ -203,15 +227,19 @@ class ChatInput(ResourceRef):
 
 
 class UpdateInput(ResourceRef, MutationInput):
-    replicas: int | None = Field(None, ge=0, description="Fixed number of replicas / instances.")
-    min_replicas: int | None = Field(
-        None, ge=0, description="Autoscaling minimum (0 scales to zero where allowed)."
+    replicas: int | None = Field(
+        None, ge=0, description="Fixed number of replicas / instances.", le=MAX_REPLICAS
     )
-    max_replicas: int | None = Field(None, ge=1, description="Autoscaling maximum.")
-    name: str | None = Field(None, description="New display name.")
-    description: str | None = Field(None, description="New description.")
-    gpu_type: str | None = Field(None, description="New GPU type, as the provider names it.")
-    gpu_count: int | None = Field(None, ge=1, description="New GPUs per replica.")
+    min_replicas: int | None = Field(
+        None, ge=0, description="Autoscaling minimum (0 scales to zero where allowed).", le=MAX_REPLICAS
+    )
+    max_replicas: int | None = Field(None, ge=1, description="Autoscaling maximum.", le=MAX_REPLICAS)
+    name: str | None = Field(None, description="New display name.", max_length=NAME_MAX)
+    description: str | None = Field(None, description="New description.", max_length=TEXT_MAX)
+    gpu_type: str | None = Field(
+        None, description="New GPU type, as the provider names it.", max_length=NAME_MAX
+    )
+    gpu_count: int | None = Field(None, ge=1, description="New GPUs per replica.", le=MAX_GPUS)
 
 
 class StopInput(ResourceRef, MutationInput):
@@ -225,11 +253,13 @@ class StopInput(ResourceRef, MutationInput):
         None,
         min_length=1,
         description="NeoLink only: save the instance as an image with this name while powering off.",
+        max_length=NAME_MAX,
     )
     snapshot_tag: str | None = Field(
         None,
         min_length=1,
         description="NeoLink only: version tag of the snapshot image (needs snapshot_image_name).",
+        max_length=NAME_MAX,
     )
 
     # Arguments only providers with the "stop_snapshot" capability accept.
@@ -261,17 +291,12 @@ class ReapInput(MutationInput):
 # Said once in each mutating operation's description by the fronts that ask (never in read-only mode).
 CONFIRMATION = "Asks the user to confirm the plan before sending; dry_run=true only returns the plan."
 # Tool sets: which operations a front lists. `reads` and `lifecycle` work with every provider; a
-# provider's own set (its creates) is on by default when it has credentials and is allowed; its
-# other sets (Sesterce registries and full updates, NetMind Rent GPU containers) are one setting away.
+# provider's own set (named after it: its creates) is on by default when it has credentials and is
+# allowed; its other sets (Sesterce registries and full updates, NetMind Rent GPU containers) are one
+# setting away. Each provider's declaration adds its sets here as it registers.
 TOOLSETS: dict[str, str] = {
     "reads": "providers, offers, templates, regions, resources, waiting, journal, spend, orphans, chat",
     "lifecycle": "update, stop, start, delete and reap resources at any provider",
-    "nebius": "create Nebius dedicated endpoints",
-    "sesterce": "create Sesterce inference instances",
-    "sesterce_admin": "Sesterce price previews, every setting of an instance, container registries",
-    "neolink": "create NeoLink GPU instances and list a region's GPU SKUs",
-    "netmind": "create NetMind dedicated endpoints",
-    "netmind_rent": "NetMind Rent GPU: machines, SSH auths, images, create and page through containers",
 }
 # The sets every server lists unless told otherwise; provider sets are added per provider.
 BASE_TOOLSETS = ("reads", "lifecycle")
@@ -315,7 +340,8 @@ class Operation:
         if not self.toolset:
             default = self.provider or ("lifecycle" if self.mutating else "reads")
             object.__setattr__(self, "toolset", default)
-        if self.toolset not in TOOLSETS:
+        # A provider's operations are checked against its declared sets when it registers.
+        if self.provider is None and self.toolset not in TOOLSETS:
             raise ValueError(f"operation {self.name}: unknown tool set {self.toolset!r}")
 
     @property

@@ -45,21 +45,21 @@ async def reconcile(tk: Toolkit, provider: str | None = None) -> ReconcileReport
     """Check every unknown row (of one provider, or all) once; journal what was found."""
     items: list[Reconciled] = []
     stamp = tk.now().isoformat(timespec="seconds")
-    for row in pending_rows(tk, provider):
+    for row in await tk.journal.aio.run(pending_rows, tk, provider):
         if not tk.configured(row["provider"]):
             continue
         outcome, found, note = await _check(tk, row)
         note = f"reconciled {stamp}: {note}"
         resource_id = found.resource_id if found is not None else None
         if outcome != "unknown":
-            result = tk.journal.result_of(row["id"]) or {}
+            result = await tk.journal.aio.result_of(row["id"]) or {}
             if found is not None:  # what a replay of this create's key returns
                 result = {
                     **result,
                     "resource": found.model_dump(mode="json", exclude={"sandbox"}),
                     "journal_id": row["id"],
                 }
-            tk.journal.finish(
+            await tk.journal.aio.finish(
                 row["id"],
                 outcome,
                 resource_id=resource_id,
@@ -69,7 +69,7 @@ async def reconcile(tk: Toolkit, provider: str | None = None) -> ReconcileReport
                 result=result or None,
             )
         else:
-            tk.journal.note(row["id"], note)
+            await tk.journal.aio.note(row["id"], note)
         items.append(
             Reconciled(
                 journal_id=row["id"],
@@ -81,7 +81,7 @@ async def reconcile(tk: Toolkit, provider: str | None = None) -> ReconcileReport
                 note=note,
             )
         )
-    unresolved = len(pending_rows(tk, provider))
+    unresolved = len(await tk.journal.aio.run(pending_rows, tk, provider))
     return ReconcileReport(items=items, unresolved=unresolved)
 
 

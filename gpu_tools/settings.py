@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -62,23 +64,15 @@ def _policy(name: str) -> AliasChoices:
 
 class Settings(BaseSettings):
     # A rejected value is never echoed in the error: settings hold credentials and shared secrets.
+    # Built on first use: each provider's credentials, base URL and own settings are added by its
+    # declaration first (`add_setting`, called by gpu_tools.providers.declare).
     model_config = SettingsConfigDict(
-        extra="ignore", populate_by_name=True, case_sensitive=False, hide_input_in_errors=True
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+        hide_input_in_errors=True,
+        defer_build=True,
     )
-
-    # Credentials and endpoints (env names as the providers' own docs use them).
-    netmind_api_key: SecretStr | None = None
-    netmind_base_url: str = "https://api.netmind.ai"
-    sesterce_api_key: SecretStr | None = None
-    sesterce_base_url: str = "https://api.cloud.sesterce.com"
-    nebius_api_key: SecretStr | None = None
-    nebius_base_url: str = "https://api.tokenfactory.nebius.com"
-    nebius_inference_base_url: str | None = Field(
-        None, description="Overrides the per-region inference base URL (used by the sandbox)."
-    )
-    neolink_api_token: SecretStr | None = None
-    neolink_namespace: str | None = None
-    neolink_base_url: str = "https://neolink-ai.com/mdc/api/v1"
 
     # Policy, enforced by the gate before anyone is asked.
     read_only: bool = Field(False, validation_alias=_policy("read_only"))
@@ -114,11 +108,6 @@ class Settings(BaseSettings):
         "['reads', 'lifecycle', 'sesterce_admin'], or a comma-separated string in the environment. "
         "'default' stands for the default sets and 'all' for every set. "
         "Default: reads, lifecycle and the set of each provider with credentials that is allowed.",
-    )
-    nebius_gpu_usd_per_hour: dict[str, float] = Field(
-        default_factory=dict,
-        description="Your USD price per GPU-hour by Nebius gpu_type (Nebius's API publishes none), e.g. "
-        "{'gpu-h100-sxm': 2.95}; offers and plans then show estimated costs.",
     )
 
     # Currency conversion for prices not stated in USD (figures derived with these are marked estimated).
@@ -345,17 +334,17 @@ class Settings(BaseSettings):
         return value
 
     def model_post_init(self, context: Any, /) -> None:
+        if not _SECRET_SETTINGS:  # no provider's credentials would be read: refuse rather than ignore them
+            raise RuntimeError(
+                "no provider is declared yet: import gpu_tools.providers before making Settings"
+            )
         self.register_credentials()
 
     def register_credentials(self) -> None:
         """Every configured credential becomes a secret that no output, log or journal row shows."""
-        for value in (
-            self.netmind_api_key,
-            self.sesterce_api_key,
-            self.nebius_api_key,
-            self.neolink_api_token,
-        ):
-            if value is not None:
+        for name in _SECRET_SETTINGS:
+            value = getattr(self, name, None)
+            if isinstance(value, SecretStr):
                 register_secret(value.get_secret_value())
         for token in self.http_tokens:
             register_secret(token)
@@ -376,7 +365,6 @@ class Settings(BaseSettings):
 
     def for_sandbox(self, base_url: str) -> Settings:
         """A copy of these settings with every provider pointed at a sandbox on `base_url`."""
-        key = SecretStr("sandbox-key")
         copy = self.model_copy(
             update={
                 "sandbox": True,
@@ -384,16 +372,8 @@ class Settings(BaseSettings):
                 # gpu-guard of a real account never see them, nor they the real ones.
                 "journal_path": self.journal_path or data_dir() / "sandbox-journal.sqlite3",
                 "journal_url": None,  # nor does a team's shared journal
-                "netmind_api_key": key,
-                "netmind_base_url": f"{base_url}/netmind",
-                "sesterce_api_key": key,
-                "sesterce_base_url": f"{base_url}/sesterce",
-                "nebius_api_key": key,
-                "nebius_base_url": f"{base_url}/nebius",
-                "nebius_inference_base_url": f"{base_url}/nebius",
-                "neolink_api_token": key,
-                "neolink_namespace": "sandbox-user",
-                "neolink_base_url": f"{base_url}/neolink/mdc/api/v1",
+                # Every provider's credentials and URLs, as its declaration says.
+                **{name: sandboxed(base_url) for name, sandboxed in _SANDBOX_VALUES.items()},
             }
         )
         copy.register_credentials()
@@ -418,6 +398,49 @@ def _check_token(token: str) -> None:
         raise ValueError("a token contains whitespace")
     if len(token) < MIN_TOKEN_LENGTH:
         raise ValueError(f"a token is shorter than {MIN_TOKEN_LENGTH} characters")
+
+
+# What each provider's declaration added (see `add_setting`).
+_SECRET_SETTINGS: dict[str, None] = {}
+_SANDBOX_VALUES: dict[str, Callable[[str], Any]] = {}
+
+
+def add_setting(
+    name: str,
+    annotation: Any,
+    default: Any = None,
+    *,
+    description: str | None = None,
+    secret: bool = False,
+    sandbox: Callable[[str], Any] | None = None,
+    default_factory: Callable[[], Any] | None = None,
+) -> None:
+    """Add a provider's setting to `Settings` (its declaration calls this as it registers): `name`
+    in config.toml, `NAME` in the environment. A `secret` one is a credential, redacted from every
+    output; `sandbox` gives its value under a sandbox at a base URL."""
+    if name in Settings.__pydantic_fields__:
+        raise ValueError(f"setting {name!r} is declared twice")
+    field = (
+        Field(default, description=description)
+        if default_factory is None
+        else Field(default_factory=default_factory, description=description)
+    )
+    Settings.__pydantic_fields__[name] = FieldInfo.from_annotated_attribute(annotation, field)
+    if secret:
+        _SECRET_SETTINGS[name] = None
+    if sandbox is not None:
+        _SANDBOX_VALUES[name] = sandbox
+    if Settings.__pydantic_complete__:  # already in use: build it again with the new field
+        Settings.model_rebuild(force=True)
+
+
+def remove_setting(name: str) -> None:
+    """Undo `add_setting` (a provider unregistered)."""
+    Settings.__pydantic_fields__.pop(name, None)
+    _SECRET_SETTINGS.pop(name, None)
+    _SANDBOX_VALUES.pop(name, None)
+    if Settings.__pydantic_complete__:
+        Settings.model_rebuild(force=True)
 
 
 def load_settings(**overrides: Any) -> Settings:

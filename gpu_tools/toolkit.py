@@ -37,7 +37,7 @@ from gpu_tools.models import (
     utc_now,
 )
 from gpu_tools.operations import BASE_TOOLSETS, TOOLSETS, Operation, Progress, Registry, toolset_provider
-from gpu_tools.providers import ADAPTERS, Provider
+from gpu_tools.providers import ADAPTERS, PROVIDERS, Provider
 from gpu_tools.providers.base import Truncated
 from gpu_tools.reconcile import LIVE_EFFECTS, pending_rows, reconcile
 from gpu_tools.settings import Settings, load_settings
@@ -64,13 +64,17 @@ def scrub(result: M, *, reveal: bool = False) -> M:
     return scrubbed
 
 
-@cache
 def registry() -> Registry:
-    """Every operation: the unified ones, then each provider's own. Assembled here, at the top of
-    the core, so that no module below imports one that imports it back."""
+    """Every operation: the unified ones, then each registered provider's own. Assembled here, at
+    the top of the core, so that no module below imports one that imports it back."""
+    return _registry(tuple(ADAPTERS))
+
+
+@cache
+def _registry(providers: tuple[str, ...]) -> Registry:
     ops = list(CORE_OPERATIONS)
-    for adapter in ADAPTERS.values():
-        ops.extend(adapter.operations)
+    for name in providers:
+        ops.extend(PROVIDERS[name].operations)
     return Registry(ops)
 
 
@@ -183,7 +187,9 @@ class Toolkit:
                 self.settings.budget_usd_per_day,
                 self.settings.budget_usd_total,
             )
-            if any(v is not None for v in live_limits) and pending_rows(self, effects=LIVE_EFFECTS):
+            if any(v is not None for v in live_limits) and await self.journal.aio.run(
+                pending_rows, self, effects=LIVE_EFFECTS
+            ):
                 await reconcile(self)  # caps count what the providers really hold
             result: BaseModel = await self.gate.run(
                 op, data, confirmer or Refuse(), approval_id=approval_id, actor=actor

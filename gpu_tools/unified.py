@@ -168,7 +168,7 @@ def _not_yet(data: WaitInput, last: Resource, elapsed: float) -> str:
 
 
 async def _history(tk: Toolkit, data: HistoryInput, progress: Progress | None) -> Listing[JournalEntry]:
-    items, total = tk.journal.entries(
+    items, total = await tk.journal.aio.entries(
         limit=data.limit, provider=data.provider, outcome=data.outcome, user=data.user
     )
     return Listing[JournalEntry](items=items, total=total)
@@ -217,7 +217,7 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
     now = datetime.now(UTC)
     expired = [
         e
-        for e in tk.journal.live()
+        for e in await tk.journal.aio.live()
         if e.expires_at
         and datetime.fromisoformat(e.expires_at) <= now
         and (data.provider is None or e.provider == data.provider)
@@ -269,13 +269,13 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
 
 
 async def _spend_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
-    if pending_rows(tk, data.provider):
+    if await tk.journal.aio.run(pending_rows, tk, data.provider):
         await reconcile(tk, data.provider)  # what was lost in flight is found before it is priced
     return await spend(tk, data)
 
 
 async def _find_orphans_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
-    if pending_rows(tk, data.provider):
+    if await tk.journal.aio.run(pending_rows, tk, data.provider):
         await reconcile(tk, data.provider)
     return await find_orphans(tk, data)
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
@@ -147,6 +147,8 @@ def is_listing(op: Operation) -> bool:
 
 def build_parser(op: Operation, prog: str, words: Callable[[str], str] = str) -> _Parser:
     """An argparse parser mirroring `op.input`: positional fields, `--flags`, choices, JSON for lists."""
+    from gpu_tools.models import choices_of
+
     first = words(op.description.split(". ")[0].rstrip(".") + ".")
     parser = _Parser(prog=prog, description=first, add_help=True)
     fields = op.input.model_fields
@@ -154,9 +156,10 @@ def build_parser(op: Operation, prog: str, words: Callable[[str], str] = str) ->
         kind, _ = _unwrap(field.annotation)
         help_text = words(field.description or "").replace("%", "%%")  # argparse %-formats help
         kwargs: dict[str, Any] = {"help": help_text}
-        if get_origin(kind) is Literal:
-            kwargs["choices"] = list(get_args(kind))
-            kwargs["type"] = _choice(kwargs["choices"])
+        choices = choices_of(kind, field.metadata)
+        if choices is not None:
+            kwargs["choices"] = choices
+            kwargs["type"] = _choice(choices)
         elif kind is int:
             kwargs["type"] = int
         elif kind is float:

@@ -49,6 +49,7 @@ from gpu_tools.errors import ConfirmationRefused, GpuToolsError, PlanChanged
 from gpu_tools.gate import Approve, Question
 from gpu_tools.models import Listing, MutationResult, Plan
 from gpu_tools.operations import CONFIRMATION, Operation
+from gpu_tools.providers.declare import titles as provider_titles
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server.auth import user_of
@@ -59,9 +60,9 @@ from mcp_server.schemas import SchemaCache
 
 log = logging.getLogger("mcp_server")
 
-INSTRUCTIONS = """\
-Tools to find, start, use and stop GPU resources at NetMind, Sesterce Cloud, Nebius Token Factory and
-NeoLink AI. Start with list_providers (it also names the tool sets this server can list) and list_offers.
+INSTRUCTIONS = f"""\
+Tools to find, start, use and stop GPU resources at {provider_titles()}. Start with list_providers (it
+also names the tool sets this server can list) and list_offers.
 """
 CONFIRMING = """\
 Every tool that changes something at a provider asks the user to confirm a plan (what will be sent, what

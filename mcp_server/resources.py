@@ -51,7 +51,7 @@ class LiveResources:
         result = await call_next(ctx)
         if ctx.method != "resources/list" or (ctx.params or {}).get("cursor"):
             return result
-        listed = self.listed()
+        listed = await self.tk.journal.aio.run(self.listed)
         if isinstance(result, types.ListResourcesResult):
             result.resources.extend(listed)
         elif isinstance(result, dict) and isinstance(result.get("resources"), list):  # the wire form

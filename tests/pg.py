@@ -38,9 +38,43 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Postgres:
+    """A server of our own: its admin URL, and stop/start for tests of an outage."""
+
+    def __init__(self, bin_: Path, root: Path, user: str | None, port: int, max_connections: int) -> None:
+        self.bin, self.root, self.user, self.port = bin_, root, user, port
+        self.data = root / "data"
+        self.url = f"postgresql://gpu@127.0.0.1:{port}/postgres"
+        self.options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.options += f" -c max_connections={max_connections}"
+
+    def run(self, *args: str) -> None:
+        done = subprocess.run(
+            args, user=self.user, capture_output=True, text=True, timeout=120, cwd=self.root
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{Path(args[0]).name} failed: {done.stderr or done.stdout}")
+
+    def start(self) -> None:
+        ctl = str(self.bin / "pg_ctl")
+        self.run(
+            ctl, "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-o", self.options, "start"
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (fast: every connection is ended, as a restart or an outage does)."""
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run(
+                [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
+                user=self.user,
+                capture_output=True,
+                timeout=60,
+            )
+
+
 @contextmanager
-def temporary_postgres(max_connections: int = 300) -> Iterator[str]:
-    """Start a server on a free loopback port, yield its admin URL, stop it and delete its files."""
+def postgres_server(max_connections: int = 300) -> Iterator[Postgres]:
+    """Start a server on a free loopback port, yield it, stop it and delete its files."""
     try:
         import psycopg
     except ImportError:
@@ -55,45 +89,37 @@ def temporary_postgres(max_connections: int = 300) -> Iterator[str]:
         names = {p.pw_name for p in pwd.getpwall()}
         user = "postgres" if "postgres" in names else "nobody"
     root = Path(tempfile.mkdtemp(prefix="gpu-tools-pg-"))
-    data = root / "data"
     if user is not None:
         entry = pwd.getpwnam(user)
         os.chown(root, entry.pw_uid, entry.pw_gid)
-    port = free_port()
-
-    def run(*args: str) -> None:
-        done = subprocess.run(args, user=user, capture_output=True, text=True, timeout=120, cwd=root)
-        if done.returncode != 0:
-            raise RuntimeError(f"{Path(args[0]).name} failed: {done.stderr or done.stdout}")
-
+    server = Postgres(bin_, root, user, free_port(), max_connections)
     try:
-        run(str(bin_ / "initdb"), "-D", str(data), "-U", "gpu", "-A", "trust", "-E", "UTF8", "--no-sync")
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        options += f" -c max_connections={max_connections}"
-        run(
-            str(bin_ / "pg_ctl"),
+        server.run(
+            str(bin_ / "initdb"),
             "-D",
-            str(data),
-            "-l",
-            str(root / "server.log"),
-            "-w",
-            "-o",
-            options,
-            "start",
+            str(server.data),
+            "-U",
+            "gpu",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
         )
-        url = f"postgresql://gpu@127.0.0.1:{port}/postgres"
-        with psycopg.connect(url) as conn:
+        server.start()
+        with psycopg.connect(server.url) as conn:
             conn.execute("SELECT 1")
-        yield url
+        yield server
     finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run(
-                [str(bin_ / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                user=user,
-                capture_output=True,
-                timeout=60,
-            )
+        server.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def temporary_postgres(max_connections: int = 300) -> Iterator[str]:
+    """Start a server on a free loopback port, yield its admin URL, stop it and delete its files."""
+    with postgres_server(max_connections) as server:
+        yield server.url
 
 
 def new_database(admin_url: str, name: str) -> str:

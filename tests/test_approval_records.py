@@ -133,7 +133,7 @@ async def test_decisions_are_rows_decided_once_on_both_journals(
     sandbox: SandboxServer, journal_backend: str
 ) -> None:
     """The decision records on SQLite and PostgreSQL: a quorum of two distinct approvers, one answer
-    each, a decided approval answers no more, and the journal's schema is version 5 on both."""
+    each, a decided approval answers no more, and the journal's schema is version 6 on both."""
     from gpu_tools.approvals import Decided
     from gpu_tools.toolkit import Toolkit
     from tests.conftest import sandbox_settings
@@ -143,7 +143,7 @@ async def test_decisions_are_rows_decided_once_on_both_journals(
             sandbox, approval="page", approval_quorum=2, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0}
         )
     )
-    assert tk.journal.schema_version() == 5
+    assert tk.journal.schema_version() == 6
     question = await tk.question("nebius_create_endpoint", CREATE, asked_by="alice")
     assert question is not None and question.mode == "page"
     again = await tk.question("nebius_create_endpoint", CREATE, asked_by="alice")

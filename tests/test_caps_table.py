@@ -108,6 +108,7 @@ async def expired(tk: Toolkit, which: str) -> dict[str, Any]:
     past = (datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="seconds")
     with tk.journal._tx() as db:
         db.execute("UPDATE journal SET expires_at=? WHERE resource_id=?", (past, ref["resource_id"]))
+        tk.journal.rebuild_kept(db)  # the live set keeps each create's expiry
     return {"provider": ref["provider"]}
 
 

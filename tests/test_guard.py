@@ -94,6 +94,7 @@ def expire_all(journal: Journal) -> None:
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="seconds")
     with journal._tx() as db:
         db.execute("UPDATE journal SET expires_at=? WHERE expires_at IS NOT NULL", (past,))
+        journal.rebuild_kept(db)  # the live set keeps each create's expiry
 
 
 def backdate(tk: Toolkit, hours: float) -> None:
@@ -102,6 +103,7 @@ def backdate(tk: Toolkit, hours: float) -> None:
         for row_id, at in db.execute("SELECT id, at FROM journal").fetchall():
             earlier = datetime.fromisoformat(at) - timedelta(hours=hours)
             db.execute("UPDATE journal SET at=? WHERE id=?", (earlier.isoformat(timespec="seconds"), row_id))
+        tk.journal.rebuild_kept(db)
 
 
 @pytest.fixture

@@ -7,12 +7,22 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
 from gpu_tools.journal import SCHEMA_VERSION, Journal, PostgresJournal, SqliteJournal
 from gpu_tools.models import Plan
+from gpu_tools.sandbox import SandboxServer
+from tests.conftest import mutating_requests, sandbox_settings
+from tests.mcp_helpers import Human, error_text, structured
+from tests.pg import new_database
 
 pytestmark = pytest.mark.usefixtures("journal_backend")
 
@@ -159,7 +169,10 @@ def test_a_url_of_another_database_is_refused_clearly() -> None:
 
     with pytest.raises(JournalUnavailable, match="postgresql://"):
         Journal.open("mysql://user:pw@host/db")
-    with pytest.raises(JournalUnavailable, match=r"cannot reach the journal database postgresql://u:\*\*\*@"):
+    with pytest.raises(
+        JournalUnavailable,
+        match=r"cannot reach the journal database postgresql://u:\*\*\*@",
+    ):
         Journal.open("postgresql://u:secret-pw@127.0.0.1:1/db")
 
 
@@ -168,3 +181,264 @@ def test_sqlite_journals_stay_plain_files(tmp_path: Path) -> None:
     journal.close()
     with sqlite3.connect(tmp_path / "j.sqlite3") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def _history(journal: Journal, seed: int, resources: int = 30) -> None:
+    """Creates (ok, unknown, failed), updates with and without a cost, stops, starts and deletes
+    of a few resources, written through the journal's own methods, in a random order."""
+    import random
+
+    rng = random.Random(seed)
+    made: list[str] = []
+    for n in range(resources * 4):
+        roll = rng.random()
+        if roll < 0.3 or not made:
+            row = journal.record(plan(f"r{n}", usd=rng.choice([1.0, 2.5, 4.0])), "create", "unknown")
+            outcome = rng.choice(["ok", "ok", "ok", "unknown", "failed"])
+            if outcome != "unknown":
+                rid = f"dep-{n}" if outcome == "ok" else None
+                journal.finish(row, outcome, resource_id=rid, kind="endpoint")
+                if rid:
+                    made.append(rid)
+            continue
+        rid = rng.choice(made)
+        op, effect = rng.choice(
+            [
+                ("stop_resource", "update"),
+                ("start_resource", "update"),
+                ("scale", "update"),
+                ("delete", "destroy"),
+            ]
+        )
+        step = plan(rid, usd=rng.choice([0.5, 3.0])).model_copy(update={"operation": op})
+        if op in ("stop_resource", "start_resource", "delete"):
+            step = step.model_copy(update={"usd_per_hour": None})
+        row = journal.reserve(
+            step, effect, idempotency_key=None, args_hash=None, approval_id=None, expires_at=None, kind=None
+        ).row_id
+        assert row is not None
+        journal.finish(row, rng.choice(["ok", "ok", "unknown", "failed"]))
+
+
+def test_what_is_kept_as_rows_are_written_is_what_the_whole_history_says(target: str) -> None:
+    """The live set and the spend kept per resource and per day answer exactly what replaying the
+    whole journal answers, for windows that start and end in the middle of days."""
+    from datetime import UTC, datetime, timedelta
+
+    clock = [datetime(2026, 11, 1, 22, 0, tzinfo=UTC)]
+
+    def now() -> datetime:
+        clock[0] += timedelta(minutes=37)
+        return clock[0]
+
+    journal = Journal.open(target, now=now)
+    _history(journal, seed=7)
+    end = clock[0] + timedelta(hours=5)
+    with journal._read() as db:
+        replayed_live = journal._kept.live(db, kept=False)
+        for hours in (1, 7, 24, 30, 24 * 4, 24 * 30):
+            since = end - timedelta(hours=hours)
+            kept = journal._kept.spent(db, since, end)
+            assert kept == pytest.approx(journal._kept.spent(db, since, end, kept=False), abs=1e-9), hours
+            assert kept > 0
+    assert journal.live() == replayed_live and journal.live()
+    journal.close()
+
+
+def test_an_upgrade_to_version_5_keeps_what_the_history_says(target: str) -> None:
+    """A version-3 journal with history is upgraded in place: what is live and what was spent read
+    the same from the kept tables as they did from the whole history."""
+    from datetime import UTC, datetime, timedelta
+
+    old = open_at(target, version=3)
+    _history(old, seed=3)
+    end = datetime.now(UTC) + timedelta(hours=1)
+    before = (old.live(), old.spent(end - timedelta(hours=2), end))
+    old.close()
+
+    journal = Journal.open(target)
+    assert journal.schema_version() == SCHEMA_VERSION
+    after = (journal.live(), journal.spent(end - timedelta(hours=2), end))
+    assert after[0] == before[0] and after[1] == pytest.approx(before[1], abs=1e-9) and after[1] > 0
+    journal.close()
+
+
+def test_a_journal_a_development_build_numbered_4_upgrades_like_version_3(target: str) -> None:
+    """Development builds wrote version 4 with only the per-user key index: opening one adds the kept
+    tables, and keys stay per user."""
+    old = open_at(target, version=3)
+    old.reserve(
+        plan(),
+        "create",
+        idempotency_key="k",
+        args_hash="a",
+        approval_id=None,
+        expires_at=None,
+        kind="endpoint",
+        actor="alice",
+    )
+    with old._tx() as db:
+        db.execute("DROP INDEX IF EXISTS journal_key_unique")
+        db.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS journal_key_user_unique ON journal "
+            "(provider, operation, idempotency_key, COALESCE(actor, '')) "
+            "WHERE idempotency_key IS NOT NULL AND outcome IN ('ok', 'unknown')"
+        )
+        old._set_version(db, 4)
+    old.close()
+
+    journal = Journal.open(target)
+    assert journal.schema_version() == SCHEMA_VERSION
+    assert len(journal.live()) == 1  # read from the kept live set
+    assert journal.find_key("nebius", "nebius_create_endpoint", "k", user="alice") is not None
+    assert journal.find_key("nebius", "nebius_create_endpoint", "k", user="bob") is None
+    journal.close()
+
+
+# ---- the journal never holds up the event loop; outages said plainly --------------------------------
+CREATE = {
+    "name": "demo",
+    "model_name": "openai/gpt-oss-20b",
+    "flavor_name": "base",
+    "gpu_type": "gpu-h100-sxm",
+    "gpu_count": 1,
+    "min_replicas": 1,
+    "max_replicas": 2,
+}
+
+
+def _hold_the_reserve_lock(journal: Journal) -> Callable[[], None]:
+    """From another connection, take what a create's reserve waits for (PostgreSQL: the advisory
+    lock every server takes; SQLite: the file's write lock). Returns the release."""
+    if isinstance(journal, PostgresJournal):
+        import psycopg
+
+        conn = psycopg.connect(journal.url)  # a transaction is open until rollback
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PostgresJournal.LOCK,))
+    else:
+        conn = sqlite3.connect(str(journal.path), isolation_level=None, check_same_thread=False)
+        conn.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        if not released.is_set():
+            released.set()
+            conn.rollback()
+            conn.close()
+
+    threading.Timer(30, release).start()  # never left held, whatever the test does
+    return release
+
+
+@pytest.mark.anyio
+async def test_a_create_waiting_for_a_lock_holds_up_no_read(sandbox: SandboxServer) -> None:
+    """While another connection holds the lock a create's reservation needs, the create waits on a
+    journal worker thread; list_providers and list_resources (mcp.Client, in process) answer at once,
+    and the create goes through when the lock is let go."""
+    import anyio
+    from mcp import Client
+
+    from mcp_server import build_server
+
+    server = build_server(sandbox_settings(sandbox))
+    held: list[Callable[[], None]] = []
+
+    class LockingHuman(Human):
+        """Says yes, and at that moment another connection takes the lock the create needs next."""
+
+        async def __call__(self, context: Any, params: Any) -> Any:
+            held.append(_hold_the_reserve_lock(server.toolkit.journal))  # type: ignore[attr-defined]
+            return await super().__call__(context, params)
+
+    human = LockingHuman("accept", True)
+    async with Client(server, elicitation_callback=human) as client:
+        await client.call_tool("list_resources", {})  # warm: connections, the catalogue
+        results: list[Any] = []
+        async with anyio.create_task_group() as tg:
+
+            async def create() -> None:
+                results.append(await client.call_tool("nebius_create_endpoint", CREATE))
+
+            tg.start_soon(create)
+            with anyio.fail_after(20):
+                while not human.messages:  # asked and answered: the create now waits for the lock
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.2)  # the answer reaches the server, the create its reservation
+            for tool in ("list_providers", "list_resources"):
+                t0 = time.perf_counter()
+                structured(await client.call_tool(tool, {}))
+                took = time.perf_counter() - t0
+                assert took < 3.0, (tool, took)
+            t0 = time.perf_counter()  # readers at once: each journal worker thread answers
+            async with anyio.create_task_group() as readers:
+                for _ in range(8):
+                    readers.start_soon(client.call_tool, "list_resources", {})
+            assert time.perf_counter() - t0 < 5.0
+            assert results == [] and mutating_requests(sandbox) == []  # still waiting, nothing sent
+            held[0]()
+        created = structured(results[0])
+        spend = structured(await client.call_tool("spend", {}))
+    assert created["outcome"] == "done" and len(mutating_requests(sandbox)) == 1
+    rid = created["resource"]["resource_id"]
+    [line] = [i for i in spend["items"] if i["resource_id"] == rid]
+    assert line["tracked"] is True and line["status"]
+
+
+@pytest.mark.anyio
+async def test_a_database_outage_is_said_plainly_and_the_first_call_after_it_works(
+    journal_backend: str, sandbox: SandboxServer
+) -> None:
+    """PostgreSQL stops under a running server: a create says the journal is unreachable and that
+    nothing was sent (and nothing is); a create whose request the provider already had says the
+    resource may exist and is journaled as unknown; the first call after the restart works."""
+    if journal_backend != "postgresql":
+        pytest.skip("an outage of a database server: the PostgreSQL journal")
+    from mcp import Client
+
+    from mcp_server import build_server
+    from tests.pg import postgres_server
+
+    with postgres_server(max_connections=50) as pg:
+        url = new_database(pg.url, "outage")
+        settings = sandbox_settings(sandbox).model_copy(update={"journal_url": SecretStr(url)})
+        server = build_server(settings)
+        async with Client(server, elicitation_callback=Human("accept", True)) as client:
+            structured(await client.call_tool("list_resources", {}))
+            pg.stop()
+            refused = error_text(await client.call_tool("nebius_create_endpoint", {**CREATE, "name": "a"}))
+            assert "the journal database is unreachable" in refused and "nothing was sent" in refused
+            assert "AdminShutdown" not in refused and mutating_requests(sandbox) == []
+            pg.start()
+            first = structured(await client.call_tool("nebius_create_endpoint", {**CREATE, "name": "b"}))
+            assert first["outcome"] == "done" and len(mutating_requests(sandbox)) == 1
+
+            # The database goes away while the provider has the request: the row stays unknown.
+            httpx.post(f"{sandbox.url}/_sandbox/faults", json={"provider": "nebius", "latency": 1.5})
+            try:
+                import anyio
+
+                results: list[Any] = []
+                async with anyio.create_task_group() as tg:
+
+                    async def create() -> None:
+                        results.append(
+                            await client.call_tool("nebius_create_endpoint", {**CREATE, "name": "c"})
+                        )
+
+                    tg.start_soon(create)
+                    with anyio.fail_after(20):
+                        while len(mutating_requests(sandbox)) < 2:
+                            await anyio.sleep(0.01)
+                    pg.stop()
+            finally:
+                httpx.post(f"{sandbox.url}/_sandbox/faults", json={"provider": "nebius", "latency": 0})
+            said = error_text(results[0])
+            assert (
+                "the provider received the request: the resource may exist; it is journaled as unknown"
+                in said
+            )
+            assert "reconciled when the database is back" in said
+            pg.start()
+            rows, _ = server.toolkit.journal.entries()  # type: ignore[attr-defined]
+            assert [r.outcome for r in rows][:1] == ["unknown"]
+        server.toolkit.close()  # type: ignore[attr-defined]

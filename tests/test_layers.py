@@ -91,3 +91,28 @@ def test_the_core_imports_no_front() -> None:
         for imported in _imports(path):
             top = imported.split(".")[0]
             assert top not in {"mcp_server", "ipython_ext", "mcp", "IPython"}, f"{path} imports {imported}"
+
+
+def test_providers_stand_apart_and_settings_below_them() -> None:
+    """A provider package imports no other provider's; settings knows no provider (each one's
+    declaration adds its settings); the declarations' machinery sits below the packages."""
+    graph = _graph()
+    packages = {"nebius", "netmind", "neolink", "sesterce"}
+    for module, deps in graph.items():
+        parts = module.split(".")
+        if parts[:2] == ["gpu_tools", "providers"] and len(parts) > 2 and parts[2] in packages:
+            others = {d for d in deps if d.split(".")[2:3] and d.split(".")[2] in packages - {parts[2]}}
+            assert not others, f"{module} imports another provider: {others}"
+    assert not {d for d in graph["gpu_tools.settings"] if d.startswith("gpu_tools.providers")}
+    assert not {
+        d for d in graph["gpu_tools.providers.declare"] if d.split(".")[2:3] and d.split(".")[2] in packages
+    }
+
+
+def test_sandbox_routes_import_the_shared_state_never_the_app() -> None:
+    graph = _graph()
+    # The state imports nothing of the sandbox, and of the core only the GPU-name leaf (price switches).
+    assert {d for d in graph["gpu_tools.sandbox.state"] if d.startswith("gpu_tools")} <= {"gpu_tools.gpus"}
+    for provider in ("nebius", "netmind", "neolink", "sesterce"):
+        deps = graph[f"gpu_tools.sandbox.{provider}"]
+        assert "gpu_tools.sandbox.app" not in deps and "gpu_tools.sandbox" not in deps, provider

@@ -16,7 +16,7 @@ from wcwidth import wcswidth
 from gpu_tools.errors import ConfirmationRefused, NotFound
 from gpu_tools.models import Listing, Offer
 from gpu_tools.sandbox import SandboxServer
-from gpu_tools.sandbox.app import Fault
+from gpu_tools.sandbox.state import Fault
 from tests.conftest import mutating_requests, new_shell
 
 CREATE = (

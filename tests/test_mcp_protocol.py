@@ -252,7 +252,18 @@ INSPECTOR = Path(__file__).parent / "node" / "node_modules" / ".bin" / "mcp-insp
 def inspector(method: str, *extra: str, home: Path) -> subprocess.CompletedProcess[str]:
     gpu_mcp = Path(sys.executable).with_name("gpu-mcp")
     return subprocess.run(
-        [str(INSPECTOR), "--cli", str(gpu_mcp), "--sandbox", "--method", method, *extra],
+        # The Inspector hands its server a minimal environment: the journal's home goes with -e.
+        [
+            str(INSPECTOR),
+            "--cli",
+            "-e",
+            f"GPU_TOOLS_HOME={home}",
+            str(gpu_mcp),
+            "--sandbox",
+            "--method",
+            method,
+            *extra,
+        ],
         capture_output=True,
         text=True,
         timeout=120,

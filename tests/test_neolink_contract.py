@@ -302,7 +302,8 @@ async def test_list_instances_reads_the_example_with_secrets_masked(
     route = api.get(INSTANCES).respond(json=fixture("list_instances_response.json"))
     result = await nl.call("list_resources", {"provider": "neolink"})
     request = route.calls.last.request
-    assert request.method == "GET" and request.url == f"{BASE}{INSTANCES}?pageSize=100"  # the largest page
+    # The documented unpaged request, and nothing more: its answer says no page follows.
+    assert request.method == "GET" and request.url == f"{BASE}{INSTANCES}" and route.call_count == 1
     assert_auth(request)
     [resource] = result.items
     assert resource.resource_id == "instance-ccffxxxx"
@@ -315,6 +316,20 @@ async def test_list_instances_reads_the_example_with_secrets_masked(
     assert d["pods"][0]["ip"] == "172.31.213.79"
     dumped = result.model_dump_json()
     assert LIST_PASSWORD not in dumped and LIST_JUPYTER_TOKEN not in dumped
+
+
+async def test_the_first_list_request_is_the_documented_unpaged_one(
+    nl: Toolkit, api: respx.MockRouter
+) -> None:
+    """Whatever follows, the first request of a listing carries no paging parameter at all."""
+    more = fixture("list_instances_response.json")
+    more["hasNextPage"], more["totalCount"] = True, 5
+    api.get("/regions").respond(json=fixture("regions.json"))
+    route = api.get(INSTANCES).respond(json=more)
+    await nl.call("list_resources", {"provider": "neolink"})
+    first = route.calls[0].request
+    assert first.url == f"{BASE}{INSTANCES}" and not first.url.params
+    assert all("page" in c.request.url.params for c in route.calls[1:])
 
 
 async def test_list_follows_has_next_page(nl: Toolkit, api: respx.MockRouter) -> None:
@@ -332,7 +347,8 @@ async def test_list_follows_has_next_page(nl: Toolkit, api: respx.MockRouter) ->
     result = await nl.call("list_resources", {"provider": "neolink"})
     assert [r.resource_id for r in result.items] == ["instance-ccffxxxx", "instance-second"]
     assert [dict(c.request.url.params) for c in route.calls] == [
-        {"pageSize": "100"},
+        {},  # the documented unpaged request first; paging only once it says there is more
+        {"page": "1", "pageSize": "100"},
         {"page": "2", "pageSize": "100"},
     ]
     assert result.providers[0].status == "ok"
@@ -366,7 +382,8 @@ async def test_list_follows_a_smaller_page_size_and_reads_the_rest_at_once(
     result = await nl.call("list_resources", {"provider": "neolink"})
     assert [r.resource_id for r in result.items] == names
     assert [s.status for s in result.providers] == ["ok"]
-    assert sorted(c.request.url.params.get("page", "1") for c in route.calls) == ["1", "2", "3"]
+    assert dict(route.calls[0].request.url.params) == {}
+    assert sorted(c.request.url.params.get("page", "-") for c in route.calls) == ["-", "1", "2", "3"]
     assert peak == 2
 
 
@@ -377,7 +394,8 @@ async def test_list_stops_when_a_page_repeats(nl: Toolkit, api: respx.MockRouter
     api.get("/regions").respond(json=fixture("regions.json"))
     route = api.get(INSTANCES).respond(json=body)
     result = await nl.call("list_resources", {"provider": "neolink"})
-    assert len(result.items) == 1 and route.call_count == 2
+    # The unpaged list, page 1 (which may repeat it) and page 2, which repeats: then it stops.
+    assert len(result.items) == 1 and route.call_count == 3
     [status] = result.providers
     assert status.status == "partial" and "ignore `page`" in (status.message or "")
 
@@ -526,7 +544,9 @@ async def test_5xx_and_non_json_are_typed(nl: Toolkit, api: respx.MockRouter) ->
     with pytest.raises(MalformedResponse, match="not JSON"):
         await nl.call("get_resource", {"provider": "neolink", "resource_id": "instance-x"})
     api.get("/regions").respond(200, json={"unexpected": True})
-    with pytest.raises(MalformedResponse, match="expected a list of regions"):
+    with pytest.raises(
+        MalformedResponse, match=r"GET /regions answered unreadable JSON: expected a list, got dict\."
+    ):
         await nl.call("get_resource", {"provider": "neolink", "resource_id": "instance-x"})
 
 

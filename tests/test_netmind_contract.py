@@ -19,7 +19,7 @@ import respx
 from gpu_tools import errors
 from gpu_tools.gate import Approve
 from gpu_tools.models import Resource
-from gpu_tools.providers import netmind
+from gpu_tools.providers.netmind import adapter as netmind_adapter
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 
@@ -189,8 +189,8 @@ async def test_list_resources_reads_back_created_endpoints_and_all_containers(
 async def test_a_container_walk_cut_short_is_reported_as_partial(
     tk: Toolkit, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(netmind, "PAGE", 1)
-    monkeypatch.setattr(netmind, "MAX_PAGES", 2)
+    monkeypatch.setattr(netmind_adapter, "PAGE", 1)
+    monkeypatch.setattr(netmind_adapter, "MAX_PAGES", 2)
     body = fixture("containers.json")
 
     def page(request: httpx.Request) -> httpx.Response:
@@ -567,5 +567,8 @@ async def test_500_is_provider_unavailable(tk: Toolkit, api: respx.MockRouter) -
 
 async def test_a_malformed_answer_is_reported_not_crashed_on(tk: Toolkit, api: respx.MockRouter) -> None:
     api.get("/v1/inference-service/flavor").respond(json={"flavors": "?"})
-    with pytest.raises(errors.MalformedResponse, match="flavor list"):
+    with pytest.raises(errors.MalformedResponse) as info:
         await tk.adapter("netmind").list_offers()
+    assert str(info.value) == (
+        "netmind: GET /v1/inference-service/flavor answered unreadable JSON at flavor_list: Field required."
+    )

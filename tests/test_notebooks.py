@@ -50,7 +50,7 @@ def test_slow_read_shows_live_progress_in_jupyter(gpu_home: Path) -> None:
     nb.cells = [
         nbformat.v4.new_code_cell("%load_ext ipython_ext\n%gpu sandbox"),
         nbformat.v4.new_code_cell(
-            "from gpu_tools.sandbox.app import Fault\n"
+            "from gpu_tools.sandbox.state import Fault\n"
             "get_ipython()._gpu_magics.sandbox.sandbox.faults['sesterce'] = Fault(latency=2.0)"
         ),
         nbformat.v4.new_code_cell("r = %gpu list-offers --refresh --gpu H100\nlen(r)"),

@@ -27,7 +27,7 @@ from gpu_tools.errors import (
 )
 from gpu_tools.gate import Approve, Refuse
 from gpu_tools.models import Listing, MutationResult, Offer, Region, Resource, Template
-from gpu_tools.providers.sesterce import SesterceQuote, SesterceRegistry
+from gpu_tools.providers.sesterce.inputs import SesterceQuote, SesterceRegistry
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from tests.conftest import FIXTURES

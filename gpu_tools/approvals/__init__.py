@@ -350,7 +350,7 @@ class Approvals:
         deadline = time.monotonic() + seconds
         last_report = -1.0
         while True:
-            approval = self.tk.journal.approval(approval_id)
+            approval = await self.tk.journal.aio.approval(approval_id)
             assert approval is not None
             left = deadline - time.monotonic()
             if (

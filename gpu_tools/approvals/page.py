@@ -120,34 +120,35 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
     """The page as an ASGI app whose routes start with `/approvals` (the loopback server serves it at
     its root; the HTTP transport routes `/approvals` here)."""
 
+    async def off_loop(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """A journal read or write on the journal's workers, never on the server's event loop."""
+        return await approvals.tk.journal.aio.run(fn, *args, **kw)
+
     def session_of(request: Request) -> Session | None:
         return approvals.signin.session(request.cookies.get(COOKIE))
 
     def who(session: Session) -> str:
         return session.user + (" (passkey)" if session.passkey else "")
 
-    def ask_signin(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+    async def ask_signin(request: Request, *, error: str | None = None, status: int = 200) -> Response:
         pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
         path = request.url.path if request.method == "GET" else f"{BASE}/"
-        response = _html(
-            templates.signin(BASE, path, pre, error=error, passkeys=bool(approvals.tk.journal.approvers())),
-            status,
-        )
+        enrolled = bool(await off_loop(approvals.tk.journal.approvers))
+        response = _html(templates.signin(BASE, path, pre, error=error, passkeys=enrolled), status)
         _cookie(response, request, PRE_COOKIE, pre, max_age=3600)
         return response
 
     async def index(request: Request) -> Response:
         session = session_of(request)
         if session is None:
-            return ask_signin(request)
+            return await ask_signin(request)
         tk = approvals.tk
         now = datetime.now(UTC)
-        overview = templates.fleet(
-            tk.journal.live(), budget.report(tk.journal, tk.settings, tk.journal.first_at(), now)
-        )
-        return _html(
-            templates.index(tk.journal.open_approvals(), base=BASE, who=who(session), overview=overview)
-        )
+        live = await off_loop(tk.journal.live)
+        budgets = await off_loop(lambda: budget.report(tk.journal, tk.settings, tk.journal.first_at(), now))
+        pending = await off_loop(tk.journal.open_approvals)
+        overview = templates.fleet(live, budgets)
+        return _html(templates.index(pending, base=BASE, who=who(session), overview=overview))
 
     async def root(request: Request) -> Response:
         return RedirectResponse(f"{BASE}/", 303)
@@ -155,8 +156,8 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
     async def show(request: Request) -> Response:
         session = session_of(request)
         if session is None:
-            return ask_signin(request)
-        approval = approvals.tk.journal.approval(request.path_params["id"])
+            return await ask_signin(request)
+        approval = await off_loop(approvals.tk.journal.approval, request.path_params["id"])
         if approval is None or approval.mode is None:
             return _html(
                 templates.message("Not found", "No such approval.", base=BASE, who=who(session)), 404
@@ -167,7 +168,7 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
                 base=BASE,
                 who=who(session),
                 csrf=session.csrf,
-                decisions=approvals.tk.journal.decisions(approval.id),
+                decisions=await off_loop(approvals.tk.journal.decisions, approval.id),
                 quorum=approvals.tk.settings.approval_quorum,
             )
         )
@@ -177,10 +178,12 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
         pre = str(form.get("pre", ""))
         cookie = request.cookies.get(PRE_COOKIE, "")
         if not pre or not cookie or not hmac.compare_digest(pre, cookie):
-            return ask_signin(request, error="This sign-in form has expired: sign in again.", status=403)
+            return await ask_signin(
+                request, error="This sign-in form has expired: sign in again.", status=403
+            )
         user = approvals.signin.redeem(str(form.get("code", ""))) or _token_user(approvals, form.get("code"))
         if user is None:
-            return ask_signin(
+            return await ask_signin(
                 request, error="That code is not valid (each code is used once and expires).", status=403
             )
         next_url = str(form.get("next", f"{BASE}/"))
@@ -196,7 +199,7 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
 
         session = session_of(request)
         if session is None:
-            return ask_signin(request, error="Sign in first.", status=401)
+            return await ask_signin(request, error="Sign in first.", status=401)
         form = await request.form()
         token = str(form.get("csrf", ""))
         if not token or not hmac.compare_digest(token, session.csrf):
@@ -216,12 +219,14 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
         how, by = "page", session.user
         if str(form.get("assertion", "")):
             try:
-                by = approvals.passkeys.verify_approval(approval_id, str(form.get("assertion")))
+                by = await off_loop(
+                    approvals.passkeys.verify_approval, approval_id, str(form.get("assertion"))
+                )
             except ValueError as exc:
                 return _html(templates.message("Refused", str(exc), base=BASE, who=who(session)), 403)
             how = "passkey"
         try:
-            approvals.decide(approval_id, choice, by=by, how=how)
+            await off_loop(approvals.decide, approval_id, choice, by=by, how=how)
         except KeyError:
             return _html(
                 templates.message("Not found", "No such approval.", base=BASE, who=who(session)), 404

@@ -1,19 +1,14 @@
-"""The provider adapters, one file each. ADAPTERS maps a provider name to its adapter class."""
+"""The providers: one package each (`wire`, `inputs`, `adapter`, `operations`) and one declaration
+each (`PROVIDER`, a `declare.ProviderSpec`), registered here in the order they are listed.
 
-from typing import get_args
+Adding a provider is adding its package and its line below (see ARCHITECTURE.md, "Add a provider").
+"""
 
-from gpu_tools.models import ProviderName
+from gpu_tools.providers import nebius, neolink, netmind, sesterce
 from gpu_tools.providers.base import Provider
-from gpu_tools.providers.nebius import NebiusProvider
-from gpu_tools.providers.neolink import NeolinkProvider
-from gpu_tools.providers.netmind import NetmindProvider
-from gpu_tools.providers.sesterce import SesterceProvider
+from gpu_tools.providers.declare import ADAPTERS, PROVIDERS, register
 
-ADAPTERS: dict[str, type[Provider]] = {
-    cls.name: cls for cls in (NebiusProvider, SesterceProvider, NeolinkProvider, NetmindProvider)
-}
+for _provider in (nebius, sesterce, neolink, netmind):
+    register(_provider.PROVIDER)
 
-if set(ADAPTERS) != set(get_args(ProviderName)):  # pragma: no cover - caught by any test run
-    raise RuntimeError("models.ProviderName and providers.ADAPTERS name different providers")
-
-__all__ = ["ADAPTERS", "Provider", "ProviderName"]
+__all__ = ["ADAPTERS", "PROVIDERS", "Provider"]

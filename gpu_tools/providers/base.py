@@ -1,4 +1,8 @@
-"""What every provider adapter is: declared capabilities, an HTTP client, and mappings.
+"""What every provider adapter is: capabilities, an HTTP client, and mappings.
+
+Its capabilities are the methods it overrides (`CAPABILITY_METHODS`), never a second list kept in
+step by hand; its name, title, settings and tool sets come from its declaration
+(`gpu_tools.providers.declare.ProviderSpec`).
 
 An adapter never sends a mutating request itself. For each mutation it builds a `Plan` holding
 the exact request and a `finish` function that turns the provider's answer into a result; the
@@ -8,17 +12,20 @@ gate confirms, journals and sends. Reads are plain async methods.
 from __future__ import annotations
 
 import functools
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlencode
+
+from pydantic import BaseModel
 
 from gpu_tools.errors import GpuToolsError, InvalidInput, Unsupported
 from gpu_tools.http import ProviderHTTP
 from gpu_tools.journal import Journal
 from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Template, WireRequest, parse_time
+from gpu_tools.providers import wire
+from gpu_tools.secrets import mask_secrets
 from gpu_tools.settings import Settings, cache_dir
 from gpu_tools.shelf import Shelf, account_file
 
@@ -26,74 +33,26 @@ if TYPE_CHECKING:
     import httpx
 
     from gpu_tools.operations import ChatInput, Operation, StopInput, UpdateInput
+    from gpu_tools.providers.declare import ProviderSpec
     from gpu_tools.toolkit import Toolkit
 
-MASK = "***"
-# Field names whose values are secrets wherever they appear in provider JSON (case-insensitive).
-SECRET_KEYS = frozenset(
-    {
-        "password",
-        "passwd",
-        "docker_passwd",
-        "sshpassword",
-        "token",
-        "secret",
-        "api_key",
-        "apikey",
-        "access_token",
-        "authorization",
-        "jupyter_token",
-    }
-)
+W = TypeVar("W", bound=BaseModel)
 
-# Every capability a unified operation may need, in display order.
-CAPABILITIES = (
-    "offers",
-    "templates",
-    "regions",
-    "resources",
-    "update",
-    "stop",
-    "stop_snapshot",
-    "start",
-    "delete",
-    "chat",
-)
-
-
-# Secrets carried in URLs, e.g. a Jupyter link `...?token=abc`.
-URL_SECRET = re.compile(r"(?i)([?&#](?:token|access_token|password|passwd|key|api_key)=)[^&#\s\"']+")
-
-
-def mask_url_secrets(text: str) -> str:
-    return URL_SECRET.sub(lambda m: m.group(1) + MASK, text)
-
-
-def mask_secrets(value: Any, extra_keys: Iterable[str] = ()) -> Any:
-    """A copy of `value` with every secret-named field, and every secret in a URL, replaced by `***`."""
-    return _masked(value, _secret_keys(frozenset(extra_keys)))
-
-
-@functools.cache
-def _secret_keys(extra: frozenset[str]) -> frozenset[str]:
-    return SECRET_KEYS | {k.lower() for k in extra}
-
-
-def _masked(v: Any, keys: frozenset[str]) -> Any:
-    if isinstance(v, str):
-        return mask_url_secrets(v) if "=" in v else v
-    if isinstance(v, dict):
-        return {
-            k: (
-                MASK
-                if isinstance(k, str) and k.lower() in keys and val not in (None, "")
-                else _masked(val, keys)
-            )
-            for k, val in v.items()
-        }
-    if isinstance(v, list):
-        return [_masked(x, keys) for x in v]
-    return v
+# Every capability a unified operation may need, in display order, and the method an adapter
+# overrides to have it (`stop_snapshot` is a stop that takes `snapshot`: `stop_takes_snapshot`).
+CAPABILITY_METHODS = {
+    "offers": "list_offers",
+    "templates": "list_templates",
+    "regions": "list_regions",
+    "resources": "list_resources",
+    "update": "plan_update",
+    "stop": "plan_stop",
+    "stop_snapshot": "plan_stop",
+    "start": "plan_start",
+    "delete": "plan_delete",
+    "chat": "chat",
+}
+CAPABILITIES = tuple(CAPABILITY_METHODS)
 
 
 class Truncated(GpuToolsError):
@@ -117,14 +76,38 @@ class Ambiguous(GpuToolsError):
 
 
 class Provider(ABC):
-    """Base class of the four adapters. Subclasses set the class variables and override methods."""
+    """Base class of the adapters. Subclasses override the methods of what they can do; their
+    declaration (`ProviderSpec`) names them and brings their settings when it registers."""
 
+    # Set by the provider's declaration when it registers.
+    spec: ClassVar[ProviderSpec]
     name: ClassVar[str]
     title: ClassVar[str]
+    # Derived from the methods a subclass overrides (see CAPABILITY_METHODS).
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    # A stop that can keep a snapshot (`stop_resource snapshot=...`).
+    stop_takes_snapshot: ClassVar[bool] = False
+    # Field names whose values this provider returns as secrets, beyond `secrets.SECRET_KEYS`.
     secret_keys: ClassVar[frozenset[str]] = frozenset()
+    # Fields whose every value is a secret, their names kept (Sesterce's `envs`).
+    secret_maps: ClassVar[frozenset[str]] = frozenset()
     # Provider-only operations (creates, registries, auths...), declared next to the adapter.
     operations: ClassVar[list[Operation]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overrides = {
+            cap
+            for cap, method in CAPABILITY_METHODS.items()
+            if getattr(cls, method) is not getattr(Provider, method)
+        }
+        if not cls.stop_takes_snapshot:
+            overrides.discard("stop_snapshot")
+        elif "stop" not in overrides:
+            raise TypeError(f"{cls.__name__} takes a snapshot on stop but does not override plan_stop")
+        if ("resources" in overrides) != (cls.get_resource is not Provider.get_resource):
+            raise TypeError(f"{cls.__name__} must override both list_resources and get_resource, or neither")
+        cls.capabilities = frozenset(overrides)
 
     def __init__(
         self,
@@ -149,23 +132,41 @@ class Provider(ABC):
         """This provider's adapter in `tk`, checked for credentials and policy, typed as the subclass
         (what a provider-only operation's handler or planner calls)."""
         adapter = tk.adapter(cls.name)
-        assert isinstance(adapter, cls)
+        if not isinstance(adapter, cls):
+            raise TypeError(f"the {cls.name} adapter is a {type(adapter).__name__}, not a {cls.__name__}")
         return adapter
 
-    # ---- configuration -------------------------------------------------------------------
+    # ---- configuration (from the declaration) ---------------------------------------------------
     @classmethod
-    @abstractmethod
-    def is_configured(cls, settings: Settings) -> bool: ...
+    def is_configured(cls, settings: Settings) -> bool:
+        """Every credential the declaration names is set (a secret one may be any string)."""
+        for setting in cls.spec.credentials:
+            value = getattr(settings, setting.name, None)
+            if value is None or (not setting.secret and not value):
+                return False
+        return True
 
-    @abstractmethod
-    def base_url(self) -> str: ...
+    def base_url(self) -> str:
+        return str(getattr(self.settings, f"{self.name}_base_url"))
+
+    def credential(self, name: str) -> str:
+        """The configured value of the credential setting `name` (auth_headers reads them)."""
+        value = getattr(self.settings, name, None)
+        if value is None:
+            raise RuntimeError(f"{self.title}: {name} is not set")  # auth_headers runs only when configured
+        return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
 
     @abstractmethod
     def auth_headers(self) -> dict[str, str]: ...
 
     def config_hint(self) -> str:
         """How to configure this provider, for NotConfigured errors."""
-        return "Set its API key in the environment or config.toml, or use the sandbox."
+        creds = self.spec.credentials
+        envs = " and ".join(s.name.upper() + (f" ({s.hint})" if s.hint else "") for s in creds)
+        keys = " and ".join(s.name for s in creds)
+        if len(creds) == 1:
+            return f"Set {envs} (or {keys} in config.toml), or use the sandbox."
+        return f"Set {envs}, or {keys} in config.toml, or use the sandbox."
 
     # ---- helpers for subclasses -------------------------------------------------------------
     @functools.cached_property
@@ -179,7 +180,19 @@ class Provider(ABC):
         return Shelf(account_file(cache_dir() / "catalog", self.name, self.base_url(), *credentials))
 
     def mask(self, value: Any) -> Any:
-        return mask_secrets(value, self.secret_keys)
+        """`value` with this provider's secrets masked (see `gpu_tools.secrets`)."""
+        return mask_secrets(value, self.secret_keys, self.secret_maps)
+
+    def parse(self, model: type[W], body: Any, source: str, at: tuple[int | str, ...] = ()) -> W:
+        """An answer of this provider read as `model` (see `gpu_tools.providers.wire`); `source` is the
+        request it answers, e.g. `GET /v1/rentgpu/auths/`."""
+        return wire.parse(model, body, provider=self.name, source=source, at=at)
+
+    def parse_list(self, model: type[W], body: Any, source: str, at: tuple[int | str, ...] = ()) -> list[W]:
+        return wire.parse_list(model, body, provider=self.name, source=source, at=at)
+
+    def expect_list(self, body: Any, source: str, at: tuple[int | str, ...] = ()) -> list[Any]:
+        return wire.expect_list(body, provider=self.name, source=source, at=at)
 
     def unsupported(self, what: str, instead: str | None = None) -> Unsupported:
         return Unsupported(f"{self.title} does not support {what}.", provider=self.name, hint=instead)
@@ -262,7 +275,7 @@ class Provider(ABC):
         no such resource; `Ambiguous` when it cannot tell ours from one made elsewhere."""
         if row.get("kind") not in (None, "endpoint", "container", "instance"):
             raise self.unsupported(f"finding a {row['kind']} by name")
-        known = self.journal.created_ids() if self.journal is not None else set()
+        known = await self.journal.aio.created_ids() if self.journal is not None else set()
         sent = datetime.fromisoformat(row["at"])
         named = [
             r

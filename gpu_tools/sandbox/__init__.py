@@ -17,7 +17,8 @@ from typing import Any
 
 import uvicorn
 
-from gpu_tools.sandbox.app import Fault, Sandbox, create_app
+from gpu_tools.sandbox.app import create_app
+from gpu_tools.sandbox.state import Fault, Sandbox
 
 __all__ = ["Fault", "Sandbox", "SandboxServer", "create_app", "fill"]
 

@@ -1,7 +1,9 @@
-"""The sandbox's shared machinery: state, auth helpers, the request log, faults and latency.
+"""The sandbox app: every declared provider's routes, the request log, faults and latency.
 
-Each provider's routes live in their own module (`sandbox/nebius.py`, ...) and are mounted under
-`/<provider>`; adapters pointed at `http://host:port/<provider>` cannot tell the difference.
+Each provider's routes live in their own module (`sandbox/nebius.py`, ...), which its declaration
+names, and are mounted under `/<provider>`; adapters pointed at `http://host:port/<provider>` cannot
+tell the difference. What the routes share (the state, auth and error helpers) is in
+`sandbox/state.py`, which they import; nothing imports this module but the sandbox's starters.
 
 Control routes (not part of any provider API):
 - `GET /_sandbox/requests`: every provider request seen (method, path, query, JSON body, auth masked).
@@ -21,11 +23,8 @@ Control routes (not part of any provider API):
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
-import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -34,75 +33,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gpu_tools.gpus import canonical_gpu
-
-ErrorShape = Callable[[int, str, str], Response]
-
-
-def fastapi_error(status: int, message: str, path: str) -> Response:
-    """FastAPI's error shape, `{"detail": message}` (Nebius, NetMind)."""
-    return JSONResponse({"detail": message}, status_code=status)
-
-
-def fastapi_invalid(loc: list[Any], msg: str, kind: str = "value_error") -> Response:
-    """FastAPI's 422 validation shape, `{"detail": [{"loc", "msg", "type"}]}`."""
-    return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=422)
-
-
-def bearer_token(request: Request) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header (any case of the scheme), or None."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
-
-
-@dataclass
-class Fault:
-    status: int | None = None
-    latency: float = 0.0
-    count: int | None = None
-    lose_response: float = 0.0
-    methods: list[str] | None = None
-    paths: list[str] | None = None
-
-    def applies(self, method: str, path: str = "") -> bool:
-        return (self.methods is None or method.upper() in self.methods) and (
-            self.paths is None or path.endswith(tuple(self.paths))
-        )
-
-
-@dataclass
-class Sandbox:
-    """Mutable state of one sandbox instance (shared by every provider's routes)."""
-
-    api_key: str = "sandbox-key"
-    ready_after: float = 3.0
-    latency: float = 0.0
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    faults: dict[str, Fault] = field(default_factory=dict)
-    stores: dict[str, dict[str, Any]] = field(default_factory=dict)
-    error_shapes: dict[str, ErrorShape] = field(default_factory=dict)
-    # provider -> the GPU names it prices (each provider module's PRICED_GPUS), for /_sandbox/prices
-    priced_gpus: dict[str, list[str]] = field(default_factory=dict)
-    clock: Callable[[], float] = time.monotonic
-
-    def store(self, name: str) -> dict[str, Any]:
-        return self.stores.setdefault(name, {})
-
-    @staticmethod
-    def new_id(prefix: str = "") -> str:
-        return prefix + uuid.uuid4().hex[:12]
-
-    def elapsed(self, since: float) -> float:
-        return self.clock() - since
-
-    def price_factor(self, provider: str, gpu: str | None) -> float:
-        """What `POST /_sandbox/prices` multiplies `provider`'s price of `gpu` by (1 when untouched)."""
-        return float(self.store("sandbox.prices").get(f"{provider}:{gpu_key(gpu)}", 1.0))
-
-
-def gpu_key(name: str | None) -> str:
-    """The model a GPU name means (`NVIDIA_H100_SXM5_80GB`, `NVIDIA-H100`, `H100` -> `H100`)."""
-    return canonical_gpu(name) or (name or "").strip().upper()
+from gpu_tools.providers import PROVIDERS
+from gpu_tools.sandbox.state import Fault, Sandbox, fastapi_error, gpu_key
 
 
 def _mask_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -265,15 +197,15 @@ def create_app(
     sandbox: Sandbox | None = None,
 ) -> Starlette:
     """The sandbox ASGI app serving every provider's documented API under `/<provider>`."""
-    from gpu_tools.sandbox import nebius, neolink, netmind, sesterce
-
     sb = sandbox or Sandbox(api_key=api_key, ready_after=ready_after, latency=latency)
     mounts = []
-    for module in (nebius, sesterce, neolink, netmind):
-        mounts.append(Mount(f"/{module.PROVIDER}", routes=module.routes(sb)))
-        sb.error_shapes[module.PROVIDER] = module.error
-        if module.PRICED_GPUS:
-            sb.priced_gpus[module.PROVIDER] = list(module.PRICED_GPUS)
+    # Every declared provider's routes (its declaration names the module), under /<provider>.
+    for spec in PROVIDERS.values():
+        module = importlib.import_module(spec.sandbox)
+        mounts.append(Mount(f"/{spec.name}", routes=module.routes(sb)))
+        sb.error_shapes[spec.name] = module.error
+        if getattr(module, "PRICED_GPUS", None):
+            sb.priced_gpus[spec.name] = list(module.PRICED_GPUS)
     app = Starlette(
         routes=[
             Route("/_sandbox/requests", _requests, methods=["GET", "DELETE"]),

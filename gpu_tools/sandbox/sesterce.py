@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gpu_tools.sandbox.app import Sandbox
+from gpu_tools.sandbox.state import Sandbox
 
 PROVIDER = "sesterce"
 ROOT = "/ai-inference"
@@ -252,314 +253,333 @@ def _price(sb: Sandbox, hardware_id: str, confs: list[dict[str, Any]], key: str 
     return round(PRICES[hardware_id] * sb.price_factor(PROVIDER, gpu) * pods, 2)
 
 
-def routes(sb: Sandbox) -> list[Route]:
+hardwares = {h["id"]: h for h in HARDWARES}
+models = {m["id"]: m for m in MODELS}
+region_by_id = {r["id"]: r for r in REGIONS}
+
+
+def authorized(sb: Sandbox, request: Request) -> Response | None:
+    if request.headers.get("x-api-key") != sb.api_key:
+        return error(403, "API key invalid", request.url.path)
+    return None
+
+
+async def json_body(request: Request) -> tuple[Any, Response | None]:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None, error(400, ["body must be valid JSON"], request.url.path)
+    if not isinstance(body, dict):
+        return None, error(400, ["body must be an object"], request.url.path)
+    return body, None
+
+
+# ---- instance state ------------------------------------------------------------------------
+def settle(sb: Sandbox, inst: dict[str, Any]) -> str:
+    """The instance's status now, moving it along with the clock."""
+    state, since = inst["_state"], inst["_since"]
+    step = sb.ready_after
+    if state == "deleting":
+        return "DELETING"
+    if state == "disabled":
+        return "DISABLED"
+    elapsed = sb.elapsed(since)
+    if elapsed < step:
+        return "PENDING"
+    if elapsed < 2 * step:
+        return "DEPLOYING"
+    failed = [c for c in containers(inst, "ACTIVE") if c.get("errorMessage")]
+    if not failed:
+        return "ACTIVE"
+    return "ERROR" if len(failed) == len(inst["autoScalingConfigurations"]) else "PARTIALLYDEPLOYED"
+
+
+def containers(inst: dict[str, Any], status: str) -> list[dict[str, Any]]:
+    out = []
+    hw = hardwares[inst["hardwareId"]]
+    for conf in inst["autoScalingConfigurations"]:
+        region = region_by_id[conf["regionId"]]
+        wanted = 0 if status in ("DISABLED", "DELETING") else int(conf["scale"].get("min") or 0)
+        room = _capacity(region, inst["hardwareId"]) or 0
+        deployed = status in ("ACTIVE", "PARTIALLYDEPLOYED", "ERROR")
+        item: dict[str, Any] = {
+            "regionId": conf["regionId"],
+            "scale": conf["scale"],
+            "deployStatus": {"total": wanted, "ready": min(wanted, room) if deployed else 0},
+        }
+        if deployed and wanted > room:
+            item["errorMessage"] = NO_CAPACITY.format(hw=hw["name"], region=region["name"])
+        out.append(item)
+    return out
+
+
+def alive(sb: Sandbox, inst_id: str) -> dict[str, Any] | None:
+    instances: dict[str, dict[str, Any]] = sb.store("sesterce.instances")
+    inst = instances.get(inst_id)
+    if inst is not None and inst["_state"] == "deleting" and sb.elapsed(inst["_since"]) >= sb.ready_after:
+        del instances[inst_id]
+        return None
+    return inst
+
+
+def short(sb: Sandbox, inst: dict[str, Any]) -> dict[str, Any]:
+    status = settle(sb, inst)
+    return {
+        "_id": inst["_id"],
+        "name": inst["name"],
+        "status": status,
+        "hourlyPrice": 0.0
+        if status in ("DISABLED", "DELETING")
+        else _price(sb, inst["hardwareId"], inst["autoScalingConfigurations"], "min"),
+        "features": inst["features"],
+        "address": inst["address"],
+        "createdAt": inst["createdAt"],
+        "updatedAt": inst["updatedAt"],
+    }
+
+
+def detail(sb: Sandbox, inst: dict[str, Any]) -> dict[str, Any]:
+    out = short(sb, inst)
+    # The documented detail reports neither modelId nor registryId; neither does the sandbox.
+    return {
+        **{k: out[k] for k in ("_id", "name", "status", "hourlyPrice", "features", "address")},
+        "containerPort": inst["containerPort"],
+        "description": inst["description"],
+        "podLifetime": inst["podLifetime"],
+        "containers": containers(inst, out["status"]),
+        "hardwareId": inst["hardwareId"],
+        "envs": inst["envs"],
+        "startupCommand": inst["startupCommand"],
+        "apiKeysIds": inst["apiKeyIds"],
+        "createdAt": inst["createdAt"],
+        "updatedAt": inst["updatedAt"],
+    }
+
+
+def field_problems(sb: Sandbox, body: dict[str, Any], hardware_id: str | None) -> list[str]:
+    registries: dict[str, dict[str, Any]] = sb.store("sesterce.registries")
+    problems = []
+    if "containerPort" in body and not (
+        _is_int(body["containerPort"]) and 1 <= body["containerPort"] <= 65535
+    ):
+        problems.append("containerPort must be a number conforming to the specified constraints")
+    if "hardwareId" in body and body["hardwareId"] not in hardwares:
+        problems.append(f"hardwareId {body['hardwareId']} does not exist")
+    if body.get("modelId") is not None and body["modelId"] not in models:
+        problems.append(f"modelId {body['modelId']} does not exist")
+    if body.get("registryId") is not None and body["registryId"] not in registries:
+        problems.append(f"registryId {body['registryId']} does not exist")
+    if body.get("podLifetime") is not None and not _is_int(body["podLifetime"]):
+        problems.append("podLifetime must be a number conforming to the specified constraints")
+    envs = body.get("envs")
+    if envs is not None and not (isinstance(envs, dict) and all(isinstance(v, str) for v in envs.values())):
+        problems.append("envs must be an object of strings")
+    keys = body.get("apiKeyIds")
+    if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+        problems.append("apiKeyIds must be an array of strings")
+    for key in ("description", "startupCommand"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            problems.append(f"{key} must be a string")
+    if "autoScalingConfigurations" in body:
+        problems += _scaling_problems(body["autoScalingConfigurations"], hardware_id)
+    return problems
+
+
+# ---- catalogue -----------------------------------------------------------------------------
+async def list_models(sb: Sandbox, request: Request) -> Response:
+    return authorized(sb, request) or JSONResponse(MODELS)
+
+
+async def list_hardwares(sb: Sandbox, request: Request) -> Response:
+    return authorized(sb, request) or JSONResponse(HARDWARES)
+
+
+async def list_regions(sb: Sandbox, request: Request) -> Response:
+    return authorized(sb, request) or JSONResponse(REGIONS)
+
+
+async def pricing(sb: Sandbox, request: Request) -> Response:
+    if denied := authorized(sb, request):
+        return denied
+    body, bad = await json_body(request)
+    if bad:
+        return bad
+    problems = []
+    if body.get("hardwareId") not in hardwares:
+        problems.append("hardwareId must be an existing hardware")
+    else:
+        problems += _scaling_problems(body.get("autoScalingConfigurations"), body["hardwareId"], pricing=True)
+    if problems:
+        return error(400, problems, request.url.path)
+    hour = _price(sb, body["hardwareId"], body["autoScalingConfigurations"])
+    return JSONResponse(
+        {"currencyCode": "USD", "pricePerHour": hour, "pricePerMonth": round(hour * HOURS_PER_MONTH, 2)},
+        status_code=201,
+    )
+
+
+# ---- registries ----------------------------------------------------------------------------
+def registry_view(reg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in reg.items() if k != "password"}
+
+
+def registry_problems(body: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    return [f"{k} must be a non-empty string" for k in keys if not (isinstance(body.get(k), str) and body[k])]
+
+
+async def registry_collection(sb: Sandbox, request: Request) -> Response:
+    registries: dict[str, dict[str, Any]] = sb.store("sesterce.registries")
+    if denied := authorized(sb, request):
+        return denied
+    if request.method == "GET":
+        return JSONResponse(
+            [{k: v for k, v in registry_view(r).items() if k != "username"} for r in registries.values()]
+        )
+    body, bad = await json_body(request)
+    if bad:
+        return bad
+    if problems := registry_problems(body, ("url", "username", "password", "name")):
+        return error(400, problems, request.url.path)
+    now = _now()
+    reg = {
+        "_id": _object_id(),
+        "name": body["name"],
+        "url": body["url"],
+        "username": body["username"],
+        "password": body["password"],
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    registries[reg["_id"]] = reg
+    return JSONResponse(registry_view(reg), status_code=201)
+
+
+async def registry_item(sb: Sandbox, request: Request) -> Response:
     instances: dict[str, dict[str, Any]] = sb.store("sesterce.instances")
     registries: dict[str, dict[str, Any]] = sb.store("sesterce.registries")
-    hardwares = {h["id"]: h for h in HARDWARES}
-    models = {m["id"]: m for m in MODELS}
-    region_by_id = {r["id"]: r for r in REGIONS}
-
-    def authorized(request: Request) -> Response | None:
-        if request.headers.get("x-api-key") != sb.api_key:
-            return error(403, "API key invalid", request.url.path)
-        return None
-
-    async def json_body(request: Request) -> tuple[Any, Response | None]:
-        try:
-            body = await request.json()
-        except ValueError:
-            return None, error(400, ["body must be valid JSON"], request.url.path)
-        if not isinstance(body, dict):
-            return None, error(400, ["body must be an object"], request.url.path)
-        return body, None
-
-    # ---- instance state ------------------------------------------------------------------------
-    def settle(inst: dict[str, Any]) -> str:
-        """The instance's status now, moving it along with the clock."""
-        state, since = inst["_state"], inst["_since"]
-        step = sb.ready_after
-        if state == "deleting":
-            return "DELETING"
-        if state == "disabled":
-            return "DISABLED"
-        elapsed = sb.elapsed(since)
-        if elapsed < step:
-            return "PENDING"
-        if elapsed < 2 * step:
-            return "DEPLOYING"
-        failed = [c for c in containers(inst, "ACTIVE") if c.get("errorMessage")]
-        if not failed:
-            return "ACTIVE"
-        return "ERROR" if len(failed) == len(inst["autoScalingConfigurations"]) else "PARTIALLYDEPLOYED"
-
-    def containers(inst: dict[str, Any], status: str) -> list[dict[str, Any]]:
-        out = []
-        hw = hardwares[inst["hardwareId"]]
-        for conf in inst["autoScalingConfigurations"]:
-            region = region_by_id[conf["regionId"]]
-            wanted = 0 if status in ("DISABLED", "DELETING") else int(conf["scale"].get("min") or 0)
-            room = _capacity(region, inst["hardwareId"]) or 0
-            deployed = status in ("ACTIVE", "PARTIALLYDEPLOYED", "ERROR")
-            item: dict[str, Any] = {
-                "regionId": conf["regionId"],
-                "scale": conf["scale"],
-                "deployStatus": {"total": wanted, "ready": min(wanted, room) if deployed else 0},
-            }
-            if deployed and wanted > room:
-                item["errorMessage"] = NO_CAPACITY.format(hw=hw["name"], region=region["name"])
-            out.append(item)
-        return out
-
-    def alive(inst_id: str) -> dict[str, Any] | None:
-        inst = instances.get(inst_id)
-        if inst is not None and inst["_state"] == "deleting" and sb.elapsed(inst["_since"]) >= sb.ready_after:
-            del instances[inst_id]
-            return None
-        return inst
-
-    def short(inst: dict[str, Any]) -> dict[str, Any]:
-        status = settle(inst)
-        return {
-            "_id": inst["_id"],
-            "name": inst["name"],
-            "status": status,
-            "hourlyPrice": 0.0
-            if status in ("DISABLED", "DELETING")
-            else _price(sb, inst["hardwareId"], inst["autoScalingConfigurations"], "min"),
-            "features": inst["features"],
-            "address": inst["address"],
-            "createdAt": inst["createdAt"],
-            "updatedAt": inst["updatedAt"],
-        }
-
-    def detail(inst: dict[str, Any]) -> dict[str, Any]:
-        out = short(inst)
-        # The documented detail reports neither modelId nor registryId; neither does the sandbox.
-        return {
-            **{k: out[k] for k in ("_id", "name", "status", "hourlyPrice", "features", "address")},
-            "containerPort": inst["containerPort"],
-            "description": inst["description"],
-            "podLifetime": inst["podLifetime"],
-            "containers": containers(inst, out["status"]),
-            "hardwareId": inst["hardwareId"],
-            "envs": inst["envs"],
-            "startupCommand": inst["startupCommand"],
-            "apiKeysIds": inst["apiKeyIds"],
-            "createdAt": inst["createdAt"],
-            "updatedAt": inst["updatedAt"],
-        }
-
-    def field_problems(body: dict[str, Any], hardware_id: str | None) -> list[str]:
-        problems = []
-        if "containerPort" in body and not (
-            _is_int(body["containerPort"]) and 1 <= body["containerPort"] <= 65535
-        ):
-            problems.append("containerPort must be a number conforming to the specified constraints")
-        if "hardwareId" in body and body["hardwareId"] not in hardwares:
-            problems.append(f"hardwareId {body['hardwareId']} does not exist")
-        if body.get("modelId") is not None and body["modelId"] not in models:
-            problems.append(f"modelId {body['modelId']} does not exist")
-        if body.get("registryId") is not None and body["registryId"] not in registries:
-            problems.append(f"registryId {body['registryId']} does not exist")
-        if body.get("podLifetime") is not None and not _is_int(body["podLifetime"]):
-            problems.append("podLifetime must be a number conforming to the specified constraints")
-        envs = body.get("envs")
-        if envs is not None and not (
-            isinstance(envs, dict) and all(isinstance(v, str) for v in envs.values())
-        ):
-            problems.append("envs must be an object of strings")
-        keys = body.get("apiKeyIds")
-        if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
-            problems.append("apiKeyIds must be an array of strings")
-        for key in ("description", "startupCommand"):
-            if body.get(key) is not None and not isinstance(body[key], str):
-                problems.append(f"{key} must be a string")
-        if "autoScalingConfigurations" in body:
-            problems += _scaling_problems(body["autoScalingConfigurations"], hardware_id)
-        return problems
-
-    # ---- catalogue -----------------------------------------------------------------------------
-    async def list_models(request: Request) -> Response:
-        return authorized(request) or JSONResponse(MODELS)
-
-    async def list_hardwares(request: Request) -> Response:
-        return authorized(request) or JSONResponse(HARDWARES)
-
-    async def list_regions(request: Request) -> Response:
-        return authorized(request) or JSONResponse(REGIONS)
-
-    async def pricing(request: Request) -> Response:
-        if denied := authorized(request):
-            return denied
-        body, bad = await json_body(request)
-        if bad:
-            return bad
-        problems = []
-        if body.get("hardwareId") not in hardwares:
-            problems.append("hardwareId must be an existing hardware")
-        else:
-            problems += _scaling_problems(
-                body.get("autoScalingConfigurations"), body["hardwareId"], pricing=True
-            )
-        if problems:
-            return error(400, problems, request.url.path)
-        hour = _price(sb, body["hardwareId"], body["autoScalingConfigurations"])
-        return JSONResponse(
-            {"currencyCode": "USD", "pricePerHour": hour, "pricePerMonth": round(hour * HOURS_PER_MONTH, 2)},
-            status_code=201,
-        )
-
-    # ---- registries ----------------------------------------------------------------------------
-    def registry_view(reg: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in reg.items() if k != "password"}
-
-    def registry_problems(body: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
-        return [
-            f"{k} must be a non-empty string" for k in keys if not (isinstance(body.get(k), str) and body[k])
-        ]
-
-    async def registry_collection(request: Request) -> Response:
-        if denied := authorized(request):
-            return denied
-        if request.method == "GET":
-            return JSONResponse(
-                [{k: v for k, v in registry_view(r).items() if k != "username"} for r in registries.values()]
-            )
-        body, bad = await json_body(request)
-        if bad:
-            return bad
-        if problems := registry_problems(body, ("url", "username", "password", "name")):
-            return error(400, problems, request.url.path)
-        now = _now()
-        reg = {
-            "_id": _object_id(),
-            "name": body["name"],
-            "url": body["url"],
-            "username": body["username"],
-            "password": body["password"],
-            "createdAt": now,
-            "updatedAt": now,
-        }
-        registries[reg["_id"]] = reg
-        return JSONResponse(registry_view(reg), status_code=201)
-
-    async def registry_item(request: Request) -> Response:
-        if denied := authorized(request):
-            return denied
-        reg = registries.get(request.path_params["id"])
-        if reg is None:
-            return error(404, "Not found", request.url.path)
-        if request.method == "DELETE":
-            if any(i["registryId"] == reg["_id"] for i in instances.values()):
-                return error(400, "Registry is used by an inference instance", request.url.path)
-            del registries[reg["_id"]]
-            return Response(status_code=204)
-        body, bad = await json_body(request)
-        if bad:
-            return bad
-        if problems := registry_problems(body, ("url", "username", "password")):
-            return error(400, problems, request.url.path)
-        reg.update(url=body["url"], username=body["username"], password=body["password"], updatedAt=_now())
+    if denied := authorized(sb, request):
+        return denied
+    reg = registries.get(request.path_params["id"])
+    if reg is None:
+        return error(404, "Not found", request.url.path)
+    if request.method == "DELETE":
+        if any(i["registryId"] == reg["_id"] for i in instances.values()):
+            return error(400, "Registry is used by an inference instance", request.url.path)
+        del registries[reg["_id"]]
         return Response(status_code=204)
+    body, bad = await json_body(request)
+    if bad:
+        return bad
+    if problems := registry_problems(body, ("url", "username", "password")):
+        return error(400, problems, request.url.path)
+    reg.update(url=body["url"], username=body["username"], password=body["password"], updatedAt=_now())
+    return Response(status_code=204)
 
-    # ---- instances -----------------------------------------------------------------------------
-    async def instance_collection(request: Request) -> Response:
-        if denied := authorized(request):
-            return denied
-        if request.method == "GET":
-            return JSONResponse([short(i) for i in list(instances.values()) if alive(i["_id"])])
-        body, bad = await json_body(request)
-        if bad:
-            return bad
-        problems = [f"{k} should not be undefined" for k in CREATE_KEYS if k not in body]
-        if not (isinstance(body.get("name"), str) and body["name"].strip()):
-            problems.append("name must be a non-empty string")
-        if body.get("modelId") is None and body.get("registryId") is None:
-            problems.append("modelId or registryId must be set")
-        problems += field_problems(
-            body, body.get("hardwareId") if body.get("hardwareId") in hardwares else None
-        )
-        if problems:
-            return error(400, problems, request.url.path)
-        inst_id = _object_id()
-        slug = re.sub(r"[^a-z0-9]+", "-", body["name"].lower()).strip("-")[:16] or "instance"
-        model = models.get(body["modelId"] or "")
-        now = _now()
-        inst = {
-            **{k: body[k] for k in CREATE_KEYS},
-            "_id": inst_id,
-            "features": model["features"] if model else [],
-            "address": f"https://{slug}-{inst_id[-8:]}.ai.sesterce.dev/",
-            "createdAt": now,
-            "updatedAt": now,
-            "_state": "deploy",
-            "_since": sb.clock(),
-        }
-        instances[inst_id] = inst
-        return JSONResponse(short(inst), status_code=201)
 
-    async def instance_item(request: Request) -> Response:
-        if denied := authorized(request):
-            return denied
-        inst = alive(request.path_params["id"])
-        if inst is None:
-            return error(404, "Not found", request.url.path)
-        if request.method == "GET":
-            return JSONResponse(detail(inst))
-        if inst["_state"] == "deleting":
-            return error(400, "Inference instance is being deleted", request.url.path)
-        if request.method == "DELETE":
-            inst["_state"], inst["_since"] = "deleting", sb.clock()
-            return Response(status_code=204)
-        body, bad = await json_body(request)
-        if bad:
-            return bad
-        hardware_id = body.get("hardwareId", inst["hardwareId"])
-        if problems := field_problems(body, hardware_id if hardware_id in hardwares else None):
-            return error(400, problems, request.url.path)
-        if "name" in body:
-            return error(400, ["property name should not exist"], request.url.path)
-        changed = [k for k in CREATE_KEYS if k in body and body[k] != inst[k]]
-        for key in changed:
-            inst[key] = body[key]
-        inst["updatedAt"] = _now()
-        if changed and inst["_state"] == "deploy":
-            inst["_since"] = sb.clock() - sb.ready_after  # redeploy: DEPLOYING, then ACTIVE
-        return JSONResponse(short(inst))
+# ---- instances -----------------------------------------------------------------------------
+async def instance_collection(sb: Sandbox, request: Request) -> Response:
+    instances: dict[str, dict[str, Any]] = sb.store("sesterce.instances")
+    if denied := authorized(sb, request):
+        return denied
+    if request.method == "GET":
+        return JSONResponse([short(sb, i) for i in list(instances.values()) if alive(sb, i["_id"])])
+    body, bad = await json_body(request)
+    if bad:
+        return bad
+    problems = [f"{k} should not be undefined" for k in CREATE_KEYS if k not in body]
+    if not (isinstance(body.get("name"), str) and body["name"].strip()):
+        problems.append("name must be a non-empty string")
+    if body.get("modelId") is None and body.get("registryId") is None:
+        problems.append("modelId or registryId must be set")
+    problems += field_problems(
+        sb, body, body.get("hardwareId") if body.get("hardwareId") in hardwares else None
+    )
+    if problems:
+        return error(400, problems, request.url.path)
+    inst_id = _object_id()
+    slug = re.sub(r"[^a-z0-9]+", "-", body["name"].lower()).strip("-")[:16] or "instance"
+    model = models.get(body["modelId"] or "")
+    now = _now()
+    inst = {
+        **{k: body[k] for k in CREATE_KEYS},
+        "_id": inst_id,
+        "features": model["features"] if model else [],
+        "address": f"https://{slug}-{inst_id[-8:]}.ai.sesterce.dev/",
+        "createdAt": now,
+        "updatedAt": now,
+        "_state": "deploy",
+        "_since": sb.clock(),
+    }
+    instances[inst_id] = inst
+    return JSONResponse(short(sb, inst), status_code=201)
 
-    async def start(request: Request) -> Response:
-        if denied := authorized(request):
-            return denied
-        inst = alive(request.path_params["id"])
-        if inst is None:
-            return error(404, "Not found", request.url.path)
-        status = settle(inst)
-        if status not in ("DISABLED", "ERROR", "FAILED"):
-            return error(400, f"Inference instance cannot be started while {status}", request.url.path)
-        inst["_state"], inst["_since"], inst["updatedAt"] = "deploy", sb.clock(), _now()
+
+async def instance_item(sb: Sandbox, request: Request) -> Response:
+    if denied := authorized(sb, request):
+        return denied
+    inst = alive(sb, request.path_params["id"])
+    if inst is None:
+        return error(404, "Not found", request.url.path)
+    if request.method == "GET":
+        return JSONResponse(detail(sb, inst))
+    if inst["_state"] == "deleting":
+        return error(400, "Inference instance is being deleted", request.url.path)
+    if request.method == "DELETE":
+        inst["_state"], inst["_since"] = "deleting", sb.clock()
         return Response(status_code=204)
+    body, bad = await json_body(request)
+    if bad:
+        return bad
+    hardware_id = body.get("hardwareId", inst["hardwareId"])
+    if problems := field_problems(sb, body, hardware_id if hardware_id in hardwares else None):
+        return error(400, problems, request.url.path)
+    if "name" in body:
+        return error(400, ["property name should not exist"], request.url.path)
+    changed = [k for k in CREATE_KEYS if k in body and body[k] != inst[k]]
+    for key in changed:
+        inst[key] = body[key]
+    inst["updatedAt"] = _now()
+    if changed and inst["_state"] == "deploy":
+        inst["_since"] = sb.clock() - sb.ready_after  # redeploy: DEPLOYING, then ACTIVE
+    return JSONResponse(short(sb, inst))
 
-    async def stop(request: Request) -> Response:
-        if denied := authorized(request):
-            return denied
-        inst = alive(request.path_params["id"])
-        if inst is None:
-            return error(404, "Not found", request.url.path)
-        status = settle(inst)
-        if status in ("DISABLED", "DELETING"):
-            return error(400, f"Inference instance cannot be stopped while {status}", request.url.path)
-        inst["_state"], inst["updatedAt"] = "disabled", _now()
-        return Response(status_code=204)
 
+async def start(sb: Sandbox, request: Request) -> Response:
+    if denied := authorized(sb, request):
+        return denied
+    inst = alive(sb, request.path_params["id"])
+    if inst is None:
+        return error(404, "Not found", request.url.path)
+    status = settle(sb, inst)
+    if status not in ("DISABLED", "ERROR", "FAILED"):
+        return error(400, f"Inference instance cannot be started while {status}", request.url.path)
+    inst["_state"], inst["_since"], inst["updatedAt"] = "deploy", sb.clock(), _now()
+    return Response(status_code=204)
+
+
+async def stop(sb: Sandbox, request: Request) -> Response:
+    if denied := authorized(sb, request):
+        return denied
+    inst = alive(sb, request.path_params["id"])
+    if inst is None:
+        return error(404, "Not found", request.url.path)
+    status = settle(sb, inst)
+    if status in ("DISABLED", "DELETING"):
+        return error(400, f"Inference instance cannot be stopped while {status}", request.url.path)
+    inst["_state"], inst["updatedAt"] = "disabled", _now()
+    return Response(status_code=204)
+
+
+def routes(sb: Sandbox) -> list[Route]:
     return [
-        Route(f"{ROOT}/models", list_models, methods=["GET"]),
-        Route(f"{ROOT}/hardwares", list_hardwares, methods=["GET"]),
-        Route(f"{ROOT}/regions", list_regions, methods=["GET"]),
-        Route(f"{ROOT}/registries", registry_collection, methods=["GET", "POST"]),
-        Route(f"{ROOT}/registries/{{id}}", registry_item, methods=["PATCH", "DELETE"]),
-        Route(f"{ROOT}/instances/pricing", pricing, methods=["POST"]),
-        Route(f"{ROOT}/instances", instance_collection, methods=["GET", "POST"]),
-        Route(f"{ROOT}/instances/{{id}}", instance_item, methods=["GET", "PATCH", "DELETE"]),
-        Route(f"{ROOT}/instances/{{id}}/start", start, methods=["POST"]),
-        Route(f"{ROOT}/instances/{{id}}/stop", stop, methods=["POST"]),
+        Route(f"{ROOT}/models", partial(list_models, sb), methods=["GET"]),
+        Route(f"{ROOT}/hardwares", partial(list_hardwares, sb), methods=["GET"]),
+        Route(f"{ROOT}/regions", partial(list_regions, sb), methods=["GET"]),
+        Route(f"{ROOT}/registries", partial(registry_collection, sb), methods=["GET", "POST"]),
+        Route(f"{ROOT}/registries/{{id}}", partial(registry_item, sb), methods=["PATCH", "DELETE"]),
+        Route(f"{ROOT}/instances/pricing", partial(pricing, sb), methods=["POST"]),
+        Route(f"{ROOT}/instances", partial(instance_collection, sb), methods=["GET", "POST"]),
+        Route(f"{ROOT}/instances/{{id}}", partial(instance_item, sb), methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{ROOT}/instances/{{id}}/start", partial(start, sb), methods=["POST"]),
+        Route(f"{ROOT}/instances/{{id}}/stop", partial(stop, sb), methods=["POST"]),
     ]

@@ -1,114 +1,30 @@
-"""Nebius Token Factory: dedicated model endpoints.
-
-API: `GET /v0/dedicated_endpoints/templates`, `POST|GET /v0/dedicated_endpoints`,
-`PATCH|DELETE /v0/dedicated_endpoints/{endpoint_id}`, bearer auth; inference through the
-region's OpenAI-compatible `/v1/chat/completions` with the endpoint's `routing_key` as model.
-Stop/start are `PATCH {"enabled": false|true}`. There is no documented single-endpoint GET, so
-`get_resource` filters the list. Nebius publishes no prices through this API: plans say so.
-"""
+"""Nebius Token Factory: the Provider: calls -> normalized models, and mutation plans."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from gpu_tools.errors import InvalidInput, MalformedResponse, NotFound
 from gpu_tools.gpus import gpu_memory_gb
 from gpu_tools.models import ChatResult, Offer, Plan, Region, Resource, Status, Template, WireRequest
-from gpu_tools.operations import ChatInput, CreateInput, Operation, StopInput, UpdateInput
+from gpu_tools.operations import ChatInput, StopInput, UpdateInput
 from gpu_tools.providers.base import Provider
-from gpu_tools.settings import Settings
-
-PATH = "/v0/dedicated_endpoints"
-INFERENCE_BASE = {
-    "eu-north1": "https://api.tokenfactory.nebius.com",
-    "eu-west1": "https://api.tokenfactory.eu-west1.nebius.com",
-    "us-central1": "https://api.tokenfactory.us-central1.nebius.com",
-}
-REGION_NAMES = {"eu-north1": "Finland", "eu-west1": "Paris", "us-central1": "Kansas City"}
-STATUS: dict[str, Status] = {
-    "starting": "pending",
-    "creating": "pending",
-    "provisioning": "pending",
-    "updating": "pending",
-    "stopping": "pending",
-    "running": "running",
-    "ready": "running",
-    "stopped": "stopped",
-    "error": "failed",
-    "failed": "failed",
-    "deleting": "deleting",
-}
-NO_PRICE = "Nebius publishes no prices through its API"
-
-
-# ---- wire models (mirror the documented JSON) -------------------------------------------------
-class Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
-
-
-class Scaling(Wire):
-    min_replicas: int
-    max_replicas: int
-
-
-class Deployment(Wire):
-    status: str | None = None
-    readiness: str | None = None
-    ready_replicas: int | None = None
-
-
-class Endpoint(Wire):
-    id: str = Field(validation_alias=AliasChoices("id", "endpoint_id"))
-    name: str | None = None
-    description: str | None = None
-    enabled: bool | None = None
-    routing_key: str | None = None
-    model_name: str | None = None
-    flavor_name: str | None = None
-    region: str | None = None
-    gpu_type: str | None = None
-    gpu_count: int | None = None
-    scaling: Scaling | None = None
-    deployment: Deployment | None = None
-    created_at: str | None = None
-
-
-class CreateBody(BaseModel):
-    name: str
-    description: str | None = None
-    model_name: str
-    flavor_name: str
-    gpu_type: str
-    gpu_count: int
-    region: str
-    scaling: Scaling
-
-
-# ---- operation inputs ------------------------------------------------------------------------
-class NebiusCreateEndpoint(CreateInput):
-    """Create a Nebius dedicated endpoint (argument names are the documented fields, scaling flattened)."""
-
-    name: str = Field(description="Display name for the endpoint.", min_length=1, max_length=200)
-    description: str | None = Field(None, description="Optional description.")
-    model_name: str = Field(description="Model template name, e.g. openai/gpt-oss-20b (see list_templates).")
-    flavor_name: str = Field(description="Template flavor, e.g. base or fast.")
-    gpu_type: str = Field(description="GPU type the template supports, e.g. gpu-h100-sxm.")
-    gpu_count: int = Field(1, ge=1, le=16, description="GPUs per replica.")
-    region: str = Field("eu-north1", description="eu-north1, eu-west1 or us-central1.")
-    min_replicas: int = Field(1, ge=0, description="Minimum replicas (scaling.min_replicas).")
-    max_replicas: int = Field(1, ge=1, description="Maximum replicas (scaling.max_replicas).")
-
-    @model_validator(mode="after")
-    def _check(self) -> NebiusCreateEndpoint:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("min_replicas must not exceed max_replicas")
-        return self
+from gpu_tools.providers.nebius.inputs import NebiusCreateEndpoint
+from gpu_tools.providers.nebius.wire import (
+    INFERENCE_BASE,
+    NO_PRICE,
+    PATH,
+    REGION_NAMES,
+    STATUS,
+    Endpoint,
+    Scaling,
+)
+from gpu_tools.providers.wire import expect_list
 
 
 # ---- parsing helpers ------------------------------------------------------------------------
-def _list_of(body: Any, *keys: str) -> list[Any]:
+def _list_of(body: Any, source: str, *keys: str) -> list[Any]:
     """A list from a bare array or from the first list-valued key of an object."""
     if isinstance(body, list):
         return body
@@ -119,7 +35,7 @@ def _list_of(body: Any, *keys: str) -> list[Any]:
         for value in body.values():
             if isinstance(value, list):
                 return value
-    raise MalformedResponse(f"expected a list, got {type(body).__name__}", provider="nebius")
+    return expect_list(body, provider="nebius", source=source)
 
 
 def _strings(value: Any, *keys: str) -> list[str]:
@@ -139,10 +55,10 @@ def _ints(value: Any) -> list[int]:
     return [int(v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, int | float)]
 
 
-def parse_templates(body: Any) -> list[Template]:
+def parse_templates(body: Any, source: str = f"GET {PATH}/templates") -> list[Template]:
     """Both documented shapes: `flavors` as a list of `{flavor_name, ...}` or as a name -> object map."""
     templates = []
-    for raw in _list_of(body, "templates", "items", "data"):
+    for raw in _list_of(body, source, "templates", "items", "data"):
         if not isinstance(raw, dict):
             continue
         name = raw.get("template_name") or raw.get("model_name") or raw.get("name")
@@ -183,25 +99,8 @@ def parse_templates(body: Any) -> list[Template]:
 
 # ---- the adapter ------------------------------------------------------------------------------
 class NebiusProvider(Provider):
-    name = "nebius"
-    title = "Nebius Token Factory"
-    capabilities = frozenset(
-        {"offers", "templates", "regions", "resources", "update", "stop", "start", "delete", "chat"}
-    )
-
-    @classmethod
-    def is_configured(cls, settings: Settings) -> bool:
-        return settings.nebius_api_key is not None
-
-    def base_url(self) -> str:
-        return self.settings.nebius_base_url
-
     def auth_headers(self) -> dict[str, str]:
-        assert self.settings.nebius_api_key is not None
-        return {"Authorization": f"Bearer {self.settings.nebius_api_key.get_secret_value()}"}
-
-    def config_hint(self) -> str:
-        return "Set NEBIUS_API_KEY (or nebius_api_key in config.toml), or use the sandbox."
+        return {"Authorization": f"Bearer {self.credential('nebius_api_key')}"}
 
     def inference_base(self, region: str | None) -> str:
         if self.settings.nebius_inference_base_url:
@@ -274,15 +173,10 @@ class NebiusProvider(Provider):
         replicas = ep.deployment.ready_replicas if ep.deployment and ep.deployment.ready_replicas else 0
         return round(price * (ep.gpu_count or 1) * replicas, 6)
 
-    def _endpoint(self, body: Any) -> Endpoint:
+    def _endpoint(self, body: Any, source: str, at: tuple[int | str, ...] = ()) -> Endpoint:
         if isinstance(body, dict) and isinstance(body.get("endpoint"), dict):
-            body = body["endpoint"]
-        try:
-            return Endpoint.model_validate(body)
-        except Exception as exc:
-            raise MalformedResponse(
-                f"unreadable endpoint: {exc}".splitlines()[0], provider=self.name
-            ) from None
+            body, at = body["endpoint"], (*at, "endpoint")
+        return self.parse(Endpoint, body, source, at)
 
     # ---- reads -----------------------------------------------------------------------------
     async def list_templates(self) -> list[Template]:
@@ -327,7 +221,10 @@ class NebiusProvider(Provider):
 
     async def _endpoints(self) -> list[Endpoint]:
         return [
-            self._endpoint(e) for e in _list_of(await self.http.request("GET", PATH), "endpoints", "items")
+            self._endpoint(e, f"GET {PATH}", (i,))
+            for i, e in enumerate(
+                _list_of(await self.http.request("GET", PATH), f"GET {PATH}", "endpoints", "items")
+            )
         ]
 
     async def list_resources(self) -> list[Resource]:
@@ -379,10 +276,13 @@ class NebiusProvider(Provider):
             raise MalformedResponse("chat answer has no choices[0].message", provider=self.name) from None
 
     # ---- mutations -------------------------------------------------------------------------
-    async def _finish_endpoint(self, answer: Any) -> Resource:
-        return self.to_resource(self._endpoint(answer))
+    def finish_endpoint(self, source: str) -> Callable[[Any], Awaitable[Resource]]:
+        async def finish(answer: Any) -> Resource:
+            return self.to_resource(self._endpoint(answer, source))
 
-    async def _check_template(self, data: NebiusCreateEndpoint) -> None:
+        return finish
+
+    async def check_template(self, data: NebiusCreateEndpoint) -> None:
         """Refuse a model/flavor/GPU/region the templates do not offer, before anything is sent."""
         templates = {t.name: t for t in await self.list_templates()}
         t = templates.get(data.model_name)
@@ -405,33 +305,6 @@ class NebiusProvider(Provider):
                 f"gpu_count {data.gpu_count} is not offered for {t.name}. Choose from: {t.gpu_counts}.",
                 provider=self.name,
             )
-
-    async def plan_create(self, data: NebiusCreateEndpoint) -> Plan:
-        await self._check_template(data)
-        body = CreateBody(
-            name=data.name,
-            description=data.description,
-            model_name=data.model_name,
-            flavor_name=data.flavor_name,
-            gpu_type=data.gpu_type,
-            gpu_count=data.gpu_count,
-            region=data.region,
-            scaling=Scaling(min_replicas=data.min_replicas, max_replicas=data.max_replicas),
-        ).model_dump(exclude_none=True)
-        return self.plan(
-            operation="nebius_create_endpoint",
-            action=(
-                f"Create Nebius dedicated endpoint {data.name!r}: {data.model_name} ({data.flavor_name}) on "
-                f"{data.gpu_count}x {data.gpu_type} per replica, {data.min_replicas}-{data.max_replicas} "
-                f"replicas, in {data.region}."
-            ),
-            target=data.name,
-            request=WireRequest(method="POST", path=PATH, json_body=body),
-            finish=self._finish_endpoint,
-            reversible=True,
-            reversibility="delete it with delete_resource; GPU time is billed while replicas run.",
-            **self.cost(data.gpu_type, data.gpu_count, data.min_replicas, data.max_replicas),
-        )
 
     async def plan_update(self, data: UpdateInput) -> Plan:
         ep = await self._find(data.resource_id)
@@ -466,7 +339,7 @@ class NebiusProvider(Provider):
             action=f"Update Nebius endpoint {ep.name or ep.id}: {changes}.",
             target=ep.id,
             request=WireRequest(method="PATCH", path=f"{PATH}/{ep.id}", json_body=body),
-            finish=self._finish_endpoint,
+            finish=self.finish_endpoint(f"PATCH {PATH}/{ep.id}"),
             reversible=True,
             reversibility="update it again with the previous values.",
             **self.cost(body.get("gpu_type", ep.gpu_type), gpu_count, min_rep, max_rep),
@@ -480,7 +353,7 @@ class NebiusProvider(Provider):
             action=f"{verb} Nebius endpoint {ep.name or ep.id} (PATCH enabled={str(enabled).lower()}).",
             target=ep.id,
             request=WireRequest(method="PATCH", path=f"{PATH}/{ep.id}", json_body={"enabled": enabled}),
-            finish=self._finish_endpoint,
+            finish=self.finish_endpoint(f"PATCH {PATH}/{ep.id}"),
             reversible=True,
             reversibility=(
                 "stop it again with stop_resource." if enabled else "start it again with start_resource."
@@ -518,24 +391,3 @@ class NebiusProvider(Provider):
             reversible=False,
             reversibility="deleting an endpoint is permanent; its configuration and replicas are released.",
         )
-
-
-async def _plan_create(tk: Any, data: NebiusCreateEndpoint) -> Plan:
-    return await NebiusProvider.of(tk).plan_create(data)
-
-
-NebiusProvider.operations = [
-    Operation(
-        name="nebius_create_endpoint",
-        title="Create a Nebius dedicated endpoint",
-        description="Create a Nebius Token Factory dedicated endpoint: an autoscaling deployment of a model "
-        "template (list_templates gives model_name, flavor_name, gpu_type, gpu_count, regions). Its routing_key "
-        "is the model name for chat. Starts in up to 15 minutes (wait_for_resource). Costs GPU time while "
-        "replicas run.",
-        input=NebiusCreateEndpoint,
-        effect="create",
-        planner=_plan_create,
-        provider="nebius",
-        aliases=("nebius-create",),
-    )
-]

@@ -1,0 +1,140 @@
+"""Approvals: a confirmation is a row, consumed in the same transaction as the intent it allows
+(see `Journal.reserve`), so one approval sends at most one request."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from gpu_tools.errors import redact_value
+
+APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
+
+
+@dataclass
+class Approval:
+    id: str
+    fingerprint: str
+    digest: str
+    message: str
+    created_at: str
+    consumed_at: str | None
+    journal_id: int | None
+    result: Any
+    asked_by: str | None = None
+    # Version 6 (the approval page, gpu_tools/journal/decisions.py): see _V6_COLUMNS there.
+    expires_at: str | None = None
+    mode: str | None = None
+    view: Any = None
+    client: str | None = None
+    status: str | None = None
+    decided_by: str | None = None
+    decided_how: str | None = None
+    decided_at: str | None = None
+
+    @property
+    def expiry(self) -> datetime:
+        if self.expires_at:
+            return datetime.fromisoformat(self.expires_at)
+        return datetime.fromisoformat(self.created_at) + APPROVAL_TTL
+
+    @property
+    def expired(self) -> bool:
+        return self.expiry < datetime.now(UTC)
+
+
+class Approvals:
+    """The approvals table; mixed into `Journal`, whose transactions it writes in."""
+
+    if TYPE_CHECKING:
+        now: Callable[[], datetime]
+
+        def _tx(self, serialize: bool = False) -> AbstractContextManager[Any]: ...
+
+        def _read(self) -> AbstractContextManager[Any]: ...
+
+        def _stamp(self, precise: bool = False) -> str: ...
+
+    def new_approval(
+        self,
+        fingerprint: str,
+        digest: str,
+        message: str | Callable[[str], str],
+        *,
+        asked_by: str | None = None,
+        page: dict[str, Any] | None = None,
+    ) -> Approval:
+        """A new, unused approval; `message` may be a function of the approval's id. `page`: what the
+        approval page needs (expires_at, mode, view, client; version 6)."""
+        approval_id = secrets.token_hex(4)
+        if callable(message):
+            message = message(approval_id)
+        approval = Approval(
+            id=approval_id,
+            fingerprint=fingerprint,
+            digest=digest,
+            message=message,
+            created_at=self._stamp(precise=True),  # orders approvals made within one second
+            consumed_at=None,
+            journal_id=None,
+            result=None,
+            asked_by=asked_by,
+            **(page or {}),
+        )
+        view = json.dumps(redact_value(approval.view)) if approval.view is not None else None
+        with self._tx() as db:
+            cutoff = (self.now() - timedelta(days=7)).isoformat(timespec="seconds")
+            db.execute("DELETE FROM approvals WHERE created_at < ?", (cutoff,))
+            db.execute(
+                "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by, expires_at,"
+                " mode, view, client) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    approval.id,
+                    fingerprint,
+                    digest,
+                    message,
+                    approval.created_at,
+                    asked_by,
+                    approval.expires_at,
+                    approval.mode,
+                    view,
+                    approval.client,
+                ),
+            )
+        return approval
+
+    def latest_approval(self, fingerprint: str) -> Approval | None:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT * FROM approvals WHERE fingerprint=? ORDER BY created_at DESC, id DESC LIMIT 1",
+                (fingerprint,),
+            ).fetchone()
+            return self._to_approval(row)
+
+    def approval(self, approval_id: str) -> Approval | None:
+        with self._read() as db:
+            return self._approval(db, approval_id)
+
+    def set_approval_result(self, approval_id: str, result: Any) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE approvals SET result=? WHERE id=?", (json.dumps(redact_value(result)), approval_id)
+            )
+
+    def _approval(self, db: Any, approval_id: str) -> Approval | None:
+        row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
+        return self._to_approval(row)
+
+    @staticmethod
+    def _to_approval(row: Any) -> Approval | None:
+        if row is None:
+            return None
+        data = dict(row)
+        data["result"] = json.loads(data["result"]) if data["result"] else None
+        data["view"] = json.loads(data["view"]) if data.get("view") else None
+        return Approval(**data)

@@ -1,0 +1,135 @@
+"""Strict, bounded arguments: every tool's schema bounds every number, string, list and map, and a
+bad value (a boolean for a number, a number for a boolean, a huge count, a 3 MB text) is refused
+with a short message before anything reaches the sandbox."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from gpu_tools.models import SHOWN_TEXT
+from gpu_tools.sandbox import SandboxServer
+from gpu_tools.toolkit import registry
+from mcp_server import build_server
+from tests.conftest import mutating_requests, sandbox_settings
+from tests.mcp_helpers import Human, error_text
+
+
+def _unbounded(schema: Any, defs: dict[str, Any], path: str, seen: set[str]) -> list[str]:
+    if not isinstance(schema, dict):
+        return []
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return []
+        return _unbounded(defs[name], defs, path, seen | {name})
+    out: list[str] = []
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in schema.get(key, []):
+            out += _unbounded(sub, defs, path, seen)
+    kind = schema.get("type")
+    if "enum" in schema or "const" in schema:
+        return out
+    # Ids (`*_id`, `*_ids`) are capped by `check_id`, and a lifetime by its format, in validators that
+    # run before anything is asked: their schemas stay short (the tool list has a size budget).
+    checked = path.rsplit(".", 1)[-1].removesuffix("[]").endswith(("_id", "_ids")) or path == "expires_in"
+    if kind == "string" and "maxLength" not in schema and not checked:
+        out.append(f"{path}: text without maxLength")
+    if kind in ("integer", "number") and "maximum" not in schema and "exclusiveMaximum" not in schema:
+        out.append(f"{path}: number without maximum")
+    if kind == "array":
+        if "maxItems" not in schema:
+            out.append(f"{path}: list without maxItems")
+        out += _unbounded(schema.get("items"), defs, f"{path}[]", seen)
+    if kind == "object":
+        for name, sub in schema.get("properties", {}).items():
+            out += _unbounded(sub, defs, f"{path}.{name}" if path else name, seen)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            if "maxProperties" not in schema:
+                out.append(f"{path}: map without maxProperties")
+            out += _unbounded(extra, defs, f"{path}{{}}", seen)
+    return out
+
+
+OPERATIONS = list(registry())
+
+
+@pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.name)
+def test_every_argument_of_every_tool_is_bounded(op: Any) -> None:
+    schema = op.input.model_json_schema()
+    assert _unbounded(schema, schema.get("$defs", {}), "", set()) == []
+
+
+# ---- through the MCP front: refused at once, nothing reaches the sandbox -----------------------------
+NEBIUS = {
+    "name": "bounded",
+    "model_name": "openai/gpt-oss-20b",
+    "flavor_name": "base",
+    "gpu_type": "gpu-h100-sxm",
+    "gpu_count": 1,
+    "min_replicas": 1,
+    "max_replicas": 1,
+}
+NETMIND = {"name": "bounded", "flavor_id": "f-1", "image_url": "python:3.10-slim", "port": 8080}
+SESTERCE = {"name": "bounded", "hardware_id": "h-1", "model_id": "m-1", "regions": [{"region_id": 18}]}
+NEOLINK = {"display_name": "bounded", "image": "img", "gpu_sku_id": "1"}
+
+BAD = [
+    ("nebius_create_endpoint", {**NEBIUS, "gpu_count": True}, "gpu_count"),
+    ("nebius_create_endpoint", {**NEBIUS, "max_replicas": 10**30}, "max_replicas"),
+    ("nebius_create_endpoint", {**NEBIUS, "max_replicas": "2"}, "max_replicas"),
+    ("nebius_create_endpoint", {**NEBIUS, "description": "x" * 3_000_000}, "description"),
+    ("netmind_create_endpoint", {**NETMIND, "target_instance_number": 10**30}, "target_instance_number"),
+    ("netmind_create_endpoint", {**NETMIND, "command": "y" * 5000}, "command"),
+    (
+        "netmind_create_container",
+        {"name": "c", "auth_id": 1, "node_name": "n", "image_template_id": 1, "gpu": True},
+        "gpu",
+    ),
+    ("sesterce_create_endpoint", {**SESTERCE, "regions": [{"region_id": 18, "max": 10**30}]}, "max"),
+    ("sesterce_create_endpoint", {**SESTERCE, "envs": {"K": "v" * 5000}}, "envs"),
+    ("neolink_create_instance", {**NEOLINK, "volume_size": True}, "volume_size"),
+    (
+        "update_resource",
+        {"provider": "nebius", "resource_id": "ep-1", "max_replicas": 10**30},
+        "max_replicas",
+    ),
+    ("update_resource", {"provider": "nebius", "resource_id": "ep-1", "gpu_count": True}, "gpu_count"),
+    ("get_resource", {"provider": "nebius", "resource_id": "ep-1", "reveal_secrets": 1}, "reveal_secrets"),
+    ("list_offers", {"min_gpu_count": True}, "min_gpu_count"),
+    ("nebius_create_endpoint", {**NEBIUS, "expires_in": "1" * 3_000_000 + "h"}, "expires_in"),
+    ("sesterce_create_endpoint", {**SESTERCE, "hardware_id": "h" * 3_000_000}, "hardware_id"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("tool", "args", "field"), BAD, ids=[f"{t}-{f}" for t, _, f in BAD])
+async def test_a_bad_value_is_refused_shortly_and_nothing_is_sent(
+    sandbox: SandboxServer, tool: str, args: dict[str, Any], field: str
+) -> None:
+    human = Human()
+    async with Client(build_server(sandbox_settings(sandbox)), elicitation_callback=human) as client:
+        before = len(sandbox.sandbox.requests)
+        message = error_text(await client.call_tool(tool, args))
+    assert field in message and len(message) < 300, message
+    assert sandbox.sandbox.requests[before:] == [] and human.messages == []
+
+
+@pytest.mark.anyio
+async def test_a_long_text_that_is_sent_is_shown_cut_with_its_length(sandbox: SandboxServer) -> None:
+    human = Human(action="decline")
+    description = "d" * 3000
+    async with Client(build_server(sandbox_settings(sandbox)), elicitation_callback=human) as client:
+        await client.call_tool("nebius_create_endpoint", {**NEBIUS, "description": description})
+    (question,) = human.messages
+    assert '"description": "' + "d" * SHOWN_TEXT + '… (3,000 characters)"' in question
+    for name, value in NEBIUS.items():  # every argument sent is in the question
+        if name in ("min_replicas", "max_replicas"):
+            assert f'"{name}": {value}' in question, name
+        else:
+            assert f'"{name}": {json.dumps(value)}' in question, name
+    assert mutating_requests(sandbox) == []
