@@ -215,42 +215,49 @@ class Passkeys:
     def routes(self, base: str, session_of: Callable[[Request], Session | None]) -> list[Route]:
         approvals = self.approvals
 
+        async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
+            """Journal work on the journal's workers, never on the server's event loop."""
+            return await approvals.tk.journal.aio.run(fn, *args)
+
         async def approve_options(request: Request) -> Response:
             if session_of(request) is None:
                 return JSONResponse({"error": "sign in first"}, 401)
             approval_id = request.path_params["id"]
-            if approvals.tk.journal.approval(approval_id) is None:
+            if await off_loop(approvals.tk.journal.approval, approval_id) is None:
                 return JSONResponse({"error": "no such approval"}, 404)
-            if not approvals.tk.journal.approvers():
+            if not await off_loop(approvals.tk.journal.approvers):
                 return JSONResponse({"error": "no approver is enrolled: gpu-mcp approvers add NAME"}, 409)
-            return Response(self.request_options("approve", approval_id), media_type="application/json")
+            options = await off_loop(self.request_options, "approve", approval_id)
+            return Response(options, media_type="application/json")
 
         async def signin_options(request: Request) -> Response:
-            return Response(self.request_options("signin", ""), media_type="application/json")
+            options = await off_loop(self.request_options, "signin", "")
+            return Response(options, media_type="application/json")
 
         async def signin(request: Request) -> Response:
             from gpu_tools.approvals.page import COOKIE, _cookie
 
             try:
-                name = self.verify_assertion((await request.body()).decode(), "signin", None)
+                name = await off_loop(self.verify_assertion, (await request.body()).decode(), "signin", None)
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, 403)
             response = JSONResponse({"signed_in": name})
             _cookie(response, request, COOKIE, approvals.signin.open(name, passkey=name), max_age=8 * 3600)
             return response
 
-        def enroll_allowed(request: Request) -> tuple[dict[str, Any] | None, str | None, str | None]:
+        async def enroll_allowed(request: Request) -> tuple[dict[str, Any] | None, str | None, str | None]:
             """(the enrollment, who vouches for it, why not)."""
-            found = self.enrollment(request.path_params["token"])
+            found = await off_loop(self.enrollment, request.path_params["token"])
             if found is None:
                 return None, None, "This enrollment link is not valid: it was used or it expired."
             session = session_of(request)
-            if approvals.tk.journal.approvers() and (session is None or session.passkey is None):
+            enrolled = await off_loop(approvals.tk.journal.approvers)
+            if enrolled and (session is None or session.passkey is None):
                 return found, None, "An approver exists: sign in with an existing approver's passkey first."
             return found, session.passkey if session is not None else None, None
 
         async def enroll_page(request: Request) -> Response:
-            found, _, why = enroll_allowed(request)
+            found, _, why = await enroll_allowed(request)
             token = request.path_params["token"]
             if found is None:
                 return HTMLResponse(templates.message("Enrollment", why or "", base=base), 404)
@@ -262,20 +269,19 @@ class Passkeys:
             return HTMLResponse(templates.enroll(found["name"], token, base=base))
 
         async def enroll_options(request: Request) -> Response:
-            found, _, why = enroll_allowed(request)
+            found, _, why = await enroll_allowed(request)
             if found is None or why:
                 return JSONResponse({"error": why}, 403)
-            return Response(
-                self.creation_options(request.path_params["token"], found["name"]),
-                media_type="application/json",
-            )
+            options = await off_loop(self.creation_options, request.path_params["token"], found["name"])
+            return Response(options, media_type="application/json")
 
         async def enroll(request: Request) -> Response:
-            found, by, why = enroll_allowed(request)
+            found, by, why = await enroll_allowed(request)
             if found is None or why:
                 return JSONResponse({"error": why}, 403)
             try:
-                name = self.enroll(request.path_params["token"], (await request.body()).decode(), by)
+                body = (await request.body()).decode()
+                name = await off_loop(self.enroll, request.path_params["token"], body, by)
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, 400)
             return JSONResponse({"enrolled": name})
