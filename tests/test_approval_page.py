@@ -346,3 +346,26 @@ async def test_a_2026_url_mode_client_is_sent_the_page_as_an_input_request(sandb
     sent = [r for r in rows(server) if r.outcome == "ok"]
     assert [r.confirmed_by for r in sent] == ["local user (page)"]
     server.toolkit.close()
+
+
+async def test_wrong_codes_pause_sign_in_by_code(sandbox: SandboxServer) -> None:
+    """Ten wrong codes in a row, and even the right code is refused for a while: no guessing."""
+    server = page_server(sandbox)
+    async with client(server, "modern") as c, chromium() as browser:
+        link = structured(await c.call_tool("nebius_create_endpoint", CREATE))["approval"]
+        url, code = link_and_code(server.lines, link["id"])
+        page = await browser.new_page()
+        for _ in range(10):
+            await page.goto(url)
+            await page.fill("input[name=code]", "AAAA-AAAA")
+            async with page.expect_response(lambda r: r.request.method == "POST") as wrong:
+                await page.click("button[type=submit]")
+            assert (await wrong.value).status == 403
+        await page.goto(url)
+        await page.fill("input[name=code]", code)
+        async with page.expect_response(lambda r: r.request.method == "POST") as right:
+            await page.click("button[type=submit]")
+        assert (await right.value).status == 403 and "paused" in await page.inner_text("main")
+        assert await page.query_selector("#status") is None
+    assert server.toolkit.journal.approval(link["id"]).status is None
+    server.toolkit.close()

@@ -53,6 +53,8 @@ log = logging.getLogger("gpu_tools.approvals")
 LOCAL_USER = "local user"  # who signs in with a one-time code on a one-user (stdio, notebook) server
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read off a terminal and typed
 SESSION_TTL = timedelta(hours=8)
+MAX_FAILURES = 10  # wrong sign-in codes in a row before codes are refused for LOCKOUT
+LOCKOUT = timedelta(minutes=5)
 POLL = 0.2  # seconds between reads of the journal while a call waits for a decision
 
 PENDING = (
@@ -133,6 +135,8 @@ class SignIn:
     codes: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # sha256(code) -> user, expiry
     sessions: dict[str, Session] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    failures: int = 0  # wrong codes in a row
+    locked_until: datetime | None = None
 
     def issue(self, user: str = LOCAL_USER, ttl: timedelta = timedelta(minutes=10)) -> str:
         raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
@@ -142,15 +146,26 @@ class SignIn:
         return code
 
     def redeem(self, code: str) -> str | None:
-        """The user a code signs in (and the code is gone), or None."""
+        """The user a code signs in (and the code is gone), or None. After MAX_FAILURES wrong codes
+        in a row no code is taken for LOCKOUT (guessing one of 31^8 codes then takes centuries)."""
         normalized = code.strip().upper().replace(" ", "")
         if len(normalized) == 8:
             normalized = f"{normalized[:4]}-{normalized[4:]}"
+        now = datetime.now(UTC)
         with self.lock:
+            if self.locked_until is not None and now < self.locked_until:
+                return None
             hit = self.codes.pop(_digest(normalized), None)
-        if hit is None or hit[1] < datetime.now(UTC):
-            return None
+            if hit is None or hit[1] < now:
+                self.failures += 1
+                if self.failures >= MAX_FAILURES:
+                    self.failures, self.locked_until = 0, now + LOCKOUT
+                return None
+            self.failures = 0
         return hit[0]
+
+    def locked(self) -> bool:
+        return self.locked_until is not None and datetime.now(UTC) < self.locked_until
 
     def open(self, user: str, passkey: str | None = None) -> str:
         token = secrets.token_urlsafe(32)

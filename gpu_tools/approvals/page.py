@@ -183,9 +183,10 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
             )
         user = approvals.signin.redeem(str(form.get("code", ""))) or _token_user(approvals, form.get("code"))
         if user is None:
-            return await ask_signin(
-                request, error="That code is not valid (each code is used once and expires).", status=403
-            )
+            why = "That code is not valid (each code is used once and expires)."
+            if approvals.signin.locked():
+                why = "Too many wrong codes: sign-in by code is paused for a few minutes."
+            return await ask_signin(request, error=why, status=403)
         next_url = str(form.get("next", f"{BASE}/"))
         if not next_url.startswith(f"{BASE}/") or "//" in next_url[1:]:
             next_url = f"{BASE}/"
