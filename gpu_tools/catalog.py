@@ -28,11 +28,34 @@ if TYPE_CHECKING:
 BILLING_STATUSES = ("running", "pending")
 
 
+def named_region(offer: Offer) -> Offer:
+    """The offer with its region's name where the provider gives one beside the id (Sesterce)."""
+    name = offer.details.get("region_name")
+    if not isinstance(name, str) or not name or offer.region == name:
+        return offer
+    return offer.model_copy(update={"region": name, "region_id": offer.region_id or offer.region})
+
+
+def journal_costs(tk: Toolkit, resources: list[Resource]) -> None:
+    """One cost per resource: the provider's hourly figure where it states one (price_source
+    "provider"), otherwise the plan's, journaled at creation ("journal")."""
+    for r in resources:
+        if r.usd_per_hour is not None and r.price_source is None:
+            r.price_source = "provider"
+    if all(r.usd_per_hour is not None for r in resources):
+        return
+    live = {(e.provider, e.resource_id): e for e in tk.journal.live() if e.resource_id}
+    for r in resources:
+        entry = live.get((r.provider, r.resource_id))
+        if r.usd_per_hour is None and entry is not None and entry.usd_per_hour is not None:
+            r.usd_per_hour, r.price_source = entry.usd_per_hour, "journal"
+
+
 def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
     out = []
     gpu = q.gpu.lower() if q.gpu else None
     canon = canonical_gpu(q.gpu)
-    for o in map(with_usd, offers):
+    for o in map(named_region, map(with_usd, offers)):
         if q.kind and o.kind != q.kind:
             continue
         if gpu and gpu not in o.gpu_name.lower() and gpu != (o.gpu_model or "").lower():
@@ -40,10 +63,15 @@ def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
                 continue
         if q.region and q.region.lower() not in {
             str(o.region or "").lower(),
+            str(o.region_id or "").lower(),
             str(o.details.get("region_id", "")).lower(),
         }:
             continue
         if q.min_gpu_count and (o.gpu_count or 0) < q.min_gpu_count:
+            continue
+        if q.max_gpu_count and (o.gpu_count or 1) > q.max_gpu_count:
+            continue
+        if q.max_usd_per_hour is not None and (o.usd_per_hour is None or o.usd_per_hour > q.max_usd_per_hour):
             continue
         if q.min_gpu_memory_gb and (o.gpu_memory_gb or 0) < q.min_gpu_memory_gb:
             continue
@@ -147,7 +175,17 @@ async def spend(tk: Toolkit, data: ProviderFilter, progress: Any = None) -> Spen
         key=lambda x: x.expires_at,
     )
     notes = [*notes, f"Approval policy: {tk.approvals.policy_text()}."]
+    over = getattr(data, "over", None)
+    history = []
+    if over:  # spend over time, replayed from the journal's billing rows
+        from gpu_tools.operations import parse_duration
+        from gpu_tools.spend_history import spend_series
+
+        rows = await tk.journal.aio.run(tk.journal.billing_rows)
+        history = spend_series(rows, now - parse_duration(over), now, data.provider)
     return SpendReport(
+        history_over=over,
+        history=history,
         items=lines,
         by_provider=by_provider,
         total_usd_per_hour=round(sum(p.usd_per_hour for p in by_provider), 4),

@@ -22,7 +22,7 @@ from pydantic import (
     PrivateAttr,
     model_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema, PydanticCustomError
 
 # Every provider's name, in the order the providers registered (gpu_tools.providers.declare adds
@@ -145,7 +145,8 @@ class Offer(Model):
     gpu_memory_gb: float | None = None
     vcpu: int | None = None
     ram_gb: float | None = None
-    region: str | None = None
+    region: str | None = None  # the region's name where the provider gives one, else its id
+    region_id: str | None = None  # the provider's id when `region` is a name
     price: float | None = Field(None, description="Price per hour in `currency`, as the provider states it.")
     currency: str | None = None
     usd_per_hour: float | None = None
@@ -200,6 +201,9 @@ class Resource(Result, Addressable):
     model: str | None = Field(None, description="Model name to send in inference calls, when relevant.")
     created_at: datetime | str | None = None
     usd_per_hour: float | None = None
+    # provider (its own figure) or journal (the plan's, journaled at creation); kept out of the tools'
+    # output schemas, which a Resource appears in a dozen times.
+    price_source: SkipJsonSchema[str | None] = None
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -304,9 +308,6 @@ class ProviderListing(Listing[ProviderInfo]):
 
     toolsets: list[ToolsetInfo] = Field(default_factory=list)
     how_to_enable: str = ""
-    approval: str = Field(
-        "", description="How a person approves changes on this server (the approval policy)."
-    )
 
 
 class WireRequest(Model):
@@ -346,6 +347,8 @@ class Plan(Result):
     steps: list[Plan] = Field(
         default_factory=list, description="For multi-resource plans: one plan per request."
     )
+    # When there is nothing to send, the sentence that says so (for the fronts; not in the tools' schemas).
+    nothing_to_do: SkipJsonSchema[str | None] = None
 
     _request: WireRequest | None = PrivateAttr(None)
     _finish: Callable[[Any], Awaitable[Any]] | None = PrivateAttr(None)
@@ -421,9 +424,9 @@ class MutationResult(Result):
         "replayed: same idempotency key as an earlier call, its result returned, nothing sent; "
         "approval_pending: nothing was sent yet, a person must approve at approval.url."
     )
-    # Loosely typed on purpose: every mutating tool's output schema carries these, and tools/list has a
-    # size budget. `approval` is an ApprovalLink: {id, url, expires_at, via, next_step}.
-    status: str | None = Field(None, description="approval_pending while a person has not decided yet.")
+    # Loosely typed on purpose: every mutating tool's output schema carries it, and tools/list has a
+    # size budget. `approval` is an ApprovalLink: {id, url, expires_at, via, next_step}; `outcome` is
+    # the status ("approval_pending").
     approval: Any = Field(None, description="The pending approval: {id, url, expires_at, via, next_step}.")
     plan: Plan
     resource: Resource | None = None
@@ -541,6 +544,14 @@ class GuardStatus(Model):
     message: str
 
 
+class SpendPoint(Model):
+    """Cumulative spend of one provider (or `total`) at one moment, from the journal."""
+
+    at: str
+    provider: str
+    usd: float  # USD spent from the start of the period up to `at`
+
+
 class SpendReport(Result):
     """What is live across providers and what it costs."""
 
@@ -553,8 +564,9 @@ class SpendReport(Result):
     budgets: list[BudgetLine] = Field(default_factory=list)
     expiries: list[Expiry] = Field(default_factory=list, description="The next expiries, soonest first.")
     guard: GuardStatus | None = None
-    approval: str = Field(
-        "", description="How a person approves changes on this server (the approval policy)."
+    history_over: str | None = None
+    history: list[SpendPoint] = Field(
+        default_factory=list, description="With `over`: cumulative spend per provider and in total."
     )
 
 

@@ -106,7 +106,7 @@ def parse_duration(text: str) -> timedelta:
     """`90s`, `30m`, `2h`, `1.5d`, `1w` -> timedelta."""
     match = DURATION.fullmatch(text.strip().lower())
     if not match:
-        raise ValueError("use a number and a unit: s, m, h, d or w (e.g. 2h)")
+        raise ValueError("must be a number and a unit: s, m, h, d or w (e.g. 2h)")
     value, unit = float(match.group(1)), match.group(2)
     seconds = value * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
     if seconds > MAX_DURATION.total_seconds():
@@ -117,11 +117,9 @@ def parse_duration(text: str) -> timedelta:
 class CreateInput(MutationInput):
     expires_in: str | None = Field(
         None,
-        description="Lifetime, e.g. 2h or 3d (default: setting default_expires_in).",
+        description="Lifetime, e.g. 2h or 3d (default: default_expires_in).",
     )
-    expires_action: Literal["delete", "stop"] = Field(
-        "delete", description="What gpu-guard or reap_expired does at expiry."
-    )
+    expires_action: Literal["delete", "stop"] = Field("delete", description="What is done at expiry.")
     idempotency_key: str | None = Field(
         None,
         description="Unique to this intent: a repeat returns the first result.",
@@ -138,6 +136,21 @@ class CreateInput(MutationInput):
 
 class ProviderFilter(OpInput):
     provider: ProviderName | None = Field(None, description="Only this provider.")
+
+
+class SpendInput(ProviderFilter):
+    over: str | None = Field(
+        None,
+        description="Spend over time for this past period, e.g. 7d.",
+        max_length=32,
+    )
+
+    @field_validator("over")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= timedelta(0):
+            raise ValueError("must be positive")
+        return value
 
 
 class ResourceRef(OpInput):
@@ -159,18 +172,27 @@ class ListInput(ProviderFilter, VerboseInput):
 
 
 class ListOffersInput(ListInput):
+    provider: list[ProviderName] | None = Field(None, description="Only these providers.", max_length=16)  # type: ignore[assignment]
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _providers(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "sesterce,netmind"
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value or None
+
     kind: Literal["endpoint", "container", "instance"] | None = Field(
         None, description="What the offer rents."
     )
     gpu: str | None = Field(None, description="GPU model or provider GPU name.", max_length=NAME_MAX)
     region: str | None = Field(None, description="Region id or name, case-insensitive.", max_length=NAME_MAX)
-    min_gpu_count: int | None = Field(None, ge=1, description="At least this many GPUs per offer.", le=1024)
-    min_gpu_memory_gb: float | None = Field(
-        None, gt=0, description="At least this much memory per GPU, in GB.", le=10_000
-    )
+    min_gpu_count: int | None = Field(None, ge=1, description="Min GPUs per offer.", le=1024)
+    min_gpu_memory_gb: float | None = Field(None, gt=0, description="Min memory per GPU (GB).", le=10_000)
     max_usd_per_gpu_hour: float | None = Field(
         None, gt=0, description="At most this USD per GPU-hour.", le=10_000
     )
+    max_usd_per_hour: float | None = Field(None, gt=0, description="Max USD/h.", le=1_000_000)
+    max_gpu_count: int | None = Field(None, ge=1, description="Max GPUs.", le=1024)
     available_only: bool = Field(False, description="Only offers the provider says are available now.")
     refresh: bool = Field(False, description="Ask the providers again, not the cache.")
 
@@ -289,7 +311,7 @@ class ReapInput(MutationInput):
 
 # ---- the registry ---------------------------------------------------------------------------
 # Said once in each mutating operation's description by the fronts that ask (never in read-only mode).
-CONFIRMATION = "Asks the user to confirm the plan before sending; dry_run=true only returns the plan."
+CONFIRMATION = "Asks the user to confirm the plan first (dry_run=true: the plan only)."
 # Tool sets: which operations a front lists. `reads` and `lifecycle` work with every provider; a
 # provider's own set (named after it: its creates) is on by default when it has credentials and is
 # allowed; its other sets (Sesterce registries and full updates, NetMind Rent GPU containers) are one

@@ -298,16 +298,16 @@ class Toolkit:
     async def fan_out(
         self,
         capability: str,
-        only: str | None,
+        only: str | list[str] | None,
         fn: Callable[[Provider], Awaitable[list[T]]],
         progress: Progress | None = None,
     ) -> tuple[list[T], list[ProviderStatus]]:
-        """Run `fn` on every configured provider that has `capability`, concurrently, each under its
-        own time budget, so one slow or failing provider never hides the others' answers.
-        `progress` hears which providers have answered and which are still awaited."""
-        names = [only] if only else list(self.adapters)
-        if only:
-            self.adapter(only, capability)  # a direct question gets a direct error
+        """Run `fn` on every configured provider that has `capability` (or those in `only`),
+        concurrently, each under its own time budget, so one slow or failing provider never hides the
+        others' answers. `progress` hears which providers have answered and which are still awaited."""
+        names = ([only] if isinstance(only, str) else list(dict.fromkeys(only or []))) or list(self.adapters)
+        for name in names if only else []:
+            self.adapter(name, capability)  # a direct question gets a direct error
         statuses: dict[str, ProviderStatus] = {}
         jobs: dict[str, Coroutine[Any, Any, list[T]]] = {}
         waiting: set[str] = set()

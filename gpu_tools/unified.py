@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from gpu_tools.catalog import filter_offers, find_orphans, spend
+from gpu_tools.catalog import filter_offers, find_orphans, journal_costs, spend
 from gpu_tools.errors import GpuToolsError, InvalidInput, NotFound, WaitTimeout
 from gpu_tools.models import (
     ChatResult,
@@ -45,6 +45,7 @@ from gpu_tools.operations import (
     Progress,
     ProviderFilter,
     ReapInput,
+    SpendInput,
     StartInput,
     StopInput,
     UpdateInput,
@@ -85,12 +86,15 @@ async def _list_resources(
     items, statuses = await tk.fan_out("resources", data.provider, lambda p: p.list_resources(), progress)
     if data.status:
         items = [r for r in items if r.status == data.status]
+    journal_costs(tk, items)
     return Listing[Resource](items=items, total=len(items), providers=statuses)
 
 
 async def _get_resource(tk: Toolkit, data: GetResourceInput, progress: Progress | None) -> Resource:
     adapter = tk.adapter(data.provider, "resources")
-    return await adapter.get_resource(data.resource_id, reveal_secrets=data.reveal_secrets)
+    resource = await adapter.get_resource(data.resource_id, reveal_secrets=data.reveal_secrets)
+    journal_costs(tk, [resource])
+    return resource
 
 
 # The wait's clock and sleep, replaceable together in tests (with the sandbox's clock) so that a
@@ -111,6 +115,7 @@ async def _wait_for_resource(tk: Toolkit, data: WaitInput, progress: Progress | 
 
     def result(resource: Resource, reached: bool, note: str | None = None) -> WaitResult:
         waited = round(clock() - start, 1)
+        journal_costs(tk, [resource])
         return WaitResult(
             **{**resource.model_dump(), "reached": reached, "waited_seconds": waited, "note": note}
         )
@@ -263,12 +268,13 @@ async def _plan_reap(tk: Toolkit, data: ReapInput) -> Plan:
         else "deleting is permanent for every resource deleted.",
         steps=steps,
         warnings=warnings,
+        nothing_to_do=None if steps else "Nothing has expired.",
         sandbox=tk.settings.sandbox,
     )
     return plan
 
 
-async def _spend_handler(tk: Toolkit, data: ProviderFilter, progress: Progress | None) -> BaseModel:
+async def _spend_handler(tk: Toolkit, data: SpendInput, progress: Progress | None) -> BaseModel:
     if await tk.journal.aio.run(pending_rows, tk, data.provider):
         await reconcile(tk, data.provider)  # what was lost in flight is found before it is priced
     return await spend(tk, data)
@@ -379,7 +385,7 @@ CORE_OPERATIONS = [
         title="What is running and what it costs",
         description="Every live resource with its cost per hour now and since creation (an upper bound), totals per "
         "provider and overall, and when each expires: what is burning money.",
-        input=ProviderFilter,
+        input=SpendInput,
         output=SpendReport,
         effect="read",
         handler=_spend_handler,

@@ -9,16 +9,15 @@ so CJK text aligns. Long free text is cut in the middle; identifiers and URLs ne
 from __future__ import annotations
 
 import html
-import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from wcwidth import wcswidth
 
-from gpu_tools.models import ChatResult, Listing, MutationResult, OrphanReport, Plan, Resource, SpendReport
+from gpu_tools.models import MutationResult, Plan, Resource
 
 MAX_TEXT = 32  # free text wider than this is cut in the middle
 GENERIC_COLUMNS = 7  # columns shown by default for item types without a declared set
@@ -105,7 +104,12 @@ def _gpu(item: Any) -> str | None:
 
 
 def _est(item: Any) -> bool:
-    return bool(getattr(item, "price_estimated", False))
+    """An estimate: a converted or configured price, or a plan's cost where the provider states none."""
+    return bool(getattr(item, "price_estimated", False)) or from_plan(item)
+
+
+def from_plan(item: Any) -> bool:
+    return str(getattr(item, "price_source", None) or "").startswith("journal")
 
 
 COLUMNS: dict[str, list[Column]] = {
@@ -125,7 +129,7 @@ COLUMNS: dict[str, list[Column]] = {
         Column("status", "status"),
         Column("gpu", "GPU", get=_gpu),
         Column("region", "region"),
-        Column("usd_per_hour", "$/h", "money"),
+        Column("usd_per_hour", "$/h", "money", estimated=_est),
         Column("resource_id", "id", "id"),
     ],
     "Template": [
@@ -155,9 +159,9 @@ COLUMNS: dict[str, list[Column]] = {
         Column("provider", "provider"),
         Column("name", "name"),
         Column("status", "status"),
-        Column("usd_per_hour", "$/h", "money"),
+        Column("usd_per_hour", "$/h", "money", estimated=_est),
         Column("hours", "hours", "number"),
-        Column("accrued_usd", "accrued", "money"),
+        Column("accrued_usd", "accrued", "money", estimated=_est),
         Column("expires_at", "expires"),
         Column("resource_id", "id", "id"),
     ],
@@ -314,10 +318,7 @@ class Table:
         }
         self.rows = [[self._cell(c, item) for c in columns] for item in items]
         if any(c.estimated and c.estimated(i) for i in items for c in columns if c.kind == "money"):
-            currencies = sorted({getattr(i, "currency", None) or "?" for i in items if _est(i)})
-            self.notes.append(
-                f"~ estimated: converted to USD from {', '.join(currencies)} at the configured exchange rate."
-            )
+            self.notes.append(estimate_note(items))
 
     def _cell(self, column: Column, item: Any) -> str:
         value = column.value(item)
@@ -361,6 +362,21 @@ class Table:
         return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
 
+def estimate_note(items: Sequence[Any]) -> str:
+    """The one footnote for `~` figures: converted from which currencies, or taken from your settings."""
+    priced = [i for i in items if getattr(i, "price_estimated", False)]
+    currencies = sorted({getattr(i, "currency", None) or "?" for i in priced} - {"USD"})
+    usd_estimates = any(getattr(i, "currency", None) in ("USD", None) for i in priced)
+    parts = []
+    if any(from_plan(i) for i in items):
+        parts.append("the plan's cost, journaled at creation (the provider states none)")
+    if currencies:
+        parts.append(f"converted to USD from {', '.join(currencies)} at the configured exchange rate")
+    if usd_estimates:
+        parts.append("a price from your settings, not one the provider published")
+    return "~ estimated: " + "; ".join(parts) + "."
+
+
 def provider_notes(providers: Sequence[Any]) -> list[str]:
     trouble = [
         f"{p.provider}: {p.status}" + (f" ({p.message})" if p.message else "")
@@ -378,6 +394,7 @@ class View:
     columns: list[str] | None = None
     all_columns: bool = False
     sort: str | None = None
+    empty: str | None = None  # what an empty listing says (default: "No <items> found.")
 
 
 def listing_table(
@@ -392,7 +409,8 @@ def listing_table(
     """A table of `items` (the first `view.limit` of them), or a sentence when there are none."""
     notes = provider_notes(providers)
     if not items:
-        what = (caption or (title_of(model) if model else "items")).lower()
+        what = caption or (title_of(model) if model else "items")
+        what = what if what[:2].isupper() else what[:1].lower() + what[1:]  # "GPU offers", "templates"
         return "\n".join([f"No {what} found." if empty is None else empty, *notes]).strip()
     model = type(items[0])
     title = caption or title_of(model)
@@ -418,7 +436,9 @@ def card_lines(resource: Resource, plan: Plan | None = None) -> list[tuple[str, 
             if v is not None
         ]
         lines.append(("replicas", f"{resource.replicas}" + (f" ({', '.join(bounds)})" if bounds else "")))
-    if resource.usd_per_hour is not None:
+    if resource.usd_per_hour is not None and from_plan(resource):
+        cost = f"~{usd(resource.usd_per_hour)}/hour (the plan's estimate, journaled at creation)"
+    elif resource.usd_per_hour is not None:
         cost = f"{usd(resource.usd_per_hour)}/hour"
     elif plan is not None and plan.usd_per_hour is not None:
         cost = f"~{usd(plan.usd_per_hour)}/hour (the plan's estimate)"
@@ -459,8 +479,8 @@ def outcome_line(result: MutationResult) -> str:
     """One line per mutation, printed for every `%gpu` change in a cell."""
     plan = result.plan
     badge = "[SANDBOX] " if result.sandbox else ""
-    if plan.operation == "reap_expired" and not plan.steps:
-        return badge + "Nothing has expired."
+    if plan.nothing_to_do:
+        return badge + plan.nothing_to_do
     if result.outcome == "dry_run":
         return badge + f"Dry run, nothing was sent: {plan.action}"
     if result.outcome == "replayed":
@@ -480,208 +500,3 @@ def key_values_html(lines: list[tuple[str, str]]) -> str:
         for k, v in lines
     )
     return f"<table>{rows}</table>"
-
-
-# ---- what a %gpu call returns -----------------------------------------------------------------
-Block = str | Table | list[tuple[str, str]]
-
-
-class Rendered:
-    """What a `%gpu` call returns: shows itself as text or HTML; otherwise it is the result.
-
-    Attributes are the result's (`r.resource`, `r.plan`, `r.outcome`); a listing is a sequence of
-    its items (`len(r)`, `r[0]`, `for o in r`) with `.to_dataframe()` and `.to_dicts()`;
-    `.result` is the pydantic model itself."""
-
-    def __init__(
-        self,
-        result: BaseModel,
-        view: View | int | None = None,
-        words: Callable[[str], str] | None = None,
-    ) -> None:
-        self.result = result
-        self.view = view if isinstance(view, View) else View(limit=view if isinstance(view, int) else 25)
-        self.words = words or (lambda text: text)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self.result, name)
-
-    # a listing is a sequence of its items
-    def _listing(self) -> Listing[Any]:
-        if not isinstance(self.result, Listing):
-            raise TypeError(f"a {type(self.result).__name__} is not a list of items")
-        return self.result
-
-    def __len__(self) -> int:
-        return len(self._listing())
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._listing())
-
-    def __getitem__(self, index: int | slice) -> Any:
-        got = self._listing()[index]
-        return Rendered(got, self.view, self.words) if isinstance(got, Listing) else got
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        if isinstance(self.result, Listing):
-            return self.result.to_dicts()
-        items = getattr(self.result, "items", None)
-        if isinstance(items, list):
-            return [i.model_dump(mode="json") for i in items]
-        return [self.result.model_dump(mode="json")]
-
-    def to_dataframe(self) -> Any:
-        if isinstance(self.result, Listing):
-            return self.result.to_dataframe()
-        items = getattr(self.result, "items", None)
-        if isinstance(items, list):
-            return Listing[Any](items=items, total=len(items)).to_dataframe()
-        return Listing[Any](items=[self.result], total=1).to_dataframe()
-
-    # ---- presentation -------------------------------------------------------------------------
-    def badge(self) -> str:
-        return "[SANDBOX] " if getattr(self.result, "sandbox", False) else ""
-
-    def blocks(self) -> list[Block]:
-        r, view = self.result, self.view
-        if isinstance(r, Listing):
-            items = sort_items(list(r.items), view.sort) if view.sort else list(r.items)
-            return [listing_table(items, r.total, view, providers=r.providers, model=item_type(r))]
-        if isinstance(r, Plan):
-            return [self.words(r.message())]
-        if isinstance(r, MutationResult):
-            return self._mutation(r)
-        if isinstance(r, SpendReport):
-            unpriced = {line.provider for line in r.items if line.usd_per_hour is None}
-            priced = {line.provider for line in r.items if line.usd_per_hour is not None}
-            totals = [  # a provider whose every price is unknown costs "unknown", not $0.00
-                p.model_copy(update={"usd_per_hour": None, "accrued_usd": None})
-                if p.provider in unpriced - priced
-                else p
-                for p in r.by_provider
-            ]
-            head = f"Now: {usd(r.total_usd_per_hour)}/hour. Since creation: {usd(r.total_accrued_usd)}." + (
-                " Resources with an unknown price are not counted." if unpriced else ""
-            )
-            return [
-                head,
-                listing_table(
-                    r.items, len(r.items), view, providers=r.providers, empty="Nothing is running."
-                ),
-                *([listing_table(totals, len(totals), view)] if r.items else []),
-                *([listing_table(r.budgets, len(r.budgets), view)] if r.budgets else []),
-                *([listing_table(r.expiries, len(r.expiries), view)] if r.expiries else []),
-                self.words("\n".join(r.notes)) if r.items else "",
-                self.words(r.guard.message) if r.guard is not None else "",
-            ]
-        if isinstance(r, OrphanReport):
-            notes = provider_notes(r.providers)
-            if not r.untracked and not r.gone:
-                return [
-                    "Live at a provider but not created here: 0. Created here but gone: 0. Nothing to clean up.",
-                    *notes,
-                ]
-            summary = (
-                f"Live at a provider but not created here: {len(r.untracked)} "
-                f"({usd(r.untracked_usd_per_hour)}/hour). Created here but gone: {len(r.gone)}."
-            )
-            blocks: list[Block] = [summary]
-            if r.untracked:
-                blocks.append(
-                    listing_table(r.untracked, len(r.untracked), view, caption="Live, not created here")
-                )
-            if r.gone:
-                blocks.append(listing_table(r.gone, len(r.gone), view))
-            return blocks + notes
-        if isinstance(r, ChatResult):
-            return [r.content, fields_lines(r, skip=("content", "usage"))]
-        if isinstance(r, Resource):
-            note = getattr(r, "note", None)  # a wait that has not reached its state says what to do
-            return ([self.words(note)] if note and getattr(r, "reached", True) is False else []) + [
-                card_lines(r)
-            ]
-        listed = [
-            (name, value)
-            for name in type(r).model_fields
-            if isinstance(value := getattr(r, name), list) and value and isinstance(value[0], BaseModel)
-        ]
-        if listed:  # a page of items (e.g. NetMind images): a table per list, the scalars as lines
-            blocks: list[Block] = [
-                listing_table(
-                    value,
-                    len(value),
-                    view,
-                    caption=title_of(type(value[0]))
-                    if name == "items"
-                    else name.replace("_", " ").capitalize(),
-                )
-                for name, value in listed
-            ]
-            rest = fields_lines(r, skip=tuple(n for n, _ in listed) + ("total",))
-            return blocks + ([rest] if rest else [])
-        return [fields_lines(r)]
-
-    def _mutation(self, r: MutationResult) -> list[Block]:
-        plan = r.plan
-        if plan.operation == "reap_expired" and not plan.steps:
-            return ["Nothing has expired.", *[self.words(f"Note: {w}") for w in plan.warnings]]
-        if r.outcome == "dry_run":
-            return ["Dry run: nothing was sent.", self.words(plan.message())]
-        blocks: list[Block] = []  # the outcome line was printed when it happened
-        if r.resource is not None:
-            blocks.append(card_lines(r.resource, plan))
-        elif r.detail is not None and (lines := detail_lines(r.detail)):
-            blocks.append(lines)
-        for step in plan.steps:
-            blocks.append(f"  - {step.action}")
-        return blocks
-
-    def __repr__(self) -> str:
-        out = []
-        for block in self.blocks():
-            if isinstance(block, Table):
-                out.append(block.text())
-            elif isinstance(block, list):
-                out.append(key_values(block))
-            elif block:
-                out.append(block)
-        text = "\n".join(out)
-        if not self.badge() or text.startswith("[SANDBOX]"):
-            return text
-        return self.badge() + ("\n" + text if text.startswith(" ") else text)
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(repr(self))
-
-    def _repr_html_(self) -> str:
-        out = []
-        if self.badge():
-            out.append("<span style='background:#fde68a;padding:0 4px;border-radius:3px'>SANDBOX</span>")
-        for block in self.blocks():
-            if isinstance(block, Table):
-                out.append(block.html())
-            elif isinstance(block, list):
-                out.append(key_values_html(block))
-            elif block:
-                text = block.removeprefix("[SANDBOX] ")
-                out.append(f"<pre style='margin:2px 0'>{html.escape(text)}</pre>")
-        return "".join(out)
-
-
-class ProgressLine:
-    """One live status line, updated in place in Jupyter (display_id)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-    def _repr_html_(self) -> str:
-        return f"<code>{html.escape(self.text)}</code>"
-
-
-def to_json(value: Any) -> str:
-    return json.dumps(value, default=str)

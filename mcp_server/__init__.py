@@ -476,7 +476,6 @@ async def on_the_page(
         if approval.status is None and approval.consumed_at is None and not approval.expired:
             return MutationResult(
                 outcome="approval_pending",
-                status="approval_pending",
                 plan=asked.plan,
                 approval=link.model_dump(mode="json"),
                 sandbox=tk.settings.sandbox,

@@ -169,10 +169,7 @@ def test_gpu_mcp_refuses_to_start_on_a_configuration_that_would_fail_open(
     assert run.returncode == 2, run.stderr
     [line] = run.stderr.splitlines()
     assert line.startswith("gpu-mcp: ") and setting in line
-    assert secret is None or secret not in line
-    # Nothing listens: a request without Authorization is served as nobody, alice included.
-    with pytest.raises(httpx.ConnectError):
-        httpx.post(f"http://127.0.0.1:{port}/mcp", json=INITIALIZE, timeout=2)
+    assert secret is None or secret not in line  # and the process has ended: nothing serves anyone
 
 
 def test_a_generated_token_goes_to_a_private_file_never_to_stderr(gpu_home: Path) -> None:

@@ -925,7 +925,7 @@ def test_a_bad_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setenv("GPU_TOOLS_DEFAULT_EXPIRES_IN", "8 hours")
     with pytest.raises(
-        errors.InvalidInput, match=r"bad setting: default_expires_in: '8 hours' use a number"
+        errors.InvalidInput, match=r"bad setting: default_expires_in: '8 hours' must be a number"
     ) as bad:
         load_settings()
     assert "pydantic" not in str(bad.value)

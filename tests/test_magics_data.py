@@ -335,17 +335,17 @@ def test_ctrl_d_or_ctrl_c_at_the_question_means_no(
 def test_slow_read_reports_which_providers_answered(
     shell: InteractiveShell, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ipython_ext
+    import ipython_ext.magics
 
     seen: list[str] = []
-    real_tick = ipython_ext.Progress.tick
+    real_tick = ipython_ext.magics.Progress.tick
 
     def tick(self, elapsed: float) -> None:
         if self.text:
             seen.append(self.text)
         real_tick(self, elapsed)
 
-    monkeypatch.setattr(ipython_ext.Progress, "tick", tick)
+    monkeypatch.setattr(ipython_ext.magics.Progress, "tick", tick)
     sandbox.sandbox.faults["sesterce"] = Fault(latency=1.2)
     gpu(shell, "list-offers --refresh")
     assert any("waiting for sesterce" in s and "answered" in s for s in seen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -30,9 +31,12 @@ def test_notebook_runs_clean(path: Path, gpu_home: Path) -> None:
         for o in c.get("outputs", [])
     )
     assert "[SANDBOX]" in text
+    charts = [c for c in nb.cells if "chart" in c.get("metadata", {}).get("tags", [])]
+    assert charts, f"{path.name} shows no chart"
+    for cell in charts:  # every chart cell draws a picture
+        assert any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])), cell.source
     if path.name == "gpu-market.ipynb":
-        images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-        assert len(images) == 1  # the bar chart
+        assert len(charts) == 2  # offers, spend over time
         assert "Nothing has expired." in text
         created = [o for c in nb.cells for o in c.get("outputs", []) if "neolink" in o.get("text", "")]
         assert any("Done:" in o["text"] and "H100" in o["text"] for o in created)
@@ -42,6 +46,24 @@ def test_notebook_runs_clean(path: Path, gpu_home: Path) -> None:
         assert "<caption" in "".join(
             o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", [])
         )
+
+
+def test_wait_leaves_a_final_line_in_jupyter(gpu_home: Path) -> None:
+    """%gpu wait's live line ends as what was reached and how long it took."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext ipython_ext\n%gpu sandbox --fresh --ready-after 2"),
+        nbformat.v4.new_code_cell(
+            "ep = %gpu nebius-create-endpoint --name w --model-name openai/gpt-oss-20b --flavor-name base "
+            "--gpu-type gpu-h100-sxm --yes"
+        ),
+        nbformat.v4.new_code_cell("%gpu wait nebius {ep.resource.resource_id} --poll-seconds 0.2"),
+    ]
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    lines = [o["data"]["text/html"] for o in nb.cells[2].outputs if o["output_type"] == "display_data"]
+    assert lines and re.fullmatch(
+        r"<code>nebius dep-\w+: running \(\w+\), reached after \ds\.</code>", lines[0]
+    ), lines
 
 
 def test_slow_read_shows_live_progress_in_jupyter(gpu_home: Path) -> None:
@@ -58,5 +80,25 @@ def test_slow_read_shows_live_progress_in_jupyter(gpu_home: Path) -> None:
     NotebookClient(nb, timeout=60, kernel_name="python3").execute()
     outputs = nb.cells[2].outputs
     progress = [o for o in outputs if o["output_type"] == "display_data"]
-    assert progress and progress[0]["data"]["text/html"] == "<code></code>"  # shown, then cleared
+    # shown, then left as one final line (the display is updated in place, so nbclient keeps the last)
+    assert progress and re.fullmatch(
+        r"<code>4 provider\(s\) answered in \ds\.</code>", progress[0]["data"]["text/html"]
+    ), progress[0]["data"]
     assert outputs[-1]["data"]["text/plain"] != "0"
+
+
+def test_readme_notebook_snippet_runs_as_pasted(gpu_home: Path) -> None:
+    """The README's first notebook cell, pasted as one cell, runs against the sandbox and draws the
+    price chart."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### First steps", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "%gpu sandbox" in snippet and "offers.plot()" in snippet
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(snippet)]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    assert not [o for o in outputs if o["output_type"] == "error"], outputs
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "SANDBOX: every provider is emulated" in text and "Done: Delete Nebius" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the price chart

@@ -198,7 +198,7 @@ async def test_list_offers_joins_region_capacity_and_the_price_preview(
         {"hardwareId": L40S, "autoScalingConfigurations": [{"regionId": 18, "scale": {"max": 1}}]},
     )
     [offer] = result.items
-    assert offer.region == "18"
+    assert offer.region == "Singapore" and offer.region_id == "18"  # the name shown, the id kept
     assert offer.available is True
     assert offer.details["capacity"] == 12 and offer.details["region_name"] == "Singapore"
     assert (offer.price, offer.currency, offer.usd_per_hour) == (1.44, "USD", 1.44)

@@ -298,9 +298,9 @@ async def test_price_preview_and_offers(tk: Toolkit, sandbox: SandboxServer) -> 
     assert quote.gpus == 4
 
     offers = await tk.call("list_offers", {"provider": "sesterce", "gpu": "H100", "available_only": True})
-    assert {(o.offer_id, o.region) for o in offers.items} >= {(H100_1, "18"), (H100_1, "52")}
+    assert {(o.offer_id, o.region_id) for o in offers.items} >= {(H100_1, "18"), (H100_1, "52")}
     assert all(o.gpu_model == "H100" and o.usd_per_hour for o in offers.items)
-    assert (H100_1, "36") not in {(o.offer_id, o.region) for o in offers.items}  # capacity 0
+    assert (H100_1, "36") not in {(o.offer_id, o.region_id) for o in offers.items}  # capacity 0
     assert mutating_requests(sandbox) == []
 
 

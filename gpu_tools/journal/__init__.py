@@ -34,6 +34,7 @@ from gpu_tools.journal.approvals import APPROVAL_TTL, Approval, Approvals
 from gpu_tools.journal.decisions import _V6, _V6_COLUMNS, Decisions
 from gpu_tools.journal.kept import Kept
 from gpu_tools.journal.schema import (
+    _BILLING,
     _SCHEMA,
     _V2,
     _V2_COLUMNS,
@@ -472,6 +473,12 @@ class Journal(Approvals, Decisions):
     def spent(self, since: datetime, now: datetime | None = None) -> float:
         with self._read() as db:
             return self._spent(db, since, now or self.now())
+
+    def billing_rows(self) -> list[tuple[Any, ...]]:
+        """The rows that start, change, pause or end billing, oldest first (as `_spent` reads them):
+        (id, at, provider, operation, effect, resource_id, usd_per_hour, kind, outcome)."""
+        with self._read() as db:
+            return [tuple(row) for row in db.execute(_BILLING.format(FILTER="1=1")).fetchall()]
 
     def note(self, row_id: int, note: str) -> None:
         with self._tx() as db:
