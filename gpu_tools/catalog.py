@@ -174,6 +174,7 @@ async def spend(tk: Context, data: ProviderFilter, progress: Any = None) -> Spen
         ),
         key=lambda x: x.expires_at,
     )
+    notes = [*notes, f"Approval policy: {tk.approvals.policy_text()}."]
     over = getattr(data, "over", None)
     history = []
     if over:  # spend over time, replayed from the journal's billing rows

@@ -35,6 +35,7 @@ class Context(Protocol):
     recent: dict[str, tuple[float, Any]]  # small answers kept briefly by key (completion values)
     adapters: Mapping[str, Any]  # every provider's adapter, configured or not
     gate: SendsInFlight
+    approvals: Any  # gpu_tools.approvals.Approvals: the approval page's records (it takes a Context)
 
     def adapter(self, name: str, capability: str | None = None) -> Any:
         """The adapter of `name`, checked for credentials, policy and `capability`."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from gpu_tools import budget
+from gpu_tools.approvals import plan_view
 from gpu_tools.durations import parse_duration
 from gpu_tools.errors import (
     ConfirmationRefused,
@@ -161,10 +162,15 @@ class Question:
 
     plan: Plan
     approval: Approval
+    mode: str = "form"  # how the person approves it: form, page or passkey (gpu_tools.approvals)
 
     @property
     def text(self) -> str:
         return self.approval.message
+
+    @property
+    def on_the_page(self) -> bool:
+        return self.mode != "form"
 
 
 class Gate:
@@ -391,14 +397,25 @@ class Gate:
         return (self.tk.now() + parse_duration(expires_in)).isoformat(timespec="seconds")
 
     async def question(
-        self, op: Operation, args: dict[str, Any], *, resume: bool = False, asked_by: str | None = None
+        self,
+        op: Operation,
+        args: dict[str, Any],
+        *,
+        resume: bool = False,
+        asked_by: str | None = None,
+        page: bool = False,
+        client: str | None = None,
+        page_only: bool = False,
     ) -> Question | None:
         """The question a front should ask before running the call, or None when the call will not
         ask at all (invalid input, dry run, replayed key, policy refusal, nothing to do): the run
         then says why. Each fresh question is a new approval; `resume` (a later round of the same
         MCP call, where the person's answer arrives) reads the plan from the provider again, and
         reuses the latest approval for these arguments only while that plan is still the one it
-        was made for: otherwise a new approval, whose different text makes the client ask again."""
+        was made for: otherwise a new approval, whose different text makes the client ask again.
+        A question the approval page answers (the policy says so, or `page`: the front cannot show a
+        form) is the one open page approval of this plan and requester (`_page_question`);
+        `page_only`: only such a question (None, and no approval made, when the form would ask)."""
         shown: Plan | None = None
         try:
             data = op.parse(args)
@@ -412,6 +429,13 @@ class Gate:
         if await self.tk.journal.aio.run(self.policy_violation, plan, op) or self._nothing_to_do(plan):
             return None
         fp, digest = fingerprint(op, data, user=asked_by), plan_digest(plan)
+        mode = self.tk.approvals.mode_for(plan, op.effect)
+        if page_only and not (page or mode != "form"):
+            return None
+        if page or mode != "form":
+            return await self._page_question(
+                data, plan, fp, digest, asked_by, client, "page" if mode == "form" else mode
+            )
         latest = await self.tk.journal.aio.latest_approval(fp) if resume else None
         text = redact_known(plan.message())
         if latest is not None and not latest.expired:
@@ -437,6 +461,56 @@ class Gate:
             fp, digest, lambda aid: f"{text}\n(approval {aid})", asked_by=asked_by
         )
         return Question(plan, approval)
+
+    async def _page_question(
+        self,
+        data: MutationInput,
+        plan: Plan,
+        fp: str,
+        digest: str,
+        asked_by: str | None,
+        client: str | None,
+        mode: str,
+    ) -> Question:
+        """The page approval of this plan and requester: the latest one while it is unexpired and for
+        this very plan (pending, decided or used: calling again waits on it, is refused by its denial
+        or replays its send), else a new one."""
+        journal = self.tk.journal.aio
+        latest = await journal.latest_approval(fp)
+        if latest is not None and latest.mode is not None and not latest.expired and latest.digest == digest:
+            return Question(plan, latest, latest.mode)
+        text = redact_known(plan.message())
+        expires = self.tk.now() + self.tk.approvals.ttl()
+        args = data.model_dump(mode="json", exclude={"dry_run"})
+        view = await journal.run(plan_view, self.tk, plan, args)
+        approval = await journal.new_approval(
+            fp,
+            digest,
+            lambda aid: f"{text}\n(approval {aid})",
+            asked_by=asked_by,
+            page={
+                "expires_at": expires.isoformat(timespec="seconds"),
+                "mode": mode,
+                "view": view,
+                "client": client,
+            },
+        )
+        return Question(plan, approval, mode)
+
+    @staticmethod
+    def page_problem(approval: Approval, mode: str) -> str | None:
+        """Why this approval does not let its plan be sent under approval mode `mode`, or None."""
+        if approval.mode is None:
+            if mode == "form":
+                return None
+            return f"approval={mode}: a form's yes is not enough; this plan must be approved on the approval page"
+        if approval.status == "denied":
+            return f"denied on the approval page by {approval.decided_by} at {approval.decided_at}"
+        if approval.status != "approved":
+            return f"approval {approval.id} has not been approved on the approval page"
+        if mode == "passkey" and approval.decided_how != "passkey":
+            return "approval=passkey: this approval was not given with an enrolled approver's passkey"
+        return None
 
     @staticmethod
     def _nothing_to_do(plan: Plan) -> bool:
@@ -526,6 +600,14 @@ class Gate:
                 )
             if approval.consumed_at is not None:
                 return await self.tk.journal.aio.run(self._replay_approval, approval, plan)
+            problem = self.page_problem(approval, self.tk.approvals.mode_for(plan, op.effect))
+            if problem:
+                await refuse(problem)
+                raise ConfirmationRefused(
+                    f"not approved: {problem}. Nothing was sent.", provider=plan.provider
+                )
+            if approval.mode is not None:
+                confirmed_by = f"{approval.decided_by} ({approval.decided_how})"
             actor = approval.asked_by or actor
             if approval.digest != digest:
                 await refuse("the plan changed after the question was asked")
@@ -536,6 +618,14 @@ class Gate:
                     provider=plan.provider,
                 )
         else:
+            mode = self.tk.approvals.mode_for(plan, op.effect)
+            if mode != "form":
+                await refuse(f"approval={mode}: a yes given outside the approval page is not enough")
+                raise ConfirmationRefused(
+                    f"not approved: approval={mode} is in force, so this plan must be approved on the approval "
+                    "page; a yes given anywhere else is not enough. Nothing was sent.",
+                    provider=plan.provider,
+                )
             approval = await self.tk.journal.aio.new_approval(
                 fp, digest, redact_known(plan.message()), asked_by=actor
             )

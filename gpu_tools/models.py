@@ -386,6 +386,16 @@ class Plan(Result):
         return "\n".join(lines)
 
 
+class ApprovalLink(Model):
+    """An approval waiting for a person on the approval page."""
+
+    id: str
+    url: str = Field(description="The approval page: show it to the user in full; they sign in there.")
+    expires_at: str
+    via: str = Field(description="How the person approves: page or passkey.")
+    next_step: str = Field(description="What to do: show the link, then call again with the same arguments.")
+
+
 # Characters of one text value a confirmation shows; a longer one is cut, and its length said.
 SHOWN_TEXT = 160
 
@@ -409,10 +419,15 @@ def shown(value: Any) -> str:
 class MutationResult(Result):
     """What a mutating call did: the plan, and the outcome."""
 
-    outcome: Literal["dry_run", "done", "replayed"] = Field(
+    outcome: Literal["dry_run", "done", "replayed", "approval_pending"] = Field(
         description="dry_run: nothing was sent; done: the provider accepted it; "
-        "replayed: same idempotency key as an earlier call, its result returned, nothing sent."
+        "replayed: same idempotency key as an earlier call, its result returned, nothing sent; "
+        "approval_pending: nothing was sent yet, a person must approve at approval.url."
     )
+    # Loosely typed on purpose: every mutating tool's output schema carries it, and tools/list has a
+    # size budget. `approval` is an ApprovalLink: {id, url, expires_at, via, next_step}; `outcome` is
+    # the status ("approval_pending").
+    approval: Any = Field(None, description="The pending approval: {id, url, expires_at, via, next_step}.")
     plan: Plan
     resource: Resource | None = None
     detail: Any = Field(None, description="The provider's answer when it is not a resource (secrets masked).")

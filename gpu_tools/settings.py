@@ -192,6 +192,58 @@ class Settings(BaseSettings):
         validation_alias=_policy("guard_webhook_url"),
         description="Receives a JSON POST for each gpu-guard action and budget warning.",
     )
+    # ---- approvals (gpu_tools.approvals: the approval page, passkeys) ------------------------------
+    approval: Literal["form", "page", "passkey"] = Field(
+        "form",
+        validation_alias=_policy("approval"),
+        description="How a person approves a mutation. form: the client's confirmation form where it can "
+        "show one, the approval page everywhere else; page: always the approval page (a form's yes is never "
+        "enough); passkey: the page and a passkey of an enrolled approver.",
+    )
+    approval_above_usd_per_hour: float | None = Field(
+        None,
+        ge=0,
+        validation_alias=_policy("approval_above_usd_per_hour"),
+        description="A plan that costs less per hour than this (a stop, a delete) may be approved with the "
+        "form; at or above it, `approval` applies. Unset: `approval` applies to every mutation.",
+    )
+    approval_ttl: str = Field(
+        "10m", validation_alias=_policy("approval_ttl"), description="How long an approval stays open."
+    )
+    approval_wait: str = Field(
+        "45s",
+        validation_alias=_policy("approval_wait"),
+        description="How long a tool call waits for a decision on the page before it answers "
+        "approval_pending with the link (call again to continue).",
+    )
+    approval_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        validation_alias=_policy("approval_port"),
+        description="Port of the loopback approval page of a stdio server (0: a free port).",
+    )
+    approval_open_browser: bool | None = Field(
+        None,
+        validation_alias=_policy("approval_open_browser"),
+        description="Open the approval page in a browser when an approval is needed (stdio server). "
+        "Unset: on where a desktop browser is available.",
+    )
+    approval_origin: str | None = Field(
+        None,
+        validation_alias=_policy("approval_origin"),
+        description="https://name[:port] where a team's approval page is reached (the passkeys' relying "
+        "party); unset: the page's own loopback address.",
+    )
+    approval_quorum: int = Field(
+        1, ge=1, validation_alias=_policy("approval_quorum"), description="Distinct approvers needed."
+    )
+    approval_separate_requester: bool = Field(
+        False,
+        validation_alias=_policy("approval_separate_requester"),
+        description="The requester's own approval does not count towards the quorum.",
+    )
+
     reconcile_grace_seconds: float = Field(
         120.0,
         validation_alias=_policy("reconcile_grace_seconds"),
@@ -383,7 +435,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
 
-    @field_validator("default_expires_in")
+    @field_validator("default_expires_in", "approval_ttl", "approval_wait")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
@@ -391,6 +443,18 @@ class Settings(BaseSettings):
                 parse_duration(value)
             except ValueError as exc:
                 raise ValueError(f"{value!r} {exc}") from None
+        return value
+
+    @field_validator("approval_origin")
+    @classmethod
+    def _https_origin(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+                raise ValueError(
+                    "approval_origin must be https://name[:port] (passkeys need HTTPS beyond loopback)"
+                )
+            value = f"https://{parts.netloc}"
         return value
 
     def model_post_init(self, context: Any, /) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from gpu_tools.approvals import Approvals
 from gpu_tools.errors import (
     GpuToolsError,
     InvalidInput,
@@ -95,6 +96,7 @@ class Toolkit:
             for name, cls in ADAPTERS.items()
         }
         self.gate = Gate(self)
+        self.approvals = Approvals(self)  # the approval page and its records (gpu_tools.approvals)
         self._offers: Memo[list[Offer]] = Memo(lambda: self.settings.offers_cache_ttl, now=now)
         # Small answers reused briefly by key (completion values), with the time they came in.
         self.recent: dict[str, tuple[float, Any]] = {}
@@ -162,6 +164,7 @@ class Toolkit:
             how_to_enable="The MCP server lists the enabled tool sets only. To list others, start gpu-mcp with "
             "--toolsets default,NAME (or all), or set GPU_TOOLS_TOOLSETS=default,NAME or toolsets = "
             "['default', 'NAME'] in config.toml, and restart the server.",
+            notes=[f"Approval policy: {self.approvals.policy_text()}."],
         )
 
     async def call(
@@ -201,10 +204,27 @@ class Toolkit:
         return scrub(result, reveal=getattr(data, "reveal_secrets", False) is True)
 
     async def question(
-        self, name: str, args: dict[str, Any] | None, *, resume: bool = False, asked_by: str | None = None
+        self,
+        name: str,
+        args: dict[str, Any] | None,
+        *,
+        resume: bool = False,
+        asked_by: str | None = None,
+        page: bool = False,
+        client: str | None = None,
+        page_only: bool = False,
     ) -> Question | None:
-        """The question a front should ask before `call`, or None when no question is due."""
-        return await self.gate.question(self.registry.get(name), args or {}, resume=resume, asked_by=asked_by)
+        """The question a front should ask before `call`, or None when no question is due. `page`:
+        the front cannot show a form, so the approval page answers it (see `Gate.question`)."""
+        return await self.gate.question(
+            self.registry.get(name),
+            args or {},
+            resume=resume,
+            asked_by=asked_by,
+            page=page,
+            client=client,
+            page_only=page_only,
+        )
 
     async def reconcile(self, provider: str | None = None) -> ReconcileReport:
         return await reconcile(self, provider)
@@ -214,6 +234,7 @@ class Toolkit:
             await adapter.http.aclose()
 
     def close(self) -> None:
+        self.approvals.close()
         self.journal.close()
 
     async def offers(self, adapter: Provider, refresh: bool = False) -> list[Offer]:

@@ -319,11 +319,13 @@ class GpuMagics(Magics):
                 return frame
             return Rendered(result, view, self.words)
         # Ask on this (the kernel's) thread: the gate reuses the plan shown for the same arguments.
-        question = self.runner.run(tk.question(op.name, args))
+        question = self.runner.run(tk.question(op.name, args, client="%gpu"))
         answer = False
         if question is not None:
             display(Rendered(question.plan, view, self.words))
-            if yes:
+            if question.on_the_page:
+                answer = self._wait_for_the_page(question)
+            elif yes:
                 print("Confirmed with --yes.")
                 answer = True
             else:
@@ -340,6 +342,36 @@ class GpuMagics(Magics):
         if result.plan.nothing_to_do and not result.plan.warnings:
             return None  # the outcome line said it all
         return Rendered(result, view, self.words)
+
+    def _wait_for_the_page(self, question: Any) -> bool:
+        """approval=page/passkey: the cell shows the link and the one-time sign-in code (here only the
+        person at this notebook sees it) and waits, with a live status line, for the decision on the
+        page (Ctrl-C stops waiting; nothing is sent without an approval). --yes is not enough."""
+        import html
+
+        approvals = self.toolkit.approvals
+        approval = question.approval
+
+        def show(line: str) -> None:
+            url = approvals.link(approval.id)
+            text = f"Approve on the approval page ({question.mode}): {line}"
+            link = f'<a href="{html.escape(url)}" target="_blank" rel="noreferrer">{html.escape(url)}</a>'
+            markup = html.escape(text).replace(html.escape(url), link)
+            display({"text/plain": text, "text/html": f"<p>{markup}</p>"}, raw=True)
+
+        if approvals.announce(approval, show=show) is None:
+            print(f"Waiting for approval {approval.id} on the approval page: {approvals.link(approval.id)}")
+        progress = Progress(self.shell)
+        left = max(0.0, (approval.expiry - self.toolkit.now()).total_seconds())
+        try:
+            decided = self.runner.run(approvals.wait(approval.id, left, progress.report), progress.tick)
+        finally:
+            progress.done()
+        state = decided.status or ("expired" if decided.expired else "pending")
+        print(
+            f"Approval {approval.id}: {state}" + (f" by {decided.decided_by}" if decided.decided_by else "")
+        )
+        return decided.status == "approved"
 
     def _no_offers(self, args: dict[str, Any]) -> str:
         """What an empty offer listing says: the filters, the GPU names known, where to find offers."""

@@ -17,6 +17,7 @@ from functools import cache
 from typing import Annotated, Any
 
 import pydantic_core
+from mcp.server.elicitation import AcceptedUrlElicitation
 from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
@@ -33,13 +34,20 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.request_state import RequestStateSecurity
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from mcp.types import (
+    CallToolResult,
+    ElicitRequest,
+    ElicitRequestURLParams,
+    InputRequiredResult,
+    TextContent,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, Field, PrivateAttr, StrictBool, TypeAdapter
 
 from gpu_tools import __version__
 from gpu_tools.errors import ConfirmationRefused, GpuToolsError, PlanChanged
-from gpu_tools.gate import Question
-from gpu_tools.models import Listing, Plan
+from gpu_tools.gate import Approve, Question
+from gpu_tools.models import Listing, MutationResult, Plan
 from gpu_tools.operations import CONFIRMATION, Operation
 from gpu_tools.providers.declare import titles as provider_titles
 from gpu_tools.settings import Settings
@@ -156,6 +164,10 @@ class GpuServer(MCPServer):
             if op.mutating:
                 await tk.gate.journal_refusal(op, arguments, f"invalid input: {exc}", actor=user)
             raise ToolError(f"{exc} Nothing was sent.") from None
+        if op.mutating and context is not None:
+            link = await _url_round(tk, op, arguments, context, user)
+            if link is not None:
+                return link
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -178,6 +190,42 @@ class GpuServer(MCPServer):
             raise ToolError(
                 f"not confirmed: the client could not ask the user ({exc}). Nothing was sent."
             ) from None
+
+
+URL_ROUND = "gpu_tools_approval_page"  # the input request of a 2026-07-28 URL-mode round
+
+
+async def _url_round(
+    tk: Toolkit, op: Operation, arguments: dict[str, Any], ctx: Context, user: str | None
+) -> InputRequiredResult | None:
+    """2026-07-28, a client that declared URL mode, a plan the approval page must approve: the first
+    round answers an InputRequiredResult whose URL input request is the approval page (the tool's
+    resolvers cannot return one themselves); the client opens it and retries, and that retry runs
+    the tool, which finds the same approval (one per plan and requester) and waits for its decision.
+    None: not such a round (a legacy session asks with elicitation/create inside the tool)."""
+    if legacy(ctx) or not can_open_urls(ctx) or arguments.get("dry_run") is True:
+        return None
+    if URL_ROUND in (ctx.input_responses or {}):
+        return None  # the retry after the person was sent to the page
+    question = await tk.question(
+        op.name, arguments, asked_by=user, page=not can_elicit(ctx), client=client_name(ctx), page_only=True
+    )
+    if question is None:
+        return None  # the form asks (or nothing is asked): the tool's own rounds
+    approval = question.approval
+    if approval.status is not None or approval.consumed_at is not None or approval.expired:
+        return None
+    link = tk.approvals.pending_link(approval)
+    tk.approvals.announce(approval)
+    request = ElicitRequest(
+        params=ElicitRequestURLParams(
+            mode="url",
+            message=f"Approve on the gpu-tools approval page: {question.plan.action}",
+            url=link.url,
+            elicitation_id=approval.id,
+        )
+    )
+    return InputRequiredResult(input_requests={URL_ROUND: request})
 
 
 def _caller(context: Context | None) -> str | None:
@@ -296,10 +344,19 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
             # Runs before the body on every round: a fresh call makes a new approval; a later
             # round (the answer) reads the plan again and finds the same approval only while the
             # plan is unchanged, else makes a new one, whose new text the client is asked again.
-            if kwargs.get("dry_run") or not can_elicit(ctx):
+            # A client that cannot show a form, or a policy that wants the approval page, gets the
+            # one open page approval of this plan (the same one on every call until it expires).
+            if kwargs.get("dry_run"):
                 return None
             asker = user_of(ctx.request_context.request)
-            return await tk.question(op.name, kwargs, resume=resuming(ctx), asked_by=asker)
+            return await tk.question(
+                op.name,
+                kwargs,
+                resume=resuming(ctx),
+                asked_by=asker,
+                page=not can_elicit(ctx),
+                client=client_name(ctx),
+            )
 
         question_for.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
         question_for.__annotations__ = {"ctx": Context, "return": Question | None}
@@ -310,8 +367,8 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
         async def ask(
             ctx: Context, asked: Question | None, **kwargs: Any
         ) -> Elicit[Confirmation] | DeclinedElicitation:
-            if asked is None:
-                return DeclinedElicitation()
+            if asked is None or asked.on_the_page or not can_elicit(ctx):
+                return DeclinedElicitation()  # not asked here: the approval page answers it
             return Elicit(asked.text + "\n\nSend this request?", Confirmation)
 
         ask.__signature__ = inspect.Signature([ctx_param, asked_param, *params])  # type: ignore[attr-defined]
@@ -330,6 +387,8 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
         ) -> Any:
             actor = user_of(ctx.request_context.request)
             try:
+                if asked is not None and (asked.on_the_page or not can_elicit(ctx)):
+                    return await on_the_page(tk, op, ctx, kwargs, actor, asked)
                 try:
                     return await tk.call(
                         op.name,
@@ -362,6 +421,66 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
     fn.__annotations__ = annotations
     fn.__name__ = fn.__qualname__ = op.name
     return fn
+
+
+def client_name(ctx: Context) -> str | None:
+    """The MCP client's name and version as it introduced itself (shown on the approval page)."""
+    try:
+        params = ctx.session.client_params
+    except (AttributeError, LookupError, ValueError):
+        return None
+    info = getattr(params, "client_info", None)
+    if info is None:
+        return None
+    return f"{info.name} {info.version}".strip() if getattr(info, "version", None) else info.name
+
+
+def can_open_urls(ctx: Context) -> bool:
+    """Whether the client declared URL-mode elicitation (it shows a link and may open it)."""
+    caps = ctx.client_capabilities
+    elicitation = caps.elicitation if caps is not None else None
+    return elicitation is not None and elicitation.url is not None
+
+
+async def on_the_page(
+    tk: Toolkit, op: Operation, ctx: Context, args: dict[str, Any], actor: str | None, asked: Question
+) -> Any:
+    """The approval page answers this call's question: the link goes to the person (URL-mode
+    elicitation where the client has it, the server's terminal and the webhook always), the call
+    waits up to `approval_wait` (with progress) for the decision, and then sends, is refused, or
+    answers `approval_pending` with the link, to be called again with the same arguments."""
+    approval = asked.approval
+    decided = approval.status is not None or approval.consumed_at is not None or approval.expired
+    if not decided:
+        link = tk.approvals.pending_link(approval)
+        tk.approvals.announce(approval)
+        elicited = False
+        if can_open_urls(ctx) and legacy(ctx):
+            try:
+                answer = await ctx.elicit_url(
+                    f"Approve on the gpu-tools approval page: {asked.plan.action}", link.url, approval.id
+                )
+                elicited = isinstance(answer, AcceptedUrlElicitation)
+            except (MCPError, ValueError) as exc:
+                log.warning("URL elicitation failed (%s): the link is in the result", exc)
+
+        async def progress(done: float, total: float | None, message: str) -> None:
+            await ctx.report_progress(done, total, message)
+
+        approval = await tk.approvals.wait(approval.id, tk.approvals.wait_seconds(), progress)
+        if elicited and approval.status is not None:
+            try:
+                await ctx.session.send_elicit_complete(approval.id)
+            except (MCPError, ValueError, AttributeError) as exc:
+                log.warning("could not tell the client the approval is complete (%s)", exc)
+        if approval.status is None and approval.consumed_at is None and not approval.expired:
+            return MutationResult(
+                outcome="approval_pending",
+                plan=asked.plan,
+                approval=link.model_dump(mode="json"),
+                sandbox=tk.settings.sandbox,
+            )
+    return await tk.call(op.name, args, confirmer=Approve(), approval_id=approval.id, actor=actor)
 
 
 ASK_AGAIN = 2  # legacy: how many times one call asks about a plan that changed while it was asked

@@ -15,7 +15,7 @@ import secrets
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -98,10 +98,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sandbox-ready-after", type=float, default=3.0, help="seconds sandbox resources take to start"
     )
+    parser.add_argument(
+        "--approval",
+        choices=("form", "page", "passkey"),
+        help="how a person approves changes: form (default: the client's form, else the approval page), "
+        "page (always the approval page) or passkey (the page and an enrolled passkey)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["approvers"]:
+        approvers(argv[1:])
+        return
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="gpu-mcp: %(levelname)s %(message)s")
     for handler in logging.getLogger().handlers:
@@ -112,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides["read_only"] = True
     if args.toolsets is not None:
         overrides["toolsets"] = args.toolsets
+    if args.approval is not None:
+        overrides["approval"] = args.approval
     try:
         settings = load_settings(**overrides)
     except GpuToolsError as exc:
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
             app = BearerAuth(
                 SessionRefusals(mcp_app, tk), tokens, oauth=verifier, resource_metadata_url=metadata_url
             )
+            app = serve_approvals(app, tk, args.host, args.port, tokens, security.allowed_hosts)
             say(
                 f"serving MCP over streamable HTTP at http://{host}:{args.port}/mcp "
                 "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"
@@ -261,6 +274,88 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if sandbox:
             sandbox.stop()
+
+
+def approvers(argv: list[str]) -> None:
+    """`gpu-mcp approvers add NAME | list | remove NAME`: the people whose passkeys approve changes
+    (approval = "passkey"), kept in the journal database every server of a team shares."""
+    import getpass
+    import time
+    import webbrowser
+
+    from gpu_tools.toolkit import Toolkit
+
+    parser = argparse.ArgumentParser(prog="gpu-mcp approvers", description=approvers.__doc__)
+    parser.add_argument("--sandbox", action="store_true", help="the approvers of `gpu-mcp --sandbox` servers")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help="print (and open) a one-time link where NAME enrolls a passkey")
+    add.add_argument("name")
+    add.add_argument("--no-browser", action="store_true", help="print the link only")
+    commands.add_parser("list", help="the enrolled approvers")
+    remove = commands.add_parser("remove", help="remove NAME's passkeys")
+    remove.add_argument("name")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except GpuToolsError as exc:
+        refuse(str(exc))
+    if args.sandbox:
+        settings = settings.for_sandbox("http://127.0.0.1:9")  # only its journal is used here
+    tk = Toolkit(settings)
+    me = getpass.getuser()
+    say = lambda text: print(text, flush=True)  # noqa: E731
+    try:
+        if args.command == "list":
+            rows = tk.journal.approvers()
+            for row in rows:
+                say(f"{row['name']}  enrolled {row['created_at']}  passkey {row['credential_id'][:12]}...")
+            if not rows:
+                say("no approvers: gpu-mcp approvers add NAME")
+        elif args.command == "remove":
+            gone = tk.journal.remove_approver(args.name, by=me)
+            if not gone:
+                refuse(f"no approver named {args.name!r} (gpu-mcp approvers list)")
+            tk.approvals.notify("approver_removed", {"name": args.name, "by": me}, background=False)
+            say(f"removed {args.name} ({gone} passkey(s))")
+        else:
+            passkeys = tk.approvals.passkeys
+            token = passkeys.new_enrollment(args.name, by=me)
+            if settings.approval_origin:
+                # The team's server serves the page (its name is the passkeys' relying party).
+                say(
+                    f"{args.name} enrolls at {settings.approval_origin}/approvals/enroll/{token} (valid 24 hours, once)"
+                )
+                return
+            link = passkeys.enroll_link(token)  # serves the page on loopback, in this process
+            before = len(tk.journal.approvers())
+            note = "" if before == 0 else " (sign in there with an existing approver's passkey first)"
+            say(f"{args.name} enrolls a passkey at {link}{note}; waiting (Ctrl-C to stop)")
+            if not args.no_browser:
+                webbrowser.open(link)
+            while len(tk.journal.approvers()) == before:
+                time.sleep(0.5)
+            say(f"enrolled {args.name}")
+    except KeyboardInterrupt:
+        say("stopped: nothing enrolled")
+    finally:
+        tk.close()
+
+
+def serve_approvals(
+    app: Any, tk: Any, host: str, port: int, tokens: dict[str, str | None], hosts: list[str]
+) -> Any:
+    """The approval page under /approvals/ of the HTTP server (outside the bearer check: a browser
+    signs in on the page with its token, a one-time code or a passkey)."""
+    from gpu_tools.approvals.page import with_page
+
+    approvals = tk.approvals
+    origin = tk.settings.approval_origin
+    approvals.base_url = origin or f"http://{'localhost' if is_loopback(host) else host}:{port}"
+    approvals.tokens = tokens
+    if origin:
+        hosts = [*hosts, origin.removeprefix("https://")]
+    print(f"gpu-mcp: approval page: {approvals.base_url}/approvals/", file=sys.stderr, flush=True)
+    return with_page(app, approvals, hosts)
 
 
 if __name__ == "__main__":

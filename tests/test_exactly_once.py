@@ -460,9 +460,9 @@ class Malformed:
         Malformed(None),
         Malformed({"confirm": "yes"}),
         Malformed({"something": True}),
-        None,  # no elicitation at all
     ],
-    ids=["decline", "cancel", "false", "no-content", "string", "wrong-field", "no-elicitation"],
+    # A client with no elicitation at all is not refused: it gets the approval page (test_approval_page).
+    ids=["decline", "cancel", "false", "no-content", "string", "wrong-field"],
 )
 async def test_every_refusal_is_journaled_and_readable(
     sandbox: SandboxServer, mode: str, callback: Any
@@ -547,7 +547,7 @@ async def test_a_failing_legacy_callback_is_a_journaled_refusal(sandbox: Sandbox
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_a_url_only_client_gets_the_readable_cannot_ask_refusal(
+async def test_a_url_only_client_is_never_asked_a_form_and_gets_the_page(
     sandbox: SandboxServer, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     build = ClientSession._build_capabilities
@@ -560,11 +560,18 @@ async def test_a_url_only_client_gets_the_readable_cannot_ask_refusal(
 
     monkeypatch.setattr(ClientSession, "_build_capabilities", url_only)
     human = Human()
-    server = build_server(sandbox_settings(sandbox))
+    server = build_server(sandbox_settings(sandbox, approval_wait="0s", approval_open_browser=False))
+    server.toolkit.approvals.say = lambda text: None
     async with Client(server, elicitation_callback=human, mode=mode) as client:
         result = await client.call_tool("nebius_create_endpoint", NEBIUS)
-    assert "cannot ask the user" in error_text(result) and human.messages == []
-    assert mutating_requests(sandbox) == [] and [e.outcome for e in rows(server.toolkit)] == ["refused"]
+    pending = structured(result)
+    assert pending["outcome"] == "approval_pending" and pending["approval"]["url"].startswith(
+        "http://localhost:"
+    )
+    # No form, ever; a 2025-11-25 session is sent the link to open (URL mode), a 2026-07-28 one reads it.
+    assert all(m.startswith("Approve on the gpu-tools approval page") for m in human.messages)
+    assert mutating_requests(sandbox) == [] and rows(server.toolkit) == []
+    server.toolkit.close()
 
 
 # ---- case 7: the configured key is redacted everywhere ---------------------------------------------

@@ -116,13 +116,16 @@ async def test_refusals_send_nothing(sandbox: SandboxServer, mode: str, human: H
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_client_without_elicitation_is_refused_without_asking(
+async def test_client_without_elicitation_gets_the_approval_page_and_nothing_is_sent(
     sandbox: SandboxServer, mode: str
 ) -> None:
-    async with Client(server_for(sandbox), mode=mode) as client:
+    server = server_for(sandbox, approval_wait="0s", approval_open_browser=False)
+    server.toolkit.approvals.say = lambda text: None
+    async with Client(server, mode=mode) as client:
         result = await client.call_tool("nebius_create_endpoint", CREATE)
-    assert "cannot ask the user" in error_text(result)
+    assert structured(result)["outcome"] == "approval_pending"
     assert mutating_requests(sandbox) == []
+    server.toolkit.close()
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -23,7 +23,13 @@ CREATE = {
 
 
 def params(home: Path, *extra: str) -> StdioServerParameters:
-    env = {"PATH": os.environ.get("PATH", ""), "GPU_TOOLS_HOME": str(home), "HOME": str(home)}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "GPU_TOOLS_HOME": str(home),
+        "HOME": str(home),
+        "GPU_TOOLS_APPROVAL_WAIT": "0s",  # a client without a form gets the approval page's link at once
+        "GPU_TOOLS_APPROVAL_OPEN_BROWSER": "false",
+    }
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "mcp_server", "--sandbox", "--sandbox-ready-after", "0.2", *extra],
@@ -54,9 +60,9 @@ async def test_stdio_read_only_and_no_elicitation(gpu_home: Path) -> None:
     async with Client(params(gpu_home, "--read-only")) as client:
         tools = (await client.list_tools()).tools
         assert tools and all(t.annotations.read_only_hint for t in tools)
-    async with Client(params(gpu_home)) as client:  # this client cannot elicit
-        refused = await client.call_tool("nebius_create_endpoint", CREATE)
-        assert "cannot ask the user" in error_text(refused)
+    async with Client(params(gpu_home)) as client:  # this client cannot elicit: it gets the page's link
+        pending = structured(await client.call_tool("nebius_create_endpoint", CREATE))
+        assert pending["outcome"] == "approval_pending" and "/approvals/" in pending["approval"]["url"]
         assert structured(await client.call_tool("list_resources", {}))["items"] == []
 
 

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from gpu_tools.errors import GpuToolsError, redact_value
 from gpu_tools.journal.approvals import APPROVAL_TTL, Approval, Approvals
+from gpu_tools.journal.decisions import _V6, _V6_COLUMNS, Decisions
 from gpu_tools.journal.kept import Kept
 from gpu_tools.journal.schema import (
     _BILLING,
@@ -99,7 +100,7 @@ class _Conflict(Exception):
     """Another writer consumed the approval first (the database said so)."""
 
 
-class Journal(Approvals):
+class Journal(Approvals, Decisions):
     """Everything the journal does, in SQL both backends speak. A backend supplies the connection,
     `_tx` (a write transaction; `serialize` makes it exclusive among every writer of the journal),
     `_read`, the schema version's storage and the few words its dialect spells differently."""
@@ -208,6 +209,11 @@ class Journal(Approvals):
                 db.execute(statement)
             self._kept.rebuild(db)
             db.execute("ANALYZE")  # the planner's statistics for the new indexes and tables
+        if version < 6 <= target:
+            for table, columns in _V6_COLUMNS.items():
+                self._add_columns(db, table, columns)
+            for statement in self._ddl(_V6):
+                db.execute(statement)
 
     def schema_version(self) -> int:
         with self._read() as db:

@@ -27,10 +27,25 @@ class Approval:
     journal_id: int | None
     result: Any
     asked_by: str | None = None
+    # Version 6 (the approval page, gpu_tools/journal/decisions.py): see _V6_COLUMNS there.
+    expires_at: str | None = None
+    mode: str | None = None
+    view: Any = None
+    client: str | None = None
+    status: str | None = None
+    decided_by: str | None = None
+    decided_how: str | None = None
+    decided_at: str | None = None
+
+    @property
+    def expiry(self) -> datetime:
+        if self.expires_at:
+            return datetime.fromisoformat(self.expires_at)
+        return datetime.fromisoformat(self.created_at) + APPROVAL_TTL
 
     @property
     def expired(self) -> bool:
-        return datetime.fromisoformat(self.created_at) + APPROVAL_TTL < datetime.now(UTC)
+        return self.expiry < datetime.now(UTC)
 
 
 class Approvals:
@@ -52,8 +67,10 @@ class Approvals:
         message: str | Callable[[str], str],
         *,
         asked_by: str | None = None,
+        page: dict[str, Any] | None = None,
     ) -> Approval:
-        """A new, unused approval; `message` may be a function of the approval's id."""
+        """A new, unused approval; `message` may be a function of the approval's id. `page`: what the
+        approval page needs (expires_at, mode, view, client; version 6)."""
         approval_id = secrets.token_hex(4)
         if callable(message):
             message = message(approval_id)
@@ -67,13 +84,27 @@ class Approvals:
             journal_id=None,
             result=None,
             asked_by=asked_by,
+            **(page or {}),
         )
+        view = json.dumps(redact_value(approval.view)) if approval.view is not None else None
         with self._tx() as db:
             cutoff = (self.now() - timedelta(days=7)).isoformat(timespec="seconds")
             db.execute("DELETE FROM approvals WHERE created_at < ?", (cutoff,))
             db.execute(
-                "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by) VALUES (?,?,?,?,?,?)",
-                (approval.id, fingerprint, digest, message, approval.created_at, asked_by),
+                "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by, expires_at,"
+                " mode, view, client) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    approval.id,
+                    fingerprint,
+                    digest,
+                    message,
+                    approval.created_at,
+                    asked_by,
+                    approval.expires_at,
+                    approval.mode,
+                    view,
+                    approval.client,
+                ),
             )
         return approval
 
@@ -115,4 +146,5 @@ class Approvals:
             return None
         data = dict(row)
         data["result"] = json.loads(data["result"]) if data["result"] else None
+        data["view"] = json.loads(data["view"]) if data.get("view") else None
         return Approval(**data)

@@ -4,7 +4,7 @@ differently; each backend fills them in."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6  # 6: the approval page's decisions and approvers (journal/decisions.py)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
     id {ID},
