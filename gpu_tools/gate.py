@@ -334,7 +334,8 @@ class Gate:
         return hit[1] if hit is not None and time.monotonic() - hit[0] < PLAN_TTL else None
 
     async def _build(self, op: Operation, data: MutationInput) -> Plan:
-        assert op.planner is not None
+        if op.planner is None:
+            raise RuntimeError("internal error: expected op.planner is not None")
         self.tk.check_provider_allowed(getattr(data, "provider", None) or op.provider)
         plan = await op.planner(self.tk, data)
         if plan.kind is None and op.creates:
@@ -552,7 +553,20 @@ class Gate:
         if first is not None:
             return await self._replay_key(op, data, first, actor=actor)
 
-        plan = await self.plan(op, data)
+        try:
+            plan = await self.plan(op, data)
+        except GpuToolsError as exc:  # nothing could be planned (not found, not offered...): say so
+            if not data.dry_run:
+                provider = getattr(data, "provider", None) or exc.provider
+                await self.tk.journal.aio.record(
+                    self._unplanned(op, provider),
+                    op.effect,
+                    "refused",
+                    error=f"the plan could not be made: {exc.message}",
+                    idempotency_key=key,
+                    actor=actor,
+                )
+            raise
         if data.dry_run:
             return MutationResult(outcome="dry_run", plan=plan, sandbox=sandbox)
         if self._nothing_to_do(plan):
@@ -667,7 +681,7 @@ class Gate:
             ) from None
         if plan_digest(fresh) != approval.digest:
             change = describe_change(shown, fresh)
-            violation = self.policy_violation(fresh, op)
+            violation = await self.tk.journal.aio.run(self.policy_violation, fresh, op)
             if violation:
                 await refuse(f"the plan changed before the send ({change}); policy {violation}", fresh)
                 raise PolicyRefused(
@@ -681,7 +695,7 @@ class Gate:
                 "be approved first (call again to be asked).",
                 provider=fresh.provider,
             )
-        violation = self.policy_violation(fresh, op)
+        violation = await self.tk.journal.aio.run(self.policy_violation, fresh, op)
         if violation:
             await refuse(f"policy {violation}", fresh)
             raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=fresh.provider)
@@ -785,7 +799,8 @@ class Gate:
         """Reserve (approval, key, cap and intent row in one transaction), send the one request,
         journal the outcome."""
         request, finish = plan._request, plan._finish
-        assert request is not None and finish is not None, "planners must attach the request"
+        if request is None or finish is None:
+            raise RuntimeError("planners must attach the request")
         sandbox = self.tk.settings.sandbox
         cap: Callable[[LiveView], str | None] | None = None
         if op is not None:
@@ -812,7 +827,8 @@ class Gate:
                 f"refused by policy {reservation.refused} Nothing was sent.", provider=plan.provider
             )
         row_id = reservation.row_id
-        assert row_id is not None
+        if row_id is None:
+            raise RuntimeError("internal error: expected row_id is not None")
         adapter = self.tk.adapter(plan.provider)
         self.in_flight.add(row_id)
         try:

@@ -222,7 +222,8 @@ class Guard:
         await self.fence()
         try:
             result = await self.tk.call(operation, args, confirmer=Approve(), actor=ACTOR)
-            assert isinstance(result, MutationResult)
+            if not isinstance(result, MutationResult):
+                raise RuntimeError("internal error: expected isinstance(result, MutationResult)")
             outcome = f"journal #{result.journal_id}"
         except NotFound:
             await self.fence()

@@ -578,7 +578,8 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         parts = []
         for err in exc.errors(include_url=False):
-            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            # The setting's name only: a deeper location may be a map's key, and http_tokens' keys are tokens.
+            name = str(err["loc"][0]) if err["loc"] else "settings"
             parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
         raise InvalidInput(
             "bad setting: " + "; ".join(parts) + f" (from the environment or {config_file()})."

@@ -195,7 +195,8 @@ class Toolkit:
                 op, data, confirmer or Refuse(), approval_id=approval_id, actor=actor
             )
             return scrub(result)
-        assert op.handler is not None
+        if op.handler is None:
+            raise RuntimeError("internal error: expected op.handler is not None")
         if op.provider:
             self.check_provider_allowed(op.provider)
         result = await op.handler(self, data, progress)

@@ -56,7 +56,8 @@ class LoopThread:
                 try:
                     return future.result(timeout=0.1 if tick else None)
                 except FutureTimeout:
-                    assert tick is not None
+                    if tick is None:
+                        raise RuntimeError("internal error: expected tick is not None") from None
                     tick(time.monotonic() - start)
         except KeyboardInterrupt:
             future.cancel()

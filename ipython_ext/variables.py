@@ -26,7 +26,8 @@ class Token:
 def resolve(expr: str, namespace: dict[str, Any]) -> str:
     """The text of `name`, `name.attr`, `name[0]`, `name["key"]` in the notebook's namespace."""
     root = re.match(r"[A-Za-z_]\w*", expr)
-    assert root is not None
+    if root is None:
+        raise RuntimeError("internal error: expected root is not None")
     if root.group(0) not in namespace:
         raise UsageError(f"%gpu: {{{expr}}}: no variable named {root.group(0)!r}; nothing was sent.")
     obj = namespace[root.group(0)]

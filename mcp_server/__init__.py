@@ -596,7 +596,8 @@ class OpArguments(FuncMetadata):
     _op: Operation | None = PrivateAttr(None)
 
     def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
-        assert self._op is not None
+        if self._op is None:
+            raise RuntimeError("internal error: expected self._op is not None")
         data = self._op.parse(arguments_to_validate)
         return {name: getattr(data, name) for name in self._op.input.model_fields}
 

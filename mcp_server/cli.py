@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
             verifier = None
             metadata_url = None
             if audience is not None:
-                assert settings.oauth_issuer is not None
+                if settings.oauth_issuer is None:
+                    raise RuntimeError("internal error: expected settings.oauth_issuer is not None")
                 verifier = OAuthVerifier(settings, audience)
                 routes += protected_resource_routes(resource, settings.oauth_issuer)
                 metadata_url = resource_metadata_url(resource)

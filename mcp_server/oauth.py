@@ -118,7 +118,8 @@ class OAuthVerifier:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        assert settings.oauth_issuer is not None
+        if settings.oauth_issuer is None:
+            raise RuntimeError("internal error: expected settings.oauth_issuer is not None")
         self.issuer = settings.oauth_issuer
         self.audience = audience
         self.user_claim = settings.oauth_user_claim
@@ -270,7 +271,8 @@ class OAuthVerifier:
         return self._access(token, claims)
 
     async def _introspect(self, token: str) -> AccessToken | None:
-        assert self.introspection_url is not None
+        if self.introspection_url is None:
+            raise RuntimeError("internal error: expected self.introspection_url is not None")
         try:
             response = await self._http().post(
                 self.introspection_url,

@@ -498,7 +498,8 @@ async def test_unsupported_lifecycle_calls_name_what_to_do_instead(
             confirmer=approve(),
         )
     assert not api.calls  # refused from the id alone: nothing read, nothing sent
-    assert tk.journal.entries()[1] == 0  # nothing planned, nothing journaled
+    refused = tk.journal.entries(outcome="refused")[0]  # every refusal leaves a row, unplanned
+    assert len(refused) == 3 and all("could not be made" in (e.error or "") for e in refused)
 
 
 async def test_endpoint_update_refuses_what_netmind_cannot_change(tk: Toolkit, api: respx.MockRouter) -> None:

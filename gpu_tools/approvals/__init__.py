@@ -366,7 +366,8 @@ class Approvals:
         last_report = -1.0
         while True:
             approval = await self.tk.journal.aio.approval(approval_id)
-            assert approval is not None
+            if approval is None:
+                raise RuntimeError("internal error: expected approval is not None")
             left = deadline - time.monotonic()
             if (
                 approval.status is not None

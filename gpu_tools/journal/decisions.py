@@ -76,7 +76,8 @@ class Decisions:
         """Record one approver's decision. A denial decides at once; approvals decide when `quorum`
         distinct approvers approved. Returns the approval and whether this decision was recorded
         (False: the approval was already decided, or this approver already answered: a conflict)."""
-        assert decision in ("approved", "denied")
+        if decision not in ("approved", "denied"):
+            raise RuntimeError('internal error: expected decision in ("approved", "denied")')
         with self._tx(serialize=True) as db:
             approval = self._approval(db, approval_id)
             if approval is None or approval.status is not None or approval.consumed_at is not None:

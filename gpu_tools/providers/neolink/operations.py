@@ -70,7 +70,9 @@ async def _plan_create(tk: Any, data: NeolinkCreateInstance) -> Plan:
     term = ""
     if kind != "1":
         match = COST_TIME.match(data.cost_time or "")
-        assert match is not None  # checked by the input model
+        # checked by the input model
+        if match is None:
+            raise RuntimeError("internal error: expected match is not None")
         count, unit = int(match.group(2)), match.group(3)
         plural = "s" if count > 1 else ""
         term = f" for a prepaid term of {data.cost_time} ({count} {TERM_WORD[unit]}{plural})"
