@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -16,6 +14,7 @@ from gpu_tools.models import Plan
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
+from tests.clock import FakeClock
 from tests.conftest import mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, structured
 
@@ -197,9 +196,9 @@ async def test_spend_converts_cny_at_the_configured_rate(sandbox: SandboxServer)
     assert report.total_usd_per_hour == pytest.approx(5.0)
 
 
-async def test_reap_expired_deletes_what_has_expired_after_confirmation(
-    tk: Toolkit, sandbox: SandboxServer
-) -> None:
+async def test_reap_expired_deletes_what_has_expired_after_confirmation(sandbox: SandboxServer) -> None:
+    clock = FakeClock()
+    tk = Toolkit(sandbox_settings(sandbox), now=clock)
     nothing = await tk.call("reap_expired", {}, confirmer=Refuse())
     assert nothing.outcome == "done" and nothing.detail == {"steps": []}
     short = await tk.call("neolink_create_instance", {**NEOLINK, "expires_in": "1s"}, confirmer=Approve())
@@ -208,7 +207,7 @@ async def test_reap_expired_deletes_what_has_expired_after_confirmation(
         {**NEOLINK, "display_name": "keep", "expires_in": "2h"},
         confirmer=Approve(),
     )
-    await asyncio.sleep(1.2)
+    clock.advance(5)  # the first one's second is past; the other has 2 h to go
     sandbox.sandbox.requests.clear()
     dry = await tk.call("reap_expired", {"dry_run": True})
     assert [s.target for s in dry.plan.steps] == [short.resource.resource_id]
@@ -221,6 +220,7 @@ async def test_reap_expired_deletes_what_has_expired_after_confirmation(
     assert [r["method"] for r in mutating_requests(sandbox)] == ["DELETE"]
     live = {e.resource_id for e in tk.journal.live()}
     assert short.resource.resource_id not in live and len(live) == 1
+    tk.close()
 
 
 async def test_find_orphans_reports_resources_made_elsewhere_and_gone(
@@ -246,18 +246,21 @@ async def test_find_orphans_reports_resources_made_elsewhere_and_gone(
 # ---- through the fronts ------------------------------------------------------------------------
 async def test_mcp_market_tools(sandbox: SandboxServer) -> None:
     human = Human("accept", True)
-    async with Client(build_server(sandbox_settings(sandbox)), elicitation_callback=human) as client:
+    clock = FakeClock()
+    tk = Toolkit(sandbox_settings(sandbox), now=clock)
+    async with Client(build_server(toolkit=tk), elicitation_callback=human) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert tools["spend"].annotations.read_only_hint and tools["find_orphans"].annotations.read_only_hint
         assert tools["reap_expired"].annotations.destructive_hint
         assert "expires_in" in tools["neolink_create_instance"].input_schema["properties"]
         structured(await client.call_tool("neolink_create_instance", {**NEOLINK, "expires_in": "1s"}))
-        await asyncio.sleep(1.2)
+        clock.advance(5)
         reaped = structured(await client.call_tool("reap_expired", {}))
         spend = structured(await client.call_tool("spend", {}))
     assert reaped["detail"]["steps"][0]["outcome"] == "ok"
     assert "Delete 1 expired resource(s)" in human.messages[-1]
     assert spend["items"] == [] and spend["total_usd_per_hour"] == 0
+    tk.close()
 
 
 def test_magics_render_spend_and_orphans(shell: InteractiveShell) -> None:
