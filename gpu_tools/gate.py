@@ -558,13 +558,12 @@ class Gate:
         except GpuToolsError as exc:  # nothing could be planned (not found, not offered...): say so
             if not data.dry_run:
                 provider = getattr(data, "provider", None) or exc.provider
-                await self.tk.journal.aio.record(
+                await self._record_refusal(
+                    op,
                     self._unplanned(op, provider),
-                    op.effect,
-                    "refused",
-                    error=f"the plan could not be made: {exc.message}",
-                    idempotency_key=key,
-                    actor=actor,
+                    f"the plan could not be made: {exc.message}",
+                    key,
+                    actor,
                 )
             raise
         if data.dry_run:
@@ -573,9 +572,7 @@ class Gate:
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
 
         async def refuse(error: str, what: Plan | None = None) -> None:
-            await self.tk.journal.aio.record(
-                what or plan, op.effect, "refused", error=error, idempotency_key=key, actor=actor
-            )
+            await self._record_refusal(op, what or plan, error, key, actor)
 
         violation = await self.tk.journal.aio.run(self.policy_violation, plan, op)
         if violation:
@@ -716,13 +713,16 @@ class Gate:
         plan: Plan | None = None
         key = args.get("idempotency_key") if isinstance(args.get("idempotency_key"), str) else None
         provider = args.get("provider") if isinstance(args.get("provider"), str) else None
-        try:
-            if not plan_it:
-                raise InvalidInput("not planned")
-            data = op.parse(args)
-            plan = await self.plan(op, data)
-        except GpuToolsError:
-            plan = self._unplanned(op, provider)
+        if plan_it:
+            try:
+                plan = await self.plan(op, op.parse(args))
+            except GpuToolsError:
+                pass
+        await self._record_refusal(op, plan or self._unplanned(op, provider), reason, key, actor)
+
+    async def _record_refusal(
+        self, op: Operation, plan: Plan, reason: str, key: str | None, actor: str | None
+    ) -> None:
         await self.tk.journal.aio.record(
             plan, op.effect, "refused", error=reason, idempotency_key=key, actor=actor
         )
