@@ -210,10 +210,19 @@ async def test_update_patches_only_given_fields(tk: Toolkit, api: respx.MockRout
 async def test_stop_and_start_patch_enabled(tk: Toolkit, api: respx.MockRouter) -> None:
     route = api.patch("/v0/dedicated_endpoints/dep-e00abc123").respond(json=fixture("endpoint.json"))
     ref = {"provider": "nebius", "resource_id": "dep-e00abc123"}
+    with pytest.raises(
+        errors.InvalidInput, match=r"is running \(enabled\): start_resource starts a stopped one"
+    ):
+        await tk.call("start_resource", ref, confirmer=Approve())
+    assert not route.called
     await tk.call("stop_resource", ref, confirmer=Approve())
     assert sent_json(route) == {"enabled": False}
+    disabled = {**fixture("endpoint.json"), "enabled": False}
+    api.get("/v0/dedicated_endpoints").respond(json={"endpoints": [disabled]})
+    with pytest.raises(errors.InvalidInput, match=r"is stopped \(disabled\): nothing to stop"):
+        await tk.call("stop_resource", ref, confirmer=Approve())
     await tk.call("start_resource", ref, confirmer=Approve())
-    assert sent_json(route) == {"enabled": True}
+    assert sent_json(route) == {"enabled": True} and route.call_count == 2
 
 
 async def test_delete(tk: Toolkit, api: respx.MockRouter) -> None:

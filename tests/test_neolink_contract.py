@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +29,7 @@ from gpu_tools.errors import (
     Unsupported,
 )
 from gpu_tools.gate import Approve
-from gpu_tools.models import Listing, MutationResult, Offer, Region, Resource
+from gpu_tools.models import Listing, MutationResult, Offer, Plan, Region, Resource
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit, registry
 from tests.conftest import FIXTURES
@@ -79,9 +80,12 @@ def api() -> Iterator[respx.MockRouter]:
         yield router
 
 
-def mock_get_instance(api: respx.MockRouter, name: str = "instance-4ca9xxxx") -> respx.Route:
+def mock_get_instance(
+    api: respx.MockRouter, name: str = "instance-4ca9xxxx", status: str = "Running"
+) -> respx.Route:
     api.get("/regions").respond(json=fixture("regions.json"))
-    return api.get(f"{INSTANCES}/{name}").respond(json=fixture("get_instance_response.json"))
+    answer = {**fixture("get_instance_response.json"), "status": status}
+    return api.get(f"{INSTANCES}/{name}").respond(json=answer)
 
 
 def test_every_documented_operation_is_in_the_registry() -> None:
@@ -472,7 +476,7 @@ async def test_snapshot_tag_without_image_name_is_refused(nl: Toolkit, api: resp
 
 
 async def test_start_posts_power_on_without_a_body(nl: Toolkit, api: respx.MockRouter) -> None:
-    mock_get_instance(api)
+    mock_get_instance(api, status="Shutdown")
     api.get("/skus/computings").respond(json=skus_with_4090())
     route = api.post(f"{INSTANCES}/instance-4ca9xxxx/power_on").respond(json="ok")
     result = await nl.call(
@@ -486,6 +490,39 @@ async def test_start_posts_power_on_without_a_body(nl: Toolkit, api: respx.MockR
     assert result.detail["answer"] == "ok"
     assert result.plan.usd_per_hour == pytest.approx(0.35)  # SKU 66 at 2.5 CNY/hour
     assert result.plan.gpus == 1 and "pay-as-you-go" in result.plan.action
+
+
+class Asked(Approve):
+    """Says yes, and keeps what it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[Plan] = []
+
+    async def confirm(self, plan: Plan) -> bool:
+        self.asked.append(plan)
+        return True
+
+
+@pytest.mark.parametrize(
+    ("operation", "status", "said"),
+    [
+        ("start_resource", "Running", "is running: start_resource starts a stopped one"),
+        ("start_resource", "Shutting down", "is pending (Shutting down)"),
+        ("stop_resource", "Shutdown", "is stopped (Shutdown): nothing to stop"),
+    ],
+)
+async def test_a_start_of_a_running_or_a_stop_of_a_stopped_instance_is_refused_before_asking(
+    nl: Toolkit, api: respx.MockRouter, operation: str, status: str, said: str
+) -> None:
+    mock_get_instance(api, status=status)
+    power = api.post(url__regex=r".*/power_(on|off)$").respond(json="ok")
+    asked = Asked()
+    with pytest.raises(InvalidInput, match=re.escape(said)):
+        await nl.call(operation, {"provider": "neolink", "resource_id": "instance-4ca9xxxx"}, confirmer=asked)
+    assert not power.called and asked.asked == []
+    refused = await nl.call("history", {"outcome": "refused"})
+    assert [e.operation for e in refused.items] == [operation]
 
 
 async def test_delete_sends_the_name_as_a_query_parameter(nl: Toolkit, api: respx.MockRouter) -> None:

@@ -218,13 +218,16 @@ async def test_sold_out_sku_is_warned_about_and_rejected_by_the_provider(tk: Too
         await tk.call("neolink_create_instance", args, confirmer=Approve())
 
 
-async def test_powering_on_a_running_instance_is_rejected(tk: Toolkit) -> None:
+async def test_powering_on_a_running_instance_is_refused_before_asking(
+    tk: Toolkit, sandbox: SandboxServer
+) -> None:
     rid = (await create(tk)).resource_id
     await wait(tk, rid)
-    with pytest.raises(ProviderRejected, match="not Shutdown"):
+    with pytest.raises(InvalidInput, match="is running"):
         await tk.call("start_resource", {"provider": "neolink", "resource_id": rid}, confirmer=Approve())
-    history = await tk.call("history", {"provider": "neolink", "outcome": "failed"})
+    history = await tk.call("history", {"provider": "neolink", "outcome": "refused"})
     assert [e.operation for e in history.items] == ["start_resource"]
+    assert not [r for r in neolink_requests(sandbox) if r["path"].endswith("/power_on")]
 
 
 async def test_list_reads_1000_instances_in_the_largest_pages(tk: Toolkit, sandbox: SandboxServer) -> None:

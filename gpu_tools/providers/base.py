@@ -30,6 +30,7 @@ from gpu_tools.models import (
     Plan,
     Region,
     Resource,
+    Status,
     Template,
     WireRequest,
     parse_time,
@@ -222,6 +223,18 @@ class Provider(ABC):
 
     def unsupported(self, what: str, instead: str | None = None) -> Unsupported:
         return Unsupported(f"{self.title} does not support {what}.", provider=self.name, hint=instead)
+
+    def refuse_no_op(self, operation: str, status: Status, what: str, raw: str | None = None) -> None:
+        """Refuse a start of what already runs (or is on its way) and a stop of what is already stopped,
+        before anyone is asked: the send would change nothing or be refused by the provider, and the
+        question would show a cost that adds nothing."""
+        shown = status if not raw or raw.lower() == status else f"{status} ({raw})"
+        if operation == "start_resource" and status in ("running", "pending", "deleting"):
+            raise InvalidInput(
+                f"{self.title} {what} is {shown}: start_resource starts a stopped one.", provider=self.name
+            )
+        if operation == "stop_resource" and status in ("stopped", "deleting"):
+            raise InvalidInput(f"{self.title} {what} is {shown}: nothing to stop.", provider=self.name)
 
     def reject_fields(self, data: Any, fields: Iterable[str], what: str) -> None:
         """Refuse arguments this provider cannot honour, naming them."""

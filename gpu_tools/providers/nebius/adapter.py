@@ -347,9 +347,15 @@ class NebiusProvider(Provider):
 
     async def _plan_enabled(self, resource_id: str, enabled: bool) -> Plan:
         ep = await self._find(resource_id)
+        operation = "start_resource" if enabled else "stop_resource"
+        # `enabled` is what start and stop set: a disabled endpoint still draining may be started
+        state: Status = "unknown" if ep.enabled is None else ("running" if ep.enabled else "stopped")
+        self.refuse_no_op(
+            operation, state, f"endpoint {ep.name or ep.id}", "enabled" if ep.enabled else "disabled"
+        )
         verb = "Start" if enabled else "Stop"
         return self.plan(
-            operation="start_resource" if enabled else "stop_resource",
+            operation=operation,
             action=f"{verb} Nebius endpoint {ep.name or ep.id} (PATCH enabled={str(enabled).lower()}).",
             target=ep.id,
             request=WireRequest(method="PATCH", path=f"{PATH}/{ep.id}", json_body={"enabled": enabled}),

@@ -155,11 +155,15 @@ class NeolinkProvider(Provider):
             details={k: v for k, v in details.items() if v is not None},
         )
 
+    @staticmethod
+    def _status(inst: Instance) -> Status:
+        return STATUS.get((inst.status or "").strip().lower(), "unknown")
+
     def to_resource(self, inst: Instance, *, cluster: str | None = None, reveal: bool = False) -> Resource:
         if cluster or inst.region:
             self._cluster_of[inst.name] = cluster or inst.region or ""
         raw = inst.status
-        status: Status = STATUS.get((raw or "").strip().lower(), "unknown")
+        status = self._status(inst)
         res = inst.resources or InstanceResources()
         servers = inst.servers or Servers()
         ssh = servers.ssh or SSH()
@@ -441,6 +445,9 @@ class NeolinkProvider(Provider):
 
     async def plan_stop(self, data: StopInput) -> Plan:
         cluster, inst = await self._locate(data.resource_id)
+        self.refuse_no_op(
+            "stop_resource", self._status(inst), f"instance {inst.display_name or inst.name}", inst.status
+        )
         image, tag, grace = data.snapshot_image_name, data.snapshot_tag, data.grace_period_seconds
         if tag and not image:
             raise InvalidInput("snapshot_tag needs snapshot_image_name.", provider=self.name)
@@ -483,6 +490,9 @@ class NeolinkProvider(Provider):
 
     async def plan_start(self, resource_id: str) -> Plan:
         cluster, inst = await self._locate(resource_id)
+        self.refuse_no_op(
+            "start_resource", self._status(inst), f"instance {inst.display_name or inst.name}", inst.status
+        )
         cost = inst.cost or Cost()
         sku: Sku | None = None
         try:

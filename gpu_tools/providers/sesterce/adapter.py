@@ -564,6 +564,12 @@ class SesterceProvider(Provider):
 
     async def plan_stop(self, data: StopInput) -> Plan:
         inst = await self.instance(data.resource_id)
+        self.refuse_no_op(
+            "stop_resource",
+            STATUS.get(inst.status or "", "unknown"),
+            f"instance {inst.name or inst.id}",
+            inst.status,
+        )
         return self.plan(
             operation="stop_resource",
             action=f"Stop Sesterce instance {inst.name or inst.id} (now {inst.status}); its pods are released.",
@@ -576,6 +582,12 @@ class SesterceProvider(Provider):
 
     async def plan_start(self, resource_id: str) -> Plan:
         inst = await self.instance(resource_id)
+        self.refuse_no_op(
+            "start_resource",
+            STATUS.get(inst.status or "", "unknown"),
+            f"instance {inst.name or inst.id}",
+            inst.status,
+        )
         hw = await self._hardware_or_none(inst.hardware_id)
         scales = [(c.region_id, c.scale.min or 0, c.scale.max or 1) for c in inst.containers or [] if c.scale]
         usd_min = usd_max = None
