@@ -8,6 +8,7 @@ people; every step of the flow that does not hold (state, code, nonce, browser) 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ import pytest
 from mcp import Client
 
 from gpu_tools.approvals.oidc import ProviderSignIn, SignInRefused
+from gpu_tools.errors import redact
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
 from mcp_server.oauth import OAuthVerifier
@@ -333,3 +335,52 @@ async def test_the_callback_of_the_server_refuses_a_bad_state_and_a_provider_err
         assert start.status_code == 303 and start.headers["location"].startswith(page_team.issuer)
         cookie = start.headers["set-cookie"]
         assert "gpu_approvals_flow=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+
+
+async def test_under_passkey_a_provider_approver_still_needs_the_passkey(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    with team_server(sandbox, tmp_path, approval="passkey", approval_wait="0s") as team:
+        async with requester(team, "writer") as writer, chromium() as browser:
+            link = structured(await writer.call_tool(CREATE, ARGS))["approval"]["url"]
+            approver = await provider_sign_in(browser, link, "approver")
+            assert await approver.query_selector("#not-allowed") is None  # the role is there...
+            csrf = await approver.input_value("input[name=csrf]")
+            origin = link.split("/approvals/")[0]
+            answer = await approver.request.post(
+                link + "/decide", form={"decision": "approve", "csrf": csrf}, headers={"Origin": origin}
+            )
+            assert answer.status == 403 and "passkey" in await answer.text()  # ...the passkey is not
+            assert structured(await writer.call_tool(CREATE, ARGS))["outcome"] == "approval_pending"
+    assert creates(sandbox) == []
+
+
+async def test_a_static_token_without_gpu_approve_signs_in_beside_the_provider_and_may_not_approve(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    tokens = {"tok-viewer-0123456789": {"user": "viewer", "scopes": ["gpu.read", "gpu.write"]}}
+    with team_server(
+        sandbox, tmp_path, approval="page", approval_wait="0s", http_tokens=json.dumps(tokens)
+    ) as team:
+        async with requester(team, "writer") as writer, chromium() as browser:
+            link = structured(await writer.call_tool(CREATE, ARGS))["approval"]["url"]
+            page = await (await browser.new_context()).new_page()
+            await page.goto(link)
+            assert await page.query_selector(
+                "#provider-signin"
+            )  # the provider first, the token form beside it
+            await page.fill("input[name=code]", "tok-viewer-0123456789")
+            await page.click("form.signin button[type=submit]")
+            await page.wait_for_url(link)
+            assert "viewer may not approve" in await page.inner_text("#not-allowed")
+            await page.evaluate("document.querySelectorAll('button').forEach(b => { b.disabled = false; })")
+            assert (await decide(page, "approve")).status == 403
+    assert creates(sandbox) == []
+    (refused,) = [r for r in team.rows() if r.outcome == "refused"]
+    assert refused.actor == "viewer"
+
+
+def test_the_page_client_secret_is_a_secret() -> None:
+    secret = "page-client-secret-0123456789"
+    Settings(oauth_issuer="https://idp.example.com", approval_oidc_client_secret=secret)
+    assert secret not in redact(f"token endpoint said no for {secret}")
