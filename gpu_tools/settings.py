@@ -41,7 +41,8 @@ from gpu_tools.errors import InvalidInput, register_secret
 APP = "gpu-tools"
 MIN_TOKEN_LENGTH = 16  # a bearer token shorter than this is refused: it could be guessed
 # Roles as OAuth scopes of `gpu-mcp --transport http`: read tools, resources and prompts; mutating tools
-# (each still approved); approving on the approval page; managing approvers and budgets.
+# (each still approved); approving on the approval page; managing approvers (enrolling them on the page
+# when it signs people in through oauth_issuer; budgets stay settings of the server).
 SCOPES = ("gpu.read", "gpu.write", "gpu.approve", "gpu.admin")
 # Signature algorithms an access token may use: asymmetric only (no `none`, no HMAC with a shared key).
 ASYMMETRIC_ALGORITHMS = (

@@ -2,7 +2,8 @@
 scopes), and, with `oauth_issuer`, access tokens of the team's identity provider (`mcp_server.oauth`).
 
 Roles are scopes: gpu.read (read tools, resources, prompts: needed for anything), gpu.write (mutating
-tools, each still approved), gpu.approve, gpu.admin. `ScopeGuard` shows each caller only the tools its
+tools, each still approved), gpu.approve (approving on the page), gpu.admin (enrolling approvers on the
+page; both checked by gpu_tools.approvals). `ScopeGuard` shows each caller only the tools its
 scopes allow and refuses (and journals) a call beyond them before anything is planned.
 
 `BearerAuth` refuses every HTTP request without a valid token and hands the request on with its user,

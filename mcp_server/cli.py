@@ -278,7 +278,9 @@ def main(argv: list[str] | None = None) -> None:
                     client_id=str(settings.approval_oidc_client_id),
                     client_secret=secret.get_secret_value() if secret is not None else None,
                     scopes=settings.approval_oidc_scopes,
-                    resource=resource,
+                    # The resource indicator where the audience is the resource itself (the default);
+                    # a provider with its own audience (Entra ID) gets it from the scopes instead.
+                    resource=resource if settings.oauth_audience is None else None,
                     clock=tk.now,
                     timeout=settings.http_timeout,
                 )

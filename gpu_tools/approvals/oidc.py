@@ -3,7 +3,8 @@ code with PKCE (S256), when `oauth_issuer` and `approval_oidc_client_id` are set
 
 The page sends the person to the provider's authorization endpoint (from its discovery document) with
 a fresh `state`, `nonce` and PKCE challenge, and the server's resource indicator (RFC 8707: the access
-token is for the MCP server, whose scopes are the roles). At the callback the `state` must be one this
+token is for the MCP server, whose scopes are the roles; left out when `oauth_audience` is set, as
+for Entra ID, whose audience comes from the scopes asked for and which refuses `resource`). At the callback the `state` must be one this
 process made, unused and unexpired, for this very browser (a SameSite=Lax cookie carries its binding);
 the code is exchanged at the token endpoint with the PKCE verifier; the ID token is verified (the
 issuer's keys, `iss`, `aud` = the page's client id, `exp`, the `nonce` sent); and the access token is
@@ -85,7 +86,7 @@ class ProviderSignIn:
         client_id: str,
         client_secret: str | None,
         scopes: str,
-        resource: str,
+        resource: str | None,
         clock: Callable[[], datetime],
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -105,9 +106,17 @@ class ProviderSignIn:
     def issuer(self) -> str:
         return self.verifier.issuer
 
+    async def _metadata(self) -> dict[str, Any]:
+        try:
+            return await self.verifier.metadata()
+        except (LookupError, httpx.HTTPError, ValueError) as exc:
+            raise SignInRefused(
+                f"the provider's metadata cannot be read now ({type(exc).__name__})"
+            ) from None
+
     async def begin(self, redirect_uri: str, next_url: str, binding: str) -> str:
         """The provider's authorization URL for a new sign-in of the browser holding `binding`."""
-        meta = await self.verifier.metadata()
+        meta = await self._metadata()
         endpoint = meta.get("authorization_endpoint")
         if not isinstance(endpoint, str):
             raise SignInRefused("the provider's metadata names no authorization_endpoint")
@@ -131,8 +140,9 @@ class ProviderSignIn:
             "nonce": nonce,
             "code_challenge": _b64(hashlib.sha256(code_verifier.encode()).digest()),
             "code_challenge_method": "S256",
-            "resource": self.resource,
         }
+        if self.resource is not None:
+            query["resource"] = self.resource
         return endpoint + ("&" if "?" in endpoint else "?") + urlencode(query)
 
     async def finish(
@@ -148,7 +158,7 @@ class ProviderSignIn:
             raise SignInRefused("this sign-in was started in another browser: sign in again")
         if iss is not None and iss != self.issuer:  # RFC 9207: an answer from another provider
             raise SignInRefused("the answer came from another issuer than this server's")
-        meta = await self.verifier.metadata()
+        meta = await self._metadata()
         endpoint = meta.get("token_endpoint")
         if not isinstance(endpoint, str):
             raise SignInRefused("the provider's metadata names no token_endpoint")
@@ -157,8 +167,9 @@ class ProviderSignIn:
             "code": code,
             "redirect_uri": redirect_uri,
             "code_verifier": flow.code_verifier,
-            "resource": self.resource,
         }
+        if self.resource is not None:
+            form["resource"] = self.resource
         auth: tuple[str, str] | None = None
         if self.client_secret is None:
             form["client_id"] = self.client_id
@@ -186,7 +197,11 @@ class ProviderSignIn:
             claims = await self.verifier.verify_id_token(id_token, client_id=self.client_id, nonce=flow.nonce)
         except Exception as exc:  # every refusal of PyJWT's, and a key that cannot be fetched
             raise SignInRefused(f"the ID token does not verify ({exc})") from None
-        access = await self.verifier.verify_token(access_token)
+        try:
+            access = await self.verifier.verify_token(access_token)
+        except Exception as exc:  # a verifier that fails refuses (its type only, never the token)
+            log.warning("approval page: access token verification failed: %s", type(exc).__name__)
+            access = None
         if access is None:
             raise SignInRefused(
                 "the access token is not one for this server (its audience, issuer or signature): "

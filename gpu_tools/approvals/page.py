@@ -5,10 +5,14 @@ code, `frame-ancestors 'none'`), `X-Frame-Options: DENY`, `Referrer-Policy: no-r
 `Cache-Control: no-store`. Every request's Host must be one this server answers to (DNS rebinding);
 every POST must come from this page (its `Origin`, or `Sec-Fetch-Site: same-origin` when a browser
 sends `Origin: null` or none) and carry the session's synchronizer token (sign-in: a pre-session double-submit
-token); the session cookie is `HttpOnly` and `SameSite=Strict`.
+token); the session cookie is `HttpOnly` and `SameSite=Strict` (`Lax` when the identity provider's
+redirect back opened it: that redirect is a cross-site navigation).
 
 The link itself never signs anyone in: a session comes from a one-time code (shown in the server's
-terminal or the notebook), an HTTP bearer token of the server, or an enrolled approver's passkey.
+terminal or the notebook), an HTTP bearer token of the server, an enrolled approver's passkey, or the
+team's identity provider (`oidc.py`; then no code is issued). A session carries the roles of its
+sign-in: approving or denying needs gpu.approve, enrolling approvers through the provider gpu.admin
+(a code, an unscoped token or a passkey holds every role).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -245,10 +248,8 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
         next_url = _next(request.query_params.get("next", ""))
         try:
             url = await provider.begin(redirect_uri(), next_url, binding)
-        except (SignInRefused, LookupError, httpx.HTTPError) as exc:
-            why = f"The identity provider cannot be reached now ({type(exc).__name__}): try again shortly."
-            if isinstance(exc, SignInRefused):
-                why = f"The identity provider cannot sign you in: {exc}."
+        except SignInRefused as exc:
+            why = f"The identity provider cannot sign you in now: {exc}."
             return await ask_signin(request, error=why, status=502, next_url=next_url)
         response = RedirectResponse(url, 303)
         # Lax: the provider's redirect back is a cross-site top-level GET, which a Strict cookie misses.
