@@ -29,6 +29,7 @@ from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
 from mcp_server.oauth import OAuthVerifier
 from tests.browser import SCREENS, chromium, decide, screenshot
+from tests.clock import FakeClock
 from tests.conftest import mutating_requests
 from tests.mcp_helpers import structured
 from tests.test_cli import free_port
@@ -216,8 +217,6 @@ def provider() -> Iterator[tuple[str, str]]:
 def flow(issuer: str, redirect: str) -> ProviderSignIn:
     resource = redirect.replace("localhost", "127.0.0.1").split("/approvals/")[0] + "/mcp"
     settings = Settings(oauth_issuer=issuer)
-    from tests.clock import FakeClock
-
     return ProviderSignIn(
         OAuthVerifier(settings, resource),
         client_id=PAGE_CLIENT_ID,
@@ -384,3 +383,17 @@ def test_the_page_client_secret_is_a_secret() -> None:
     secret = "page-client-secret-0123456789"
     Settings(oauth_issuer="https://idp.example.com", approval_oidc_client_secret=secret)
     assert secret not in redact(f"token endpoint said no for {secret}")
+
+
+async def test_a_provider_that_cannot_be_reached_refuses_with_a_sentence() -> None:
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    signin = ProviderSignIn(
+        OAuthVerifier(Settings(oauth_issuer=down), f"{down}/mcp"),
+        client_id=PAGE_CLIENT_ID,
+        client_secret=None,
+        scopes="openid",
+        resource=None,
+        clock=FakeClock(),
+    )
+    with pytest.raises(SignInRefused, match="metadata cannot be read"):
+        await signin.begin("http://localhost:1/approvals/signin/callback", "/approvals/", "browser-1")
