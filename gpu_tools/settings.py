@@ -41,7 +41,8 @@ from gpu_tools.errors import InvalidInput, register_secret
 APP = "gpu-tools"
 MIN_TOKEN_LENGTH = 16  # a bearer token shorter than this is refused: it could be guessed
 # Roles as OAuth scopes of `gpu-mcp --transport http`: read tools, resources and prompts; mutating tools
-# (each still approved); approving on the approval page; managing approvers and budgets.
+# (each still approved); approving on the approval page; managing approvers (enrolling them on the page
+# when it signs people in through oauth_issuer; budgets stay settings of the server).
 SCOPES = ("gpu.read", "gpu.write", "gpu.approve", "gpu.admin")
 # Signature algorithms an access token may use: asymmetric only (no `none`, no HMAC with a shared key).
 ASYMMETRIC_ALGORITHMS = (
@@ -242,6 +243,22 @@ class Settings(BaseSettings):
         False,
         validation_alias=_policy("approval_separate_requester"),
         description="The requester's own approval does not count towards the quorum.",
+    )
+    approval_oidc_client_id: str | None = Field(
+        None,
+        validation_alias=_policy("approval_oidc_client_id"),
+        description="The approval page's client id at oauth_issuer: people sign in to the page through the "
+        "provider (authorization code with PKCE); needed by an HTTP server with oauth_issuer set.",
+    )
+    approval_oidc_client_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_policy("approval_oidc_client_secret"),
+        description="Its secret at the token endpoint (unset: a public client, PKCE only).",
+    )
+    approval_oidc_scopes: str = Field(
+        "openid email gpu.read gpu.approve gpu.admin",
+        validation_alias=_policy("approval_oidc_scopes"),
+        description="The scopes the page asks the provider for (space separated; must hold openid).",
     )
 
     reconcile_grace_seconds: float = Field(
@@ -476,7 +493,7 @@ class Settings(BaseSettings):
             register_secret(self.http_token.get_secret_value())
         if self.http_state_key is not None:
             register_secret(self.http_state_key.get_secret_value())
-        for secret in (self.oauth_client_secret, self.metrics_token):
+        for secret in (self.oauth_client_secret, self.metrics_token, self.approval_oidc_client_secret):
             if secret is not None:
                 register_secret(secret.get_secret_value())
         password = urlsplit(self.journal_url.get_secret_value()).password if self.journal_url else None

@@ -2,7 +2,8 @@
 scopes), and, with `oauth_issuer`, access tokens of the team's identity provider (`mcp_server.oauth`).
 
 Roles are scopes: gpu.read (read tools, resources, prompts: needed for anything), gpu.write (mutating
-tools, each still approved), gpu.approve, gpu.admin. `ScopeGuard` shows each caller only the tools its
+tools, each still approved), gpu.approve (approving on the page), gpu.admin (enrolling approvers on the
+page; both checked by gpu_tools.approvals). `ScopeGuard` shows each caller only the tools its
 scopes allow and refuses (and journals) a call beyond them before anything is planned.
 
 `BearerAuth` refuses every HTTP request without a valid token and hands the request on with its user,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 USER_KEY = "gpu_tools.user"  # the ASGI scope key BearerAuth fills with the user name
 SCOPES_KEY = "gpu_tools.scopes"  # ... and with the caller's scopes (roles), a frozenset
+REALM = "gpu-mcp"  # the realm of the static-token challenge (RFC 6750 §3)
 CLIENT_ID = "gpu-mcp"  # the client id of every static bearer token's principal
 ALL_SCOPES = frozenset(SCOPES)
 READ, WRITE = "gpu.read", "gpu.write"
@@ -93,9 +95,9 @@ class BearerAuth:
     (RFC 7235). With `oauth` (the issuer's `TokenVerifier`) a token that is no static one is verified as
     an access token of the issuer; a refusal then carries the RFC 9728 challenge
     `WWW-Authenticate: Bearer resource_metadata="..."` so MCP clients discover where to sign in. Without
-    OAuth the 401 carries no challenge: it would send OAuth-capable clients looking for
-    authorization-server metadata that does not exist. A caller without gpu.read is answered 403
-    `insufficient_scope`."""
+    OAuth the 401 carries `WWW-Authenticate: Bearer realm="gpu-mcp"` (RFC 6750 §3; `error="invalid_token"`
+    when a token was sent): no `resource_metadata`, so nothing invites a client to look for an
+    authorization server. A caller without gpu.read is answered 403 `insufficient_scope`."""
 
     def __init__(
         self,
@@ -157,9 +159,11 @@ class BearerAuth:
         return True, access.subject, AuthenticatedUser(access)
 
     def _challenge(self, **params: str) -> list[tuple[bytes, bytes]]:
+        """RFC 6750 §3: every 401 (and the 403 for a missing scope) names the Bearer scheme; with OAuth
+        it also points at the protected-resource metadata (RFC 9728), without it names the realm."""
         if self.oauth is None:
-            return []
-        if self.resource_metadata_url:
+            params = {"realm": REALM, **params}
+        elif self.resource_metadata_url:
             params["resource_metadata"] = self.resource_metadata_url
         value = "Bearer " + ", ".join(f'{key}="{text}"' for key, text in params.items())
         return [(b"www-authenticate", value.encode())]

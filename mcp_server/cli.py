@@ -151,6 +151,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"oauth_issuer is set and gpu-mcp serves beyond loopback ({args.host}): set http_public_url "
                 "(GPU_TOOLS_HTTP_PUBLIC_URL) to the https URL clients use, e.g. https://gpu.example.com/mcp"
             )
+        if audience is not None:
+            why = page_signin_problem(settings, args.host)
+            if why:
+                refuse(why)
     if args.transport == "http" and not tokens and audience is None and not is_loopback(args.host):
         # A token generated here would be the only lock on a server others can reach: choose one.
         refuse(
@@ -265,6 +269,26 @@ def main(argv: list[str] | None = None) -> None:
                 SessionRefusals(mcp_app, tk), tokens, oauth=verifier, resource_metadata_url=metadata_url
             )
             app = serve_approvals(app, tk, args.host, args.port, tokens, security.allowed_hosts)
+            if verifier is not None:
+                from gpu_tools.approvals.oidc import ProviderSignIn
+
+                secret = settings.approval_oidc_client_secret
+                tk.approvals.provider = ProviderSignIn(
+                    verifier,
+                    client_id=str(settings.approval_oidc_client_id),
+                    client_secret=secret.get_secret_value() if secret is not None else None,
+                    scopes=settings.approval_oidc_scopes,
+                    # The resource indicator where the audience is the resource itself (the default);
+                    # a provider with its own audience (Entra ID) gets it from the scopes instead.
+                    resource=resource if settings.oauth_audience is None else None,
+                    clock=tk.now,
+                    timeout=settings.http_timeout,
+                )
+                say(
+                    f"approval page: people sign in through {settings.oauth_issuer} as client "
+                    f"{settings.approval_oidc_client_id} (redirect URI "
+                    f"{tk.approvals.origin()}/approvals/signin/callback); approving needs gpu.approve"
+                )
             say(
                 f"serving MCP over streamable HTTP at http://{host}:{args.port}/mcp "
                 "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"
@@ -342,9 +366,28 @@ def approvers(argv: list[str]) -> None:
         tk.close()
 
 
-def serve_approvals(
-    app: Any, tk: Any, host: str, port: int, tokens: dict[str, str | None], hosts: list[str]
-) -> Any:
+def page_signin_problem(settings: Any, host: str) -> str | None:
+    """Why the approval page of an HTTP server with `oauth_issuer` cannot sign people in safely (None:
+    it can). Without its own client at the provider the page would fall back to one-time codes on the
+    operator's log, which name nobody: a team's approvals would not be tied to a person or a role."""
+    if not settings.approval_oidc_client_id:
+        return (
+            "oauth_issuer is set but approval_oidc_client_id is not: register the approval page as a client "
+            "at the provider (redirect URI <page origin>/approvals/signin/callback) and set "
+            "GPU_TOOLS_APPROVAL_OIDC_CLIENT_ID, so approvers sign in with the provider and need gpu.approve"
+        )
+    if "openid" not in settings.approval_oidc_scopes.split():
+        return "approval_oidc_scopes must hold openid: the page signs people in with an ID token"
+    if not is_loopback(host) and not settings.approval_origin:
+        return (
+            f"oauth_issuer is set and gpu-mcp serves beyond loopback ({host}): set approval_origin "
+            "(GPU_TOOLS_APPROVAL_ORIGIN) to the https origin of the approval page, where the provider "
+            "sends people back"
+        )
+    return None
+
+
+def serve_approvals(app: Any, tk: Any, host: str, port: int, tokens: dict[str, Any], hosts: list[str]) -> Any:
     """The approval page under /approvals/ of the HTTP server (outside the bearer check: a browser
     signs in on the page with its token, a one-time code or a passkey)."""
     from gpu_tools.approvals.page import with_page

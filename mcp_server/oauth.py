@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -53,7 +54,13 @@ def check_https(name: str, url: str) -> None:
 def check_oauth_settings(settings: Settings, resource: str) -> str | None:
     """The audience tokens must hold, after refusing configuration that would fail open (None: no OAuth)."""
     if settings.oauth_issuer is None:
-        for name in ("oauth_audience", "oauth_introspection_url", "oauth_roles_claim"):
+        for name in (
+            "oauth_audience",
+            "oauth_introspection_url",
+            "oauth_roles_claim",
+            "approval_oidc_client_id",
+            "approval_oidc_client_secret",
+        ):
             if getattr(settings, name):
                 raise OAuthConfigError(f"{name} is set but oauth_issuer is not: set GPU_TOOLS_OAUTH_ISSUER")
         return None
@@ -246,29 +253,54 @@ class OAuthVerifier:
             return None
 
     async def _verify_jwt(self, token: str, header: dict[str, Any]) -> AccessToken | None:
+        try:
+            claims = await self._decode(token, header, self.audience, ["exp", "iss", "aud"])
+        except jwt.InvalidKeyError as exc:
+            log.info("access token refused: %s", exc)
+            return None
+        return self._access(token, claims)
+
+    async def _decode(
+        self, token: str, header: dict[str, Any], audience: str, require: list[str]
+    ) -> dict[str, Any]:
+        """The claims of a JWT of this issuer, once PyJWT verified its signature (an allowed algorithm,
+        a key of the issuer's JWKS published for it), `iss`, `aud` (must hold `audience`), `exp` and
+        `nbf` with the leeway. Raises a PyJWTError otherwise (InvalidKeyError: no key or algorithm fits)."""
         alg = header.get("alg")
         if alg not in self.algorithms:  # `none`, HMAC (a public key used as a shared secret), unknown
-            log.info("access token refused: algorithm %r is not allowed", alg)
-            return None
+            raise jwt.InvalidKeyError(f"algorithm {alg!r} is not allowed")
         kid = header.get("kid")
         data = await self._key(kid if isinstance(kid, str) else None)
         if data is None:
-            log.info("access token refused: no key of the issuer matches")
-            return None
+            raise jwt.InvalidKeyError("no key of the issuer matches")
         if data.get("alg", alg) != alg:  # a key published for one algorithm signs with that one only
-            log.info("access token refused: the key is for another algorithm")
-            return None
+            raise jwt.InvalidKeyError("the key is for another algorithm")
         key = jwt.PyJWK(data, algorithm=alg)  # refuses a key whose type does not fit the algorithm
-        claims = jwt.decode(
+        return jwt.decode(
             token,
             key=key.key,
             algorithms=[alg],
-            audience=self.audience,
+            audience=audience,
             issuer=self.issuer,
             leeway=self.leeway,
-            options={"require": ["exp", "iss", "aud"], "verify_signature": True},
+            options={"require": require, "verify_signature": True},
         )
-        return self._access(token, claims)
+
+    async def verify_id_token(self, token: str, *, client_id: str, nonce: str) -> dict[str, Any]:
+        """An OpenID Connect ID token's claims (Core 1.0 §3.1.3.7), verified as access tokens are (the
+        issuer's keys, the algorithm allow-list, `iss`, `exp`), for the audience `client_id` (with
+        several audiences, `azp` must be `client_id`) and carrying exactly `nonce`. The approval page
+        signs people in with it. Raises a PyJWTError when any of that does not hold."""
+        claims = await self._decode(
+            token, jwt.get_unverified_header(token), client_id, ["exp", "iat", "iss", "aud", "sub"]
+        )
+        audiences = words(claims.get("aud"))
+        if len(audiences) > 1 and claims.get("azp") != client_id:
+            raise jwt.InvalidAudienceError("an ID token for several audiences names another azp")
+        given = claims.get("nonce")
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), nonce.encode()):
+            raise jwt.InvalidTokenError("the ID token's nonce is not the one this sign-in sent")
+        return claims
 
     async def _introspect(self, token: str) -> AccessToken | None:
         if self.introspection_url is None:
@@ -317,5 +349,5 @@ class OAuthVerifier:
             expires_at=int(exp) if isinstance(exp, int | float) else None,
             resource=self.audience,
             subject=user.strip(),
-            claims={"iss": self.issuer},
+            claims={"iss": self.issuer, "sub": claims.get("sub")},
         )

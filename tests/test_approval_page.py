@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,10 @@ from mcp import Client, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
 from gpu_tools.sandbox import SandboxServer
+from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.browser import chromium, decide, link_and_code, screenshot, sign_in
+from tests.clock import FakeClock
 from tests.conftest import mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
 
@@ -37,9 +39,8 @@ CREATE = {
 }
 
 
-def page_server(sandbox: SandboxServer, **overrides: Any) -> Any:
-    """An in-process server whose approval page announces into a list (the person's terminal)."""
-    settings = sandbox_settings(
+def page_settings(sandbox: SandboxServer, **overrides: Any) -> Any:
+    return sandbox_settings(
         sandbox,
         approval_wait="0s",
         approval_open_browser=False,
@@ -47,7 +48,11 @@ def page_server(sandbox: SandboxServer, **overrides: Any) -> Any:
         nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0},
         **overrides,
     )
-    server = build_server(settings)
+
+
+def page_server(sandbox: SandboxServer, **overrides: Any) -> Any:
+    """An in-process server whose approval page announces into a list (the person's terminal)."""
+    server = build_server(page_settings(sandbox, **overrides))
     lines: list[str] = []
     server.toolkit.approvals.say = lines.append
     server.lines = lines
@@ -183,20 +188,41 @@ async def test_deny_refuses_the_call_and_journals_it(sandbox: SandboxServer) -> 
 
 
 async def test_an_expired_approval_cannot_be_decided_and_sends_nothing(sandbox: SandboxServer) -> None:
-    server = page_server(sandbox)
-    tk = server.toolkit
+    """Approvals expire on the toolkit's clock (`Toolkit(now=...)`): the test moves it past
+    `approval_ttl` instead of waiting or rewriting the record."""
+    clock = FakeClock()
+    server = build_server(toolkit=Toolkit(page_settings(sandbox), now=clock))
+    server.lines = lines = []  # type: ignore[attr-defined]
+    tk = server.toolkit  # type: ignore[attr-defined]
+    tk.approvals.say = lines.append
     async with client(server, "modern") as c, chromium() as browser:
         link = structured(await c.call_tool("nebius_create_endpoint", CREATE))["approval"]
         page = await browser.new_page()
-        await sign_in(page, *link_and_code(server.lines, link["id"]))
-        past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="seconds")
-        with tk.journal._tx() as db:  # the clock of the record, moved past its expiry
-            db.execute("UPDATE approvals SET expires_at=? WHERE id=?", (past, link["id"]))
+        await sign_in(page, *link_and_code(lines, link["id"]))
+        clock.advance(9 * 60)  # approval_ttl is 10m: still open
+        assert not tk.journal.approval(link["id"]).expired
+        clock.advance(61)
+        assert tk.journal.approval(link["id"]).expired
         answer = await decide(page, "approve")
         assert answer.status == 409 and "expired" in await page.inner_text("main")
         fresh = structured(await c.call_tool("nebius_create_endpoint", CREATE))
     assert fresh["outcome"] == "approval_pending" and fresh["approval"]["id"] != link["id"]
     assert mutating_requests(sandbox) == []
+    tk.close()
+
+
+def test_codes_and_sessions_of_the_page_expire_on_the_toolkits_clock(sandbox: SandboxServer) -> None:
+    clock = FakeClock()
+    tk = Toolkit(page_settings(sandbox), now=clock)
+    signin = tk.approvals.signin
+    late, fresh = signin.issue(ttl=timedelta(minutes=10)), signin.issue(ttl=timedelta(minutes=30))
+    clock.advance(11 * 60)
+    assert signin.redeem(late) is None  # past its ten minutes on the toolkit's clock
+    assert signin.redeem(fresh) == "local user"
+    session = signin.open("local user")
+    assert signin.session(session) is not None
+    clock.advance(8 * 3600 + 1)  # SESSION_TTL
+    assert signin.session(session) is None
     tk.close()
 
 

@@ -109,11 +109,16 @@ def test_gpu_mcp_http_checks_host_and_origin_on_every_bind_address(gpu_home: Pat
         def post(**headers: str) -> httpx.Response:
             return httpx.post(url, json=INITIALIZE, headers={**base, **headers})
 
-        # The scheme is case-insensitive; the 401 invites no OAuth discovery.
+        # The scheme is case-insensitive; the 401 names the Bearer scheme (RFC 6750 §3) and invites no
+        # OAuth discovery (no resource_metadata); a wrong bearer token is invalid_token.
         assert post(Authorization=f"bearer {TOKEN}").status_code == 200
         assert post(Authorization=f"BEARER {TOKEN}").status_code == 200
         refused = post(Authorization=f"Basic {TOKEN}")
-        assert refused.status_code == 401 and "www-authenticate" not in refused.headers
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == 'Bearer realm="gpu-mcp"'
+        wrong = post(Authorization="Bearer not-the-token-0123456789")
+        assert wrong.status_code == 401
+        assert wrong.headers["www-authenticate"] == 'Bearer realm="gpu-mcp", error="invalid_token"'
         assert "Authorization: Bearer" in refused.text
         # DNS rebinding: a name nobody allowed is refused even though the server binds 0.0.0.0.
         assert post(Authorization=f"Bearer {TOKEN}", Host="evil.example").status_code == 421

@@ -92,6 +92,7 @@ def server_env(home: Path, sandbox: SandboxServer, issuer: Issuer, **extra: str)
         "NEBIUS_GPU_USD_PER_HOUR": json.dumps({"gpu-h100-sxm": 6.0}),
         "GPU_TOOLS_HTTP_TOKENS": json.dumps(STATIC),
         "GPU_TOOLS_OAUTH_ISSUER": issuer.url,
+        "GPU_TOOLS_APPROVAL_OIDC_CLIENT_ID": "gpu-tools-page",
         "GPU_TOOLS_OAUTH_JWKS_MIN_REFRESH_SECONDS": "3600",
         **extra,
     }
@@ -280,6 +281,26 @@ async def test_static_tokens_keep_working_with_their_scopes(server: Server, sand
             "http_public_url must use https",
         ),
         ({"GPU_TOOLS_OAUTH_ISSUER": "https://idp.example.com", "HOST": "0.0.0.0"}, "set http_public_url"),
+        # The approval page signs people in through the same provider, or the server does not start.
+        ({"GPU_TOOLS_OAUTH_ISSUER": "https://idp.example.com"}, "approval_oidc_client_id is not"),
+        ({"GPU_TOOLS_APPROVAL_OIDC_CLIENT_ID": "page"}, "approval_oidc_client_id is set but oauth_issuer"),
+        (
+            {
+                "GPU_TOOLS_OAUTH_ISSUER": "https://idp.example.com",
+                "GPU_TOOLS_APPROVAL_OIDC_CLIENT_ID": "page",
+                "GPU_TOOLS_APPROVAL_OIDC_SCOPES": "email gpu.approve",
+            },
+            "approval_oidc_scopes must hold openid",
+        ),
+        (
+            {
+                "GPU_TOOLS_OAUTH_ISSUER": "https://idp.example.com",
+                "GPU_TOOLS_APPROVAL_OIDC_CLIENT_ID": "page",
+                "GPU_TOOLS_HTTP_PUBLIC_URL": "https://gpu.example.com/mcp",
+                "HOST": "0.0.0.0",
+            },
+            "set approval_origin",
+        ),
         (
             {"GPU_TOOLS_OAUTH_ISSUER": "https://idp.example.com", "GPU_TOOLS_OAUTH_ALGORITHMS": '["HS256"]'},
             "oauth_algorithms",

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ pytestmark = pytest.mark.anyio
 
 NODE_DIR = Path(__file__).parent / "node"
 CLIENT_ID = "gpu-tools-test"
+PAGE_CLIENT_ID = "gpu-tools-approval-page"  # the approval page's own client at the provider
+PAGE_SECRET = "page-secret-0123456789abcdef"
 MUTATING = {CREATE, "delete_resource", "stop_resource", "start_resource", "update_resource", "reap_expired"}
 
 
@@ -101,6 +104,8 @@ class Team:
     issuer: str
     redirect_uri: str
     home: Path
+    page_redirect_uri: str = ""
+    process: subprocess.Popen[str] | None = None
 
     def rows(self) -> list[Any]:
         journal = Journal.open(self.home / "journal.sqlite3")
@@ -138,8 +143,10 @@ class Team:
         return http, Client(streamable_http_client(self.url, http_client=http), **kw), browser, storage
 
 
-@pytest.fixture
-def team(sandbox: SandboxServer, tmp_path: Path) -> Iterator[Team]:
+@contextmanager
+def team_server(sandbox: SandboxServer, tmp_path: Path, **policy: str) -> Iterator[Team]:
+    """`gpu-mcp --transport http` with `oauth_issuer` a real oidc-provider that knows two clients: the
+    MCP client's (public, PKCE) and the approval page's (confidential, PKCE). `policy`: more settings."""
     node = shutil.which("node")
     if node is None or not (NODE_DIR / "node_modules" / "oidc-provider").is_dir():
         pytest.skip("node or tests/node's oidc-provider is missing: run npm ci --prefix tests/node")
@@ -147,8 +154,10 @@ def team(sandbox: SandboxServer, tmp_path: Path) -> Iterator[Team]:
     url = f"http://127.0.0.1:{port}/mcp"
     issuer = f"http://127.0.0.1:{idp_port}"
     redirect_uri = f"http://127.0.0.1:{free_port()}/callback"  # never served: the browser stops there
+    page_redirect_uri = f"http://localhost:{port}/approvals/signin/callback"
     idp = subprocess.Popen(
-        [node, str(NODE_DIR / "idp.mjs"), str(idp_port), url, CLIENT_ID, redirect_uri],
+        [node, str(NODE_DIR / "idp.mjs"), str(idp_port), url, CLIENT_ID, redirect_uri]
+        + [PAGE_CLIENT_ID, page_redirect_uri, PAGE_SECRET],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -165,13 +174,22 @@ def team(sandbox: SandboxServer, tmp_path: Path) -> Iterator[Team]:
             "NEBIUS_BASE_URL": f"{sandbox.url}/nebius",
             "NEBIUS_GPU_USD_PER_HOUR": json.dumps({"gpu-h100-sxm": 6.0}),
             "GPU_TOOLS_OAUTH_ISSUER": issuer,
+            "GPU_TOOLS_APPROVAL_OIDC_CLIENT_ID": PAGE_CLIENT_ID,
+            "GPU_TOOLS_APPROVAL_OIDC_CLIENT_SECRET": PAGE_SECRET,
+            **{f"GPU_TOOLS_{k.upper()}": v for k, v in policy.items()},
         }
         args = [sys.executable, "-m", "mcp_server", "--transport", "http", "--port", str(port)]
-        with running(args, env, url):
-            yield Team(url, issuer, redirect_uri, home)
+        with running(args, env, url) as proc:
+            yield Team(url, issuer, redirect_uri, home, page_redirect_uri, proc)
     finally:
         idp.terminate()
         idp.wait(timeout=10)
+
+
+@pytest.fixture
+def team(sandbox: SandboxServer, tmp_path: Path) -> Iterator[Team]:
+    with team_server(sandbox, tmp_path) as found:
+        yield found
 
 
 async def test_a_reader_signs_in_sees_no_mutating_tool_and_cannot_create(

@@ -45,6 +45,7 @@ from gpu_tools.journal import Approval
 from gpu_tools.models import ApprovalLink, Plan
 
 if TYPE_CHECKING:
+    from gpu_tools.approvals.oidc import ProviderSignIn
     from gpu_tools.approvals.passkeys import Passkeys
     from gpu_tools.context import Context
 
@@ -93,7 +94,7 @@ def mode_for(settings: Any, plan: Plan, effect: str) -> str:
 def plan_view(tk: Context, plan: Plan, arguments: dict[str, Any]) -> dict[str, Any]:
     """Everything the page shows about a plan, as the gate built it (secrets masked): what is sent,
     what it costs, until when, and what each budget has left after it."""
-    now = datetime.now(UTC)
+    now = tk.now()
     cost = plan_cost(plan)
     budgets = []
     for found in budget.budgets(tk.settings, now, tk.journal.first_at()):
@@ -119,12 +120,22 @@ def plan_view(tk: Context, plan: Plan, arguments: dict[str, Any]) -> dict[str, A
     )
 
 
+APPROVE, ADMIN = "gpu.approve", "gpu.admin"  # the roles the page checks (gpu_tools.settings.SCOPES)
+
+
 @dataclass
 class Session:
     user: str
     csrf: str
     expires: datetime
     passkey: str | None = None  # the approver whose passkey signed this session in
+    # The roles the sign-in carried: None where the way of signing in names no roles (a one-time code
+    # shown to the person at the server, a static token without scopes, an enrolled passkey): every role.
+    scopes: frozenset[str] | None = None
+    via: str = "code"  # code, token, passkey, provider
+
+    def may(self, role: str) -> bool:
+        return self.scopes is None or role in self.scopes
 
 
 @dataclass
@@ -137,12 +148,13 @@ class SignIn:
     lock: threading.Lock = field(default_factory=threading.Lock)
     failures: int = 0  # wrong codes in a row
     locked_until: datetime | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # the toolkit's `now` (tests move it)
 
     def issue(self, user: str = LOCAL_USER, ttl: timedelta = timedelta(minutes=10)) -> str:
         raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
         code = f"{raw[:4]}-{raw[4:]}"
         with self.lock:
-            self.codes[_digest(code)] = (user, datetime.now(UTC) + ttl)
+            self.codes[_digest(code)] = (user, self.clock() + ttl)
         return code
 
     def redeem(self, code: str) -> str | None:
@@ -151,7 +163,7 @@ class SignIn:
         normalized = code.strip().upper().replace(" ", "")
         if len(normalized) == 8:
             normalized = f"{normalized[:4]}-{normalized[4:]}"
-        now = datetime.now(UTC)
+        now = self.clock()
         with self.lock:
             if self.locked_until is not None and now < self.locked_until:
                 return None
@@ -165,14 +177,23 @@ class SignIn:
         return hit[0]
 
     def locked(self) -> bool:
-        return self.locked_until is not None and datetime.now(UTC) < self.locked_until
+        return self.locked_until is not None and self.clock() < self.locked_until
 
-    def open(self, user: str, passkey: str | None = None) -> str:
+    def open(
+        self,
+        user: str,
+        passkey: str | None = None,
+        *,
+        scopes: frozenset[str] | None = None,
+        via: str = "code",
+    ) -> str:
         token = secrets.token_urlsafe(32)
         with self.lock:
-            now = datetime.now(UTC)
+            now = self.clock()
             self.sessions = {k: v for k, v in self.sessions.items() if v.expires > now}
-            self.sessions[token] = Session(user, secrets.token_urlsafe(32), now + SESSION_TTL, passkey)
+            self.sessions[token] = Session(
+                user, secrets.token_urlsafe(32), now + SESSION_TTL, passkey, scopes, via
+            )
         return token
 
     def session(self, token: str | None) -> Session | None:
@@ -180,7 +201,7 @@ class SignIn:
             return None
         with self.lock:
             found = self.sessions.get(token)
-        if found is None or found.expires < datetime.now(UTC):
+        if found is None or found.expires < self.clock():
             return None
         return found
 
@@ -201,9 +222,11 @@ class Approvals:
 
     def __init__(self, tk: Context) -> None:
         self.tk = tk
-        self.signin = SignIn()
+        self.signin = SignIn(clock=lambda: tk.now())
         self.base_url: str | None = None  # where the page is served (set by whoever serves it)
-        self.tokens: dict[str, str | None] = {}  # HTTP bearer tokens -> user: they sign in on a team page
+        # HTTP bearer tokens -> user (or (user, scopes)): they sign in on a team page
+        self.tokens: dict[str, Any] = {}
+        self.provider: ProviderSignIn | None = None  # sign-in through oauth_issuer (set by the HTTP front)
         self.loopback: Any = None  # the stdio server's own page server, started on first need
         self.say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
         self._announced: set[str] = set()
@@ -281,11 +304,9 @@ class Approvals:
         url = self.link(approval.id)
         # A team's server (named users) prints no code: its log is the operator's, not the approver's;
         # approvers sign in with their own token or passkey, which name them.
-        team = any(user for user in self.tokens.values())
+        team = self.provider is not None or any(user for user in self.tokens.values())
         code = "" if team else self.signin.issue(ttl=self.ttl())
-        how = (
-            f"sign in with the one-time code {code}" if code else "sign in with your bearer token or passkey"
-        )
+        how = f"sign in with the one-time code {code}" if code else "sign in there"
         line = (
             f"approval {approval.id} needs you: open {url} and {how} "
             f"(expires {approval.expiry.isoformat(timespec='seconds')})"
@@ -308,7 +329,7 @@ class Approvals:
             return
         notice = {
             "event": event,
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "at": self.tk.now().isoformat(timespec="seconds"),
             **redact_value(detail),
         }
 
@@ -359,6 +380,19 @@ class Approvals:
                 {"approval": approval_id, "by": decided.decided_by, "how": how},
             )
         return decided
+
+    def refuse(self, approval_id: str, by: str, reason: str) -> None:
+        """Journal a decision the page refused before recording it (a user without the role
+        gpu.approve): a `refused` row naming who tried, bound to the approval, nothing sent."""
+        approval = self.tk.journal.approval(approval_id)
+        if approval is None:
+            return
+        try:
+            plan = Plan.model_validate((approval.view or {}).get("plan") or {})
+        except ValueError:  # an approval without the page's view (a form's): nothing to show either
+            return
+        effect = "create" if plan.kind is not None else "update"
+        self.tk.journal.record(plan, effect, "refused", error=f"approval {approval_id}: {reason}", actor=by)
 
     async def wait(self, approval_id: str, seconds: float, progress: Progress | None = None) -> Approval:
         """The approval once decided (or used, or expired), or as it is after `seconds`."""

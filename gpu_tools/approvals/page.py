@@ -5,20 +5,24 @@ code, `frame-ancestors 'none'`), `X-Frame-Options: DENY`, `Referrer-Policy: no-r
 `Cache-Control: no-store`. Every request's Host must be one this server answers to (DNS rebinding);
 every POST must come from this page (its `Origin`, or `Sec-Fetch-Site: same-origin` when a browser
 sends `Origin: null` or none) and carry the session's synchronizer token (sign-in: a pre-session double-submit
-token); the session cookie is `HttpOnly` and `SameSite=Strict`.
+token); the session cookie is `HttpOnly` and `SameSite=Strict` (`Lax` when the identity provider's
+redirect back opened it: that redirect is a cross-site navigation).
 
 The link itself never signs anyone in: a session comes from a one-time code (shown in the server's
-terminal or the notebook), an HTTP bearer token of the server, or an enrolled approver's passkey.
+terminal or the notebook), an HTTP bearer token of the server, an enrolled approver's passkey, or the
+team's identity provider (`oidc.py`; then no code is issued). A session carries the roles of its
+sign-in: approving or denying needs gpu.approve, enrolling approvers through the provider gpu.admin
+(a code, an unscoped token or a passkey holds every role).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from starlette.applications import Starlette
@@ -28,14 +32,17 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpu_tools import budget
-from gpu_tools.approvals import templates
+from gpu_tools.approvals import ADMIN, APPROVE, templates
 
 if TYPE_CHECKING:
     from gpu_tools.approvals import Approvals, Session
 
+log = logging.getLogger("gpu_tools.approvals")
+
 BASE = "/approvals"
 COOKIE = "gpu_approvals"
 PRE_COOKIE = "gpu_approvals_pre"
+FLOW_COOKIE = "gpu_approvals_flow"  # binds a sign-in through the provider to the browser that began it
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -130,25 +137,52 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
     def who(session: Session) -> str:
         return session.user + (" (passkey)" if session.passkey else "")
 
-    async def ask_signin(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+    async def ask_signin(
+        request: Request, *, error: str | None = None, status: int = 200, next_url: str | None = None
+    ) -> Response:
         pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
-        path = request.url.path if request.method == "GET" else f"{BASE}/"
+        path = next_url or (request.url.path if request.method == "GET" else f"{BASE}/")
         enrolled = bool(await off_loop(approvals.tk.journal.approvers))
-        response = _html(templates.signin(BASE, path, pre, error=error, passkeys=enrolled), status)
+        provider = approvals.provider
+        text = templates.signin(
+            BASE,
+            path,
+            pre,
+            error=error,
+            passkeys=enrolled,
+            provider=provider.issuer if provider is not None else None,
+            # With the provider, a code is never shown; the form stays for the static tokens beside it.
+            form=provider is None or bool(approvals.tokens),
+        )
+        response = _html(text, status)
         _cookie(response, request, PRE_COOKIE, pre, max_age=3600)
         return response
+
+    def allowed(session: Session) -> str | None:
+        """Why this person may not approve or deny (None: they may)."""
+        if session.may(APPROVE):
+            return None
+        roles = " ".join(sorted(session.scopes or ())) or "none"
+        return (
+            f"{session.user} may not approve or deny: that needs the role {APPROVE} "
+            f"(this sign-in holds: {roles}). Ask an administrator of your identity provider for it."
+        )
 
     async def index(request: Request) -> Response:
         session = session_of(request)
         if session is None:
             return await ask_signin(request)
         tk = approvals.tk
-        now = datetime.now(UTC)
+        now = tk.now()
         live = await off_loop(tk.journal.live)
         budgets = await off_loop(lambda: budget.report(tk.journal, tk.settings, tk.journal.first_at(), now))
         pending = await off_loop(tk.journal.open_approvals)
         overview = templates.fleet(live, budgets)
-        return _html(templates.index(pending, base=BASE, who=who(session), overview=overview))
+        if session.via == "provider" and session.may(ADMIN):
+            overview += templates.approvers(await off_loop(tk.journal.approvers))
+        return _html(
+            templates.index(pending, base=BASE, who=who(session), overview=overview, refused=allowed(session))
+        )
 
     async def root(request: Request) -> Response:
         return RedirectResponse(f"{BASE}/", 303)
@@ -170,6 +204,7 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
                 csrf=session.csrf,
                 decisions=await off_loop(approvals.tk.journal.decisions, approval.id),
                 quorum=approvals.tk.settings.approval_quorum,
+                refused=allowed(session),
             )
         )
 
@@ -181,18 +216,76 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
             return await ask_signin(
                 request, error="This sign-in form has expired: sign in again.", status=403
             )
-        user = approvals.signin.redeem(str(form.get("code", ""))) or _token_user(approvals, form.get("code"))
+        given = str(form.get("code", ""))
+        # With the provider, no code is ever issued: only the static tokens beside it sign in here.
+        user = approvals.signin.redeem(given) if approvals.provider is None else None
+        scopes: frozenset[str] | None = None
+        via = "code"
+        if user is None and (found := _token_user(approvals, given)) is not None:
+            (user, scopes), via = found, "token"
         if user is None:
             why = "That code is not valid (each code is used once and expires)."
             if approvals.signin.locked():
                 why = "Too many wrong codes: sign-in by code is paused for a few minutes."
             return await ask_signin(request, error=why, status=403)
-        next_url = str(form.get("next", f"{BASE}/"))
-        if not next_url.startswith(f"{BASE}/") or "//" in next_url[1:]:
-            next_url = f"{BASE}/"
-        response = RedirectResponse(next_url, 303)
-        _cookie(response, request, COOKIE, approvals.signin.open(user), max_age=8 * 3600)
+        response = RedirectResponse(_next(str(form.get("next", ""))), 303)
+        session = approvals.signin.open(user, scopes=scopes, via=via)
+        _cookie(response, request, COOKIE, session, max_age=8 * 3600)
         response.delete_cookie(PRE_COOKIE, path=BASE)
+        return response
+
+    def redirect_uri() -> str:
+        return f"{approvals.origin()}{BASE}/signin/callback"
+
+    async def provider_start(request: Request) -> Response:
+        """Off to the provider's authorization endpoint, with a flow cookie binding this browser."""
+        from gpu_tools.approvals.oidc import SignInRefused
+
+        provider = approvals.provider
+        if provider is None:
+            return _html(templates.message("Not found", "No identity provider is set up.", base=BASE), 404)
+        binding = secrets.token_urlsafe(32)
+        next_url = _next(request.query_params.get("next", ""))
+        try:
+            url = await provider.begin(redirect_uri(), next_url, binding)
+        except SignInRefused as exc:
+            why = f"The identity provider cannot sign you in now: {exc}."
+            return await ask_signin(request, error=why, status=502, next_url=next_url)
+        response = RedirectResponse(url, 303)
+        # Lax: the provider's redirect back is a cross-site top-level GET, which a Strict cookie misses.
+        _cookie(response, request, FLOW_COOKIE, binding, max_age=600, samesite="lax")
+        return response
+
+    async def provider_callback(request: Request) -> Response:
+        """The provider's redirect back: the code becomes a session, or the person is told why not."""
+        from gpu_tools.approvals.oidc import SignInRefused
+
+        provider = approvals.provider
+        if provider is None:
+            return _html(templates.message("Not found", "No identity provider is set up.", base=BASE), 404)
+        query = request.query_params
+        state, code = query.get("state", ""), query.get("code", "")
+        if query.get("error") or not code:
+            error = query.get("error") or "no code"
+            why = f"The identity provider did not sign you in ({error[:60]})."
+            return await ask_signin(request, error=why, status=403, next_url=f"{BASE}/")
+        try:
+            identity, next_url = await provider.finish(
+                state=state,
+                code=code,
+                iss=query.get("iss"),
+                binding=request.cookies.get(FLOW_COOKIE, ""),
+                redirect_uri=redirect_uri(),
+            )
+        except SignInRefused as exc:
+            log.info("approval page: a sign-in through the provider was refused: %s", exc)
+            return await ask_signin(request, error=f"Not signed in: {exc}.", status=403, next_url=f"{BASE}/")
+        session = approvals.signin.open(identity.user, scopes=identity.scopes, via="provider")
+        response = RedirectResponse(next_url, 303)
+        # Lax, so the redirect chain that started at the provider carries it; every POST still needs
+        # the session's synchronizer token and a same-origin Origin / Sec-Fetch-Site.
+        _cookie(response, request, COOKIE, session, max_age=8 * 3600, samesite="lax")
+        response.delete_cookie(FLOW_COOKIE, path=BASE)
         return response
 
     async def decide(request: Request) -> Response:
@@ -217,6 +310,10 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
         if choice is None:
             return _html(templates.message("Refused", "Approve or Deny?", base=BASE, who=who(session)), 400)
         approval_id = request.path_params["id"]
+        why = allowed(session)
+        if why is not None:
+            await off_loop(approvals.refuse, approval_id, session.user, f"{choice} refused: {why}")
+            return _html(templates.message("Not allowed", why, base=BASE, who=who(session)), 403)
         how, by = "page", session.user
         if str(form.get("assertion", "")):
             try:
@@ -251,6 +348,8 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
         Route(f"{BASE}/", index),
         Route(f"{BASE}/static/{{name}}", static),
         Route(f"{BASE}/signin", signin, methods=["POST"]),
+        Route(f"{BASE}/signin/provider", provider_start),
+        Route(f"{BASE}/signin/callback", provider_callback),
         Route(f"{BASE}/{{id:str}}", show),
         Route(f"{BASE}/{{id:str}}/decide", decide, methods=["POST"]),
     ]
@@ -258,27 +357,46 @@ def build_app(approvals: Approvals, hosts: Callable[[], list[str]]) -> ASGIApp:
     return Guard(Starlette(routes=routes), approvals, hosts)
 
 
-def _token_user(approvals: Approvals, given: Any) -> str | None:
-    """The user an HTTP bearer token stands for (its name, or the local user for the one-user token)."""
+def _next(url: str) -> str:
+    """Where to go after signing in: a path of this page only (never another site)."""
+    if not url.startswith(f"{BASE}/") or "//" in url[1:] or "\\" in url:
+        return f"{BASE}/"
+    return url
+
+
+def _token_user(approvals: Approvals, given: Any) -> tuple[str, frozenset[str] | None] | None:
+    """The user an HTTP bearer token stands for (its name, or the local user for the one-user token)
+    and its scopes (None: a token configured without scopes holds every role)."""
     if not isinstance(given, str) or not given:
         return None
-    for token, user in approvals.tokens.items():
+    from gpu_tools.approvals import LOCAL_USER
+
+    found: tuple[str, frozenset[str] | None] | None = None
+    for token, user in approvals.tokens.items():  # no early exit: the time taken names no token
         if hmac.compare_digest(token.encode(), given.strip().encode()):
-            from gpu_tools.approvals import LOCAL_USER
+            name, scopes = user if isinstance(user, tuple) else (user, None)
+            found = (name or LOCAL_USER, frozenset(scopes) if scopes is not None else None)
+    return found
 
-            return user or LOCAL_USER
-    return None
 
-
-def _cookie(response: Response, request: Request, name: str, value: str, *, max_age: int) -> None:
+def _cookie(
+    response: Response,
+    request: Request,
+    name: str,
+    value: str,
+    *,
+    max_age: int,
+    samesite: Literal["strict", "lax"] = "strict",
+) -> None:
+    forwarded = request.headers.get("x-forwarded-proto")
     response.set_cookie(
         name,
         value,
         max_age=max_age,
         path=BASE,
         httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
+        samesite=samesite,
+        secure=request.url.scheme == "https" or forwarded == "https",
     )
 
 

@@ -20,7 +20,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -43,7 +43,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from gpu_tools.approvals import templates
+from gpu_tools.approvals import ADMIN, APPROVE, templates
 
 if TYPE_CHECKING:
     from gpu_tools.approvals import Approvals, Session
@@ -80,7 +80,7 @@ class Passkeys:
     def _challenge(self, purpose: str, bound: str) -> bytes:
         raw = secrets.token_bytes(32)
         with self._lock:
-            now = datetime.now(UTC)
+            now = self.approvals.tk.now()
             self._challenges = {k: v for k, v in self._challenges.items() if v.expires > now}
             self._challenges[bytes_to_base64url(raw)] = Challenge(purpose, bound, now + CHALLENGE_TTL)
         return raw
@@ -96,7 +96,7 @@ class Passkeys:
         key = bytes_to_base64url(client_data.challenge)
         with self._lock:
             found = self._challenges.pop(key, None)
-        if found is None or found.expires < datetime.now(UTC):
+        if found is None or found.expires < self.approvals.tk.now():
             raise ValueError("this passkey answer is for no open challenge (it expired or was used)")
         if found.purpose != purpose or (bound is not None and found.bound != bound):
             raise ValueError("this passkey answer was made for something else")
@@ -152,7 +152,7 @@ class Passkeys:
     def new_enrollment(self, name: str, by: str | None = None) -> str:
         """A one-time enrollment token for `name` (valid 24 hours), kept hashed in the journal."""
         token = secrets.token_urlsafe(24)
-        expires = (datetime.now(UTC) + ENROLL_TTL).isoformat(timespec="seconds")
+        expires = (self.approvals.tk.now() + ENROLL_TTL).isoformat(timespec="seconds")
         self.approvals.tk.journal.set_meta(
             ENROLL_META + _digest(token), json.dumps({"name": name, "expires": expires, "by": by})
         )
@@ -163,7 +163,7 @@ class Passkeys:
         if not raw:
             return None
         found = json.loads(raw)
-        if found.get("used") or datetime.fromisoformat(found["expires"]) < datetime.now(UTC):
+        if found.get("used") or datetime.fromisoformat(found["expires"]) < self.approvals.tk.now():
             return None
         return found
 
@@ -220,8 +220,11 @@ class Passkeys:
             return await approvals.tk.journal.aio.run(fn, *args)
 
         async def approve_options(request: Request) -> Response:
-            if session_of(request) is None:
+            session = session_of(request)
+            if session is None:
                 return JSONResponse({"error": "sign in first"}, 401)
+            if not session.may(APPROVE):
+                return JSONResponse({"error": f"approving needs the role {APPROVE}"}, 403)
             approval_id = request.path_params["id"]
             if await off_loop(approvals.tk.journal.approval, approval_id) is None:
                 return JSONResponse({"error": "no such approval"}, 404)
@@ -251,6 +254,16 @@ class Passkeys:
             if found is None:
                 return None, None, "This enrollment link is not valid: it was used or it expired."
             session = session_of(request)
+            if approvals.provider is not None:
+                # A team signing in through its identity provider: approvers are managed by gpu.admin.
+                if session is None or session.via != "provider" or not session.may(ADMIN):
+                    return (
+                        found,
+                        None,
+                        f"Enrolling an approver needs the role {ADMIN}: sign in through the identity "
+                        "provider as an administrator first.",
+                    )
+                return found, session.user, None
             enrolled = await off_loop(approvals.tk.journal.approvers)
             if enrolled and (session is None or session.passkey is None):
                 return found, None, "An approver exists: sign in with an existing approver's passkey first."
@@ -263,9 +276,21 @@ class Passkeys:
                 return HTMLResponse(templates.message("Enrollment", why or "", base=base), 404)
             if why:
                 pre = secrets.token_urlsafe(8)
-                return HTMLResponse(
-                    templates.signin(base, request.url.path, pre, error=why, passkeys=True), 403
+                provider = approvals.provider
+                text = (
+                    templates.signin(
+                        base,
+                        request.url.path,
+                        pre,
+                        error=why,
+                        passkeys=provider is None,
+                        provider=provider.issuer if provider is not None else None,
+                        form=False,
+                    )
+                    if provider is not None
+                    else templates.signin(base, request.url.path, pre, error=why, passkeys=True)
                 )
+                return HTMLResponse(text, 403)
             return HTMLResponse(templates.enroll(found["name"], token, base=base))
 
         async def enroll_options(request: Request) -> Response:

@@ -8,6 +8,7 @@ import json
 from html import escape
 from string import Template
 from typing import Any
+from urllib.parse import urlencode
 
 from gpu_tools.journal import Approval
 
@@ -45,31 +46,58 @@ def page(title: str, body: str, *, base: str, who: str | None = None) -> str:
     return PAGE.substitute(title=esc(title), body=body, base=esc(base), who=signed)
 
 
-def signin(base: str, next_url: str, pre: str, *, error: str | None = None, passkeys: bool = False) -> str:
+def signin(
+    base: str,
+    next_url: str,
+    pre: str,
+    *,
+    error: str | None = None,
+    passkeys: bool = False,
+    provider: str | None = None,
+    form: bool = True,
+) -> str:
+    """The sign-in page: the team's identity provider first where there is one, then the one-time code
+    or bearer token form (`form`), then the passkey."""
     problem = f'<p class="error" role="alert">{esc(error)}</p>' if error else ""
-    passkey = (
-        '<p class="or">or</p><button type="button" class="secondary" id="passkey-signin" '
-        f'data-options="{esc(base)}/passkey/signin-options" data-verify="{esc(base)}/passkey/signin" '
-        f'data-next="{esc(next_url)}">Sign in with a passkey</button>'
-        if passkeys
-        else ""
+    parts = []
+    if provider:
+        start = f"{base}/signin/provider?{urlencode({'next': next_url})}"
+        parts.append(
+            f'<div class="buttons"><a class="button primary" id="provider-signin" href="{esc(start)}">'
+            f"Sign in with your identity provider</a></div>"
+            f'<p class="fine">{esc(provider)}: approving needs the role <code>gpu.approve</code>.</p>'
+        )
+    if form:
+        label = "Bearer token" if provider else "One-time code or token"
+        parts.append(f"""<form method="post" action="{esc(base)}/signin" class="signin">
+<input type="hidden" name="pre" value="{esc(pre)}">
+<input type="hidden" name="next" value="{esc(next_url)}">
+<label for="code">{label}</label>
+<input id="code" name="code" autocomplete="one-time-code" autocapitalize="characters" spellcheck="false" required>
+<button type="submit" class="{"secondary" if provider else "primary"}">Sign in</button>
+</form>""")
+    if passkeys:
+        parts.append(
+            '<button type="button" class="secondary" id="passkey-signin" '
+            f'data-options="{esc(base)}/passkey/signin-options" data-verify="{esc(base)}/passkey/signin" '
+            f'data-next="{esc(next_url)}">Sign in with a passkey</button>'
+        )
+    intro = (
+        "This link alone approves nothing. Sign in with your team's identity provider"
+        + (", or with a bearer token of this HTTP server." if form else ".")
+        if provider
+        else "This link alone approves nothing. Type the one-time code gpu-tools showed you where you "
+        "started it (the server's terminal, your MCP client's server log, or the notebook cell), or the "
+        "bearer token of this HTTP server."
     )
     return page(
         "Sign in to approve",
         f"""<section class="card">
+<p class="status pending" id="signin-required">Sign-in required</p>
 <h1>Sign in to approve</h1>
-<p>This link alone approves nothing. Type the one-time code gpu-tools showed you where you started it
-(the server's terminal, your MCP client's server log, or the notebook cell), or the bearer token of this
-HTTP server.</p>
+<p>{esc(intro)}</p>
 {problem}
-<form method="post" action="{esc(base)}/signin" class="signin">
-<input type="hidden" name="pre" value="{esc(pre)}">
-<input type="hidden" name="next" value="{esc(next_url)}">
-<label for="code">One-time code or token</label>
-<input id="code" name="code" autocomplete="one-time-code" autocapitalize="characters" spellcheck="false" required>
-<button type="submit" class="primary">Sign in</button>
-</form>
-{passkey}
+{'<p class="or">or</p>'.join(parts)}
 </section>""",
         base=base,
     )
@@ -105,10 +133,14 @@ def detail(
     csrf: str,
     decisions: list[dict[str, Any]],
     quorum: int,
+    refused: str | None = None,
 ) -> str:
+    """One approval, whole; `refused`: why this signed-in person may not decide it (no buttons then)."""
     view = approval.view or {}
     plan = view.get("plan", {})
     state, sentence = status_of(approval)
+    if state == "pending" and refused:
+        sentence = "Waiting for an approver's decision."
     expires = "never (no expiry)"
     if plan.get("expires_at"):
         then = "stopped" if plan.get("expires_action") == "stop" else "deleted"
@@ -150,7 +182,17 @@ def detail(
         for d in decisions
     )
     actions = ""
-    if state == "pending":
+    if state == "pending" and refused:
+        # The buttons are shown, disabled, so the person sees what they may not do (the server refuses
+        # the POST anyway: it checks the role, not the button).
+        actions = f"""<form method="post" action="{esc(base)}/{esc(approval.id)}/decide" class="decide">
+<input type="hidden" name="csrf" value="{esc(csrf)}">
+<div class="buttons">
+<button type="submit" name="decision" value="approve" class="primary" disabled>Approve and send</button>
+<button type="submit" name="decision" value="deny" class="danger" disabled>Deny</button>
+</div>
+</form>"""
+    elif state == "pending":
         needs = (
             '<p class="note">This approval needs an enrolled approver\'s passkey: Approve asks for it.</p>'
             if approval.mode == "passkey"
@@ -175,6 +217,7 @@ def detail(
         f"Approve: {plan.get('action', approval.id)}",
         f"""<section class="card">
 <p class="status {state}" id="status">{esc(sentence)}</p>
+{f'<p class="error" role="alert" id="not-allowed">{esc(refused)}</p>' if refused and state == "pending" else ""}
 {sandbox}
 <h1>{esc(plan.get("action"))}</h1>
 <p class="price"><span class="amount">{esc(_money(plan.get("usd_per_hour_max") or plan.get("usd_per_hour")))}</span> per hour at most</p>
@@ -220,7 +263,19 @@ def fleet(live: list[Any], budgets: list[Any]) -> str:
     )
 
 
-def index(approvals: list[Approval], *, base: str, who: str, overview: str = "") -> str:
+def approvers(rows: list[dict[str, Any]]) -> str:
+    """The enrolled approvers (for a signed-in gpu.admin; read-only: `gpu-mcp approvers` manages them)."""
+    items = "".join(
+        f'<li>{esc(r.get("name"))} <span class="meta">enrolled {esc(r.get("created_at"))}</span></li>'
+        for r in rows
+    )
+    body = f'<ul class="approvers">{items}</ul>' if items else '<p class="empty">No passkey is enrolled.</p>'
+    return f'<h2 id="approvers">Approvers (passkeys)</h2>{body}'
+
+
+def index(
+    approvals: list[Approval], *, base: str, who: str, overview: str = "", refused: str | None = None
+) -> str:
     if not approvals:
         items = '<p class="empty">Nothing is waiting for approval.</p>'
     else:
@@ -237,7 +292,9 @@ def index(approvals: list[Approval], *, base: str, who: str, overview: str = "")
         items = f'<ul class="pending">{"".join(rows)}</ul>'
     return page(
         "Pending approvals",
-        f'<section class="card"><h1>Pending approvals</h1>{items}{overview}</section>',
+        '<section class="card"><h1>Pending approvals</h1>'
+        + (f'<p class="error" role="alert" id="not-allowed">{esc(refused)}</p>' if refused else "")
+        + f"{items}{overview}</section>",
         base=base,
         who=who,
     )

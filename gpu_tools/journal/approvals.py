@@ -7,7 +7,7 @@ import json
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,8 @@ class Approval:
     decided_by: str | None = None
     decided_how: str | None = None
     decided_at: str | None = None
+    # The clock `expired` reads: the journal's (the toolkit's `now`), so a test moves it instead of sleeping.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False, compare=False)
 
     @property
     def expiry(self) -> datetime:
@@ -45,7 +47,7 @@ class Approval:
 
     @property
     def expired(self) -> bool:
-        return self.expiry < datetime.now(UTC)
+        return self.expiry < self.clock()
 
 
 class Approvals:
@@ -84,6 +86,7 @@ class Approvals:
             journal_id=None,
             result=None,
             asked_by=asked_by,
+            clock=self.now,
             **(page or {}),
         )
         view = json.dumps(redact_value(approval.view)) if approval.view is not None else None
@@ -140,11 +143,10 @@ class Approvals:
         row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
         return self._to_approval(row)
 
-    @staticmethod
-    def _to_approval(row: Any) -> Approval | None:
+    def _to_approval(self, row: Any) -> Approval | None:
         if row is None:
             return None
         data = dict(row)
         data["result"] = json.loads(data["result"]) if data["result"] else None
         data["view"] = json.loads(data["view"]) if data.get("view") else None
-        return Approval(**data)
+        return Approval(**data, clock=self.now)

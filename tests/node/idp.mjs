@@ -1,24 +1,28 @@
 // A real OpenID Provider (oidc-provider) for the OAuth tests, on loopback, with no browser needed.
 //
-//   node idp.mjs <port> <resource> <client_id> <redirect_uri>
+//   node idp.mjs <port> <resource> <client_id> <redirect_uri> [<page_client_id> <page_redirect_uri> <page_secret>]
 //
 // - issuer http://127.0.0.1:<port>; one RS256 signing key generated at start;
-// - one static public client (PKCE, no secret) with the given redirect URI;
+// - one static public client (PKCE, no secret) with the given redirect URI, and optionally the approval
+//   page's confidential client (client_secret_basic, PKCE too) with its own redirect URI;
 // - access tokens for <resource> are JWTs (RFC 9068) whose audience is the resource, with the user's
 //   `email` added; the scopes offered for it are gpu.read, gpu.write, gpu.approve, gpu.admin;
-// - sign-in is non-interactive: the interaction page logs in the user named by `login_hint`
-//   (reader, writer, approver) and grants the requested scopes that user holds, rejecting the rest.
+// - sign-in: the interaction page logs in the user named by `login_hint` (reader, writer, approver,
+//   admin, lead) without a page; with no `login_hint` it shows a login form (a browser types the user name);
+//   consent grants the requested scopes that user holds and rejects the rest, without a page.
 // Prints "ready <issuer>" on stdout once it listens.
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
-const [port, resource, clientId, redirectUri] = process.argv.slice(2);
+const [port, resource, clientId, redirectUri, pageClientId, pageRedirectUri, pageSecret] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 const GPU_SCOPES = ['gpu.read', 'gpu.write', 'gpu.approve', 'gpu.admin'];
 const USERS = {
   reader: ['gpu.read'],
   writer: ['gpu.read', 'gpu.write'],
   approver: ['gpu.read', 'gpu.approve'],
+  admin: ['gpu.read', 'gpu.approve', 'gpu.admin'],
+  lead: ['gpu.read', 'gpu.write', 'gpu.approve'],
 };
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -34,6 +38,18 @@ const provider = new Provider(issuer, {
       grant_types: ['authorization_code'],
       response_types: ['code'],
     },
+    ...(pageClientId
+      ? [
+          {
+            client_id: pageClientId,
+            client_secret: pageSecret,
+            token_endpoint_auth_method: 'client_secret_basic',
+            redirect_uris: [pageRedirectUri],
+            grant_types: ['authorization_code'],
+            response_types: ['code'],
+          },
+        ]
+      : []),
   ],
   scopes: ['openid', 'email'],
   claims: { openid: ['sub'], email: ['email', 'email_verified'] },
@@ -65,12 +81,33 @@ const provider = new Provider(issuer, {
   ttl: { Interaction: 600, Session: 600, Grant: 600, AccessToken: 600, AuthorizationCode: 120 },
 });
 
+async function formBody(req) {
+  let raw = '';
+  for await (const chunk of req) raw += chunk;
+  return new URLSearchParams(raw);
+}
+
 provider.use(async (ctx, next) => {
   if (!ctx.path.startsWith('/interaction/')) return next();
   const details = await provider.interactionDetails(ctx.req, ctx.res);
   const { prompt, params, session } = details;
-  const user = String(params.login_hint || 'reader');
-  const holds = USERS[user] || [];
+  let user = params.login_hint ? String(params.login_hint) : undefined;
+  if (prompt.name === 'login' && !user) {
+    if (ctx.method !== 'POST') {
+      ctx.type = 'html';
+      ctx.body = `<!doctype html><title>Test IdP sign-in</title><form method="post" action="${ctx.path}">
+<label for="username">User</label> <input id="username" name="username" autofocus>
+<button type="submit">Sign in</button></form>`;
+      return;
+    }
+    user = String((await formBody(ctx.req)).get('username') || '');
+    if (!USERS[user]) {
+      ctx.status = 403;
+      ctx.body = 'no such user';
+      return;
+    }
+  }
+  const holds = USERS[session?.accountId || user || 'reader'] || [];
   let result;
   if (prompt.name === 'login') {
     result = { login: { accountId: user } };
