@@ -698,6 +698,15 @@ class Gate:
             raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=fresh.provider)
         return fresh
 
+    async def parse(self, op: Operation, args: dict[str, Any], *, actor: str | None = None) -> Any:
+        """A mutation's arguments, parsed strictly; invalid ones are refused with one journal row,
+        whichever front the call came through (nothing is asked, nothing is sent)."""
+        try:
+            return op.parse(args)
+        except GpuToolsError as exc:
+            await self.journal_refusal(op, args, f"invalid input: {exc}", actor=actor, plan_it=False)
+            raise
+
     async def journal_refusal(
         self,
         op: Operation,

@@ -180,8 +180,8 @@ class Toolkit:
         """Run one operation. A mutation's yes comes from `confirmer`; `approval_id` is the question the
         front asked with `question()` first (see `Gate.run`). Every result is scrubbed of known secrets."""
         op = self.registry.get(name)
-        data = op.parse(args)
         if op.mutating:
+            data = await self.gate.parse(op, args or {}, actor=actor)
             live_limits = (
                 self.settings.max_total_usd_per_hour,
                 self.settings.budget_usd_per_day,
@@ -195,6 +195,7 @@ class Toolkit:
                 op, data, confirmer or Refuse(), approval_id=approval_id, actor=actor
             )
             return scrub(result)
+        data = op.parse(args)
         if op.handler is None:
             raise RuntimeError("internal error: expected op.handler is not None")
         if op.provider:

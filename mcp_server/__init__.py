@@ -159,10 +159,8 @@ class GpuServer(MCPServer):
                 await tk.gate.journal_refusal(op, arguments, f"hidden tool: {why}", actor=user, plan_it=False)
             raise ToolError(f"{why} Nothing was sent.")
         try:
-            op.parse(arguments)
+            await tk.gate.parse(op, arguments, actor=user) if op.mutating else op.parse(arguments)
         except GpuToolsError as exc:
-            if op.mutating:
-                await tk.gate.journal_refusal(op, arguments, f"invalid input: {exc}", actor=user)
             raise ToolError(f"{exc} Nothing was sent.") from None
         if op.mutating and context is not None:
             link = await _url_round(tk, op, arguments, context, user)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from IPython.core.error import UsageError
 from mcp import Client, StdioServerParameters, types
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
@@ -704,6 +706,54 @@ async def test_the_magic_reports_a_lost_answer_in_one_line_and_reconciles(
     report = shell.run_line_magic("gpu", "reconcile")
     assert [i.outcome for i in report.result.items] == ["ok"]  # type: ignore[union-attr]
     assert len(creates_at(sandbox, "neolink")) == 1
+    shell.extension_manager.unload_extension("ipython_ext")
+
+
+MAGIC_CREATE = (
+    "nebius-create-endpoint --name nb --model-name openai/gpt-oss-20b --flavor-name base "
+    "--gpu-type gpu-h100-sxm"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "error", "why"),
+    [
+        (MAGIC_CREATE + " --max-replica 2 --yes", UsageError, "unrecognized arguments: --max-replica"),
+        (MAGIC_CREATE + " --max-replicas 0 --yes", errors.InvalidInput, "max_replicas"),
+        (MAGIC_CREATE + " --max-replicas lots --yes", UsageError, "invalid int value: 'lots'"),
+        (MAGIC_CREATE + " --name {nope} --yes", UsageError, "no variable named 'nope'"),
+        ("rm nebius dep-1 --out 1x --yes", UsageError, "--out needs a variable name"),
+        ("scale nebius --max-replicas 2 --yes", UsageError, "required"),
+    ],
+    ids=["misspelled-flag", "out-of-bounds", "not-a-number", "unknown-variable", "bad-out", "missing-id"],
+)
+async def test_the_magic_journals_each_invalid_change_once_and_sends_nothing(
+    sandbox: SandboxServer, line: str, error: type[Exception], why: str
+) -> None:
+    from tests.conftest import fetch_log, new_shell
+
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox)))
+    with pytest.raises(error, match=re.escape(why)):
+        shell.run_line_magic("gpu", line)
+    history = shell.run_line_magic("gpu", "history")
+    [row] = history.result.items  # type: ignore[union-attr]
+    assert row.outcome == "refused" and row.error.startswith("invalid input: ") and why in row.error
+    assert row.provider == "nebius"
+    assert fetch_log(sandbox) == []  # not even a read to plan it
+    shell.extension_manager.unload_extension("ipython_ext")
+
+
+async def test_a_change_in_a_read_only_notebook_is_journaled_as_read_only(sandbox: SandboxServer) -> None:
+    from tests.conftest import fetch_log, new_shell
+
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox, read_only=True)))
+    with pytest.raises(UsageError, match="this session is read-only"):
+        shell.run_line_magic("gpu", "rm nebius dep-1 --yes")
+    [row] = shell.run_line_magic("gpu", "history").result.items  # type: ignore[union-attr]
+    assert (row.operation, row.outcome, row.provider) == ("delete_resource", "refused", "nebius")
+    assert (row.error or "").startswith("read_only: ") and fetch_log(sandbox) == []
     shell.extension_manager.unload_extension("ipython_ext")
 
 
