@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, SecretBytes, SecretStr
@@ -135,6 +136,11 @@ def plan_cost(plan: Plan) -> float | None:
     return plan.usd_per_hour_max if plan.usd_per_hour_max is not None else plan.usd_per_hour
 
 
+def _live_name(entry: LiveEntry) -> str:
+    what = entry.resource_id or f"journal #{entry.journal_id} (its create's outcome is unknown)"
+    return f"{entry.provider} {what}" + (f" ({entry.name!r})" if entry.name else "")
+
+
 class Confirmer(Protocol):
     async def confirm(self, plan: Plan) -> bool: ...
 
@@ -173,11 +179,34 @@ class Question:
         return self.mode != "form"
 
 
+class PricedView:
+    """A journal view in which each live resource whose cost was never journaled carries the best
+    figure found for it (`Gate.estimates`), so the caps and budgets never count it as free."""
+
+    def __init__(self, view: budget.JournalView, estimates: Mapping[int, float]) -> None:
+        self.view, self.estimates = view, estimates
+
+    def live(self) -> list[LiveEntry]:
+        return [self._priced(e) for e in self.view.live()]
+
+    def _priced(self, entry: LiveEntry) -> LiveEntry:
+        if entry.usd_per_hour is None and entry.journal_id in self.estimates:
+            return entry.model_copy(update={"usd_per_hour": self.estimates[entry.journal_id]})
+        return entry
+
+    def spent(self, since: datetime, now: datetime) -> float:
+        return self.view.spent(since, now)
+
+
 class Gate:
     def __init__(self, tk: Context) -> None:
         self.tk = tk
         self._plans: dict[str, tuple[float, Plan]] = {}
         self.in_flight: set[int] = set()  # journal rows being sent by this process right now
+        # Live resources whose cost was never journaled (journal row id ->): the provider's offer price
+        # for their GPUs, when it publishes one; else where their plan said the price came from.
+        self.estimates: dict[int, float] = {}
+        self.unpriced_source: dict[int, str | None] = {}
 
     # ---- policy -------------------------------------------------------------------------------
     def policy_violation(self, plan: Plan, op: Operation, others: float | None = None) -> str | None:
@@ -202,7 +231,8 @@ class Gate:
             and plan.kind in BILLABLE_KINDS
         ):
             return "require_expiry: this create has no expires_in, and require_expiry is set."
-        if not self.raises(plan, op, self.tk.journal):
+        view = PricedView(self.tk.journal, self.estimates)
+        if not self.raises(plan, op, view):
             return None
         cost = plan_cost(plan)
         if s.max_usd_per_hour is not None:
@@ -220,10 +250,13 @@ class Gate:
             allowed = [m.upper() for m in s.allowed_gpu_models]
             if model is None or model.upper() not in allowed:
                 return f"allowed_gpu_models: {plan.gpu_name} ({model or 'unknown model'}) is not in {s.allowed_gpu_models}."
+        unpriced = self.unpriced_violation(plan, op, view)
+        if unpriced:
+            return unpriced
         if others is None and s.max_total_usd_per_hour is not None:
-            others = self._others(plan)
-        return self.total_cap_violation(plan, op, others or 0.0) or self.budget_violation(
-            plan, op, self.tk.journal
+            others = self._others(plan, view)
+        return self.total_cap_violation(plan, op, others or 0.0, view) or self.budget_violation(
+            plan, op, view
         )
 
     def budget_violation(self, plan: Plan, op: Operation, view: budget.JournalView) -> str | None:
@@ -246,8 +279,45 @@ class Gate:
 
     def in_transaction(self, plan: Plan, op: Operation, view: LiveView) -> str | None:
         """The caps that depend on what else is live, checked inside the intent's transaction."""
-        others = self._others(plan, view)
-        return self.total_cap_violation(plan, op, others, view) or self.budget_violation(plan, op, view)
+        priced = PricedView(view, self.estimates)
+        others = self._others(plan, priced)
+        return (
+            self.unpriced_violation(plan, op, priced)
+            or self.total_cap_violation(plan, op, others, priced)
+            or self.budget_violation(plan, op, priced)
+        )
+
+    def unpriced_violation(self, plan: Plan, op: Operation, view: budget.JournalView) -> str | None:
+        """With a total cap or a budget set, a plan that raises the hourly cost is refused while
+        something else live has no known cost at all (none journaled, no offer price for its GPUs):
+        counted as free, it would let the total pass the cap unseen. Fail closed, and say how out."""
+        s = self.tk.settings
+        limits = {
+            "max_total_usd_per_hour": s.max_total_usd_per_hour,
+            "budget_usd_per_day": s.budget_usd_per_day,
+            "budget_usd_total": s.budget_usd_total,
+        }
+        rule = next((name for name, value in limits.items() if value is not None), None)
+        if rule is None or not self.raises(plan, op, view):
+            return None
+        unknown = [
+            e
+            for e in view.live()
+            if not e.stopped
+            and e.usd_per_hour is None
+            and (e.provider, e.resource_id) != (plan.provider, plan.target)
+        ]
+        if not unknown:
+            return None
+        names = ", ".join(_live_name(e) for e in unknown)
+        sources = {self.unpriced_source.get(e.journal_id or 0) for e in unknown} - {None}
+        why = f" (its plan's price: {'; '.join(sorted(sources))})" if sources else ""  # type: ignore[arg-type]
+        return (
+            f"{rule}: the hourly cost of live {names} is unknown{why}, and its provider offers no "
+            "price for its GPUs, so the total cannot be checked (counted as free, it would let this "
+            "change through unseen). Delete it or stop it (delete_resource or stop_resource) to take "
+            "it out of the count, or give its provider a price for its GPU, then ask again."
+        )
 
     @staticmethod
     def _live_of(plan: Plan, view: budget.JournalView) -> LiveEntry | None:
@@ -299,13 +369,50 @@ class Gate:
             )
         return None
 
-    def _others(self, plan: Plan, view: budget.JournalView | None = None) -> float:
-        """What everything else live or in flight (not stopped) costs per hour."""
+    @staticmethod
+    def _others(plan: Plan, view: budget.JournalView) -> float:
+        """What everything else live or in flight (not stopped) costs per hour, in a priced view
+        (a resource still without a figure was refused by `unpriced_violation` first)."""
         return sum(
             e.usd_per_hour or 0.0
-            for e in (view or self.tk.journal).live()
+            for e in view.live()
             if not e.stopped and not (e.provider == plan.provider and e.resource_id == plan.target)
         )
+
+    async def price_unknowns(self) -> None:
+        """Find a figure for each live resource whose cost was never journaled, when a total cap or
+        a budget needs one: the provider's offer price per GPU (the dearest offer of its GPU) times
+        the GPUs its plan reached at maximum scale. None found: `unpriced_violation` refuses."""
+        s = self.tk.settings
+        if all(v is None for v in (s.max_total_usd_per_hour, s.budget_usd_per_day, s.budget_usd_total)):
+            return
+        journal = self.tk.journal
+        for entry in await journal.aio.live():
+            if entry.usd_per_hour is not None or entry.stopped or entry.journal_id is None:
+                continue
+            stored = await journal.aio.run(journal.result_of, entry.journal_id) or {}
+            shown = stored.get("plan") or {}
+            self.unpriced_source[entry.journal_id] = shown.get("price_source")
+            estimate = await self._offer_price(entry.provider, shown.get("gpu_name"), shown.get("gpus"))
+            if estimate is None:
+                self.estimates.pop(entry.journal_id, None)
+            else:
+                self.estimates[entry.journal_id] = estimate
+
+    async def _offer_price(self, provider: str, gpu_name: str | None, gpus: int | None) -> float | None:
+        adapter = self.tk.adapters.get(provider)
+        if adapter is None or not gpu_name or not gpus or not self.tk.configured(provider):
+            return None
+        try:
+            offers = await self.tk.offers(adapter)
+        except GpuToolsError:
+            return None  # no figure: the resource stays unpriced, and the change is refused
+        per_gpu = [
+            o.usd_per_hour / (o.gpu_count or 1)
+            for o in offers
+            if o.gpu_name == gpu_name and o.usd_per_hour is not None
+        ]
+        return round(max(per_gpu) * gpus, 6) if per_gpu else None
 
     # ---- planning -----------------------------------------------------------------------------
     async def plan(self, op: Operation, data: MutationInput, *, fresh: bool = False) -> Plan:
@@ -357,6 +464,7 @@ class Gate:
                 )
         if op.effect == "create":
             await self.tk.journal.aio.run(self._warn_if_lost_before, op, data, plan)
+        await self.price_unknowns()
         violation = await self.tk.journal.aio.run(self.policy_violation, plan, op)
         if violation:
             plan.warnings.append(f"Refused by policy {violation}")

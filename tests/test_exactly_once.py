@@ -379,6 +379,56 @@ async def test_starting_stopped_instances_meets_the_total_cap(sandbox: SandboxSe
     assert [e.operation for e in refused] == ["start_resource", "start_resource"]
 
 
+# ---- a live resource of unknown cost never counts as free ------------------------------------------
+async def test_a_live_resource_of_unknown_cost_counts_at_its_offer_price_or_refuses(
+    sandbox: SandboxServer,
+) -> None:
+    """A Nebius endpoint made while Nebius had no price (its cost never journaled) is live. With a
+    total cap it counts at the offer price of its GPUs when one is known ($6 x 2 GPUs at max scale),
+    and with none known, a change that raises the cost is refused before anyone is asked, naming it;
+    deleting it takes it out of the count."""
+    sandbox.sandbox.ready_after = 0
+    free = Toolkit(sandbox_settings(sandbox))
+    made = await free.call("nebius_create_endpoint", {**NEBIUS, "max_replicas": 2}, confirmer=Approve())
+    rid = made.resource.resource_id
+    assert made.plan.usd_per_hour_max is None and [e.usd_per_hour for e in free.journal.live()] == [None]
+    free.close()
+
+    human = Human()
+    priced = build_server(
+        sandbox_settings(sandbox, max_total_usd_per_hour=20, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0})
+    )
+    async with Client(priced, elicitation_callback=human) as client:
+        structured(await client.call_tool("neolink_create_instance", H100))  # $12 + $3.50 <= $20
+        over = error_text(await client.call_tool("nebius_create_endpoint", {**NEBIUS, "name": "two"}))
+    assert (
+        "max_total_usd_per_hour: live and in-flight resources cost $15.50/hour and this plan $6.00/hour, "
+        "$21.50/hour in all, over the cap of $20/hour" in over
+    )
+    assert len(human.messages) == 1 and len(creates_at(sandbox, "nebius")) == 1
+    priced.toolkit.close()
+
+    human = Human()
+    blind = build_server(sandbox_settings(sandbox, max_total_usd_per_hour=20))
+    async with Client(blind, elicitation_callback=human) as client:
+        refused = error_text(await client.call_tool("neolink_create_instance", {**H100, "display_name": "b"}))
+        spend = structured(await client.call_tool("spend", {}))
+        structured(await client.call_tool("delete_resource", {"provider": "nebius", "resource_id": rid}))
+        after = structured(await client.call_tool("neolink_create_instance", {**H100, "display_name": "c"}))
+    assert f"max_total_usd_per_hour: the hourly cost of live nebius {rid} ('demo') is unknown" in refused
+    assert "set nebius_gpu_usd_per_hour" in refused and "Delete it or stop it" in refused
+    assert "Nothing was sent" in refused and after["outcome"] == "done"
+    assert len(human.messages) == 2  # the delete and the last create: the refused one asked nobody
+    [line] = [i for i in spend["items"] if i["resource_id"] == rid]
+    assert line.get("usd_per_hour") is None and spend["total_usd_per_hour"] == pytest.approx(3.5)
+    assert any(f"no price known for: {rid}" in n and "lower than the truth" in n for n in spend["notes"])
+    assert len(creates_at(sandbox, "neolink")) == 2
+    refusals = [e for e in rows(blind.toolkit) if e.outcome == "refused"]  # newest first, one journal
+    assert [e.operation for e in refusals] == ["neolink_create_instance", "nebius_create_endpoint"]
+    assert rid in (refusals[0].error or "") and "$21.50/hour in all" in (refusals[1].error or "")
+    blind.toolkit.close()
+
+
 # ---- case 3: unknown arguments ---------------------------------------------------------------
 @pytest.mark.parametrize("mode", MODES)
 async def test_unknown_arguments_are_refused_with_the_closest_valid_one(
