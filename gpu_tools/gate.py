@@ -515,13 +515,16 @@ class Gate:
         page: bool = False,
         client: str | None = None,
         page_only: bool = False,
+        asked: str | None = None,
     ) -> Question | None:
         """The question a front should ask before running the call, or None when the call will not
         ask at all (invalid input, dry run, replayed key, policy refusal, nothing to do): the run
         then says why. Each fresh question is a new approval; `resume` (a later round of the same
         MCP call, where the person's answer arrives) reads the plan from the provider again, and
-        reuses the latest approval for these arguments only while that plan is still the one it
-        was made for: otherwise a new approval, whose different text makes the client ask again.
+        reuses `asked`, the approval this very call's earlier round asked about (its identity
+        travels with the protocol's request state), only while that plan is still the one it was
+        made for. Otherwise (changed, or no approval named: never another call's, even with the
+        same arguments) a new approval, whose different text makes the client ask again.
         A question the approval page answers (the policy says so, or `page`: the front cannot show a
         form) is the one open page approval of this plan and requester (`_page_question`);
         `page_only`: only such a question (None, and no approval made, when the form would ask)."""
@@ -545,7 +548,9 @@ class Gate:
             return await self._page_question(
                 data, plan, fp, digest, asked_by, client, "page" if mode == "form" else mode
             )
-        latest = await self.tk.journal.aio.latest_approval(fp) if resume else None
+        latest = await self.tk.journal.aio.approval(asked) if resume and asked else None
+        if latest is not None and latest.fingerprint != fp:
+            latest = None  # another call's, or another user's: never this call's answer
         text = redact_known(plan.message())
         if latest is not None and not latest.expired:
             if latest.digest == digest:

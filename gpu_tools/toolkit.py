@@ -215,9 +215,11 @@ class Toolkit:
         page: bool = False,
         client: str | None = None,
         page_only: bool = False,
+        asked: str | None = None,
     ) -> Question | None:
         """The question a front should ask before `call`, or None when no question is due. `page`:
-        the front cannot show a form, so the approval page answers it (see `Gate.question`)."""
+        the front cannot show a form, so the approval page answers it; `asked`: on a later round,
+        the approval this call asked about (see `Gate.question`)."""
         return await self.gate.question(
             self.registry.get(name),
             args or {},
@@ -226,6 +228,7 @@ class Toolkit:
             page=page,
             client=client,
             page_only=page_only,
+            asked=asked,
         )
 
     async def reconcile(self, provider: str | None = None) -> ReconcileReport:

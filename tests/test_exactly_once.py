@@ -859,6 +859,65 @@ async def test_a_legacy_yes_belongs_to_the_question_it_answered(
     assert other is not None and other.consumed_at is None
 
 
+class BothAsked:
+    """Answers each question only once both calls have been asked theirs, with `answers` in order."""
+
+    def __init__(self, answers: tuple[str, ...] = ("accept", "accept")) -> None:
+        self.answers, self.shown, self.ready = answers, [], asyncio.Event()
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        index = len(self.shown)
+        self.shown.append(params.message)
+        if len(self.shown) >= 2:
+            self.ready.set()
+        await asyncio.wait_for(self.ready.wait(), 10)
+        action = self.answers[index] if index < len(self.answers) else "decline"
+        return types.ElicitResult(action=action, content={"confirm": True} if action == "accept" else None)  # type: ignore[arg-type]
+
+    def approvals(self) -> list[str]:
+        return [m.rsplit("(approval ", 1)[1].split(")")[0] for m in self.shown]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_two_identical_calls_at_once_are_two_questions_and_two_yeses_two_sends(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    """The same user makes the same create twice at once and says yes to both: each call had its own
+    question and approval, and each yes sends its own request (never the other's, never a replay)."""
+    human = BothAsked()
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        results = await asyncio.gather(
+            *(client.call_tool("nebius_create_endpoint", NEBIUS) for _ in range(2))
+        )
+    made = [structured(r) for r in results]
+    assert [m["outcome"] for m in made] == ["done", "done"] and len(human.shown) == 2
+    assert made[0]["resource"]["resource_id"] != made[1]["resource"]["resource_id"]
+    assert len(creates_at(sandbox, "nebius")) == 2
+    approvals = human.approvals()
+    assert len(set(approvals)) == 2
+    for approval_id in approvals:
+        approval = server.toolkit.journal.approval(approval_id)
+        assert approval is not None and approval.consumed_at is not None
+    assert [e.outcome for e in rows(server.toolkit)] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_two_identical_yeses_at_once_each_meet_the_total_cap(sandbox: SandboxServer, mode: str) -> None:
+    """A cap that holds one: both are asked (neither alone breaks it), both say yes, one is sent and
+    the other is refused by the cap in its own transaction."""
+    sandbox.sandbox.ready_after = 0
+    human = BothAsked()
+    server = build_server(sandbox_settings(sandbox, max_total_usd_per_hour=5))  # H100 at $3.50/hour
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        results = await asyncio.gather(*(client.call_tool("neolink_create_instance", H100) for _ in range(2)))
+    assert sorted(r.is_error for r in results) == [False, True] and len(human.shown) == 2
+    [refused] = [error_text(r) for r in results if r.is_error]
+    assert "max_total_usd_per_hour" in refused and "$7.00/hour in all" in refused
+    assert len(creates_at(sandbox, "neolink")) == 1
+    assert sorted(e.outcome for e in rows(server.toolkit)) == ["ok", "refused"]
+
+
 # ---- issue 19, case 7: an approval belongs to its request ---------------------------------------------
 async def test_a_yes_keeps_its_question_however_many_questions_are_open(sandbox: SandboxServer) -> None:
     """1,001 questions left open (the old table evicted past 1,000): the first one's yes still sends
