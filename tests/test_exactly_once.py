@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from gpu_tools.sandbox.sesterce import H100_1
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
+from tests.clock import FakeClock
 from tests.conftest import journal_text, mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
 
@@ -98,6 +98,7 @@ async def test_a_lost_create_answer_stays_unknown_is_never_resent_and_is_reconci
     name, args = CREATES[provider]
     args = {**args, "idempotency_key": "job-42"}
     await tk.call(name, {**args, "dry_run": True})  # plans (Sesterce's price previews are POSTs too)
+    late = sandbox.sandbox.late_answers
     lose_next_answer(sandbox, provider)
 
     with pytest.raises(errors.OutcomeUnknown) as lost:
@@ -113,7 +114,9 @@ async def test_a_lost_create_answer_stays_unknown_is_never_resent_and_is_reconci
         await tk.call(name, args, confirmer=Approve())
     assert len(creates_at(sandbox, provider)) == 1
 
-    await asyncio.sleep(1.0)  # the provider's late answer goes nowhere
+    # The provider's answer goes out at last, to a client that gave up: it changes nothing here.
+    assert await asyncio.to_thread(sandbox.sandbox.wait_late, late + 1)
+    assert [r.outcome for r in rows(tk)] == ["unknown"] and len(creates_at(sandbox, provider)) == 1
     report = await tk.call("reconcile", {})
     [item] = report.items
     assert item.outcome == "ok" and item.resource_id and report.unresolved == 0
@@ -752,7 +755,6 @@ async def test_the_magic_reports_a_lost_answer_in_one_line_and_reconciles(
     )
     out = capsys.readouterr()
     assert "OutcomeUnknown" in out.out + out.err and "Traceback" not in out.out + out.err
-    time.sleep(1.0)
     report = shell.run_line_magic("gpu", "reconcile")
     assert [i.outcome for i in report.result.items] == ["ok"]  # type: ignore[union-attr]
     assert len(creates_at(sandbox, "neolink")) == 1
@@ -809,10 +811,13 @@ async def test_a_change_in_a_read_only_notebook_is_journaled_as_read_only(sandbo
 
 # ---- found in review: each of these once let a promise slip -------------------------------------------
 async def test_reconciliation_never_adopts_a_same_named_resource_made_elsewhere(
-    impatient: Toolkit, sandbox: SandboxServer
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    clock = FakeClock()  # the provider's clock and ours: one, moved by hand
+    monkeypatch.setattr(sandbox.sandbox, "wall", clock)
+    impatient = Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0), now=clock)
     theirs = nebius_endpoint_made_elsewhere(sandbox, NEBIUS["name"])
-    time.sleep(1.1)  # theirs was made a moment before ours was sent (times have one-second steps)
+    clock.advance(1)  # theirs was made a second before ours was sent (times have one-second steps)
     httpx.post(
         f"{sandbox.url}/_sandbox/faults",
         json={"provider": "nebius", "status": 503, "methods": ["POST"], "count": 1},
@@ -825,6 +830,7 @@ async def test_reconciliation_never_adopts_a_same_named_resource_made_elsewhere(
         item.outcome == "unknown" and theirs in item.note and "Left unknown rather than guessed" in item.note
     )
     assert all(e.resource_id != theirs for e in impatient.journal.live())
+    impatient.close()
 
 
 @pytest.mark.parametrize("answers", [("accept", "decline"), ("decline", "accept")])
@@ -1014,14 +1020,12 @@ async def test_a_lost_start_or_delete_is_counted_and_reconciled_against_its_reso
     assert [e.stopped for e in tk.journal.live()] == [False]  # it may have started: it counts
     with pytest.raises(errors.PolicyRefused, match="max_total_usd_per_hour"):
         await tk.call("nebius_create_endpoint", {**NEBIUS, "name": "second"}, confirmer=Approve())
-    time.sleep(1.0)
     httpx.post(
         f"{sandbox.url}/_sandbox/faults",
         json={"provider": "nebius", "lose_response": 1.0, "methods": ["DELETE"], "count": 1},
     )
     with pytest.raises(errors.OutcomeUnknown):
         await tk.call("delete_resource", ref, confirmer=Approve())
-    time.sleep(1.0)
     report = await tk.call("reconcile", {})
     assert {(i.operation, i.outcome) for i in report.items} >= {("delete_resource", "ok")}
     assert tk.journal.live() == []
