@@ -1083,6 +1083,32 @@ def test_the_sandbox_keeps_a_journal_of_its_own(sandbox: SandboxServer) -> None:
     assert real.journal_target() != fake.journal_target() and fake.journal_url is None  # nor a team's
 
 
+async def test_a_sandbox_never_writes_the_journal_gpu_tools_journal_path_names(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GPU_TOOLS_JOURNAL_PATH moves the real journal; the sandbox's goes beside it, and a sandbox
+    create (through %gpu, as `%gpu sandbox` sets it up) leaves the real file untouched."""
+    from gpu_tools.settings import load_settings
+    from tests.conftest import new_shell
+
+    real = tmp_path / "team" / "journal.sqlite3"
+    monkeypatch.setenv("GPU_TOOLS_JOURNAL_PATH", str(real))
+    monkeypatch.delenv("GPU_TOOLS_JOURNAL_URL", raising=False)  # this test is about the file
+    settings = load_settings().for_sandbox(sandbox.url)
+    assert settings.resolved_journal_path() == tmp_path / "team" / "sandbox-journal.sqlite3"
+    assert settings.for_sandbox(sandbox.url).resolved_journal_path() == settings.resolved_journal_path()
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(Toolkit(settings))
+    made = shell.run_line_magic("gpu", MAGIC_CREATE + " --yes")
+    assert made.result.outcome == "done" and len(creates_at(sandbox, "nebius")) == 1  # type: ignore[union-attr]
+    shell.extension_manager.unload_extension("ipython_ext")
+    assert not real.exists()
+    reader = Toolkit(settings)
+    [row] = reader.journal.entries()[0]
+    reader.close()
+    assert row.operation == "nebius_create_endpoint" and row.sandbox
+
+
 def test_a_bad_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from gpu_tools.settings import load_settings
 
