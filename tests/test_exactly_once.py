@@ -432,6 +432,26 @@ async def test_a_live_resource_of_unknown_cost_counts_at_its_offer_price_or_refu
     blind.toolkit.close()
 
 
+async def test_a_budget_refuses_while_a_live_resource_has_no_known_cost_and_a_stop_lifts_it(
+    sandbox: SandboxServer,
+) -> None:
+    sandbox.sandbox.ready_after = 0
+    free = Toolkit(sandbox_settings(sandbox))
+    made = await free.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
+    ref = {"provider": "nebius", "resource_id": made.resource.resource_id}
+    free.close()
+    human = Human()
+    server = build_server(sandbox_settings(sandbox, budget_usd_per_day=100))
+    async with Client(server, elicitation_callback=human, mode="legacy") as client:
+        refused = error_text(await client.call_tool("neolink_create_instance", H100))
+        structured(await client.call_tool("stop_resource", ref))  # a stop never raises the cost
+        after = structured(await client.call_tool("neolink_create_instance", H100))
+    assert f"budget_usd_per_day: the hourly cost of live nebius {ref['resource_id']}" in refused
+    assert after["outcome"] == "done" and len(human.messages) == 2
+    assert len(creates_at(sandbox, "neolink")) == 1
+    server.toolkit.close()
+
+
 # ---- case 3: unknown arguments ---------------------------------------------------------------
 @pytest.mark.parametrize("mode", MODES)
 async def test_unknown_arguments_are_refused_with_the_closest_valid_one(
