@@ -48,9 +48,10 @@ def asked_in(ctx: Context | None) -> str | None:
 
 @contextmanager
 def round_of(ctx: Context | None) -> Iterator[Round]:
-    token = _ROUND.set(Round(asked=asked_in(ctx)))
+    round_ = Round(asked=asked_in(ctx))
+    token = _ROUND.set(round_)
     try:
-        yield _ROUND.get()  # type: ignore[misc]
+        yield round_
     finally:
         _ROUND.reset(token)
 
