@@ -159,7 +159,11 @@ async def spend(tk: Context, data: ProviderFilter, progress: Any = None) -> Spen
     notes = ["accrued_usd assumes each resource ran at today's rate since creation: an upper bound."]
     unknown = [line.resource_id for line in lines if line.usd_per_hour is None]
     if unknown:
-        notes.append(f"no price known for: {', '.join(unknown)} (left out of the totals)")
+        notes.append(
+            f"no price known for: {', '.join(unknown)}; left out of the totals and of the budgets' "
+            "committed_usd, which are lower than the truth. With a total cap or a budget set, a change "
+            "that raises the hourly cost is refused until each is priced, stopped or deleted."
+        )
     expiries = sorted(
         (
             Expiry(

@@ -507,6 +507,15 @@ class Settings(BaseSettings):
         """Where the journal lives: the database URL when one is set, else the SQLite file."""
         return self.journal_url.get_secret_value() if self.journal_url else self.resolved_journal_path()
 
+    def sandbox_journal_path(self) -> Path:
+        """The sandbox's own journal, never the real one (`GPU_TOOLS_JOURNAL_PATH` included): the
+        file `sandbox-<name>` beside it (`sandbox-journal.sqlite3` in the data directory by default).
+        Settings already pointed at a sandbox keep theirs."""
+        if self.sandbox and self.journal_path is not None:
+            return self.journal_path
+        real = self.resolved_journal_path()
+        return real.with_name(f"sandbox-{real.name}")
+
     def for_sandbox(self, base_url: str) -> Settings:
         """A copy of these settings with every provider pointed at a sandbox on `base_url`."""
         copy = self.model_copy(
@@ -514,7 +523,7 @@ class Settings(BaseSettings):
                 "sandbox": True,
                 # The sandbox's resources never mix with real ones: caps, spend, reconciliation and
                 # gpu-guard of a real account never see them, nor they the real ones.
-                "journal_path": self.journal_path or data_dir() / "sandbox-journal.sqlite3",
+                "journal_path": self.sandbox_journal_path(),
                 "journal_url": None,  # nor does a team's shared journal
                 # Every provider's credentials and URLs, as its declaration says.
                 **{name: sandboxed(base_url) for name, sandboxed in _SANDBOX_VALUES.items()},

@@ -180,8 +180,8 @@ class Toolkit:
         """Run one operation. A mutation's yes comes from `confirmer`; `approval_id` is the question the
         front asked with `question()` first (see `Gate.run`). Every result is scrubbed of known secrets."""
         op = self.registry.get(name)
-        data = op.parse(args)
         if op.mutating:
+            data = await self.gate.parse(op, args or {}, actor=actor)
             live_limits = (
                 self.settings.max_total_usd_per_hour,
                 self.settings.budget_usd_per_day,
@@ -195,6 +195,7 @@ class Toolkit:
                 op, data, confirmer or Refuse(), approval_id=approval_id, actor=actor
             )
             return scrub(result)
+        data = op.parse(args)
         if op.handler is None:
             raise RuntimeError("internal error: expected op.handler is not None")
         if op.provider:
@@ -214,9 +215,11 @@ class Toolkit:
         page: bool = False,
         client: str | None = None,
         page_only: bool = False,
+        asked: str | None = None,
     ) -> Question | None:
         """The question a front should ask before `call`, or None when no question is due. `page`:
-        the front cannot show a form, so the approval page answers it (see `Gate.question`)."""
+        the front cannot show a form, so the approval page answers it; `asked`: on a later round,
+        the approval this call asked about (see `Gate.question`)."""
         return await self.gate.question(
             self.registry.get(name),
             args or {},
@@ -225,6 +228,7 @@ class Toolkit:
             page=page,
             client=client,
             page_only=page_only,
+            asked=asked,
         )
 
     async def reconcile(self, provider: str | None = None) -> ReconcileReport:

@@ -213,7 +213,9 @@ class GpuMagics(Magics):
         for op in self.toolkit.operations():
             if name == op.name or word.lower() in op.aliases:
                 return op
-        if self.toolkit.settings.read_only and any(op.name == name for op in self.toolkit.registry):
+        if self.toolkit.settings.read_only and any(
+            name == op.name or word.lower() in op.aliases for op in self.toolkit.registry
+        ):
             raise UsageError(f"%gpu {word}: not available, this session is read-only.")
         close = difflib.get_close_matches(word, [*self.subcommands(), "sandbox", "help"], n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]!r}?" if close else " Try %gpu help."
@@ -225,34 +227,37 @@ class GpuMagics(Magics):
     def gpu(self, line: str, cell: str | None = None) -> Any:
         """Run GPU cloud operations. `%gpu help` lists the subcommands."""
         namespace = self.shell.user_ns if self.shell is not None else {}
-        tokens = tokenize(line, namespace) + (tokenize(cell, namespace, comments=True) if cell else [])
-        words = [t.text for t in tokens]
-        if tokens and tokens[0].from_variable:
-            raise UsageError("%gpu: the subcommand must be typed, not taken from a {variable}.")
-        if not words or words[0] in ("help", "-h", "--help"):
-            return self._help(words[1:2])
-        if words[0] == "sandbox":
-            return self._sandbox(argv_of(tokens[1:], _Parser(prog="gpu sandbox")))
-        from gpu_tools.errors import GpuToolsError
-
-        op = self.operation_for(words[0])
-        parser = self._parser(op)
-        argv = argv_of(tokens[1:], parser)
+        op: Operation | None = None
         try:
-            ns = vars(parser.parse_args(argv))
+            tokens = tokenize(line, namespace) + (tokenize(cell, namespace, comments=True) if cell else [])
+            words = [t.text for t in tokens]
+            if tokens and tokens[0].from_variable:
+                raise UsageError("%gpu: the subcommand must be typed, not taken from a {variable}.")
+            if not words or words[0] in ("help", "-h", "--help"):
+                return self._help(words[1:2])
+            if words[0] == "sandbox":
+                return self._sandbox(argv_of(tokens[1:], _Parser(prog="gpu sandbox")))
+            op = self.operation_for(words[0])
+            parser = self._parser(op)
+            ns = vars(parser.parse_args(argv_of(tokens[1:], parser)))
+            for name in POSITIONAL_NAMES:
+                positional = ns.pop("_" + name, None)
+                if positional is not None:
+                    if ns.get(name) not in (None, positional):
+                        raise UsageError(f"%{parser.prog}: {name} given twice ({positional!r} and --{name}).")
+                    ns[name] = positional
+            out = ns.pop("out", None)
+            if out is not None and not out.isidentifier():
+                raise UsageError(f"%{parser.prog}: --out needs a variable name, not {out!r}.")
         except _HelpShown:
             return None
-        for name in POSITIONAL_NAMES:
-            positional = ns.pop("_" + name, None)
-            if positional is not None:
-                if ns.get(name) not in (None, positional):
-                    raise UsageError(f"%{parser.prog}: {name} given twice ({positional!r} and --{name}).")
-                ns[name] = positional
+        except UsageError as exc:
+            self._journal_refusal(op, line, exc)
+            raise
+        from gpu_tools.errors import GpuToolsError
+
         # --yes counts only when the person typed it: never from a {variable}'s text.
         yes = bool(ns.pop("yes", False)) and any(not t.from_variable and t.text in YES_FLAGS for t in tokens)
-        out = ns.pop("out", None)
-        if out is not None and not out.isidentifier():
-            raise UsageError(f"%{parser.prog}: --out needs a variable name, not {out!r}.")
         view_args = {k: ns.pop(k, None) for k in ("sort", "columns", "all_columns")}
         args = {k: v for k, v in ns.items() if v is not None}
         try:
@@ -269,6 +274,27 @@ class GpuMagics(Magics):
         if out is not None and self.shell is not None:
             self.shell.user_ns[out] = result
         return result
+
+    def _journal_refusal(self, op: Operation | None, line: str, exc: UsageError) -> None:
+        """A change refused here for its input (a misspelled flag, a bad value, a `{variable}` that
+        does not resolve, a read-only session) leaves its journal row, as through every front."""
+        words, read_only = line.split(), op is None and self.toolkit.settings.read_only
+        if op is None and words:  # refused before its subcommand was known: which one was typed?
+            typed = words[0].lower()
+            op = next(
+                (o for o in self.toolkit.registry if typed.replace("-", "_") == o.name or typed in o.aliases),
+                None,
+            )
+        if op is None or not op.mutating:
+            return
+        adapters = self.toolkit.adapters
+        named = (p for w in words[1:] if (p := w.rpartition("=")[2].lower()) in adapters)
+        provider = next(named, None)  # the journal row's provider, when one was typed
+        reason = f"{'read_only' if read_only else 'invalid input'}: {exc}"
+        gate = self.toolkit.gate
+        self.runner.run(
+            gate.journal_refusal(op, {"provider": provider} if provider else {}, reason, plan_it=False)
+        )
 
     def _view(self, op: Operation, flags: dict[str, Any]) -> Any:
         from ipython_ext.render import View, pick_columns, sort_key

@@ -52,6 +52,7 @@ from gpu_tools.operations import CONFIRMATION, Operation
 from gpu_tools.providers.declare import titles as provider_titles
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
+from mcp_server import rounds
 from mcp_server.auth import user_of
 from mcp_server.completions import add_completions
 from mcp_server.prompts import add_prompts
@@ -159,17 +160,17 @@ class GpuServer(MCPServer):
                 await tk.gate.journal_refusal(op, arguments, f"hidden tool: {why}", actor=user, plan_it=False)
             raise ToolError(f"{why} Nothing was sent.")
         try:
-            op.parse(arguments)
+            await tk.gate.parse(op, arguments, actor=user) if op.mutating else op.parse(arguments)
         except GpuToolsError as exc:
-            if op.mutating:
-                await tk.gate.journal_refusal(op, arguments, f"invalid input: {exc}", actor=user)
             raise ToolError(f"{exc} Nothing was sent.") from None
         if op.mutating and context is not None:
             link = await _url_round(tk, op, arguments, context, user)
             if link is not None:
                 return link
         try:
-            return await super().call_tool(name, arguments, context)
+            with rounds.round_of(context) as round_:
+                result = await super().call_tool(name, arguments, context)
+            return rounds.carry(result, round_) if isinstance(result, InputRequiredResult) else result
         except ToolError as exc:
             if not op.mutating or _raised_by_gate(exc):
                 raise
@@ -342,21 +343,26 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
 
         async def question_for(ctx: Context, **kwargs: Any) -> Question | None:
             # Runs before the body on every round: a fresh call makes a new approval; a later
-            # round (the answer) reads the plan again and finds the same approval only while the
-            # plan is unchanged, else makes a new one, whose new text the client is asked again.
+            # round (the answer) reads the plan again and finds the approval its request state
+            # names (mcp_server.rounds) only while the plan is unchanged, else makes a new one,
+            # whose new text the client is asked again.
             # A client that cannot show a form, or a policy that wants the approval page, gets the
             # one open page approval of this plan (the same one on every call until it expires).
             if kwargs.get("dry_run"):
                 return None
             asker = user_of(ctx.request_context.request)
-            return await tk.question(
+            round_ = rounds.current() or rounds.Round()
+            question = await tk.question(
                 op.name,
                 kwargs,
                 resume=resuming(ctx),
                 asked_by=asker,
                 page=not can_elicit(ctx),
                 client=client_name(ctx),
+                asked=round_.asked,
             )
+            round_.approval = question.approval.id if question is not None else None
+            return question
 
         question_for.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
         question_for.__annotations__ = {"ctx": Context, "return": Question | None}

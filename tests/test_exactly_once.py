@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
+from IPython.core.error import UsageError
 from mcp import Client, StdioServerParameters, types
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
@@ -30,6 +31,7 @@ from gpu_tools.sandbox.sesterce import H100_1
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
+from tests.clock import FakeClock
 from tests.conftest import journal_text, mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
 
@@ -96,6 +98,7 @@ async def test_a_lost_create_answer_stays_unknown_is_never_resent_and_is_reconci
     name, args = CREATES[provider]
     args = {**args, "idempotency_key": "job-42"}
     await tk.call(name, {**args, "dry_run": True})  # plans (Sesterce's price previews are POSTs too)
+    late = sandbox.sandbox.late_answers
     lose_next_answer(sandbox, provider)
 
     with pytest.raises(errors.OutcomeUnknown) as lost:
@@ -111,7 +114,9 @@ async def test_a_lost_create_answer_stays_unknown_is_never_resent_and_is_reconci
         await tk.call(name, args, confirmer=Approve())
     assert len(creates_at(sandbox, provider)) == 1
 
-    await asyncio.sleep(1.0)  # the provider's late answer goes nowhere
+    # The provider's answer goes out at last, to a client that gave up: it changes nothing here.
+    assert await asyncio.to_thread(sandbox.sandbox.wait_late, late + 1)
+    assert [r.outcome for r in rows(tk)] == ["unknown"] and len(creates_at(sandbox, provider)) == 1
     report = await tk.call("reconcile", {})
     [item] = report.items
     assert item.outcome == "ok" and item.resource_id and report.unresolved == 0
@@ -375,6 +380,76 @@ async def test_starting_stopped_instances_meets_the_total_cap(sandbox: SandboxSe
     assert len(creates_at(sandbox, "neolink")) == 6  # four creates, two power-offs
     refused = [e for e in rows(server.toolkit) if e.outcome == "refused"]
     assert [e.operation for e in refused] == ["start_resource", "start_resource"]
+
+
+# ---- a live resource of unknown cost never counts as free ------------------------------------------
+async def test_a_live_resource_of_unknown_cost_counts_at_its_offer_price_or_refuses(
+    sandbox: SandboxServer,
+) -> None:
+    """A Nebius endpoint made while Nebius had no price (its cost never journaled) is live. With a
+    total cap it counts at the offer price of its GPUs when one is known ($6 x 2 GPUs at max scale),
+    and with none known, a change that raises the cost is refused before anyone is asked, naming it;
+    deleting it takes it out of the count."""
+    sandbox.sandbox.ready_after = 0
+    free = Toolkit(sandbox_settings(sandbox))
+    made = await free.call("nebius_create_endpoint", {**NEBIUS, "max_replicas": 2}, confirmer=Approve())
+    rid = made.resource.resource_id
+    assert made.plan.usd_per_hour_max is None and [e.usd_per_hour for e in free.journal.live()] == [None]
+    free.close()
+
+    human = Human()
+    priced = build_server(
+        sandbox_settings(sandbox, max_total_usd_per_hour=20, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0})
+    )
+    async with Client(priced, elicitation_callback=human) as client:
+        structured(await client.call_tool("neolink_create_instance", H100))  # $12 + $3.50 <= $20
+        over = error_text(await client.call_tool("nebius_create_endpoint", {**NEBIUS, "name": "two"}))
+    assert (
+        "max_total_usd_per_hour: live and in-flight resources cost $15.50/hour and this plan $6.00/hour, "
+        "$21.50/hour in all, over the cap of $20/hour" in over
+    )
+    assert len(human.messages) == 1 and len(creates_at(sandbox, "nebius")) == 1
+    priced.toolkit.close()
+
+    human = Human()
+    blind = build_server(sandbox_settings(sandbox, max_total_usd_per_hour=20))
+    async with Client(blind, elicitation_callback=human) as client:
+        refused = error_text(await client.call_tool("neolink_create_instance", {**H100, "display_name": "b"}))
+        spend = structured(await client.call_tool("spend", {}))
+        structured(await client.call_tool("delete_resource", {"provider": "nebius", "resource_id": rid}))
+        after = structured(await client.call_tool("neolink_create_instance", {**H100, "display_name": "c"}))
+    assert f"max_total_usd_per_hour: the hourly cost of live nebius {rid} ('demo') is unknown" in refused
+    assert "set nebius_gpu_usd_per_hour" in refused and "Delete it or stop it" in refused
+    assert "Nothing was sent" in refused and after["outcome"] == "done"
+    assert len(human.messages) == 2  # the delete and the last create: the refused one asked nobody
+    [line] = [i for i in spend["items"] if i["resource_id"] == rid]
+    assert line.get("usd_per_hour") is None and spend["total_usd_per_hour"] == pytest.approx(3.5)
+    assert any(f"no price known for: {rid}" in n and "lower than the truth" in n for n in spend["notes"])
+    assert len(creates_at(sandbox, "neolink")) == 2
+    refusals = [e for e in rows(blind.toolkit) if e.outcome == "refused"]  # newest first, one journal
+    assert [e.operation for e in refusals] == ["neolink_create_instance", "nebius_create_endpoint"]
+    assert rid in (refusals[0].error or "") and "$21.50/hour in all" in (refusals[1].error or "")
+    blind.toolkit.close()
+
+
+async def test_a_budget_refuses_while_a_live_resource_has_no_known_cost_and_a_stop_lifts_it(
+    sandbox: SandboxServer,
+) -> None:
+    sandbox.sandbox.ready_after = 0
+    free = Toolkit(sandbox_settings(sandbox))
+    made = await free.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
+    ref = {"provider": "nebius", "resource_id": made.resource.resource_id}
+    free.close()
+    human = Human()
+    server = build_server(sandbox_settings(sandbox, budget_usd_per_day=100))
+    async with Client(server, elicitation_callback=human, mode="legacy") as client:
+        refused = error_text(await client.call_tool("neolink_create_instance", H100))
+        structured(await client.call_tool("stop_resource", ref))  # a stop never raises the cost
+        after = structured(await client.call_tool("neolink_create_instance", H100))
+    assert f"budget_usd_per_day: the hourly cost of live nebius {ref['resource_id']}" in refused
+    assert after["outcome"] == "done" and len(human.messages) == 2
+    assert len(creates_at(sandbox, "neolink")) == 1
+    server.toolkit.close()
 
 
 # ---- case 3: unknown arguments ---------------------------------------------------------------
@@ -700,19 +775,69 @@ async def test_the_magic_reports_a_lost_answer_in_one_line_and_reconciles(
     )
     out = capsys.readouterr()
     assert "OutcomeUnknown" in out.out + out.err and "Traceback" not in out.out + out.err
-    time.sleep(1.0)
     report = shell.run_line_magic("gpu", "reconcile")
     assert [i.outcome for i in report.result.items] == ["ok"]  # type: ignore[union-attr]
     assert len(creates_at(sandbox, "neolink")) == 1
     shell.extension_manager.unload_extension("ipython_ext")
 
 
+MAGIC_CREATE = (
+    "nebius-create-endpoint --name nb --model-name openai/gpt-oss-20b --flavor-name base "
+    "--gpu-type gpu-h100-sxm"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "error", "why"),
+    [
+        (MAGIC_CREATE + " --max-replica 2 --yes", UsageError, "unrecognized arguments: --max-replica"),
+        (MAGIC_CREATE + " --max-replicas 0 --yes", errors.InvalidInput, "max_replicas"),
+        (MAGIC_CREATE + " --max-replicas lots --yes", UsageError, "invalid int value: 'lots'"),
+        (MAGIC_CREATE + " --name {nope} --yes", UsageError, "no variable named 'nope'"),
+        ("rm nebius dep-1 --out 1x --yes", UsageError, "--out needs a variable name"),
+        ("scale nebius --max-replicas 2 --yes", UsageError, "required"),
+    ],
+    ids=["misspelled-flag", "out-of-bounds", "not-a-number", "unknown-variable", "bad-out", "missing-id"],
+)
+async def test_the_magic_journals_each_invalid_change_once_and_sends_nothing(
+    sandbox: SandboxServer, line: str, error: type[Exception], why: str
+) -> None:
+    from tests.conftest import fetch_log, new_shell
+
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox)))
+    with pytest.raises(error, match=re.escape(why)):
+        shell.run_line_magic("gpu", line)
+    history = shell.run_line_magic("gpu", "history")
+    [row] = history.result.items  # type: ignore[union-attr]
+    assert row.outcome == "refused" and row.error.startswith("invalid input: ") and why in row.error
+    assert row.provider == "nebius"
+    assert fetch_log(sandbox) == []  # not even a read to plan it
+    shell.extension_manager.unload_extension("ipython_ext")
+
+
+async def test_a_change_in_a_read_only_notebook_is_journaled_as_read_only(sandbox: SandboxServer) -> None:
+    from tests.conftest import fetch_log, new_shell
+
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox, read_only=True)))
+    with pytest.raises(UsageError, match="this session is read-only"):
+        shell.run_line_magic("gpu", "rm nebius dep-1 --yes")
+    [row] = shell.run_line_magic("gpu", "history").result.items  # type: ignore[union-attr]
+    assert (row.operation, row.outcome, row.provider) == ("delete_resource", "refused", "nebius")
+    assert (row.error or "").startswith("read_only: ") and fetch_log(sandbox) == []
+    shell.extension_manager.unload_extension("ipython_ext")
+
+
 # ---- found in review: each of these once let a promise slip -------------------------------------------
 async def test_reconciliation_never_adopts_a_same_named_resource_made_elsewhere(
-    impatient: Toolkit, sandbox: SandboxServer
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    clock = FakeClock()  # the provider's clock and ours: one, moved by hand
+    monkeypatch.setattr(sandbox.sandbox, "wall", clock)
+    impatient = Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0), now=clock)
     theirs = nebius_endpoint_made_elsewhere(sandbox, NEBIUS["name"])
-    time.sleep(1.1)  # theirs was made a moment before ours was sent (times have one-second steps)
+    clock.advance(1)  # theirs was made a second before ours was sent (times have one-second steps)
     httpx.post(
         f"{sandbox.url}/_sandbox/faults",
         json={"provider": "nebius", "status": 503, "methods": ["POST"], "count": 1},
@@ -725,6 +850,7 @@ async def test_reconciliation_never_adopts_a_same_named_resource_made_elsewhere(
         item.outcome == "unknown" and theirs in item.note and "Left unknown rather than guessed" in item.note
     )
     assert all(e.resource_id != theirs for e in impatient.journal.live())
+    impatient.close()
 
 
 @pytest.mark.parametrize("answers", [("accept", "decline"), ("decline", "accept")])
@@ -757,6 +883,65 @@ async def test_a_legacy_yes_belongs_to_the_question_it_answered(
     assert used is not None and used.consumed_at is not None
     other = server.toolkit.journal.approval(approvals[answers.index("decline")])
     assert other is not None and other.consumed_at is None
+
+
+class BothAsked:
+    """Answers each question only once both calls have been asked theirs, with `answers` in order."""
+
+    def __init__(self, answers: tuple[str, ...] = ("accept", "accept")) -> None:
+        self.answers, self.shown, self.ready = answers, [], asyncio.Event()
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        index = len(self.shown)
+        self.shown.append(params.message)
+        if len(self.shown) >= 2:
+            self.ready.set()
+        await asyncio.wait_for(self.ready.wait(), 10)
+        action = self.answers[index] if index < len(self.answers) else "decline"
+        return types.ElicitResult(action=action, content={"confirm": True} if action == "accept" else None)  # type: ignore[arg-type]
+
+    def approvals(self) -> list[str]:
+        return [m.rsplit("(approval ", 1)[1].split(")")[0] for m in self.shown]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_two_identical_calls_at_once_are_two_questions_and_two_yeses_two_sends(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    """The same user makes the same create twice at once and says yes to both: each call had its own
+    question and approval, and each yes sends its own request (never the other's, never a replay)."""
+    human = BothAsked()
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        results = await asyncio.gather(
+            *(client.call_tool("nebius_create_endpoint", NEBIUS) for _ in range(2))
+        )
+    made = [structured(r) for r in results]
+    assert [m["outcome"] for m in made] == ["done", "done"] and len(human.shown) == 2
+    assert made[0]["resource"]["resource_id"] != made[1]["resource"]["resource_id"]
+    assert len(creates_at(sandbox, "nebius")) == 2
+    approvals = human.approvals()
+    assert len(set(approvals)) == 2
+    for approval_id in approvals:
+        approval = server.toolkit.journal.approval(approval_id)
+        assert approval is not None and approval.consumed_at is not None
+    assert [e.outcome for e in rows(server.toolkit)] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_two_identical_yeses_at_once_each_meet_the_total_cap(sandbox: SandboxServer, mode: str) -> None:
+    """A cap that holds one: both are asked (neither alone breaks it), both say yes, one is sent and
+    the other is refused by the cap in its own transaction."""
+    sandbox.sandbox.ready_after = 0
+    human = BothAsked()
+    server = build_server(sandbox_settings(sandbox, max_total_usd_per_hour=5))  # H100 at $3.50/hour
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        results = await asyncio.gather(*(client.call_tool("neolink_create_instance", H100) for _ in range(2)))
+    assert sorted(r.is_error for r in results) == [False, True] and len(human.shown) == 2
+    [refused] = [error_text(r) for r in results if r.is_error]
+    assert "max_total_usd_per_hour" in refused and "$7.00/hour in all" in refused
+    assert len(creates_at(sandbox, "neolink")) == 1
+    assert sorted(e.outcome for e in rows(server.toolkit)) == ["ok", "refused"]
 
 
 # ---- issue 19, case 7: an approval belongs to its request ---------------------------------------------
@@ -855,14 +1040,12 @@ async def test_a_lost_start_or_delete_is_counted_and_reconciled_against_its_reso
     assert [e.stopped for e in tk.journal.live()] == [False]  # it may have started: it counts
     with pytest.raises(errors.PolicyRefused, match="max_total_usd_per_hour"):
         await tk.call("nebius_create_endpoint", {**NEBIUS, "name": "second"}, confirmer=Approve())
-    time.sleep(1.0)
     httpx.post(
         f"{sandbox.url}/_sandbox/faults",
         json={"provider": "nebius", "lose_response": 1.0, "methods": ["DELETE"], "count": 1},
     )
     with pytest.raises(errors.OutcomeUnknown):
         await tk.call("delete_resource", ref, confirmer=Approve())
-    time.sleep(1.0)
     report = await tk.call("reconcile", {})
     assert {(i.operation, i.outcome) for i in report.items} >= {("delete_resource", "ok")}
     assert tk.journal.live() == []
@@ -918,6 +1101,32 @@ def test_the_sandbox_keeps_a_journal_of_its_own(sandbox: SandboxServer) -> None:
     real, fake = Settings(), Settings().for_sandbox(sandbox.url)
     assert real.resolved_journal_path() != fake.resolved_journal_path()
     assert real.journal_target() != fake.journal_target() and fake.journal_url is None  # nor a team's
+
+
+async def test_a_sandbox_never_writes_the_journal_gpu_tools_journal_path_names(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GPU_TOOLS_JOURNAL_PATH moves the real journal; the sandbox's goes beside it, and a sandbox
+    create (through %gpu, as `%gpu sandbox` sets it up) leaves the real file untouched."""
+    from gpu_tools.settings import load_settings
+    from tests.conftest import new_shell
+
+    real = tmp_path / "team" / "journal.sqlite3"
+    monkeypatch.setenv("GPU_TOOLS_JOURNAL_PATH", str(real))
+    monkeypatch.delenv("GPU_TOOLS_JOURNAL_URL", raising=False)  # this test is about the file
+    settings = load_settings().for_sandbox(sandbox.url)
+    assert settings.resolved_journal_path() == tmp_path / "team" / "sandbox-journal.sqlite3"
+    assert settings.for_sandbox(sandbox.url).resolved_journal_path() == settings.resolved_journal_path()
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(Toolkit(settings))
+    made = shell.run_line_magic("gpu", MAGIC_CREATE + " --yes")
+    assert made.result.outcome == "done" and len(creates_at(sandbox, "nebius")) == 1  # type: ignore[union-attr]
+    shell.extension_manager.unload_extension("ipython_ext")
+    assert not real.exists()
+    reader = Toolkit(settings)
+    [row] = reader.journal.entries()[0]
+    reader.close()
+    assert row.operation == "nebius_create_endpoint" and row.sandbox
 
 
 def test_a_bad_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -125,6 +125,8 @@ class ControlMiddleware:
                 await send(message)
         except Exception:  # the client gave up and closed the connection
             pass
+        finally:
+            self.sb.answered_late()
 
 
 async def _requests(request: Request) -> Response:

@@ -7,7 +7,7 @@ answers 404 until the endpoint runs, as the real service does during startup.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from functools import partial
 from typing import Any
 
@@ -164,7 +164,7 @@ async def collection(sb: Sandbox, request: Request) -> Response:
         "gpu_type": body["gpu_type"],
         "gpu_count": body["gpu_count"],
         "scaling": {"min_replicas": scaling["min_replicas"], "max_replicas": scaling["max_replicas"]},
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": sb.wall().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "_phase": "starting",
         "_since": sb.clock(),
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from functools import partial
 from typing import Any
 
@@ -137,8 +137,8 @@ def error(status: int, message: str, path: str) -> Response:
     return JSONResponse({"code": status, "msg": message}, status_code=status)
 
 
-def _now() -> str:
-    return datetime.now(CST).isoformat(timespec="seconds")
+def _now(sb: Sandbox) -> str:
+    return sb.wall().astimezone(CST).isoformat(timespec="seconds")
 
 
 def _truthy(value: Any) -> bool:
@@ -400,7 +400,7 @@ async def collection(sb: Sandbox, request: Request) -> Response:
             "GPUType": sku["name"],
         },
         "volumeMounts": volumes,
-        "creationTimestamp": _now(),
+        "creationTimestamp": _now(sb),
         "updateTimestamp": "0001-01-01T00:00:00Z",
         "ScheduleStopTimestamp": "0001-01-01T00:00:00Z",
         "cost": {
@@ -465,7 +465,7 @@ async def power_off(sb: Sandbox, request: Request) -> Response:
             "tag": tag,
             "image": ref,
             "instance": inst["name"],
-            "createdAt": _now(),
+            "createdAt": _now(sb),
         }
         inst["annotations"]["neolink.ai/snapshot-image"] = ref
     inst["_phase"], inst["_since"] = "Shutting Down", sb.clock()

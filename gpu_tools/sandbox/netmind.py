@@ -10,7 +10,7 @@ FastAPI's 422 `{"detail": [{"loc", "msg", "type"}]}`; other errors `{"detail": "
 
 from __future__ import annotations
 
-import time
+from datetime import UTC
 from functools import partial
 from typing import Any
 
@@ -205,8 +205,8 @@ ENDPOINT_NEXT = {"initializing": "available"}
 error = fastapi_error
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+def _now(sb: Sandbox) -> str:
+    return sb.wall().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 ENDPOINT_BODY: dict[str, tuple[type, bool, tuple[Check, ...]]] = {
@@ -294,7 +294,7 @@ def flavor_view(sb: Sandbox, f: dict[str, Any]) -> dict[str, Any]:
 
 def endpoint_view(sb: Sandbox, ep: dict[str, Any]) -> dict[str, Any]:
     if ep["status"] in ENDPOINT_NEXT and sb.elapsed(ep["_since"]) >= sb.ready_after:
-        ep["status"], ep["_since"], ep["updated_at"] = ENDPOINT_NEXT[ep["status"]], sb.clock(), _now()
+        ep["status"], ep["_since"], ep["updated_at"] = ENDPOINT_NEXT[ep["status"]], sb.clock(), _now(sb)
     return {k: v for k, v in ep.items() if not k.startswith("_")}
 
 
@@ -328,7 +328,7 @@ async def create_endpoint(sb: Sandbox, request: Request) -> Response:
     if flavor_view(sb, f)["available_num"] < res["target_instance_number"]:
         return error(400, f"not enough {f['display_name']} resources available", request.url.path)
     service_id = sb.new_id() + sb.new_id()[:8]
-    stamp = _now()
+    stamp = _now(sb)
     ep = {
         "service_id": service_id,
         "name": body["name"],
@@ -404,7 +404,7 @@ async def endpoint(sb: Sandbox, request: Request) -> Response:
     if f is not None and extra > 0 and flavor_view(sb, f)["available_num"] < extra:
         return error(400, f"not enough {meta['resource_display_name']} resources available", request.url.path)
     meta["target_instance_number"] = target
-    ep["status"], ep["_since"], ep["updated_at"] = "initializing", sb.clock(), _now()
+    ep["status"], ep["_since"], ep["updated_at"] = "initializing", sb.clock(), _now(sb)
     return JSONResponse(endpoint_view(sb, ep))
 
 
@@ -503,7 +503,7 @@ async def auths(sb: Sandbox, request: Request) -> Response:
         return bad
     if problem := body_errors(body, AUTH_BODY, ["body"]):
         return problem
-    auth = {"id": next_id(sb, "auth", 0), "value": body["value"], "created_at": _now()}
+    auth = {"id": next_id(sb, "auth", 0), "value": body["value"], "created_at": _now(sb)}
     store(sb, "auths")[auth["id"]] = auth
     return JSONResponse(auth)
 
@@ -561,7 +561,7 @@ async def images(sb: Sandbox, request: Request) -> Response:
         return problem
     image = {key: body.get(key) for key in IMAGE_BODY}
     image["docker_registry"] = image["docker_registry"] or "https://index.docker.io/v1/"
-    image.update({"image_type": CUSTOM_IMAGE, "id": next_id(sb, "image", 100), "created_at": _now()})
+    image.update({"image_type": CUSTOM_IMAGE, "id": next_id(sb, "image", 100), "created_at": _now(sb)})
     image_store(sb)[image["id"]] = image
     return JSONResponse(image)
 
@@ -640,7 +640,7 @@ async def containers(sb: Sandbox, request: Request) -> Response:
         "exposed_service": "",
         "vscode_service": "",
         "jupyter_service": "",
-        "created_at": _now(),
+        "created_at": _now(sb),
         "_since": sb.clock(),
         "_port": 30000 + container_id % 10000,
     }

@@ -160,8 +160,10 @@ NO_CAPACITY = (
 )
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _now(sb: Sandbox | None = None) -> str:
+    """The sandbox's wall clock (`Sandbox.wall`), or the machine's where no state is at hand (errors)."""
+    when = sb.wall() if sb is not None else datetime.now(UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _object_id() -> str:
@@ -440,7 +442,7 @@ async def registry_collection(sb: Sandbox, request: Request) -> Response:
         return bad
     if problems := registry_problems(body, ("url", "username", "password", "name")):
         return error(400, problems, request.url.path)
-    now = _now()
+    now = _now(sb)
     reg = {
         "_id": _object_id(),
         "name": body["name"],
@@ -472,7 +474,7 @@ async def registry_item(sb: Sandbox, request: Request) -> Response:
         return bad
     if problems := registry_problems(body, ("url", "username", "password")):
         return error(400, problems, request.url.path)
-    reg.update(url=body["url"], username=body["username"], password=body["password"], updatedAt=_now())
+    reg.update(url=body["url"], username=body["username"], password=body["password"], updatedAt=_now(sb))
     return Response(status_code=204)
 
 
@@ -499,7 +501,7 @@ async def instance_collection(sb: Sandbox, request: Request) -> Response:
     inst_id = _object_id()
     slug = re.sub(r"[^a-z0-9]+", "-", body["name"].lower()).strip("-")[:16] or "instance"
     model = models.get(body["modelId"] or "")
-    now = _now()
+    now = _now(sb)
     inst = {
         **{k: body[k] for k in CREATE_KEYS},
         "_id": inst_id,
@@ -538,7 +540,7 @@ async def instance_item(sb: Sandbox, request: Request) -> Response:
     changed = [k for k in CREATE_KEYS if k in body and body[k] != inst[k]]
     for key in changed:
         inst[key] = body[key]
-    inst["updatedAt"] = _now()
+    inst["updatedAt"] = _now(sb)
     if changed and inst["_state"] == "deploy":
         inst["_since"] = sb.clock() - sb.ready_after  # redeploy: DEPLOYING, then ACTIVE
     return JSONResponse(short(sb, inst))
@@ -553,7 +555,7 @@ async def start(sb: Sandbox, request: Request) -> Response:
     status = settle(sb, inst)
     if status not in ("DISABLED", "ERROR", "FAILED"):
         return error(400, f"Inference instance cannot be started while {status}", request.url.path)
-    inst["_state"], inst["_since"], inst["updatedAt"] = "deploy", sb.clock(), _now()
+    inst["_state"], inst["_since"], inst["updatedAt"] = "deploy", sb.clock(), _now(sb)
     return Response(status_code=204)
 
 
@@ -566,7 +568,7 @@ async def stop(sb: Sandbox, request: Request) -> Response:
     status = settle(sb, inst)
     if status in ("DISABLED", "DELETING"):
         return error(400, f"Inference instance cannot be stopped while {status}", request.url.path)
-    inst["_state"], inst["updatedAt"] = "disabled", _now()
+    inst["_state"], inst["updatedAt"] = "disabled", _now(sb)
     return Response(status_code=204)
 
 

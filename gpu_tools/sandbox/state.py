@@ -5,10 +5,12 @@ A leaf of the sandbox: the provider route modules and the app import it, it impo
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -63,7 +65,14 @@ class Sandbox:
     error_shapes: dict[str, ErrorShape] = field(default_factory=dict)
     # provider -> the GPU names it prices (each provider module's PRICED_GPUS), for /_sandbox/prices
     priced_gpus: dict[str, list[str]] = field(default_factory=dict)
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.monotonic  # how long things take (creating -> running)
+    # The providers' wall clock: the creation times resources carry. Tests set a FakeClock here (and
+    # give the toolkit the same one) to move time instead of sleeping past one-second timestamps.
+    wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Answers a `lose_response` fault held and then let go (sent too late, or to a client that was
+    # gone): a test waits for one with `wait_late` instead of sleeping through the hold.
+    late_answers: int = 0
+    _late: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def store(self, name: str) -> dict[str, Any]:
         return self.stores.setdefault(name, {})
@@ -74,6 +83,16 @@ class Sandbox:
 
     def elapsed(self, since: float) -> float:
         return self.clock() - since
+
+    def answered_late(self) -> None:
+        with self._late:
+            self.late_answers += 1
+            self._late.notify_all()
+
+    def wait_late(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait (on a thread, not the sandbox's loop) until `count` held answers have gone out."""
+        with self._late:
+            return self._late.wait_for(lambda: self.late_answers >= count, timeout)
 
     def price_factor(self, provider: str, gpu: str | None) -> float:
         """What `POST /_sandbox/prices` multiplies `provider`'s price of `gpu` by (1 when untouched)."""

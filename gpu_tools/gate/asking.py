@@ -1,0 +1,87 @@
+"""Approval bookkeeping: the question a front asks (a plan and the approval a yes consumes), the
+approval page's approvals, and whether an approval lets its plan be sent under the policy in force.
+
+An approval is a journal record bound to one plan (its digest) and one requester (the fingerprint of
+the call's arguments and user), expiring, used once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gpu_tools.approvals import plan_view
+from gpu_tools.errors import redact_known
+from gpu_tools.journal import Approval
+from gpu_tools.models import Plan
+from gpu_tools.operations import MutationInput
+
+if TYPE_CHECKING:
+    from gpu_tools.context import Context
+
+
+@dataclass
+class Question:
+    """What a front asks a person: the plan, and the approval a yes will consume."""
+
+    plan: Plan
+    approval: Approval
+    mode: str = "form"  # how the person approves it: form, page or passkey (gpu_tools.approvals)
+
+    @property
+    def text(self) -> str:
+        return self.approval.message
+
+    @property
+    def on_the_page(self) -> bool:
+        return self.mode != "form"
+
+
+async def page_question(
+    tk: Context,
+    data: MutationInput,
+    plan: Plan,
+    fp: str,
+    digest: str,
+    asked_by: str | None,
+    client: str | None,
+    mode: str,
+) -> Question:
+    """The page approval of this plan and requester: the latest one while it is unexpired and for
+    this very plan (pending, decided or used: calling again waits on it, is refused by its denial
+    or replays its send), else a new one."""
+    journal = tk.journal.aio
+    latest = await journal.latest_approval(fp)
+    if latest is not None and latest.mode is not None and not latest.expired and latest.digest == digest:
+        return Question(plan, latest, latest.mode)
+    text = redact_known(plan.message())
+    expires = tk.now() + tk.approvals.ttl()
+    args = data.model_dump(mode="json", exclude={"dry_run"})
+    view = await journal.run(plan_view, tk, plan, args)
+    approval = await journal.new_approval(
+        fp,
+        digest,
+        lambda aid: f"{text}\n(approval {aid})",
+        asked_by=asked_by,
+        page={
+            "expires_at": expires.isoformat(timespec="seconds"),
+            "mode": mode,
+            "view": view,
+            "client": client,
+        },
+    )
+    return Question(plan, approval, mode)
+
+
+def page_problem(approval: Approval, mode: str) -> str | None:
+    """Why this approval does not let its plan be sent under approval mode `mode`, or None."""
+    if approval.mode is None:
+        if mode == "form":
+            return None
+        return f"approval={mode}: a form's yes is not enough; this plan must be approved on the approval page"
+    if approval.status == "denied":
+        return f"denied on the approval page by {approval.decided_by} at {approval.decided_at}"
+    if approval.status != "approved":
+        return f"approval {approval.id} has not been approved on the approval page"
+    if mode == "passkey" and approval.decided_how != "passkey":
+        return "approval=passkey: this approval was not given with an enrolled approver's passkey"
+    return None

@@ -1,0 +1,291 @@
+"""The send: reserve (approval, idempotency key, caps and the intent row in one transaction), send the
+one request, journal what the provider answered. An approval already used, or a key already used,
+answers with the first outcome (`replayed`), never a second request; an answer lost on the way
+(`OutcomeUnknown`) leaves the row `unknown`, never resent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from gpu_tools.errors import (
+    ConfirmationRefused,
+    GpuToolsError,
+    InvalidInput,
+    OutcomeUnknown,
+    PolicyRefused,
+    ProviderError,
+)
+from gpu_tools.gate.caps import Caps
+from gpu_tools.journal import Approval
+from gpu_tools.models import MutationResult, Plan, Resource
+from gpu_tools.operations import Operation
+
+if TYPE_CHECKING:
+    from gpu_tools.context import Context
+    from gpu_tools.journal import Reservation
+
+EFFECT_OF_STEP = {"delete_resource": "destroy"}  # steps of other operations are updates
+CHECK_HINT = "Run reconcile (or list_resources) to see what the provider holds; nothing will be resent."
+
+
+@dataclass
+class Order:
+    """One request to send, and what its journal rows record about it."""
+
+    plan: Plan
+    effect: str
+    op: Operation | None = None  # None: one step of a multi-step plan (its caps were met as a whole)
+    key: str | None = None  # the idempotency key
+    args: str | None = None  # the hash of the arguments the key is bound to
+    approval: Approval | None = None
+    expires_at: str | None = None
+    final: bool = True  # this send completes its approval (not one step of several)
+    actor: str | None = None
+    confirmed_by: str | None = None
+
+
+def unplanned(op: Operation, provider: str | None, sandbox: bool, target: str = "(not planned)") -> Plan:
+    """The plan a refusal row carries when the call was refused before it could be planned."""
+    return Plan(
+        provider=(provider or op.provider or "unknown")[:40],
+        operation=op.name,
+        action=f"{op.title} (not planned: the call was refused first).",
+        target=target,
+        method="",
+        path="",
+        reversible=True,
+        reversibility="nothing was sent",
+        sandbox=sandbox,
+    )
+
+
+class Sender:
+    def __init__(self, tk: Context, caps: Caps) -> None:
+        self.tk = tk
+        self.caps = caps
+        self.in_flight: set[int] = set()  # journal rows being sent by this process right now
+
+    async def send(self, order: Order) -> MutationResult:
+        """Reserve, send the one request, journal the outcome."""
+        plan = order.plan
+        if plan._request is None or plan._finish is None:
+            raise RuntimeError("planners must attach the request")
+        reservation = await self._reserve(order)
+        if reservation.used is not None:
+            return await self.tk.journal.aio.run(self.replay_approval, reservation.used, plan)
+        if reservation.key_row is not None and order.op is not None:
+            return await self.replay_key(order.op, order.args, reservation.key_row, actor=order.actor)
+        if reservation.refused is not None:
+            raise PolicyRefused(
+                f"refused by policy {reservation.refused} Nothing was sent.", provider=plan.provider
+            )
+        if reservation.row_id is None:
+            raise RuntimeError("internal error: a reservation with no intent row")
+        adapter = self.tk.adapter(plan.provider)
+        outcome = await self._request(plan, reservation.row_id, adapter)
+        result = self._result(plan, reservation.row_id, outcome, adapter)
+        await self._journal_done(order, reservation.row_id, result)
+        return result
+
+    async def _reserve(self, order: Order) -> Reservation:
+        """One transaction: the approval unused, the key free, the caps met (`order.op`'s, against
+        what is live or in flight), the intent row written."""
+        op, plan = order.op, order.plan
+        return await self.tk.journal.aio.reserve(
+            plan,
+            order.effect,
+            idempotency_key=order.key,
+            args_hash=order.args,
+            approval_id=order.approval.id if order.approval else None,
+            expires_at=order.expires_at,
+            kind=plan.kind,
+            cap=None if op is None else (lambda view: self.caps.in_transaction(plan, op, view)),
+            actor=order.actor,
+            confirmed_by=order.confirmed_by,
+        )
+
+    async def _request(self, plan: Plan, row_id: int, adapter: Any) -> Any:
+        """Send the request and read its answer; journal a failure (`failed`, or `unknown` when the
+        provider may have acted) and raise it. Anything else (cancellation, a crash) leaves the row
+        `unknown` on purpose."""
+        request, finish = plan._request, plan._finish
+        if request is None or finish is None:
+            raise RuntimeError("planners must attach the request")
+        self.in_flight.add(row_id)
+        try:
+            try:
+                answer = await adapter.http.request(
+                    request.method, request.path, json_body=request.json_body, params=request.params
+                )
+            except OutcomeUnknown as exc:
+                await self.finish(plan, row_id, "unknown", error=str(exc))
+                raise OutcomeUnknown(
+                    f"{exc.message} Journal #{row_id} stays 'unknown' and counts as live for caps and spend "
+                    "until reconciliation finds what the provider holds.",
+                    provider=exc.provider,
+                    hint=CHECK_HINT,
+                ) from None
+            except ProviderError as exc:
+                await self.finish(plan, row_id, "failed", error=str(exc))
+                raise
+            try:
+                return await finish(answer)
+            except GpuToolsError as exc:
+                # The provider accepted the request (2xx) but its answer could not be read.
+                await self.finish(plan, row_id, "unknown", error=f"answer not understood: {exc}")
+                raise OutcomeUnknown(
+                    f"{plan.method} {plan.path} was accepted, but the answer could not be read ({exc.message}). "
+                    f"Journal #{row_id} stays 'unknown'.",
+                    provider=plan.provider,
+                    hint=CHECK_HINT,
+                ) from None
+        finally:
+            self.in_flight.discard(row_id)
+
+    def _result(self, plan: Plan, row_id: int, outcome: Any, adapter: Any) -> MutationResult:
+        """What the call answers: the resource made or changed, or the provider's answer masked."""
+        sandbox = self.tk.settings.sandbox
+        result = MutationResult(outcome="done", plan=plan, journal_id=row_id, sandbox=sandbox)
+        if isinstance(outcome, Resource):
+            outcome.sandbox = sandbox
+            result.resource = outcome
+        elif isinstance(outcome, BaseModel):
+            result.detail = adapter.mask(outcome.model_dump(mode="json", exclude={"sandbox"}))
+        elif outcome is not None:
+            result.detail = adapter.mask(outcome)
+        return result
+
+    async def _journal_done(self, order: Order, row_id: int, result: MutationResult) -> None:
+        """The row becomes `ok` with the resource it is about; the approval keeps the result a
+        replay of it returns."""
+        plan = order.plan
+        stored = result.model_dump(mode="json", exclude={"outcome", "sandbox"})
+        made = result.resource
+        await self.finish(
+            plan,
+            row_id,
+            "ok",
+            resource_id=made.resource_id if made else (None if order.effect == "create" else plan.target),
+            result=stored,
+            kind=made.kind if made else None,
+        )
+        if order.approval is not None and order.final:
+            await self.finish(plan, row_id, None, approval_id=order.approval.id, stored=stored)
+
+    async def finish(
+        self,
+        plan: Plan,
+        row_id: int,
+        outcome: str | None,
+        *,
+        approval_id: str | None = None,
+        stored: Any = None,
+        **kw: Any,
+    ) -> None:
+        """Journal what the provider answered (and the approval's result). The provider has the
+        request by now: if the journal cannot be written, say what that means for the money."""
+        try:
+            if outcome is not None:
+                await self.tk.journal.aio.finish(row_id, outcome, **kw)
+            if approval_id is not None:
+                await self.tk.journal.aio.set_approval_result(approval_id, stored)
+        except Exception as exc:  # the journal's database went away between the intent and the answer
+            raise OutcomeUnknown(
+                "the provider received the request: the resource may exist; it is journaled as unknown "
+                f"(journal #{row_id}) and reconciled when the database is back. ({exc})",
+                provider=plan.provider,
+                hint=CHECK_HINT,
+            ) from None
+
+    async def send_steps(
+        self, plan: Plan, approval: Approval, actor: str | None = None, confirmed_by: str | None = None
+    ) -> MutationResult:
+        """Send each step as its own journaled request; one failing step does not stop the others.
+        The approval is consumed by the first step's reservation."""
+        done: list[dict[str, Any]] = []
+        first = True
+        for step in plan.steps:
+            try:
+                result = await self.send(
+                    Order(
+                        step,
+                        EFFECT_OF_STEP.get(step.operation, "update"),
+                        approval=approval if first else None,
+                        expires_at=step.expires_at,
+                        final=False,
+                        actor=actor,
+                        confirmed_by=confirmed_by,
+                    )
+                )
+                if first and result.outcome == "replayed":
+                    return result
+                done.append(
+                    {
+                        "target": step.target,
+                        "provider": step.provider,
+                        "outcome": "ok",
+                        "journal_id": result.journal_id,
+                    }
+                )
+            except ConfirmationRefused:
+                if first:
+                    raise
+            except GpuToolsError as exc:
+                done.append(
+                    {"target": step.target, "provider": step.provider, "outcome": "failed", "error": str(exc)}
+                )
+            first = False
+        result = MutationResult(
+            outcome="done", plan=plan, detail={"steps": done}, sandbox=self.tk.settings.sandbox
+        )
+        await self.tk.journal.aio.set_approval_result(
+            approval.id, result.model_dump(mode="json", exclude={"outcome", "sandbox"})
+        )
+        return result
+
+    async def replay_key(
+        self, op: Operation, args: str | None, row: dict[str, Any], *, actor: str | None = None
+    ) -> MutationResult:
+        """A call whose idempotency key was used before: the first outcome, or a journaled refusal
+        when the key was first used with other arguments (`args`, their hash)."""
+        used = f"idempotency_key {row['idempotency_key']!r} was first used at {row['at']} by {op.name} for {row['target']} (journal #{row['id']})"
+        if row.get("args_hash") and row["args_hash"] != args:
+            message = f"{used} with different arguments. Nothing was sent; use a new key for a new request."
+            target = str(row["target"] or "(not planned)")
+            await self.tk.journal.aio.record(
+                unplanned(op, row["provider"], self.tk.settings.sandbox, target=target),
+                op.effect,
+                "refused",
+                error=f"idempotency key reused with other arguments: {used}",
+                actor=actor,
+            )
+            raise InvalidInput(message, provider=row["provider"])
+        if row["outcome"] != "ok":
+            raise ConfirmationRefused(
+                f"{used}; it was sent but its outcome is unknown, so nothing was sent again.",
+                provider=row["provider"],
+                hint=CHECK_HINT,
+            )
+        stored = await self.tk.journal.aio.run(self.tk.journal.result_of, row["id"]) or {}
+        return MutationResult.model_validate(
+            {**stored, "outcome": "replayed", "sandbox": self.tk.settings.sandbox}
+        )
+
+    def replay_approval(self, approval: Approval, plan: Plan) -> MutationResult:
+        """A yes that was already used: its first outcome, never a second send."""
+        if approval.result is not None:
+            return MutationResult.model_validate(
+                {**approval.result, "outcome": "replayed", "sandbox": self.tk.settings.sandbox}
+            )
+        row = self.tk.journal.row(approval.journal_id) if approval.journal_id else None
+        state = row["outcome"] if row else "unknown"
+        why = f": {row['error']}" if row and row.get("error") else ""
+        raise ConfirmationRefused(
+            f"approval {approval.id} was already used (journal #{approval.journal_id}, outcome {state}{why}). "
+            "An approval sends its request once: nothing was sent again. Call again to be asked anew.",
+            provider=plan.provider,
+            hint=CHECK_HINT if state == "unknown" else None,
+        )

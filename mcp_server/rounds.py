@@ -1,0 +1,75 @@
+"""Which approval a 2026-07-28 call's earlier round asked about, carried in the call's request state.
+
+In the multi-round-trip protocol a tool call is retried with the person's answer; the server keeps
+nothing between rounds. The question's approval must therefore travel with the call itself, never be
+looked up by its arguments: two identical calls at once are two questions, two approvals and, with
+two yeses, two sends. The SDK's resolvers own the request state (a JSON object it seals before it
+leaves and checks when it returns, ignoring keys it does not know); the approval id rides in it under
+one key of ours. A state that cannot carry it makes the next round ask anew (fail closed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from mcp.server.mcpserver import Context
+from mcp.types import InputRequiredResult
+
+STATE_KEY = "gpu_tools_approval"
+
+
+@dataclass
+class Round:
+    """One round of one call: the approval its earlier round asked (`asked`), and the one this round
+    asks (`approval`, set by the tool's question resolver)."""
+
+    asked: str | None = None
+    approval: str | None = None
+
+
+_ROUND: ContextVar[Round | None] = ContextVar("gpu_tools_round", default=None)
+
+
+def current() -> Round | None:
+    """This call's round, inside `GpuServer.call_tool` (None elsewhere: nothing is carried)."""
+    return _ROUND.get()
+
+
+def asked_in(ctx: Context | None) -> str | None:
+    """The approval named in the request state this round echoes back, or None."""
+    state = _state(ctx.request_state if ctx is not None else None)
+    value = state.get(STATE_KEY) if state is not None else None
+    return value if isinstance(value, str) else None
+
+
+@contextmanager
+def round_of(ctx: Context | None) -> Iterator[Round]:
+    round_ = Round(asked=asked_in(ctx))
+    token = _ROUND.set(round_)
+    try:
+        yield round_
+    finally:
+        _ROUND.reset(token)
+
+
+def carry(result: InputRequiredResult, round_: Round) -> InputRequiredResult:
+    """The round's result with the approval it asked about in its request state."""
+    state = _state(result.request_state) if result.request_state else {}
+    if round_.approval is None or state is None:
+        return result  # nothing asked, or a state that cannot carry it: the next round asks anew
+    state[STATE_KEY] = round_.approval
+    return result.model_copy(update={"request_state": json.dumps(state, separators=(",", ":"))})
+
+
+def _state(text: str | None) -> dict[str, object] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
