@@ -87,7 +87,7 @@ def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
 
 
 async def _live_at_providers(tk: Context, only: str | None) -> tuple[list[Resource], list[Any]]:
-    resources, statuses = await tk.fan_out("resources", only, lambda p: p.list_resources())
+    resources, statuses = await tk.fan_out("resources", only, tk.resources)
     return [r for r in resources if r.kind in BILLABLE_KINDS and r.status != "deleting"], statuses
 
 
