@@ -17,6 +17,7 @@ from gpu_tools.models import (
     ProviderSpend,
     Resource,
     SpendLine,
+    SpendPoint,
     SpendReport,
     parse_time,
 )
@@ -87,7 +88,7 @@ def filter_offers(offers: list[Offer], q: ListOffersInput) -> list[Offer]:
 
 
 async def _live_at_providers(tk: Context, only: str | None) -> tuple[list[Resource], list[Any]]:
-    resources, statuses = await tk.fan_out("resources", only, lambda p: p.list_resources())
+    resources, statuses = await tk.fan_out("resources", only, tk.resources)
     return [r for r in resources if r.kind in BILLABLE_KINDS and r.status != "deleting"], statuses
 
 
@@ -98,64 +99,15 @@ async def spend(tk: Context, data: ProviderFilter, progress: Any = None) -> Spen
     journal = {(e.provider, e.resource_id): e for e in live if e.resource_id}
     created = await tk.journal.aio.created_among({(r.provider, r.resource_id) for r in resources})
     now = tk.now()
-    lines = []
-    for e in live:
-        # A create whose answer was lost counts at its planned cost until reconciliation resolves it.
-        if e.resource_id is None and (data.provider is None or e.provider == data.provider):
-            since = parse_time(e.created_at)
-            hours = round((now - since).total_seconds() / 3600, 4) if since else None
-            lines.append(
-                SpendLine(
-                    provider=e.provider,
-                    resource_id=f"journal#{e.journal_id}",
-                    name=e.name,
-                    kind=e.kind,
-                    status="unknown",
-                    usd_per_hour=e.usd_per_hour,
-                    price_source="journal (planned; the create's outcome is unknown)",
-                    since=e.created_at,
-                    hours=hours,
-                    accrued_usd=round(e.usd_per_hour * hours, 4)
-                    if e.usd_per_hour is not None and hours is not None
-                    else None,
-                    expires_at=e.expires_at,
-                    tracked=True,
-                )
-            )
-    for r in resources:
-        entry: LiveEntry | None = journal.get((r.provider, r.resource_id))
-        rate, source = (r.usd_per_hour, "provider") if r.usd_per_hour is not None else (None, None)
-        if rate is None and entry is not None and entry.usd_per_hour is not None:
-            rate, source = entry.usd_per_hour, "journal"
-        since = parse_time(entry.created_at if entry else None) or parse_time(r.created_at)
-        hours = round((now - since).total_seconds() / 3600, 4) if since else None
-        lines.append(
-            SpendLine(
-                provider=r.provider,
-                resource_id=r.resource_id,
-                name=r.name,
-                kind=r.kind,
-                status=r.status,
-                usd_per_hour=(rate if r.status in BILLING_STATUSES else 0.0) if rate is not None else None,
-                price_source=source,
-                since=since.isoformat(timespec="seconds") if since else None,
-                hours=hours,
-                accrued_usd=round(rate * hours, 4) if rate is not None and hours is not None else None,
-                expires_at=entry.expires_at if entry else None,
-                tracked=(r.provider, r.resource_id) in created,
-            )
+    mine = [e for e in live if data.provider is None or e.provider == data.provider]
+    lines = [_unresolved_line(e, now) for e in mine if e.resource_id is None]
+    lines += [
+        _resource_line(
+            r, journal.get((r.provider, r.resource_id)), (r.provider, r.resource_id) in created, now
         )
-    by_provider = []
-    for name in dict.fromkeys(line.provider for line in lines):
-        mine = [line for line in lines if line.provider == name]
-        by_provider.append(
-            ProviderSpend(
-                provider=name,
-                resources=len(mine),
-                usd_per_hour=round(sum(line.usd_per_hour or 0.0 for line in mine), 4),
-                accrued_usd=round(sum(line.accrued_usd or 0.0 for line in mine), 4),
-            )
-        )
+        for r in resources
+    ]
+    by_provider = _by_provider(lines)
     notes = ["accrued_usd assumes each resource ran at today's rate since creation: an upper bound."]
     unknown = [line.resource_id for line in lines if line.usd_per_hour is None]
     if unknown:
@@ -164,32 +116,11 @@ async def spend(tk: Context, data: ProviderFilter, progress: Any = None) -> Spen
             "committed_usd, which are lower than the truth. With a total cap or a budget set, a change "
             "that raises the hourly cost is refused until each is priced, stopped or deleted."
         )
-    expiries = sorted(
-        (
-            Expiry(
-                provider=e.provider,
-                resource_id=e.resource_id,
-                name=e.name,
-                expires_at=e.expires_at,
-                action=e.expires_action,
-            )
-            for e in live
-            if e.expires_at and (data.provider is None or e.provider == data.provider)
-        ),
-        key=lambda x: x.expires_at,
-    )
-    notes = [*notes, f"Approval policy: {tk.approvals.policy_text()}."]
+    notes.append(f"Approval policy: {tk.approvals.policy_text()}.")
     over = getattr(data, "over", None)
-    history = []
-    if over:  # spend over time, replayed from the journal's billing rows
-        from gpu_tools.durations import parse_duration
-        from gpu_tools.spend_history import spend_series
-
-        rows = await tk.journal.aio.run(tk.journal.billing_rows)
-        history = spend_series(rows, now - parse_duration(over), now, data.provider)
     return SpendReport(
         history_over=over,
-        history=history,
+        history=await _history(tk, over, data.provider, now) if over else [],
         items=lines,
         by_provider=by_provider,
         total_usd_per_hour=round(sum(p.usd_per_hour for p in by_provider), 4),
@@ -199,9 +130,100 @@ async def spend(tk: Context, data: ProviderFilter, progress: Any = None) -> Spen
         budgets=await tk.journal.aio.run(
             lambda: budget.report(tk.journal, tk.settings, tk.journal.first_at(), now)
         ),
-        expiries=expiries[:10],
+        expiries=_expiries(mine)[:10],
         guard=await tk.journal.aio.run(guard_status, tk, now),
     )
+
+
+def _hours_since(since: datetime | None, now: datetime) -> float | None:
+    return round((now - since).total_seconds() / 3600, 4) if since else None
+
+
+def _unresolved_line(e: LiveEntry, now: datetime) -> SpendLine:
+    """A create whose answer was lost counts at its planned cost until reconciliation resolves it."""
+    hours = _hours_since(parse_time(e.created_at), now)
+    return SpendLine(
+        provider=e.provider,
+        resource_id=f"journal#{e.journal_id}",
+        name=e.name,
+        kind=e.kind,
+        status="unknown",
+        usd_per_hour=e.usd_per_hour,
+        price_source="journal (planned; the create's outcome is unknown)",
+        since=e.created_at,
+        hours=hours,
+        accrued_usd=round(e.usd_per_hour * hours, 4)
+        if e.usd_per_hour is not None and hours is not None
+        else None,
+        expires_at=e.expires_at,
+        tracked=True,
+    )
+
+
+def _resource_line(r: Resource, entry: LiveEntry | None, tracked: bool, now: datetime) -> SpendLine:
+    """A resource the provider listed: its rate (the provider's, else the one journaled at creation;
+    nothing while it does not bill) and what it has cost since it was created."""
+    rate, source = (r.usd_per_hour, "provider") if r.usd_per_hour is not None else (None, None)
+    if rate is None and entry is not None and entry.usd_per_hour is not None:
+        rate, source = entry.usd_per_hour, "journal"
+    since = parse_time(entry.created_at if entry else None) or parse_time(r.created_at)
+    hours = _hours_since(since, now)
+    return SpendLine(
+        provider=r.provider,
+        resource_id=r.resource_id,
+        name=r.name,
+        kind=r.kind,
+        status=r.status,
+        usd_per_hour=(rate if r.status in BILLING_STATUSES else 0.0) if rate is not None else None,
+        price_source=source,
+        since=since.isoformat(timespec="seconds") if since else None,
+        hours=hours,
+        accrued_usd=round(rate * hours, 4) if rate is not None and hours is not None else None,
+        expires_at=entry.expires_at if entry else None,
+        tracked=tracked,
+    )
+
+
+def _by_provider(lines: list[SpendLine]) -> list[ProviderSpend]:
+    out = []
+    for name in dict.fromkeys(line.provider for line in lines):
+        mine = [line for line in lines if line.provider == name]
+        out.append(
+            ProviderSpend(
+                provider=name,
+                resources=len(mine),
+                usd_per_hour=round(sum(line.usd_per_hour or 0.0 for line in mine), 4),
+                accrued_usd=round(sum(line.accrued_usd or 0.0 for line in mine), 4),
+            )
+        )
+    return out
+
+
+def _expiries(live: list[LiveEntry]) -> list[Expiry]:
+    """The live entries that expire, soonest first."""
+    return sorted(
+        (
+            Expiry(
+                provider=e.provider,
+                resource_id=e.resource_id,
+                name=e.name,
+                expires_at=e.expires_at,
+                action=e.expires_action,
+            )
+            for e in live
+            if e.expires_at
+        ),
+        key=lambda x: x.expires_at,
+    )
+
+
+async def _history(tk: Context, over: str, provider: str | None, now: datetime) -> list[SpendPoint]:
+    """Spend over time for the past period `over`, replayed from the journal's billing rows."""
+    from gpu_tools.durations import parse_duration
+    from gpu_tools.spend_history import spend_series
+
+    rows = await tk.journal.aio.run(tk.journal.billing_rows)
+    return spend_series(rows, now - parse_duration(over), now, provider)
 
 
 GUARD_LAST_PASS = "guard_last_pass"

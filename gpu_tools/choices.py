@@ -50,7 +50,7 @@ async def _asked(tk: Context, what: str, provider: str | None) -> list[str]:
     fetch: dict[str, Any] = {
         "regions": lambda p: p.list_regions(),
         "templates": lambda p: p.list_templates(),
-        "resources": lambda p: p.list_resources(),
+        "resources": tk.resources,
     }
     field = {"regions": "region_id", "templates": "name", "resources": "resource_id"}[what]
     try:

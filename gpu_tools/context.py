@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from gpu_tools.journal import Journal
-    from gpu_tools.models import Clock, Offer, ProviderListing, ProviderStatus
+    from gpu_tools.models import Clock, Offer, ProviderListing, ProviderStatus, Resource
     from gpu_tools.settings import Settings
 
 T = TypeVar("T")
@@ -54,5 +54,7 @@ class Context(Protocol):
     ) -> tuple[list[T], list[ProviderStatus]]: ...
 
     async def offers(self, adapter: Any, refresh: bool = False) -> list[Offer]: ...
+
+    async def resources(self, adapter: Any) -> list[Resource]: ...
 
     def provider_listing(self) -> ProviderListing: ...

@@ -5,12 +5,10 @@ provider's own raw values (`raw_status`, `details`) next to the normalized ones,
 provider said is lost in translation.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar, get_args, get_origin, overload
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar, get_args, get_origin, overload
 from urllib.parse import quote
 
 from pydantic import (
@@ -119,7 +117,7 @@ class Addressable(Model):
     )
 
     @model_validator(mode="after")
-    def _fill_uri(self) -> Addressable:
+    def _fill_uri(self) -> Self:
         if self.uri is None and self.resource_id and (self.kind or "endpoint") in BILLABLE_KINDS:
             self.uri = resource_uri(self.provider, self.resource_id)
         return self
@@ -261,8 +259,8 @@ class Listing(Result, Generic[T]):
     @overload
     def __getitem__(self, index: int) -> T: ...
     @overload
-    def __getitem__(self, index: slice) -> Listing[T]: ...
-    def __getitem__(self, index: int | slice) -> T | Listing[T]:
+    def __getitem__(self, index: slice) -> "Listing[T]": ...
+    def __getitem__(self, index: int | slice) -> "T | Listing[T]":
         if isinstance(index, slice):
             return self.model_copy(update={"items": self.items[index]})
         return self.items[index]
@@ -344,7 +342,7 @@ class Plan(Result):
         None, description="What gpu-guard does at expires_at: delete or stop."
     )
     kind: Kind | None = Field(None, description="What a create makes (endpoint, container, instance, ...).")
-    steps: list[Plan] = Field(
+    steps: "list[Plan]" = Field(
         default_factory=list, description="For multi-resource plans: one plan per request."
     )
     # When there is nothing to send, the sentence that says so (for the fronts; not in the tools' schemas).

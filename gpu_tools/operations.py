@@ -8,8 +8,6 @@ through the gate (`gpu_tools.gate`). This module depends only on models and erro
 declare their own operations with it; the toolkit assembles the registry.
 """
 
-from __future__ import annotations
-
 import difflib
 import re
 from collections.abc import Awaitable, Callable

@@ -5,14 +5,12 @@ when that is set (tests set it so they never touch the real home). Keys in the f
 field names below, e.g. `nebius_api_key = "..."`, `max_usd_per_hour = 10`.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -436,7 +434,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _distinct_tokens(self) -> Settings:
+    def _distinct_tokens(self) -> Self:
         if self.http_token is not None and self.http_token.get_secret_value() in self.http_tokens:
             raise ValueError("http_token is also one of http_tokens: each token must stand for one user")
         return self
@@ -516,7 +514,7 @@ class Settings(BaseSettings):
         real = self.resolved_journal_path()
         return real.with_name(f"sandbox-{real.name}")
 
-    def for_sandbox(self, base_url: str) -> Settings:
+    def for_sandbox(self, base_url: str) -> "Settings":
         """A copy of these settings with every provider pointed at a sandbox on `base_url`."""
         copy = self.model_copy(
             update={

@@ -33,6 +33,7 @@ from gpu_tools.models import (
     ProviderListing,
     ProviderStatus,
     ReconcileReport,
+    Resource,
     ToolsetInfo,
     utc_now,
 )
@@ -98,6 +99,9 @@ class Toolkit:
         self.gate = Gate(self)
         self.approvals = Approvals(self)  # the approval page and its records (gpu_tools.approvals)
         self._offers: Memo[list[Offer]] = Memo(lambda: self.settings.offers_cache_ttl, now=now)
+        # Resource listings are kept no time at all (ttl 0): callers that arrive while one is in flight
+        # share it, and the next caller after it answers sends a new one.
+        self._listings: Memo[list[Resource]] = Memo(lambda: 0.0, now=now)
         # Small answers reused briefly by key (completion values), with the time they came in.
         self.recent: dict[str, tuple[float, Any]] = {}
 
@@ -259,6 +263,18 @@ class Toolkit:
                 copy.price_age_seconds = max(0, int((now - as_of).total_seconds()))
             out.append(copy)
         return out
+
+    async def resources(self, adapter: Provider) -> list[Resource]:
+        """A provider's live resources, as `list_resources` answers. Concurrent callers (fifty
+        `spend`s at once) share the one listing in flight instead of each sending its own requests;
+        nothing is kept once it answers, and a fresh read (the gate's, `FRESH`) always sends its own.
+        Each caller gets its own copies, which it may change (costs, `brief`)."""
+        try:
+            got = await self._listings.get(adapter.name, adapter.list_resources)
+        except Truncated as cut:
+            items = [r.model_copy() for r in cut.items]
+            raise Truncated(items, cut.message, provider=cut.provider or adapter.name) from None
+        return [r.model_copy() for r in got.value]
 
     # ---- adapters -----------------------------------------------------------------------------
     def check_provider_allowed(self, name: str | None) -> None:

@@ -83,7 +83,7 @@ async def _list_regions(tk: Context, data: ListInput, progress: Progress | None)
 async def _list_resources(
     tk: Context, data: ListResourcesInput, progress: Progress | None
 ) -> Listing[Resource]:
-    items, statuses = await tk.fan_out("resources", data.provider, lambda p: p.list_resources(), progress)
+    items, statuses = await tk.fan_out("resources", data.provider, tk.resources, progress)
     if data.status:
         items = [r for r in items if r.status == data.status]
     journal_costs(tk, items)

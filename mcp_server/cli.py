@@ -21,7 +21,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from gpu_tools.errors import GpuToolsError, RedactingFilter, register_secret
 from gpu_tools.sandbox import SandboxServer
-from gpu_tools.settings import config_file, http_token_file, load_settings
+from gpu_tools.settings import Settings, config_file, http_token_file, load_settings
 from mcp_server import build_server
 from mcp_server.auth import BearerAuth, SessionRefusals, StaticUser, journal_state_refusals
 from mcp_server.observe import configure_logging, install_observer, readiness
@@ -113,54 +113,13 @@ def main(argv: list[str] | None = None) -> None:
         approvers(argv[1:])
         return
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="gpu-mcp: %(levelname)s %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())  # no credential ever reaches the log
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    overrides: dict[str, object] = {}
-    if args.read_only:
-        overrides["read_only"] = True
-    if args.toolsets is not None:
-        overrides["toolsets"] = args.toolsets
-    if args.approval is not None:
-        overrides["approval"] = args.approval
-    try:
-        settings = load_settings(**overrides)
-    except GpuToolsError as exc:
-        refuse(str(exc))
+    _log_to_stderr()
+    settings = _settings(args)
     configure_logging("gpu-mcp", settings.log_format)
-    tokens: dict[str, StaticUser] = {
-        token: user if isinstance(user, str) else (user.user, frozenset(user.scopes))
-        for token, user in settings.http_tokens.items()
-    }
-    if settings.http_token is not None:
-        tokens[settings.http_token.get_secret_value()] = None
+    tokens = _static_tokens(settings)
     host = f"[{args.host}]" if ":" in args.host else args.host
     resource = settings.http_public_url or f"http://{host}:{args.port}/mcp"
-    audience = None
-    if args.transport == "http":
-        # PyJWT and httpx only where HTTP is served: stdio start-up stays as light as it was.
-        from mcp_server.oauth import OAuthConfigError, check_oauth_settings
-
-        try:
-            audience = check_oauth_settings(settings, resource)
-        except OAuthConfigError as exc:
-            refuse(str(exc))
-        if audience is not None and settings.http_public_url is None and not is_loopback(args.host):
-            refuse(
-                f"oauth_issuer is set and gpu-mcp serves beyond loopback ({args.host}): set http_public_url "
-                "(GPU_TOOLS_HTTP_PUBLIC_URL) to the https URL clients use, e.g. https://gpu.example.com/mcp"
-            )
-        if audience is not None:
-            why = page_signin_problem(settings, args.host)
-            if why:
-                refuse(why)
-    if args.transport == "http" and not tokens and audience is None and not is_loopback(args.host):
-        # A token generated here would be the only lock on a server others can reach: choose one.
-        refuse(
-            f"http_tokens and http_token are both empty: set GPU_TOOLS_HTTP_TOKENS or GPU_TOOLS_HTTP_TOKEN "
-            f"(or {config_file()}) before serving HTTP beyond loopback ({args.host})."
-        )
+    audience = _check_http(args, settings, tokens, resource) if args.transport == "http" else None
     sandbox = None
     if args.sandbox:
         # Its port is known and listening at once; it starts serving when the first request reaches
@@ -173,132 +132,226 @@ def main(argv: list[str] | None = None) -> None:
         if sandbox:
             sandbox.stop()
         raise SystemExit(f"gpu-mcp: {exc}") from None
-    tk = server.toolkit  # type: ignore[attr-defined]
-    toolsets = tk.toolsets()
-    tools = tk.operations(toolsets)
-    configured = [p.name for p in tk.provider_infos() if p.configured]
-    say = lambda text: print(f"gpu-mcp: {text}", file=sys.stderr, flush=True)  # noqa: E731
-    say(
-        f"{len(tools)} tools"
-        + (" (read-only)" if settings.read_only else "")
-        + f" in tool sets {', '.join(toolsets)}"
-        + f"; providers with credentials: {', '.join(configured) or 'none'} (config: {config_file()})"
-    )
-    if sandbox:
-        say(
-            f"SANDBOX: every provider is emulated at {sandbox.url} (request log: {sandbox.url}/_sandbox/requests)"
-        )
+    _announce(server, settings, sandbox)
     # Start-up built a large heap (modules, models, schemas) that lives as long as the process: frozen
     # out of the garbage collector's view, so the first full collection (which would otherwise land
     # on the first request, tools/list, and scan all of it: about 50 ms) stays small.
     gc.freeze()
     try:
         if args.transport == "stdio":
-            say(
+            _say(
                 "serving MCP over stdio: start me from an MCP client, e.g. "
                 '{"mcpServers": {"gpu": {"command": "gpu-mcp", "args": ["--sandbox"]}}}'
             )
             server.run()
         else:
-            import uvicorn
-
-            from gpu_tools.metrics import Metrics, serve_metrics  # Prometheus only where HTTP is served
-            from mcp_server.oauth import OAuthVerifier
-
-            if not tokens and audience is None:
-                token = secrets.token_urlsafe(32)
-                register_secret(token)
-                tokens[token] = None
-                try:
-                    path = write_private(http_token_file(), token + "\n")
-                except OSError as exc:
-                    refuse(
-                        f"cannot write the generated bearer token to {http_token_file()} ({exc.strerror}): "
-                        "set GPU_TOOLS_HTTP_TOKEN or http_tokens instead"
-                    )
-                # Never the token itself: MCP clients keep a server's stderr in their logs.
-                say(
-                    f"generated a bearer token, readable only by you: cat {path} "
-                    "(set GPU_TOOLS_HTTP_TOKEN or http_tokens to choose one)"
-                )
-            names = sorted(
-                {n for user in tokens.values() if (n := user[0] if isinstance(user, tuple) else user)}
-            )
-            if names:
-                say(f"{len(tokens)} bearer token(s); users: {', '.join(names)}")
-            say(f"journal: {server.toolkit.journal.location}")  # type: ignore[attr-defined]
-            if settings.http_state_key is None:
-                say(
-                    "confirmations are sealed with a key of this process only: set GPU_TOOLS_HTTP_STATE_KEY "
-                    "(the same on every replica) to run several behind one load balancer"
-                )
-            security = transport_security(args.host, args.port, settings.http_allowed_hosts)
-            if not is_loopback(args.host):
-                say(
-                    "Host/Origin checks accept: "
-                    + ", ".join(h for h in security.allowed_hosts if not h.endswith(":*"))
-                    + " (add names with GPU_TOOLS_HTTP_ALLOWED_HOSTS='[\"name\"]')"
-                )
-            journal_state_refusals(server)
-            metrics = Metrics(lambda: tk.journal, settings, [p.name for p in tk.provider_infos()])
-            install_observer(server, metrics)
-            mcp_app = server.streamable_http_app(host=args.host, transport_security=security)
-            routes = health_routes(readiness(tk, guard_expected=settings.guard_expected))
-            if settings.metrics_token is not None:
-                metrics_token = settings.metrics_token.get_secret_value()
-                routes.append(metrics_route(lambda: asyncio.to_thread(metrics.render), metrics_token))
-            if settings.metrics_port is not None:
-                serve_metrics(metrics, args.host, settings.metrics_port)
-                say(f"metrics at http://{host}:{settings.metrics_port}/metrics")
-            verifier = None
-            metadata_url = None
-            if audience is not None:
-                if settings.oauth_issuer is None:
-                    raise RuntimeError("internal error: expected settings.oauth_issuer is not None")
-                verifier = OAuthVerifier(settings, audience)
-                routes += protected_resource_routes(resource, settings.oauth_issuer)
-                metadata_url = resource_metadata_url(resource)
-                # A verifier of its own, on a loop of its own: the one serving binds its client to uvicorn's.
-                probe = OAuthVerifier(settings.model_copy(update={"http_timeout": 5.0}), audience)
-                say(
-                    f"OAuth: access tokens of {settings.oauth_issuer} for audience {audience} "
-                    f"(user claim {settings.oauth_user_claim}): {asyncio.run(probe.probe())}; "
-                    f"protected-resource metadata at {metadata_url}"
-                )
-            app = BearerAuth(
-                SessionRefusals(mcp_app, tk), tokens, oauth=verifier, resource_metadata_url=metadata_url
-            )
-            app = serve_approvals(app, tk, args.host, args.port, tokens, security.allowed_hosts)
-            if verifier is not None:
-                from gpu_tools.approvals.oidc import ProviderSignIn
-
-                secret = settings.approval_oidc_client_secret
-                tk.approvals.provider = ProviderSignIn(
-                    verifier,
-                    client_id=str(settings.approval_oidc_client_id),
-                    client_secret=secret.get_secret_value() if secret is not None else None,
-                    scopes=settings.approval_oidc_scopes,
-                    # The resource indicator where the audience is the resource itself (the default);
-                    # a provider with its own audience (Entra ID) gets it from the scopes instead.
-                    resource=resource if settings.oauth_audience is None else None,
-                    clock=tk.now,
-                    timeout=settings.http_timeout,
-                )
-                say(
-                    f"approval page: people sign in through {settings.oauth_issuer} as client "
-                    f"{settings.approval_oidc_client_id} (redirect URI "
-                    f"{tk.approvals.origin()}/approvals/signin/callback); approving needs gpu.approve"
-                )
-            say(
-                f"serving MCP over streamable HTTP at http://{host}:{args.port}/mcp "
-                "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"
-            )
-            uvicorn.run(Front(app, routes), host=args.host, port=args.port, log_level="warning")
+            serve_http(server, args, tokens, audience, resource)
     except KeyboardInterrupt:
         pass
     finally:
         if sandbox:
             sandbox.stop()
+
+
+def _say(text: str) -> None:
+    print(f"gpu-mcp: {text}", file=sys.stderr, flush=True)
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="gpu-mcp: %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())  # no credential ever reaches the log
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, with the flags over the environment and config.toml; a bad one refuses to start."""
+    overrides: dict[str, object] = {}
+    if args.read_only:
+        overrides["read_only"] = True
+    if args.toolsets is not None:
+        overrides["toolsets"] = args.toolsets
+    if args.approval is not None:
+        overrides["approval"] = args.approval
+    try:
+        return load_settings(**overrides)
+    except GpuToolsError as exc:
+        refuse(str(exc))
+
+
+def _static_tokens(settings: Settings) -> dict[str, StaticUser]:
+    """The bearer tokens of the settings, each with its user (and scopes) or None (no name)."""
+    tokens: dict[str, StaticUser] = {
+        token: user if isinstance(user, str) else (user.user, frozenset(user.scopes))
+        for token, user in settings.http_tokens.items()
+    }
+    if settings.http_token is not None:
+        tokens[settings.http_token.get_secret_value()] = None
+    return tokens
+
+
+def _check_http(
+    args: argparse.Namespace, settings: Settings, tokens: dict[str, StaticUser], resource: str
+) -> str | None:
+    """Refuse an HTTP configuration that would fail open; the OAuth audience when OAuth is on."""
+    # PyJWT and httpx only where HTTP is served: stdio start-up stays as light as it was.
+    from mcp_server.oauth import OAuthConfigError, check_oauth_settings
+
+    try:
+        audience = check_oauth_settings(settings, resource)
+    except OAuthConfigError as exc:
+        refuse(str(exc))
+    if audience is not None and settings.http_public_url is None and not is_loopback(args.host):
+        refuse(
+            f"oauth_issuer is set and gpu-mcp serves beyond loopback ({args.host}): set http_public_url "
+            "(GPU_TOOLS_HTTP_PUBLIC_URL) to the https URL clients use, e.g. https://gpu.example.com/mcp"
+        )
+    if audience is not None:
+        why = page_signin_problem(settings, args.host)
+        if why:
+            refuse(why)
+    if not tokens and audience is None and not is_loopback(args.host):
+        # A token generated here would be the only lock on a server others can reach: choose one.
+        refuse(
+            f"http_tokens and http_token are both empty: set GPU_TOOLS_HTTP_TOKENS or GPU_TOOLS_HTTP_TOKEN "
+            f"(or {config_file()}) before serving HTTP beyond loopback ({args.host})."
+        )
+    return audience
+
+
+def _announce(server: Any, settings: Settings, sandbox: SandboxServer | None) -> None:
+    tk = server.toolkit
+    toolsets = tk.toolsets()
+    tools = tk.operations(toolsets)
+    configured = [p.name for p in tk.provider_infos() if p.configured]
+    _say(
+        f"{len(tools)} tools"
+        + (" (read-only)" if settings.read_only else "")
+        + f" in tool sets {', '.join(toolsets)}"
+        + f"; providers with credentials: {', '.join(configured) or 'none'} (config: {config_file()})"
+    )
+    if sandbox:
+        _say(
+            f"SANDBOX: every provider is emulated at {sandbox.url} (request log: {sandbox.url}/_sandbox/requests)"
+        )
+
+
+def serve_http(
+    server: Any, args: argparse.Namespace, tokens: dict[str, StaticUser], audience: str | None, resource: str
+) -> None:
+    """Serve the MCP app over streamable HTTP behind the bearer check, with the health, metrics and
+    approval-page routes beside it (until Ctrl-C)."""
+    import uvicorn
+
+    from gpu_tools.metrics import Metrics, serve_metrics  # Prometheus only where HTTP is served
+
+    tk = server.toolkit
+    settings = tk.settings
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    if not tokens and audience is None:
+        _generate_token(tokens)
+    names = sorted({n for user in tokens.values() if (n := user[0] if isinstance(user, tuple) else user)})
+    if names:
+        _say(f"{len(tokens)} bearer token(s); users: {', '.join(names)}")
+    _say(f"journal: {tk.journal.location}")
+    if settings.http_state_key is None:
+        _say(
+            "confirmations are sealed with a key of this process only: set GPU_TOOLS_HTTP_STATE_KEY "
+            "(the same on every replica) to run several behind one load balancer"
+        )
+    security = transport_security(args.host, args.port, settings.http_allowed_hosts)
+    if not is_loopback(args.host):
+        _say(
+            "Host/Origin checks accept: "
+            + ", ".join(h for h in security.allowed_hosts if not h.endswith(":*"))
+            + " (add names with GPU_TOOLS_HTTP_ALLOWED_HOSTS='[\"name\"]')"
+        )
+    journal_state_refusals(server)
+    metrics = Metrics(lambda: tk.journal, settings, [p.name for p in tk.provider_infos()])
+    install_observer(server, metrics)
+    mcp_app = server.streamable_http_app(host=args.host, transport_security=security)
+    routes = health_routes(readiness(tk, guard_expected=settings.guard_expected))
+    if settings.metrics_token is not None:
+        metrics_token = settings.metrics_token.get_secret_value()
+        routes.append(metrics_route(lambda: asyncio.to_thread(metrics.render), metrics_token))
+    if settings.metrics_port is not None:
+        serve_metrics(metrics, args.host, settings.metrics_port)
+        _say(f"metrics at http://{host}:{settings.metrics_port}/metrics")
+    verifier, metadata_url = None, None
+    if audience is not None:
+        verifier, metadata_url = _oauth(settings, audience, resource, routes)
+    app = BearerAuth(SessionRefusals(mcp_app, tk), tokens, oauth=verifier, resource_metadata_url=metadata_url)
+    app = serve_approvals(app, tk, args.host, args.port, tokens, security.allowed_hosts)
+    if verifier is not None:
+        _page_signin(tk, verifier, resource)
+    _say(
+        f"serving MCP over streamable HTTP at http://{host}:{args.port}/mcp "
+        "(send 'Authorization: Bearer <token>'); Ctrl-C to stop"
+    )
+    uvicorn.run(Front(app, routes), host=args.host, port=args.port, log_level="warning")
+
+
+def _generate_token(tokens: dict[str, StaticUser]) -> None:
+    """No token configured on loopback: one made here, written where only this user reads it."""
+    token = secrets.token_urlsafe(32)
+    register_secret(token)
+    tokens[token] = None
+    try:
+        path = write_private(http_token_file(), token + "\n")
+    except OSError as exc:
+        refuse(
+            f"cannot write the generated bearer token to {http_token_file()} ({exc.strerror}): "
+            "set GPU_TOOLS_HTTP_TOKEN or http_tokens instead"
+        )
+    # Never the token itself: MCP clients keep a server's stderr in their logs.
+    _say(
+        f"generated a bearer token, readable only by you: cat {path} "
+        "(set GPU_TOOLS_HTTP_TOKEN or http_tokens to choose one)"
+    )
+
+
+def _oauth(settings: Settings, audience: str, resource: str, routes: list[Any]) -> tuple[Any, str]:
+    """The OAuth verifier of access tokens, the protected-resource metadata routes (added to
+    `routes`) and their URL; the issuer is probed once, and what it answered is said."""
+    from mcp_server.oauth import OAuthVerifier
+
+    if settings.oauth_issuer is None:
+        raise RuntimeError("internal error: expected settings.oauth_issuer is not None")
+    verifier = OAuthVerifier(settings, audience)
+    routes += protected_resource_routes(resource, settings.oauth_issuer)
+    metadata_url = resource_metadata_url(resource)
+    # A verifier of its own, on a loop of its own: the one serving binds its client to uvicorn's.
+    probe = OAuthVerifier(settings.model_copy(update={"http_timeout": 5.0}), audience)
+    _say(
+        f"OAuth: access tokens of {settings.oauth_issuer} for audience {audience} "
+        f"(user claim {settings.oauth_user_claim}): {asyncio.run(probe.probe())}; "
+        f"protected-resource metadata at {metadata_url}"
+    )
+    return verifier, metadata_url
+
+
+def _page_signin(tk: Any, verifier: Any, resource: str) -> None:
+    """The approval page signs people in through the same identity provider (its own client there)."""
+    from gpu_tools.approvals.oidc import ProviderSignIn
+
+    settings = tk.settings
+    secret = settings.approval_oidc_client_secret
+    tk.approvals.provider = ProviderSignIn(
+        verifier,
+        client_id=str(settings.approval_oidc_client_id),
+        client_secret=secret.get_secret_value() if secret is not None else None,
+        scopes=settings.approval_oidc_scopes,
+        # The resource indicator where the audience is the resource itself (the default); a provider
+        # with its own audience (Entra ID) gets it from the scopes instead.
+        resource=resource if settings.oauth_audience is None else None,
+        clock=tk.now,
+        timeout=settings.http_timeout,
+    )
+    _say(
+        f"approval page: people sign in through {settings.oauth_issuer} as client "
+        f"{settings.approval_oidc_client_id} (redirect URI "
+        f"{tk.approvals.origin()}/approvals/signin/callback); approving needs gpu.approve"
+    )
 
 
 def approvers(argv: list[str]) -> None:

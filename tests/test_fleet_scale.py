@@ -54,6 +54,53 @@ async def test_100_concurrent_cold_callers_make_the_requests_of_one_call(sandbox
     assert len({len(r.items) for r in results}) == 1 and results[0].total > 0
 
 
+async def test_concurrent_spends_share_one_listing_in_flight(tk: Toolkit, sandbox: SandboxServer) -> None:
+    """50 `spend`s at once send one provider listing, not 50; each gets its own copies; the next
+    call after the listing answered sends its own (nothing is kept)."""
+    created = await tk.call(
+        "sesterce_create_endpoint",
+        {"name": "one", "model_id": "llama-3.1-8b-instruct", "hardware_id": L40S_1, "regions": [18]},
+        confirmer=Approve(),
+    )
+    adapter = tk.adapters["sesterce"]
+    real_list, real_resources = adapter.list_resources, tk.resources
+    listings = 0
+    arrived = 0
+    release = asyncio.Event()
+
+    async def held_listing() -> Any:
+        nonlocal listings
+        listings += 1
+        await release.wait()
+        return await real_list()
+
+    async def counted(provider: Any) -> Any:
+        nonlocal arrived
+        arrived += 1
+        return await real_resources(provider)
+
+    adapter.list_resources = held_listing  # type: ignore[method-assign]
+    tk.resources = counted  # type: ignore[method-assign]
+    sandbox.sandbox.requests.clear()
+    calls = [asyncio.create_task(tk.call("spend", {"provider": "sesterce"})) for _ in range(50)]
+    for _ in range(10_000):  # until every caller waits on the listing (no wall-clock wait)
+        if arrived == 50:
+            break
+        await asyncio.sleep(0)
+    assert arrived == 50 and listings == 1
+    release.set()
+    reports = await asyncio.gather(*calls)
+    listed = [r for r in sandbox.sandbox.requests if r["method"] == "GET" and "instances" in r["path"]]
+    assert len(listed) == 1
+    rid = created.resource.resource_id
+    lines = [next(line for line in report.items if line.resource_id == rid) for report in reports]
+    assert len({id(line) for line in lines}) == 50 and all(
+        line.usd_per_hour == lines[0].usd_per_hour for line in lines
+    )
+    await tk.call("spend", {"provider": "sesterce"})
+    assert listings == 2  # the next caller sends its own listing
+
+
 async def test_prices_outlive_offers_show_their_age_and_refresh_refetches(sandbox: SandboxServer) -> None:
     clock = FakeClock()
     tk = Toolkit(sandbox_settings(sandbox, offers_cache_ttl=0), now=clock)  # every call reads offers again
@@ -187,7 +234,7 @@ async def test_find_orphans_reads_the_journal_once(
     tk: Toolkit, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[str] = []
-    for name in ("live", "created_ids", "entries"):
+    for name in ("live", "created_among", "entries"):
         real = getattr(tk.journal, name)
         monkeypatch.setattr(
             tk.journal, name, lambda *a, _n=name, _r=real, **k: (reads.append(_n), _r(*a, **k))[1]

@@ -29,14 +29,11 @@ import secrets
 import sys
 import threading
 import time
-import webbrowser
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-
-import httpx
 
 from gpu_tools import budget
 from gpu_tools.durations import parse_duration
@@ -315,6 +312,8 @@ class Approvals:
         self.notify("approval_pending", {"approval": approval.id, "url": url, "message": approval.message})
         wanted = self.tk.settings.approval_open_browser
         if (wanted is None and desktop() and self.loopback is not None) or wanted is True:
+            import webbrowser  # imported when a browser is opened: not at start-up
+
             try:
                 webbrowser.open(url)
             except webbrowser.Error:
@@ -334,6 +333,8 @@ class Approvals:
         }
 
         def post() -> None:
+            import httpx  # imported when a notice is sent: not at start-up
+
             try:
                 httpx.post(url, json=notice, timeout=10).raise_for_status()
             except httpx.HTTPError as exc:

@@ -489,14 +489,6 @@ class Journal(Approvals, Decisions):
         with self._read() as db:
             return self._live(db)
 
-    def created_ids(self) -> set[tuple[str, str]]:
-        """Every (provider, resource_id) this tool ever created, deleted or not."""
-        with self._read() as db:
-            rows = db.execute(
-                "SELECT DISTINCT provider, resource_id FROM journal WHERE effect='create' AND resource_id IS NOT NULL"
-            ).fetchall()
-        return {(p, r) for p, r in rows}
-
     def created_among(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (provider, resource_id) this tool created (each looked up by its index)."""
         with self._read() as db:

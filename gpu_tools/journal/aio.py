@@ -84,9 +84,6 @@ class AsyncJournal:
     async def latest_approval(self, fingerprint: str) -> Approval | None:
         return await self.run(self.journal.latest_approval, fingerprint)
 
-    async def created_ids(self) -> set[tuple[str, str]]:
-        return await self.run(self.journal.created_ids)
-
     async def created_among(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
         return await self.run(self.journal.created_among, pairs)
 

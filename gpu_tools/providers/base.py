@@ -314,13 +314,13 @@ class Provider(ABC):
         no such resource; `Ambiguous` when it cannot tell ours from one made elsewhere."""
         if row.get("kind") not in (None, "endpoint", "container", "instance"):
             raise self.unsupported(f"finding a {row['kind']} by name")
-        known = await self.journal.aio.created_ids() if self.journal is not None else set()
         sent = datetime.fromisoformat(row["at"])
-        named = [
-            r
-            for r in await self.list_resources()
-            if r.name == row["target"] and (self.name, r.resource_id) not in known
-        ]
+        named = [r for r in await self.list_resources() if r.name == row["target"]]
+        # Only the few with this name are looked up in the journal, each by its index, however long
+        # the history is.
+        candidates = {(self.name, r.resource_id) for r in named}
+        known = await self.journal.aio.created_among(candidates) if self.journal is not None else set()
+        named = [r for r in named if (self.name, r.resource_id) not in known]
         fresh = [r for r in named if (when := parse_time(r.created_at)) is not None and when >= sent]
         # Made a little before the request (or with no time at all): perhaps ours seen through a
         # provider clock that runs behind, perhaps one made elsewhere. Never guessed either way.

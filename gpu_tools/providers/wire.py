@@ -6,8 +6,6 @@ sentence (`netmind: GET /v1/rentgpu/auths/ answered unreadable JSON at [0].id: I
 valid integer.`). The value itself is never quoted: it may be a secret.
 """
 
-from __future__ import annotations
-
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError

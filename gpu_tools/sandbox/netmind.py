@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gpu_tools.sandbox.netmind_catalog import FLAVOR_STAMP, FLAVORS, MACHINES, OFFICIAL_IMAGES
 from gpu_tools.sandbox.state import Sandbox, bearer_token, fastapi_error, fastapi_invalid
 from gpu_tools.sandbox.validation import (
     Check,
@@ -35,164 +36,9 @@ PROVIDER = "netmind"
 INFERENCE_URL = "https://api.deeptrin.com/inference-api/v1/inference_service/{service_id}"
 USER_ID = "sandbox-user-0001"
 
-FLAVORS: list[dict[str, Any]] = [
-    {
-        "flavor_id": "69475e82e81c4dd6be3467e2ca374e0c",
-        "display_name": "NVIDIA_GeForce_RTX_4090",
-        "cluster_id": "1",
-        "cluster_flavor_id": "US_01_4090",
-        "meta_info": {"cuda": "12.0", "region": "cn"},
-        "billing": {"cny_price_unit": 2.2, "usd_price_unit": 0.3, "nmt_price_unit": 0.147164},
-        "available_num": 6,
-        "node_max_gpu": 2,
-        "vram": "24GB",
-    },
-    {
-        "flavor_id": "7b2f36d30e0743debc6c60d5017e2d16",
-        "display_name": "NVIDIA_GeForce_RTX_4090",
-        "cluster_id": "1",
-        "cluster_flavor_id": "US_01_4090",
-        "meta_info": {"cuda": "12.0", "region": "other"},
-        "billing": {"cny_price_unit": 2.2, "usd_price_unit": 0.3, "nmt_price_unit": 0.147164},
-        "available_num": 3,
-        "node_max_gpu": 2,
-        "vram": "24GB",
-    },
-    {
-        "flavor_id": "a3c1e9d04b8f4f7c9e2d6b5a18f0c7e1",
-        "display_name": "NVIDIA_A100_SXM4_80GB",
-        "cluster_id": "2",
-        "cluster_flavor_id": "US_02_A100",
-        "meta_info": {"cuda": "12.2", "region": "other"},
-        "billing": {"cny_price_unit": 9.4, "usd_price_unit": 1.3, "nmt_price_unit": 0.637711},
-        "available_num": 2,
-        "node_max_gpu": 8,
-        "vram": "80GB",
-    },
-    {
-        "flavor_id": "e5d2b7a96c3f41d08a7e9c2b4d1f6a38",
-        "display_name": "NVIDIA_H100_SXM5_80GB",
-        "cluster_id": "3",
-        "cluster_flavor_id": "US_03_H100",
-        "meta_info": {"cuda": "12.4", "region": "other"},
-        "billing": {"cny_price_unit": 17.9, "usd_price_unit": 2.49, "nmt_price_unit": 1.221545},
-        "available_num": 4,
-        "node_max_gpu": 8,
-        "vram": "80GB",
-    },
-    {
-        "flavor_id": "0c9b8a7d6e5f40312a1b2c3d4e5f6a7b",
-        "display_name": "NVIDIA_GeForce_RTX_3090",
-        "cluster_id": "1",
-        "cluster_flavor_id": "CN_01_3090",
-        "meta_info": {"cuda": "11.8", "region": "cn"},
-        "billing": {"cny_price_unit": 1.1, "usd_price_unit": 0.15, "nmt_price_unit": 0.073582},
-        "available_num": 0,
-        "node_max_gpu": 2,
-        "vram": "24GB",
-    },
-]
-FLAVOR_STAMP = {
-    "created_at": "2024-11-13 09:00:19",
-    "updated_at": "2024-11-13 09:00:19",
-    "deleted_at": None,
-    "is_deleted": False,
-}
-
-# Rent GPU machines; `gpus` is the node's total, the listing shows what is free. Prices in USD per GPU-hour.
-MACHINES: list[dict[str, Any]] = [
-    {
-        "node_name": "sbx-us-h100-01",
-        "cluster": "us-west",
-        "gpu_name": "NVIDIA_H100_SXM5_80GB",
-        "gpus": 8,
-        "gpu_memory": 80,
-        "cpu_name": "AMD EPYC 9454",
-        "cpu_per_gpu": 12,
-        "memory_per_gpu": 200,
-        "disk_per_gpu": 1000,
-        "region": "US",
-        "usd": 2.39,
-        "original": 2.99,
-        "gpu_id": 5,
-        "nvlink_status": True,
-    },
-    {
-        "node_name": "sbx-de-a100-01",
-        "cluster": "eu-central",
-        "gpu_name": "NVIDIA_A100_SXM4_80GB",
-        "gpus": 4,
-        "gpu_memory": 80,
-        "cpu_name": "Intel Xeon Platinum 8380",
-        "cpu_per_gpu": 16,
-        "memory_per_gpu": 120,
-        "disk_per_gpu": 500,
-        "region": "DE",
-        "usd": 1.29,
-        "original": 1.59,
-        "gpu_id": 4,
-        "nvlink_status": True,
-    },
-    {
-        "node_name": "sbx-hk-4090-01",
-        "cluster": "hk-1",
-        "gpu_name": "NVIDIA_GeForce_RTX_4090",
-        "gpus": 4,
-        "gpu_memory": 24,
-        "cpu_name": "AMD EPYC 7543",
-        "cpu_per_gpu": 8,
-        "memory_per_gpu": 64,
-        "disk_per_gpu": 300,
-        "region": "HK",
-        "usd": 0.35,
-        "original": 0.45,
-        "gpu_id": 3,
-        "nvlink_status": False,
-    },
-    {
-        "node_name": "sbx-jp-3090-01",
-        "cluster": "jp-1",
-        "gpu_name": "NVIDIA_GeForce_RTX_3090",
-        "gpus": 1,
-        "gpu_memory": 24,
-        "cpu_name": "Intel Core i9-12900K",
-        "cpu_per_gpu": 8,
-        "memory_per_gpu": 32,
-        "disk_per_gpu": 200,
-        "region": "JP",
-        "usd": 0.18,
-        "original": 0.22,
-        "gpu_id": 1,
-        "nvlink_status": False,
-    },
-]
 # The sandbox's conversion of its USD prices for the `currency` query.
 CURRENCY_PER_USD = {"USD": 1.0, "CNY": 7.2, "NMT": 0.5}
 PRICED_GPUS = sorted({f["display_name"] for f in FLAVORS} | {m["gpu_name"] for m in MACHINES})
-
-OFFICIAL_IMAGES: list[dict[str, Any]] = [
-    {
-        "name": "PyTorch 2.6",
-        "description": "PyTorch 2.6 with CUDA 12.4",
-        "image_name": "pytorch/pytorch",
-        "image_tag": "2.6.0-cuda12.4-cudnn9-runtime",
-        "image_label": "pytorch",
-    },
-    {
-        "name": "TensorFlow 2.17",
-        "description": "TensorFlow 2.17 GPU",
-        "image_name": "tensorflow/tensorflow",
-        "image_tag": "2.17.0-gpu",
-        "image_label": "tensorflow",
-    },
-    {
-        "name": "Ubuntu 22.04",
-        "description": "Ubuntu 22.04 with CUDA 12.2 drivers",
-        "image_name": "nvidia/cuda",
-        "image_tag": "12.2.2-devel-ubuntu22.04",
-        "image_label": "ubuntu",
-    },
-]
 IMAGE_TYPES = (0, 1, 2)  # the sandbox's: 0 official (the documented default), 1 public, 2 custom
 CUSTOM_IMAGE = 2  # the documented create-image example answers image_type 2
 PAYMENT_TYPES = (0, 1, 2)

@@ -1,6 +1,6 @@
 """Nebius Token Factory: tool arguments, and the results of the provider-only operations."""
 
-from __future__ import annotations
+from typing import Self
 
 from pydantic import Field, model_validator
 
@@ -28,7 +28,7 @@ class NebiusCreateEndpoint(CreateInput):
     max_replicas: int = Field(1, ge=1, description="Maximum replicas.", le=MAX_REPLICAS)
 
     @model_validator(mode="after")
-    def _check(self) -> NebiusCreateEndpoint:
+    def _check(self) -> Self:
         if self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas must not exceed max_replicas")
         return self

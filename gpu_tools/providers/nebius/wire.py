@@ -1,7 +1,5 @@
 """Nebius Token Factory: the documented JSON as pydantic models, and the documented paths and values."""
 
-from __future__ import annotations
-
 from pydantic import AliasChoices, BaseModel, Field
 
 from gpu_tools.models import Status

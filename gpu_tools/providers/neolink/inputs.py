@@ -1,8 +1,6 @@
 """NeoLink AI: tool arguments, and the results of the provider-only operations."""
 
-from __future__ import annotations
-
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -76,7 +74,7 @@ class NeolinkCreateInstance(CreateInput):
     )
 
     @model_validator(mode="after")
-    def _check_billing(self) -> NeolinkCreateInstance:
+    def _check_billing(self) -> Self:
         kind = self.cost_code
         if kind == "1":
             if self.cost_time:

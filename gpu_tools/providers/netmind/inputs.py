@@ -1,9 +1,7 @@
 """NetMind: tool arguments, and the results of the provider-only operations."""
 
-from __future__ import annotations
-
 import shlex
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -145,7 +143,7 @@ class NetmindListMachines(OpInput):
     max_price: int | None = Field(None, ge=0, description="In `currency`.", le=10**7)
 
     @model_validator(mode="after")
-    def _check(self) -> NetmindListMachines:
+    def _check(self) -> Self:
         if self.region is not None:
             self.region = self.region.upper()
             if self.region not in MACHINE_REGIONS:
@@ -214,7 +212,7 @@ class NetmindCreateImage(CreateInput):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> NetmindCreateImage:
+    def _check(self) -> Self:
         if self.docker_passwd and not self.docker_username:
             raise ValueError("docker_passwd needs docker_username")
         if self.options:

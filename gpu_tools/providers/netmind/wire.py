@@ -1,7 +1,5 @@
 """NetMind: the documented JSON as pydantic models, and the documented paths and values."""
 
-from __future__ import annotations
-
 import re
 from typing import Any
 

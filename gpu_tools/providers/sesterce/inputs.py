@@ -1,8 +1,6 @@
 """Sesterce Cloud: tool arguments, and the results of the provider-only operations."""
 
-from __future__ import annotations
-
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -75,7 +73,7 @@ class SesterceRegionScaling(BaseModel):
         return out
 
     @model_validator(mode="after")
-    def _check(self) -> SesterceRegionScaling:
+    def _check(self) -> Self:
         if self.min > self.max:
             raise ValueError(f"region {self.region_id}: min {self.min} exceeds max {self.max}")
         if (self.http_rate is None) != (self.http_window is None):
@@ -154,7 +152,7 @@ class SesterceCreateEndpoint(CreateInput):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> SesterceCreateEndpoint:
+    def _check(self) -> Self:
         _unique_regions(self.regions)
         if not self.model_id and not self.registry_id:
             raise ValueError("give model_id (a catalogue model) or registry_id (your own image)")
@@ -189,7 +187,7 @@ class SesterceUpdateEndpoint(MutationInput):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> SesterceUpdateEndpoint:
+    def _check(self) -> Self:
         _unique_regions(self.regions)
         return self
 
@@ -234,7 +232,7 @@ class SesterceQuoteInput(OpInput):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> SesterceQuoteInput:
+    def _check(self) -> Self:
         _unique_regions(self.regions)
         return self
 
