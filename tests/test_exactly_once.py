@@ -968,7 +968,9 @@ async def test_a_yes_keeps_its_question_however_many_questions_are_open(sandbox:
     assert approval is not None and approval.consumed_at is not None
 
 
-async def test_an_answer_carried_to_other_arguments_is_asked_again_not_sent(sandbox: SandboxServer) -> None:
+async def test_an_answer_carried_to_other_arguments_or_tampered_is_a_journaled_refusal_not_a_send(
+    sandbox: SandboxServer,
+) -> None:
     server = build_server(sandbox_settings(sandbox))
     async with Client(server, elicitation_callback=Human()) as client:
         first = await client.session.call_tool("nebius_create_endpoint", NEBIUS, allow_input_required=True)
@@ -983,6 +985,20 @@ async def test_an_answer_carried_to_other_arguments_is_asked_again_not_sent(sand
                 request_state=first.request_state,
                 allow_input_required=True,
             )
+        # A tampered state is refused the same way; each refusal is one journal row, on every transport.
+        with pytest.raises(MCPError, match="Invalid or expired requestState"):
+            await client.session.call_tool(
+                "nebius_create_endpoint",
+                NEBIUS,
+                input_responses=yes,
+                request_state="A" + (first.request_state or "")[1:],
+                allow_input_required=True,
+            )
+        refused = structured(await client.call_tool("history", {}))["items"]
+        assert [(e["outcome"], "requestState was refused" in (e["error"] or "")) for e in refused] == [
+            ("refused", True),
+            ("refused", True),
+        ]
         # An answer without the round's state is no answer: the call is asked anew.
         bare = await client.session.call_tool(
             "nebius_create_endpoint",
