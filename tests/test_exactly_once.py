@@ -116,11 +116,11 @@ async def test_a_lost_create_answer_stays_unknown_is_never_resent_and_is_reconci
 
     # The provider's answer goes out at last, to a client that gave up: it changes nothing here.
     assert await asyncio.to_thread(sandbox.sandbox.wait_late, late + 1)
-    assert [r.outcome for r in rows(tk)] == ["unknown"] and len(creates_at(sandbox, provider)) == 1
+    assert [r.outcome for r in rows(tk)] == ["refused", "unknown"] and len(creates_at(sandbox, provider)) == 1
     report = await tk.call("reconcile", {})
     [item] = report.items
     assert item.outcome == "ok" and item.resource_id and report.unresolved == 0
-    [row] = rows(tk)
+    _, row = rows(tk)
     assert row.outcome == "ok" and row.resource_id == item.resource_id and "reconciled" in (row.note or "")
     assert [e.resource_id for e in tk.journal.live()] == [item.resource_id]
 
@@ -611,6 +611,24 @@ async def test_a_key_reused_with_other_arguments_is_a_journaled_refusal(
     refused, ok = rows(server.toolkit)
     assert (refused.outcome, ok.outcome) == ("refused", "ok")
     assert "idempotency key reused with other arguments" in (refused.error or "")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_key_whose_first_use_is_unknown_is_a_journaled_refusal_and_never_resent(
+    impatient: Toolkit, sandbox: SandboxServer, mode: str
+) -> None:
+    server = build_server(toolkit=impatient)
+    args = {**H100, "idempotency_key": "job-7"}
+    async with Client(server, elicitation_callback=Human(), mode=mode) as client:
+        lose_next_answer(sandbox, "neolink")
+        lost = error_text(await client.call_tool("neolink_create_instance", args))
+        again = error_text(await client.call_tool("neolink_create_instance", args))
+    assert "may have reached the provider" in lost
+    assert "outcome is unknown" in again and "nothing was sent again" in again
+    assert len(creates_at(sandbox, "neolink")) == 1
+    refused, unknown = rows(impatient)
+    assert (refused.outcome, unknown.outcome) == ("refused", "unknown")
+    assert "idempotency key reused while its first use is unknown" in (refused.error or "")
 
 
 async def test_a_failing_legacy_callback_is_a_journaled_refusal(sandbox: SandboxServer) -> None:

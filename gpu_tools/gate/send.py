@@ -254,24 +254,28 @@ class Sender:
         used = f"idempotency_key {row['idempotency_key']!r} was first used at {row['at']} by {op.name} for {row['target']} (journal #{row['id']})"
         if row.get("args_hash") and row["args_hash"] != args:
             message = f"{used} with different arguments. Nothing was sent; use a new key for a new request."
-            target = str(row["target"] or "(not planned)")
-            await self.tk.journal.aio.record(
-                unplanned(op, row["provider"], self.tk.settings.sandbox, target=target),
-                op.effect,
-                "refused",
-                error=f"idempotency key reused with other arguments: {used}",
-                actor=actor,
-            )
+            await self._refuse_key(op, row, f"idempotency key reused with other arguments: {used}", actor)
             raise InvalidInput(message, provider=row["provider"])
         if row["outcome"] != "ok":
-            raise ConfirmationRefused(
-                f"{used}; it was sent but its outcome is unknown, so nothing was sent again.",
-                provider=row["provider"],
-                hint=CHECK_HINT,
+            reason = f"{used}; it was sent but its outcome is unknown, so nothing was sent again"
+            await self._refuse_key(
+                op, row, f"idempotency key reused while its first use is unknown: {used}", actor
             )
+            raise ConfirmationRefused(f"{reason}.", provider=row["provider"], hint=CHECK_HINT)
         stored = await self.tk.journal.aio.run(self.tk.journal.result_of, row["id"]) or {}
         return MutationResult.model_validate(
             {**stored, "outcome": "replayed", "sandbox": self.tk.settings.sandbox}
+        )
+
+    async def _refuse_key(self, op: Operation, row: dict[str, Any], error: str, actor: str | None) -> None:
+        """The journaled refusal of a call whose key cannot be replayed (other arguments, unknown outcome)."""
+        target = str(row["target"] or "(not planned)")
+        await self.tk.journal.aio.record(
+            unplanned(op, row["provider"], self.tk.settings.sandbox, target=target),
+            op.effect,
+            "refused",
+            error=error,
+            actor=actor,
         )
 
     def replay_approval(self, approval: Approval, plan: Plan) -> MutationResult:
