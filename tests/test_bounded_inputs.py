@@ -137,3 +137,20 @@ async def test_a_long_text_that_is_sent_is_shown_head_and_tail_with_its_length(
         else:
             assert f'"{name}": {json.dumps(value)}' in question, name
     assert mutating_requests(sandbox) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_refused_oversized_argument_is_journaled_bounded(sandbox: SandboxServer, mode: str) -> None:
+    key = "k" * 3_000_000 + "-end"
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human(), mode=mode) as client:
+        message = error_text(
+            await client.call_tool("nebius_create_endpoint", {**NEBIUS, "idempotency_key": key})
+        )
+        history = await client.call_tool("history", {})
+    assert "idempotency_key" in message and mutating_requests(sandbox) == []
+    [row] = history.structured_content["items"]
+    assert row["outcome"] == "refused" and "at most 200 characters" in row["error"]
+    assert row["idempotency_key"] == "k" * SHOWN_TEXT + "…" + key[-SHOWN_TEXT:] + " (3,000,004 characters)"
+    assert len(json.dumps(history.structured_content)) < 2_000
