@@ -98,8 +98,9 @@ async def test_a_client_without_elicitation_creates_through_the_page(
 
         done = structured(await c.call_tool("nebius_create_endpoint", CREATE))
         assert done["outcome"] == "done"
-        replay = structured(await c.call_tool("nebius_create_endpoint", CREATE))
-        assert replay["outcome"] == "replayed"
+        # Calling again after the send is a new question, never the used approval's replay.
+        again = structured(await c.call_tool("nebius_create_endpoint", CREATE))
+        assert again["outcome"] == "approval_pending" and again["approval"]["id"] != link["id"]
     creates = [r for r in mutating_requests(sandbox) if r["method"] == "POST"]
     assert len(creates) == 1
     sent = [r for r in rows(server) if r.outcome == "ok"]
@@ -345,9 +346,10 @@ async def test_a_stdio_server_without_elicitation_creates_through_the_page(gpu_h
             await sign_in(page, url, code)
             assert (await decide(page, "approve")).status == 303
             done = structured(await c.call_tool("nebius_create_endpoint", CREATE))
-            replay = structured(await c.call_tool("nebius_create_endpoint", CREATE))
+            again = structured(await c.call_tool("nebius_create_endpoint", CREATE))
             log = structured(await c.call_tool("history", {}))
-    assert done["outcome"] == "done" and replay["outcome"] == "replayed"
+    assert done["outcome"] == "done" and again["outcome"] == "approval_pending"
+    assert again["approval"]["id"] != pending["approval"]["id"]  # a new question, not the used approval
     assert [e["outcome"] for e in log["items"]] == ["ok"]
     assert log["items"][0]["confirmed_by"] == "local user (page)"
 
