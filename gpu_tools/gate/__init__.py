@@ -405,7 +405,7 @@ class Gate:
                 provider=plan.provider,
             )
         if approval.consumed_at is not None:
-            return await self.tk.journal.aio.run(self.sender.replay_approval, approval, plan)
+            return await self.sender.replay_used(approval, plan)
         problem = page_problem(approval, self.tk.approvals.mode_for(plan, op.effect))
         if problem:
             await refuse(problem, None)

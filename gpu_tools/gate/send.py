@@ -75,7 +75,7 @@ class Sender:
             raise RuntimeError("planners must attach the request")
         reservation = await self._reserve(order)
         if reservation.used is not None:
-            return await self.tk.journal.aio.run(self.replay_approval, reservation.used, plan)
+            return await self.replay_used(reservation.used, plan)
         if reservation.key_row is not None and order.op is not None:
             return await self.replay_key(order.op, order.args, reservation.key_row, actor=order.actor)
         if reservation.refused is not None:
@@ -85,9 +85,14 @@ class Sender:
         if reservation.row_id is None:
             raise RuntimeError("internal error: a reservation with no intent row")
         adapter = self.tk.adapter(plan.provider)
-        outcome = await self._request(plan, reservation.row_id, adapter)
-        result = self._result(plan, reservation.row_id, outcome, adapter)
-        await self._journal_done(order, reservation.row_id, result)
+        row_id = reservation.row_id
+        self.in_flight.add(row_id)  # until its outcome is journaled: a replay meanwhile is told it runs
+        try:
+            outcome = await self._request(plan, row_id, adapter)
+            result = self._result(plan, row_id, outcome, adapter)
+            await self._journal_done(order, row_id, result)
+        finally:
+            self.in_flight.discard(row_id)
         return result
 
     async def _reserve(self, order: Order) -> Reservation:
@@ -114,36 +119,32 @@ class Sender:
         request, finish = plan._request, plan._finish
         if request is None or finish is None:
             raise RuntimeError("planners must attach the request")
-        self.in_flight.add(row_id)
         try:
-            try:
-                answer = await adapter.http.request(
-                    request.method, request.path, json_body=request.json_body, params=request.params
-                )
-            except OutcomeUnknown as exc:
-                await self.finish(plan, row_id, "unknown", error=str(exc))
-                raise OutcomeUnknown(
-                    f"{exc.message} Journal #{row_id} stays 'unknown' and counts as live for caps and spend "
-                    "until reconciliation finds what the provider holds.",
-                    provider=exc.provider,
-                    hint=CHECK_HINT,
-                ) from None
-            except ProviderError as exc:
-                await self.finish(plan, row_id, "failed", error=str(exc))
-                raise
-            try:
-                return await finish(answer)
-            except GpuToolsError as exc:
-                # The provider accepted the request (2xx) but its answer could not be read.
-                await self.finish(plan, row_id, "unknown", error=f"answer not understood: {exc}")
-                raise OutcomeUnknown(
-                    f"{plan.method} {plan.path} was accepted, but the answer could not be read ({exc.message}). "
-                    f"Journal #{row_id} stays 'unknown'.",
-                    provider=plan.provider,
-                    hint=CHECK_HINT,
-                ) from None
-        finally:
-            self.in_flight.discard(row_id)
+            answer = await adapter.http.request(
+                request.method, request.path, json_body=request.json_body, params=request.params
+            )
+        except OutcomeUnknown as exc:
+            await self.finish(plan, row_id, "unknown", error=str(exc))
+            raise OutcomeUnknown(
+                f"{exc.message} Journal #{row_id} stays 'unknown' and counts as live for caps and spend "
+                "until reconciliation finds what the provider holds.",
+                provider=exc.provider,
+                hint=CHECK_HINT,
+            ) from None
+        except ProviderError as exc:
+            await self.finish(plan, row_id, "failed", error=str(exc))
+            raise
+        try:
+            return await finish(answer)
+        except GpuToolsError as exc:
+            # The provider accepted the request (2xx) but its answer could not be read.
+            await self.finish(plan, row_id, "unknown", error=f"answer not understood: {exc}")
+            raise OutcomeUnknown(
+                f"{plan.method} {plan.path} was accepted, but the answer could not be read ({exc.message}). "
+                f"Journal #{row_id} stays 'unknown'.",
+                provider=plan.provider,
+                hint=CHECK_HINT,
+            ) from None
 
     def _result(self, plan: Plan, row_id: int, outcome: Any, adapter: Any) -> MutationResult:
         """What the call answers: the resource made or changed, or the provider's answer masked."""
@@ -277,6 +278,19 @@ class Sender:
             error=error,
             actor=actor,
         )
+
+    async def replay_used(self, approval: Approval, plan: Plan) -> MutationResult:
+        """A yes whose approval was used already: refused while that send is still running in this
+        process (its outcome is not known yet, nor lost), else its first outcome (`replay_approval`)."""
+        if approval.journal_id is not None and approval.journal_id in self.in_flight:
+            raise ConfirmationRefused(
+                f"approval {approval.id} is being used right now by a send in progress (journal "
+                f"#{approval.journal_id}); an approval sends its request once, so nothing was sent again. "
+                "Wait for that call's answer (or read history in a moment); call again afterwards to be "
+                "asked anew.",
+                provider=plan.provider,
+            )
+        return await self.tk.journal.aio.run(self.replay_approval, approval, plan)
 
     def replay_approval(self, approval: Approval, plan: Plan) -> MutationResult:
         """A yes that was already used: its first outcome, never a second send."""
