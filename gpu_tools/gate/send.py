@@ -75,7 +75,7 @@ class Sender:
             raise RuntimeError("planners must attach the request")
         reservation = await self._reserve(order)
         if reservation.used is not None:
-            return await self.tk.journal.aio.run(self.replay_approval, reservation.used, plan)
+            return await self.replay_used(reservation.used, plan)
         if reservation.key_row is not None and order.op is not None:
             return await self.replay_key(order.op, order.args, reservation.key_row, actor=order.actor)
         if reservation.refused is not None:
@@ -85,9 +85,14 @@ class Sender:
         if reservation.row_id is None:
             raise RuntimeError("internal error: a reservation with no intent row")
         adapter = self.tk.adapter(plan.provider)
-        outcome = await self._request(plan, reservation.row_id, adapter)
-        result = self._result(plan, reservation.row_id, outcome, adapter)
-        await self._journal_done(order, reservation.row_id, result)
+        row_id = reservation.row_id
+        self.in_flight.add(row_id)  # until its outcome is journaled: a replay meanwhile is told it runs
+        try:
+            outcome = await self._request(plan, row_id, adapter)
+            result = self._result(plan, row_id, outcome, adapter)
+            await self._journal_done(order, row_id, result)
+        finally:
+            self.in_flight.discard(row_id)
         return result
 
     async def _reserve(self, order: Order) -> Reservation:
@@ -114,36 +119,32 @@ class Sender:
         request, finish = plan._request, plan._finish
         if request is None or finish is None:
             raise RuntimeError("planners must attach the request")
-        self.in_flight.add(row_id)
         try:
-            try:
-                answer = await adapter.http.request(
-                    request.method, request.path, json_body=request.json_body, params=request.params
-                )
-            except OutcomeUnknown as exc:
-                await self.finish(plan, row_id, "unknown", error=str(exc))
-                raise OutcomeUnknown(
-                    f"{exc.message} Journal #{row_id} stays 'unknown' and counts as live for caps and spend "
-                    "until reconciliation finds what the provider holds.",
-                    provider=exc.provider,
-                    hint=CHECK_HINT,
-                ) from None
-            except ProviderError as exc:
-                await self.finish(plan, row_id, "failed", error=str(exc))
-                raise
-            try:
-                return await finish(answer)
-            except GpuToolsError as exc:
-                # The provider accepted the request (2xx) but its answer could not be read.
-                await self.finish(plan, row_id, "unknown", error=f"answer not understood: {exc}")
-                raise OutcomeUnknown(
-                    f"{plan.method} {plan.path} was accepted, but the answer could not be read ({exc.message}). "
-                    f"Journal #{row_id} stays 'unknown'.",
-                    provider=plan.provider,
-                    hint=CHECK_HINT,
-                ) from None
-        finally:
-            self.in_flight.discard(row_id)
+            answer = await adapter.http.request(
+                request.method, request.path, json_body=request.json_body, params=request.params
+            )
+        except OutcomeUnknown as exc:
+            await self.finish(plan, row_id, "unknown", error=str(exc))
+            raise OutcomeUnknown(
+                f"{exc.message} Journal #{row_id} stays 'unknown' and counts as live for caps and spend "
+                "until reconciliation finds what the provider holds.",
+                provider=exc.provider,
+                hint=CHECK_HINT,
+            ) from None
+        except ProviderError as exc:
+            await self.finish(plan, row_id, "failed", error=str(exc))
+            raise
+        try:
+            return await finish(answer)
+        except GpuToolsError as exc:
+            # The provider accepted the request (2xx) but its answer could not be read.
+            await self.finish(plan, row_id, "unknown", error=f"answer not understood: {exc}")
+            raise OutcomeUnknown(
+                f"{plan.method} {plan.path} was accepted, but the answer could not be read ({exc.message}). "
+                f"Journal #{row_id} stays 'unknown'.",
+                provider=plan.provider,
+                hint=CHECK_HINT,
+            ) from None
 
     def _result(self, plan: Plan, row_id: int, outcome: Any, adapter: Any) -> MutationResult:
         """What the call answers: the resource made or changed, or the provider's answer masked."""
@@ -254,25 +255,42 @@ class Sender:
         used = f"idempotency_key {row['idempotency_key']!r} was first used at {row['at']} by {op.name} for {row['target']} (journal #{row['id']})"
         if row.get("args_hash") and row["args_hash"] != args:
             message = f"{used} with different arguments. Nothing was sent; use a new key for a new request."
-            target = str(row["target"] or "(not planned)")
-            await self.tk.journal.aio.record(
-                unplanned(op, row["provider"], self.tk.settings.sandbox, target=target),
-                op.effect,
-                "refused",
-                error=f"idempotency key reused with other arguments: {used}",
-                actor=actor,
-            )
+            await self._refuse_key(op, row, f"idempotency key reused with other arguments: {used}", actor)
             raise InvalidInput(message, provider=row["provider"])
         if row["outcome"] != "ok":
-            raise ConfirmationRefused(
-                f"{used}; it was sent but its outcome is unknown, so nothing was sent again.",
-                provider=row["provider"],
-                hint=CHECK_HINT,
+            reason = f"{used}; it was sent but its outcome is unknown, so nothing was sent again"
+            await self._refuse_key(
+                op, row, f"idempotency key reused while its first use is unknown: {used}", actor
             )
+            raise ConfirmationRefused(f"{reason}.", provider=row["provider"], hint=CHECK_HINT)
         stored = await self.tk.journal.aio.run(self.tk.journal.result_of, row["id"]) or {}
         return MutationResult.model_validate(
             {**stored, "outcome": "replayed", "sandbox": self.tk.settings.sandbox}
         )
+
+    async def _refuse_key(self, op: Operation, row: dict[str, Any], error: str, actor: str | None) -> None:
+        """The journaled refusal of a call whose key cannot be replayed (other arguments, unknown outcome)."""
+        target = str(row["target"] or "(not planned)")
+        await self.tk.journal.aio.record(
+            unplanned(op, row["provider"], self.tk.settings.sandbox, target=target),
+            op.effect,
+            "refused",
+            error=error,
+            actor=actor,
+        )
+
+    async def replay_used(self, approval: Approval, plan: Plan) -> MutationResult:
+        """A yes whose approval was used already: refused while that send is still running in this
+        process (its outcome is not known yet, nor lost), else its first outcome (`replay_approval`)."""
+        if approval.journal_id is not None and approval.journal_id in self.in_flight:
+            raise ConfirmationRefused(
+                f"approval {approval.id} is being used right now by a send in progress (journal "
+                f"#{approval.journal_id}); an approval sends its request once, so nothing was sent again. "
+                "Wait for that call's answer (or read history in a moment); call again afterwards to be "
+                "asked anew.",
+                provider=plan.provider,
+            )
+        return await self.tk.journal.aio.run(self.replay_approval, approval, plan)
 
     def replay_approval(self, approval: Approval, plan: Plan) -> MutationResult:
         """A yes that was already used: its first outcome, never a second send."""
