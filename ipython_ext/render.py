@@ -186,6 +186,15 @@ COLUMNS: dict[str, list[Column]] = {
         Column("left_usd", "left", "money"),
         Column("since", "since"),
     ],
+    "PricePoint": [
+        Column("at", "first seen"),
+        Column("provider", "provider"),
+        Column("gpu", "GPU", get=lambda p: f"{p.gpu} ×{p.gpu_count}" if p.gpu_count else p.gpu),
+        Column("region", "region"),
+        Column("usd_per_hour", "$/h", "money", estimated=_est),
+        Column("usd_per_gpu_hour", "$/GPU-h", "money", estimated=_est),
+        Column("seen_at", "last seen"),
+    ],
     "Expiry": [
         Column("provider", "provider"),
         Column("name", "name"),
@@ -206,6 +215,7 @@ CAPTIONS = {
     "LiveEntry": "Created here, no longer listed",
     "BudgetLine": "Budgets",
     "Expiry": "Next expiries",
+    "PricePoint": "Price history",
     "Reconciled": "Reconciled journal rows",
 }
 SKIP = {"details", "sandbox", "body"}
@@ -258,9 +268,12 @@ def title_of(model: type[BaseModel]) -> str:
 
 
 def item_type(listing: BaseModel) -> type[BaseModel] | None:
-    """The item model of a `Listing[X]` (X), even when it is empty."""
-    args = getattr(type(listing), "__pydantic_generic_metadata__", {}).get("args") or ()
-    return args[0] if args and isinstance(args[0], type) else None
+    """The item model of a `Listing[X]` (X), even when it is empty, or of a subclass of one."""
+    for cls in type(listing).__mro__:
+        args = getattr(cls, "__pydantic_generic_metadata__", {}).get("args") or ()
+        if args and isinstance(args[0], type):
+            return args[0]
+    return None
 
 
 def pick_columns(
