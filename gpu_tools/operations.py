@@ -137,13 +137,21 @@ def _split_providers(value: Any) -> Any:
     return value or None
 
 
-# A past period, e.g. 7d; and one provider or several ("sesterce,netmind" also works).
+# A past period, e.g. 7d (not optional: a front reads an optional field's type without its metadata);
+# and one provider or several ("sesterce,netmind" also works).
 Period = Annotated[str, StringConstraints(max_length=32), AfterValidator(_positive_duration)]
 Providers = Annotated[list[ProviderName] | None, BeforeValidator(_split_providers)]
 
 
 class SpendInput(ProviderFilter):
-    over: Period | None = Field(None, description="Spend over time for this past period, e.g. 7d.")
+    over: str | None = Field(
+        None, description="Spend over time for this past period, e.g. 7d.", max_length=32
+    )
+
+    @field_validator("over")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        return _positive_duration(value)
 
 
 class PriceHistoryInput(OpInput):
