@@ -346,39 +346,52 @@ def plot_prices(history: PriceHistory, ax: Any = None, max_series: int = MAX_SER
     series: dict[str, list[PricePoint]] = {}
     for point in sorted(items, key=lambda p: p.at):
         series.setdefault(point.key, []).append(point)
+    # Offers of one provider and GPU × count whose prices moved alike (the same steps at the same
+    # times) are one line, its regions named together: lines drawn on top of each other say nothing.
+    alike: dict[tuple[Any, ...], list[list[PricePoint]]] = {}
+    for steps in series.values():
+        first = steps[0]
+        path = tuple((p.at, p.seen_at, p.usd_per_gpu_hour, p.price_estimated) for p in steps)
+        alike.setdefault((first.provider, first.gpu, first.gpu_count, path), []).append(steps)
     # cheapest now first, so the legend reads like a price list
-    ordered = sorted(series.values(), key=lambda s: (s[-1].usd_per_gpu_hour or 0.0, s[-1].provider))
+    ordered = sorted(alike.values(), key=lambda g: (g[0][-1].usd_per_gpu_hour or 0.0, g[0][-1].provider))
     dropped = max(0, len(ordered) - max_series)
     ordered = ordered[:max_series]
-    labels = [
-        f"{s[0].provider} {s[0].gpu}"
-        + (f" ×{s[0].gpu_count}" if s[0].gpu_count else "")
-        + (f" {s[0].region}" if s[0].region else "")
-        for s in ordered
-    ]
+    labels = []
+    for group in ordered:
+        first = group[0][0]
+        regions = ", ".join(dict.fromkeys(s[0].region for s in group if s[0].region))
+        count = f" ×{first.gpu_count}" if first.gpu_count else ""
+        labels.append(f"{first.provider} {first.gpu}{count}" + (f" {regions}" if regions else ""))
     families, font_note = font_family(labels)
     if ax is None:
         _, ax = plt.subplots(figsize=(9, max(4.8, 1.6 + 0.2 * len(ordered))))
     seen: dict[str, str] = {}
     styles = ["-", "--", ":", "-."]
     per_provider: dict[str, int] = {}
-    for label, points in zip(labels, ordered, strict=True):
+    # one provider: a colour per line; several: a colour per provider, a line style per offer
+    single = len({g[0][0].provider for g in ordered}) == 1
+    for i, (label, group) in enumerate(zip(labels, ordered, strict=True)):
+        points = group[0]
         provider = points[0].provider
-        style = styles[per_provider.get(provider, 0) % len(styles)]
+        style = styles[(i if single else per_provider.get(provider, 0)) % len(styles)]
         per_provider[provider] = per_provider.get(provider, 0) + 1
+        tint = (PROVIDER_COLOURS.get(provider, OTHER_COLOURS[0]), *OTHER_COLOURS)[i % 7] if single else None
         times = [_time(p.at) for p in points] + [_time(points[-1].seen_at)]
         prices = [p.usd_per_gpu_hour for p in points] + [points[-1].usd_per_gpu_hour]
         estimated = any(p.price_estimated for p in points)
+        line_colour = tint or colour(provider, seen)
         ax.step(
             times,
             prices,
             where="post",
-            color=colour(provider, seen),
+            color=line_colour,
             linestyle=style,
             linewidth=1.6,
             label=label + (" ~" if estimated else ""),
         )
-        ax.plot(times[:-1], prices[:-1], "o", color=colour(provider, seen), markersize=3.5)
+        ax.plot(times[:-1], prices[:-1], "o", color=line_colour, markersize=4)
+    ax.margins(x=0.05, y=0.1)
     if not ordered:
         ax.text(
             0.5,

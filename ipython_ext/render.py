@@ -12,12 +12,13 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from pydantic import BaseModel
 from wcwidth import wcswidth
 
-from gpu_tools.models import MutationResult, Plan, Resource
+from gpu_tools.models import MutationResult, Plan, Resource, parse_time
 
 MAX_TEXT = 32  # free text wider than this is cut in the middle
 GENERIC_COLUMNS = 7  # columns shown by default for item types without a declared set
@@ -83,7 +84,7 @@ class Column:
 
     name: str
     header: str
-    kind: str = "text"  # text | id | money | number | bool | gb
+    kind: str = "text"  # text | id | money | number | bool | gb | time (ISO, shown as UTC to the second)
     get: Callable[[Any], Any] | None = None
     estimated: Callable[[Any], bool] | None = None
 
@@ -187,13 +188,13 @@ COLUMNS: dict[str, list[Column]] = {
         Column("since", "since"),
     ],
     "PricePoint": [
-        Column("at", "first seen"),
+        Column("at", "first seen (UTC)", "time"),
         Column("provider", "provider"),
         Column("gpu", "GPU", get=lambda p: f"{p.gpu} ×{p.gpu_count}" if p.gpu_count else p.gpu),
         Column("region", "region"),
         Column("usd_per_hour", "$/h", "money", estimated=_est),
         Column("usd_per_gpu_hour", "$/GPU-h", "money", estimated=_est),
-        Column("seen_at", "last seen"),
+        Column("seen_at", "last seen (UTC)", "time"),
     ],
     "Expiry": [
         Column("provider", "provider"),
@@ -340,6 +341,9 @@ class Table:
         if column.kind == "money":
             text = usd(float(value), self.decimals[column.name])
             return ("~" + text) if column.estimated and column.estimated(item) else text
+        if column.kind == "time" and isinstance(value, str):
+            moment = parse_time(value)
+            return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else value
         if column.kind == "gb":
             return f"{value:g} GB" if isinstance(value, int | float) else str(value)
         if column.kind == "number" and isinstance(value, float):

@@ -42,7 +42,7 @@ def test_notebook_runs_clean(path: Path, gpu_home: Path) -> None:
         shown = "".join(o.get("data", {}).get("text/plain", "") for o in history.outputs)
         steps: dict[str, list[float]] = {}
         for line in shown.splitlines():
-            row = re.match(r"\S+\s+sesterce\s+(H100 ×\d\s+\S+)\s+(\$[\d.]+)", line)
+            row = re.match(r"\S+ \S+\s+sesterce\s+(H100 ×\d\s+\S+)\s+(\$[\d.]+)", line)
             if row:
                 steps.setdefault(row.group(1), []).append(float(row.group(2)[1:]))
         assert steps and all(len(prices) == 2 and prices[0] < prices[1] for prices in steps.values()), shown

@@ -164,7 +164,8 @@ def test_gpu_prices_lists_two_observations_after_a_sandbox_price_moved(
     # the offers were in the cache: the history asked no provider again
     assert sandbox.sandbox.requests == []
     text = repr(history)
-    assert "Price history" in text and "first seen" in text and "$/GPU-h" in text
+    assert "Price history" in text and "first seen (UTC)" in text and "$/GPU-h" in text
+    assert first.strftime("%Y-%m-%d %H:%M:%S") in text and "+00:00" not in text
     frame = history.to_dataframe()
     assert (
         str(frame["at"].dtype) == "datetime64[ns, UTC]"
