@@ -314,7 +314,7 @@ CONFIRMATION = "Asks the user to confirm the plan first."
 # allowed; its other sets (Sesterce registries and full updates, NetMind Rent GPU containers) are one
 # setting away. Each provider's declaration adds its sets here as it registers.
 TOOLSETS: dict[str, str] = {
-    "reads": "providers, offers, templates, regions, resources, waiting, journal, spend, orphans, chat",
+    "reads": "providers, offers, price history, templates, regions, resources, waiting, journal, spend, orphans, chat",
     "lifecycle": "update, stop, start, delete and reap resources at any provider",
 }
 # The sets every server lists unless told otherwise; provider sets are added per provider.
