@@ -35,32 +35,33 @@ def observations(offers: Sequence[Offer], fetched_at: datetime) -> list[PricePoi
     """The priced offers of one fetch as price points: first seen when the provider says it stated the
     price (`price_as_of`), else at the fetch; seen at the fetch."""
     seen = _stamp(fetched_at)
-    points = []
+    # One price per offer and fetch (the first listed), so a listing that names an offer twice never
+    # flips its series back and forth.
+    points: dict[str, PricePoint] = {}
     for offer in offers:
         o = named_region(with_usd(offer.model_copy()))
         if o.usd_per_hour is None and o.price is None:
             continue
         stated = parse_time(o.price_as_of)
         converted = o.currency not in (None, "USD")
-        points.append(
-            PricePoint(
-                at=_stamp(min(stated, fetched_at)) if stated else seen,
-                seen_at=seen,
-                provider=o.provider,
-                gpu=o.gpu_model or o.gpu_name,
-                gpu_count=o.gpu_count,
-                region=o.region,
-                region_id=o.region_id,
-                offer_id=o.offer_id,
-                kind=o.kind,
-                usd_per_hour=o.usd_per_hour,
-                usd_per_gpu_hour=o.usd_per_gpu_hour,
-                price=o.price if converted else None,
-                currency=o.currency if converted else None,
-                price_estimated=o.price_estimated,
-            )
+        point = PricePoint(
+            at=_stamp(min(stated, fetched_at)) if stated else seen,
+            seen_at=seen,
+            provider=o.provider,
+            gpu=o.gpu_model or o.gpu_name,
+            gpu_count=o.gpu_count,
+            region=o.region,
+            region_id=o.region_id,
+            offer_id=o.offer_id,
+            kind=o.kind,
+            usd_per_hour=o.usd_per_hour,
+            usd_per_gpu_hour=o.usd_per_gpu_hour,
+            price=o.price if converted else None,
+            currency=o.currency if converted else None,
+            price_estimated=o.price_estimated,
         )
-    return points
+        points.setdefault(point.key, point)
+    return list(points.values())
 
 
 async def observe(tk: Context, offers: Sequence[Offer], fetched_at: datetime) -> None:

@@ -227,3 +227,27 @@ async def test_price_history_tool_lists_both_prices_through_mcp_client(
     assert bad.is_error and "over" in error_text(bad)
     assert unknown.is_error and "unknown argument 'days'" in error_text(unknown)
     tk.close()
+
+
+def test_an_offer_listed_twice_in_one_fetch_keeps_one_price(gpu_home: Path) -> None:
+    from datetime import UTC, datetime
+
+    from gpu_tools.models import Offer
+    from gpu_tools.price_history import observations
+
+    offer = Offer(
+        provider="netmind",
+        kind="endpoint",
+        offer_id="f1",
+        gpu_name="NVIDIA_H100_SXM5_80GB",
+        gpu_count=1,
+        region="cn",
+        price=2.0,
+        currency="USD",
+        usd_per_hour=2.0,
+    )
+    twice = [offer, offer.model_copy(update={"price": 2.5, "usd_per_hour": 2.5})]
+    points = observations(twice, datetime(2026, 12, 1, 10, tzinfo=UTC))
+    assert [(p.gpu, p.usd_per_hour, p.usd_per_gpu_hour, p.price) for p in points] == [
+        ("H100", 2.0, 2.0, None)
+    ]
