@@ -83,13 +83,15 @@ async def price_history(tk: Context, data: PriceHistoryInput, progress: Progress
     now = tk.now()
     since = _stamp(now - parse_duration(data.over))
     canon = canonical_gpu(data.gpu)
-    points, total = await tk.journal.aio.run(
-        lambda: tk.journal.price_points(
-            since,
-            gpu=canon or data.gpu,
-            exact=canon is not None,
-            providers=data.provider,
-            region=data.region,
+    allowed = tk.settings.allowed_providers  # what the policy hides from the offers, it hides here too
+    providers = [p for p in data.provider or allowed or [] if allowed is None or p in allowed] or None
+    points, total = (
+        ([], 0)
+        if allowed is not None and providers is None
+        else await tk.journal.aio.run(
+            lambda: tk.journal.price_points(
+                since, gpu=canon or data.gpu, exact=canon is not None, providers=providers, region=data.region
+            )
         )
     )
     fetched = await tk.journal.aio.run(tk.journal.last_price_fetch)

@@ -251,3 +251,17 @@ def test_an_offer_listed_twice_in_one_fetch_keeps_one_price(gpu_home: Path) -> N
     assert [(p.gpu, p.usd_per_hour, p.usd_per_gpu_hour, p.price) for p in points] == [
         ("H100", 2.0, 2.0, None)
     ]
+
+
+async def test_the_history_keeps_to_allowed_providers(sandbox: SandboxServer, clock: FakeClock) -> None:
+    everyone = Toolkit(sandbox_settings(sandbox), now=clock)
+    await everyone.call("list_offers", {"gpu": "H100"})
+    everyone.close()
+    only = Toolkit(sandbox_settings(sandbox, allowed_providers=["netmind"]), now=clock)
+    shown = await only.call("price_history", {"gpu": "H100"})
+    assert shown.items and {p.provider for p in shown.items} == {"netmind"}  # type: ignore[attr-defined]
+    from gpu_tools.errors import PolicyRefused
+
+    with pytest.raises(PolicyRefused, match="allowed_providers"):
+        await only.call("price_history", {"gpu": "H100", "provider": "sesterce"})
+    only.close()
