@@ -577,6 +577,41 @@ class SpendReport(Result):
     )
 
 
+class PricePoint(Model):
+    """One offer's price from when it was first seen until it changed: stored when offers are fetched
+    and the price differs from the last one kept for that offer, so each row is a step."""
+
+    at: str = Field(description="First seen (UTC).")
+    seen_at: str = Field(description="Last seen unchanged (UTC).")
+    provider: str
+    gpu: str
+    gpu_count: int | None = None
+    region: str | None = None
+    region_id: str | None = None  # the provider's id when `region` is a name
+    offer_id: str
+    kind: Kind | None = None
+    usd_per_hour: float | None = None
+    usd_per_gpu_hour: float | None = None
+    price: float | None = None  # in `currency`, when that is not USD
+    currency: str | None = None
+    price_estimated: bool = False
+
+    @property
+    def key(self) -> str:
+        """The offer this price belongs to: one series per key."""
+        region = self.region_id or self.region or ""
+        parts = (self.provider, self.kind or "", self.offer_id, region, str(self.gpu_count or ""))
+        return "|".join(parts)
+
+
+class PriceHistory(Listing[PricePoint]):
+    """Prices of one GPU model over a past period, per offer (provider, GPU, count, region), oldest first."""
+
+    gpu: str
+    over: str
+    fetched_at: str | None = Field(None, description="When offers were last fetched (UTC).")
+
+
 class OrphanReport(Result):
     """Resources the journal and the providers disagree about."""
 

@@ -16,7 +16,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -114,34 +116,53 @@ class CreateInput(MutationInput):
     @field_validator("expires_in")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None and parse_duration(value) <= timedelta(0):
-            raise ValueError("must be positive")
-        return value
+        return _positive_duration(value)
 
 
 class ProviderFilter(OpInput):
     provider: ProviderName | None = Field(None, description="Only this provider.")
 
 
+def _positive_duration(value: str | None) -> str | None:
+    if value is not None and parse_duration(value) <= timedelta(0):
+        raise ValueError("must be positive")
+    return value
+
+
+def _split_providers(value: Any) -> Any:
+    if isinstance(value, str):  # "sesterce,netmind"
+        return [part.strip().lower() for part in value.split(",") if part.strip()]
+    return value or None
+
+
+# A past period, e.g. 7d (not optional: a front reads an optional field's type without its metadata);
+# and one provider or several ("sesterce,netmind" also works).
+Period = Annotated[str, StringConstraints(max_length=32), AfterValidator(_positive_duration)]
+Providers = Annotated[list[ProviderName] | None, BeforeValidator(_split_providers)]
+
+
 class SpendInput(ProviderFilter):
     over: str | None = Field(
-        None,
-        description="Spend over time for this past period, e.g. 7d.",
-        max_length=32,
+        None, description="Spend over time for this past period, e.g. 7d.", max_length=32
     )
 
     @field_validator("over")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None and parse_duration(value) <= timedelta(0):
-            raise ValueError("must be positive")
-        return value
+        return _positive_duration(value)
+
+
+class PriceHistoryInput(OpInput):
+    gpu: str = Field(description="GPU model, e.g. H100.", min_length=1, max_length=NAME_MAX)
+    over: Period = Field("30d", description="How far back, e.g. 7d.")
+    provider: Providers = Field(None, description="Only these providers.", max_length=16)
+    region: str | None = Field(None, description="Region id or name.", max_length=NAME_MAX)
 
 
 class ResourceRef(OpInput):
     positional: ClassVar[tuple[str, ...]] = ("provider", "resource_id")
-    provider: ProviderName = Field(description="The resource's provider.")
-    resource_id: str = Field(description="As list_resources returned it.", min_length=1)
+    provider: ProviderName = Field(description="Its provider.")
+    resource_id: str = Field(description="From list_resources.", min_length=1)
 
 
 class NoInput(OpInput):
@@ -149,7 +170,7 @@ class NoInput(OpInput):
 
 
 class VerboseInput(OpInput):
-    verbose: bool = Field(False, description="Include provider-specific details.")
+    verbose: bool = Field(False, description="Add provider-specific details.")
 
 
 class ListInput(ProviderFilter, VerboseInput):
@@ -157,20 +178,12 @@ class ListInput(ProviderFilter, VerboseInput):
 
 
 class ListOffersInput(ListInput):
-    provider: list[ProviderName] | None = Field(None, description="Only these providers.", max_length=16)  # type: ignore[assignment]
-
-    @field_validator("provider", mode="before")
-    @classmethod
-    def _providers(cls, value: Any) -> Any:
-        if isinstance(value, str):  # "sesterce,netmind"
-            return [part.strip().lower() for part in value.split(",") if part.strip()]
-        return value or None
-
+    provider: Providers = Field(None, description="Only these providers.", max_length=16)  # type: ignore[assignment]
     kind: Literal["endpoint", "container", "instance"] | None = Field(
         None, description="What the offer rents."
     )
     gpu: str | None = Field(None, description="GPU model or provider GPU name.", max_length=NAME_MAX)
-    region: str | None = Field(None, description="Region id or name, case-insensitive.", max_length=NAME_MAX)
+    region: str | None = Field(None, description="Region id or name.", max_length=NAME_MAX)
     min_gpu_count: int | None = Field(None, ge=1, description="Min GPUs per offer.", le=1024)
     min_gpu_memory_gb: float | None = Field(None, gt=0, description="Min memory per GPU (GB).", le=10_000)
     max_usd_per_gpu_hour: float | None = Field(
@@ -178,7 +191,7 @@ class ListOffersInput(ListInput):
     )
     max_usd_per_hour: float | None = Field(None, gt=0, description="Max USD/h.", le=1_000_000)
     max_gpu_count: int | None = Field(None, ge=1, description="Max GPUs.", le=1024)
-    available_only: bool = Field(False, description="Only offers the provider says are available now.")
+    available_only: bool = Field(False, description="Only offers available now.")
     refresh: bool = Field(False, description="Ask the providers again, not the cache.")
 
 
@@ -205,21 +218,21 @@ class WaitInput(ResourceRef):
         WAIT_DEFAULT_SECONDS,
         gt=0,
         le=3600,
-        description="Answer after at most this long, reached or not (the default stays under the 60 s many "
-        "clients allow). Up to 3600 for clients that reset their timeout on progress.",
+        description="Answer within this many seconds, reached or not; up to 3600 for clients that reset "
+        "their timeout on progress.",
     )
-    poll_seconds: float = Field(5, ge=0.05, le=60, description="Seconds between two looks at the resource.")
+    poll_seconds: float = Field(5, ge=0.05, le=60, description="Seconds between two looks.")
 
 
 class HistoryInput(OpInput):
     limit: int = Field(50, ge=1, le=1000, description="Newest entries to return.")
-    provider: ProviderName | None = Field(None, description="Only this provider's entries.")
+    provider: ProviderName | None = Field(None, description="Only this provider.")
     outcome: Literal["unknown", "ok", "failed", "refused"] | None = Field(
         None, description="Only entries with this outcome."
     )
     user: str | None = Field(
         None,
-        description="Only changes this user asked for or confirmed (a name from http_tokens, or gpu-guard).",
+        description="Only changes this user (an http_tokens name, or gpu-guard) asked for or confirmed.",
         max_length=NAME_MAX,
     )
 
@@ -228,9 +241,7 @@ class ChatInput(ResourceRef):
     message: str = Field(description="The user message to send.", min_length=1, max_length=100_000)
     system: str | None = Field(None, description="Optional system prompt.", max_length=100_000)
     max_tokens: int = Field(256, ge=1, le=32768, description="Most tokens the answer may have.")
-    temperature: float | None = Field(
-        None, ge=0, le=2, description="Sampling temperature (model default if unset)."
-    )
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
 
 
 class UpdateInput(ResourceRef, MutationInput):
@@ -254,18 +265,18 @@ class StopInput(ResourceRef, MutationInput):
         None,
         ge=0,
         le=3600,
-        description="NeoLink only: seconds processes get to exit before the instance is forced off (default 10).",
+        description="NeoLink only: seconds to exit before forced off (default 10).",
     )
     snapshot_image_name: str | None = Field(
         None,
         min_length=1,
-        description="NeoLink only: save the instance as an image with this name while powering off.",
+        description="NeoLink only: save a snapshot image of this name.",
         max_length=NAME_MAX,
     )
     snapshot_tag: str | None = Field(
         None,
         min_length=1,
-        description="NeoLink only: version tag of the snapshot image (needs snapshot_image_name).",
+        description="NeoLink only: the snapshot's tag.",
         max_length=NAME_MAX,
     )
 
@@ -288,21 +299,20 @@ class DeleteInput(ResourceRef, MutationInput):
 class ReapInput(MutationInput):
     action: Literal["delete", "stop"] | None = Field(
         None,
-        description="What to do with every expired resource: delete or stop. Default: what each one's "
-        "create said (expires_action).",
+        description="Default: each one's expires_action.",
     )
-    provider: ProviderName | None = Field(None, description="Only this provider's resources.")
+    provider: ProviderName | None = Field(None, description="Only this provider.")
 
 
 # ---- the registry ---------------------------------------------------------------------------
 # Said once in each mutating operation's description by the fronts that ask (never in read-only mode).
-CONFIRMATION = "Asks the user to confirm the plan first (dry_run=true: the plan only)."
+CONFIRMATION = "Asks the user to confirm the plan first."
 # Tool sets: which operations a front lists. `reads` and `lifecycle` work with every provider; a
 # provider's own set (named after it: its creates) is on by default when it has credentials and is
 # allowed; its other sets (Sesterce registries and full updates, NetMind Rent GPU containers) are one
 # setting away. Each provider's declaration adds its sets here as it registers.
 TOOLSETS: dict[str, str] = {
-    "reads": "providers, offers, templates, regions, resources, waiting, journal, spend, orphans, chat",
+    "reads": "providers, offers, price history, templates, regions, resources, waiting, journal, spend, orphans, chat",
     "lifecycle": "update, stop, start, delete and reap resources at any provider",
 }
 # The sets every server lists unless told otherwise; provider sets are added per provider.

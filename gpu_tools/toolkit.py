@@ -38,6 +38,7 @@ from gpu_tools.models import (
     utc_now,
 )
 from gpu_tools.operations import BASE_TOOLSETS, TOOLSETS, Operation, Progress, Registry, toolset_provider
+from gpu_tools.price_history import observe
 from gpu_tools.providers import ADAPTERS, PROVIDERS, Provider
 from gpu_tools.providers.base import Truncated
 from gpu_tools.reconcile import LIVE_EFFECTS, pending_rows, reconcile
@@ -251,7 +252,7 @@ class Toolkit:
         callers share one fetch. Each offer says when its price was stated: when the adapter kept
         the price longer than the offers (Sesterce's prices), or else when the offers were fetched."""
         got = await self._offers.get(
-            adapter.name, lambda: adapter.list_offers(refresh=refresh), refresh=refresh
+            adapter.name, lambda: self._fetch_offers(adapter, refresh), refresh=refresh
         )
         now = self.now()
         out = []
@@ -275,6 +276,12 @@ class Toolkit:
             items = [r.model_copy() for r in cut.items]
             raise Truncated(items, cut.message, provider=cut.provider or adapter.name) from None
         return [r.model_copy() for r in got.value]
+
+    async def _fetch_offers(self, adapter: Provider, refresh: bool) -> list[Offer]:
+        """One fetch of a provider's offers; their prices go into the price history as they come in."""
+        offers = await adapter.list_offers(refresh=refresh)
+        await observe(self, offers, self.now())
+        return offers
 
     # ---- adapters -----------------------------------------------------------------------------
     def check_provider_allowed(self, name: str | None) -> None:

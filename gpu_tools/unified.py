@@ -24,6 +24,7 @@ from gpu_tools.models import (
     Offer,
     OrphanReport,
     Plan,
+    PriceHistory,
     ProviderListing,
     ReconcileReport,
     Region,
@@ -42,6 +43,7 @@ from gpu_tools.operations import (
     ListResourcesInput,
     NoInput,
     Operation,
+    PriceHistoryInput,
     Progress,
     ProviderFilter,
     ReapInput,
@@ -51,6 +53,7 @@ from gpu_tools.operations import (
     UpdateInput,
     WaitInput,
 )
+from gpu_tools.price_history import price_history
 from gpu_tools.reconcile import pending_rows, reconcile
 
 if TYPE_CHECKING:
@@ -294,8 +297,8 @@ CORE_OPERATIONS = [
     Operation(
         name="list_providers",
         title="List GPU providers",
-        description="List the GPU cloud providers, whether each has credentials, what it can do, its own tools, "
-        "and the tool sets this server can list with how to turn them on. Start here.",
+        description="The providers: credentials, capabilities, own tools; which tool sets are listed and how to "
+        "turn on others. Start here.",
         input=NoInput,
         output=ProviderListing,
         effect="read",
@@ -306,8 +309,8 @@ CORE_OPERATIONS = [
     Operation(
         name="list_offers",
         title="List GPU offers",
-        description="List what can be rented (GPU flavors, machines, SKUs) across providers: GPU, count, memory, "
-        "region, price and USD per hour, cheapest per GPU-hour first. A failing provider does not hide the others.",
+        description="What can be rented (GPU flavors, machines, SKUs) at every provider: GPU, count, memory, region, "
+        "USD per hour, cheapest per GPU-hour first. A failing provider does not hide the others.",
         input=ListOffersInput,
         output=Listing[Offer],
         effect="read",
@@ -315,10 +318,21 @@ CORE_OPERATIONS = [
         aliases=("offers",),
     ),
     Operation(
+        name="price_history",
+        title="Price history of a GPU",
+        description="A GPU model's prices over a past period, per offer (provider, count, region): each price "
+        "from first to last seen, recorded whenever offers are fetched.",
+        input=PriceHistoryInput,
+        output=PriceHistory,
+        effect="read",
+        handler=price_history,
+        aliases=("prices",),
+    ),
+    Operation(
         name="list_templates",
         title="List model templates",
-        description="List the model templates (or images) resources can be created from, with their flavors, "
-        "GPU types, GPU counts and regions.",
+        description="Model templates (or images) to create resources from: flavors, GPU types, GPU counts, "
+        "regions.",
         input=ListInput,
         output=Listing[Template],
         effect="read",
@@ -338,8 +352,8 @@ CORE_OPERATIONS = [
     Operation(
         name="list_resources",
         title="List my GPU resources",
-        description="List the live resources (endpoints, containers, instances) at every configured provider with "
-        "normalized and raw status, GPU, replicas and URL. Its resource_id works as-is in every lifecycle tool.",
+        description="Live endpoints, containers and instances at every configured provider: status (normalized "
+        "and raw), GPU, replicas, URL. Its resource_id works in every lifecycle tool.",
         input=ListResourcesInput,
         output=Listing[Resource],
         effect="read",
@@ -360,9 +374,8 @@ CORE_OPERATIONS = [
     Operation(
         name="wait_for_resource",
         title="Wait for a resource",
-        description="Poll a resource until it is running (or stopped, or deleted), reporting progress. Answers "
-        "within timeout_seconds either way: reached=false means not yet, call again to keep waiting. Fails "
-        "early if the resource fails.",
+        description="Poll a resource until it is running (or stopped, or deleted), with progress. reached=false "
+        "after timeout_seconds: call again to keep waiting. Fails early if the resource fails.",
         input=WaitInput,
         output=WaitResult,
         effect="read",
@@ -372,8 +385,8 @@ CORE_OPERATIONS = [
     Operation(
         name="history",
         title="Journal of changes",
-        description="The journal: every change this tool attempted at a provider, newest first, with its plan, cost, "
-        "outcome (unknown when the answer was never recorded) and the resource it made.",
+        description="The journal: every change this tool attempted at a provider, newest first: plan, cost, "
+        "outcome (unknown: the answer was lost), resource made.",
         input=HistoryInput,
         output=Listing[JournalEntry],
         effect="read",
@@ -393,8 +406,8 @@ CORE_OPERATIONS = [
     Operation(
         name="find_orphans",
         title="Find forgotten or vanished resources",
-        description="Compare the providers with the journal: live resources this tool never created (with their "
-        "cost per hour), and ones it created that the provider no longer lists.",
+        description="Live resources this tool never created (with their cost per hour), and ones it created "
+        "that the provider no longer lists.",
         input=ProviderFilter,
         output=OrphanReport,
         effect="read",
@@ -404,9 +417,8 @@ CORE_OPERATIONS = [
     Operation(
         name="reconcile",
         title="Resolve changes whose answer was lost",
-        description="Settle journaled changes whose outcome is unknown (the answer never came) against what the "
-        "providers hold: found becomes ok, missing becomes failed. Nothing is resent. Also runs before caps, "
-        "spend and find_orphans.",
+        description="Settle journaled changes whose answer was lost against what the providers hold: found "
+        "becomes ok, missing failed. Nothing is resent. Also runs before caps, spend and find_orphans.",
         input=ProviderFilter,
         output=ReconcileReport,
         effect="read",
@@ -425,9 +437,8 @@ CORE_OPERATIONS = [
     Operation(
         name="update_resource",
         title="Update or scale a resource",
-        description="Change a resource: scale it (replicas, or min/max replicas for autoscaling), rename it, "
-        "or change its GPU type/count where the provider allows. The plan shows the new hourly cost. "
-        "Scaling down can lose the state of the replicas removed.",
+        description="Scale (replicas, or min/max for autoscaling), rename, or change GPU type/count where the "
+        "provider allows; the plan shows the new hourly cost. Scaling down can lose the removed replicas' state.",
         input=UpdateInput,
         effect="update",
         planner=_plan_update,
@@ -436,8 +447,8 @@ CORE_OPERATIONS = [
     Operation(
         name="stop_resource",
         title="Stop a resource",
-        description="Stop a resource so it stops costing GPU time; it can be started again with "
-        "start_resource. What is not saved on disk (memory, running processes) is lost.",
+        description="Stop it so its GPUs cost nothing; start_resource starts it again. What is not on disk "
+        "(memory, processes) is lost.",
         input=StopInput,
         effect="update",
         planner=_plan_stop,
@@ -456,8 +467,7 @@ CORE_OPERATIONS = [
     Operation(
         name="reap_expired",
         title="Stop or delete expired resources",
-        description="Delete (or with action=stop, stop) the resources created with expires_in whose time is up, "
-        "in one plan; dry_run shows what has expired.",
+        description="Delete (or with action=stop, stop) the resources whose expires_in is up, in one plan.",
         input=ReapInput,
         effect="destroy",
         planner=_plan_reap,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gpu_tools.models import Listing, Offer, SpendReport
+from gpu_tools.models import Listing, Offer, PriceHistory, PricePoint, SpendReport
 from ipython_ext.frames import NOTEBOOK_EXTRA, MissingExtra
 
 PROVIDER_COLOURS = {"netmind": "#1f77b4", "sesterce": "#ff7f0e", "nebius": "#2ca02c", "neolink": "#d62728"}
@@ -144,12 +144,12 @@ def caption(ax: Any, lines: Sequence[str]) -> None:
 
 def plot(result: Any, **kwargs: Any) -> Any:
     """The chart for a result: offers, spend (with --over) or price history."""
+    if isinstance(result, PriceHistory):
+        return plot_prices(result, **kwargs)
     if isinstance(result, Listing) and (not result.items or isinstance(result.items[0], Offer)):
         return plot_offers(result, **kwargs)
     if isinstance(result, SpendReport):
         return plot_spend(result, **kwargs)
-    if type(result).__name__ == "PriceHistory":
-        return plot_prices(result, **kwargs)
     raise TypeError(f"no chart for a {type(result).__name__}: offers, spend and prices have .plot().")
 
 
@@ -330,53 +330,111 @@ def _time(value: str) -> datetime:
 
 
 # ---- price history ----------------------------------------------------------------------------
-def plot_prices(history: Any, ax: Any = None) -> Any:
-    """Each (provider, GPU, region) price as steps over time."""
+MAX_SERIES = 20
+
+
+def plot_prices(history: PriceHistory, ax: Any = None, max_series: int = MAX_SERIES) -> Any:
+    """Each offer's price (provider, GPU × count, region) as steps over time, $ per GPU-hour: a dot
+    where a price was first seen, the line held until it changed or was last seen."""
     plt = need_pyplot()
     import matplotlib.dates as mdates
+    from matplotlib.ticker import FuncFormatter
 
-    items = list(history.items)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 4.8))
-    seen: dict[str, str] = {}
-    series: dict[tuple[str, str, str], list[Any]] = {}
-    for obs in items:
-        series.setdefault((obs.provider, obs.gpu, obs.region or ""), []).append(obs)
-    labels = [f"{p} {g} ×{s[0].gpu_count or 1} {r}".strip() for (p, g, r), s in series.items()]
+    from ipython_ext.render import estimate_note, provider_notes
+
+    items = [p for p in history.items if p.usd_per_gpu_hour is not None]
+    series: dict[str, list[PricePoint]] = {}
+    for point in sorted(items, key=lambda p: p.at):
+        series.setdefault(point.key, []).append(point)
+    # Offers of one provider and GPU × count whose prices moved alike (the same steps at the same
+    # times) are one line, its regions named together: lines drawn on top of each other say nothing.
+    alike: dict[tuple[Any, ...], list[list[PricePoint]]] = {}
+    for steps in series.values():
+        first = steps[0]
+        path = tuple((p.at, p.seen_at, p.usd_per_gpu_hour, p.price_estimated) for p in steps)
+        alike.setdefault((first.provider, first.gpu, first.gpu_count, path), []).append(steps)
+    # cheapest now first, so the legend reads like a price list
+    ordered = sorted(alike.values(), key=lambda g: (g[0][-1].usd_per_gpu_hour or 0.0, g[0][-1].provider))
+    dropped = max(0, len(ordered) - max_series)
+    ordered = ordered[:max_series]
+    labels = []
+    for group in ordered:
+        first = group[0][0]
+        regions = ", ".join(dict.fromkeys(s[0].region for s in group if s[0].region))
+        count = f" ×{first.gpu_count}" if first.gpu_count else ""
+        labels.append(f"{first.provider} {first.gpu}{count}" + (f" {regions}" if regions else ""))
     families, font_note = font_family(labels)
-    now = datetime.now(UTC)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, max(4.8, 1.6 + 0.2 * len(ordered))))
+    seen: dict[str, str] = {}
     styles = ["-", "--", ":", "-."]
-    for i, ((provider, _gpu, _region), points) in enumerate(series.items()):
-        points.sort(key=lambda o: o.at)
-        times = [_time(o.at) for o in points] + [now]
-        prices = [o.usd_per_gpu_hour for o in points] + [points[-1].usd_per_gpu_hour]
+    per_provider: dict[str, int] = {}
+    # one provider: a colour per line; several: a colour per provider, a line style per offer
+    single = len({g[0][0].provider for g in ordered}) == 1
+    for i, (label, group) in enumerate(zip(labels, ordered, strict=True)):
+        points = group[0]
+        provider = points[0].provider
+        style = styles[(i if single else per_provider.get(provider, 0)) % len(styles)]
+        per_provider[provider] = per_provider.get(provider, 0) + 1
+        tint = (PROVIDER_COLOURS.get(provider, OTHER_COLOURS[0]), *OTHER_COLOURS)[i % 7] if single else None
+        times = [_time(p.at) for p in points] + [_time(points[-1].seen_at)]
+        prices = [p.usd_per_gpu_hour for p in points] + [points[-1].usd_per_gpu_hour]
+        estimated = any(p.price_estimated for p in points)
+        line_colour = tint or colour(provider, seen)
         ax.step(
             times,
             prices,
             where="post",
-            color=colour(provider, seen),
-            linestyle=styles[i % len(styles)],
-            label=labels[i] + (" ~" if points[-1].price_estimated else ""),
+            color=line_colour,
+            linestyle=style,
+            linewidth=1.6,
+            label=label + (" ~" if estimated else ""),
         )
-        ax.plot(times[:-1], prices[:-1], "o", color=colour(provider, seen), markersize=3)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(mdates.AutoDateLocator()))
+        ax.plot(times[:-1], prices[:-1], "o", color=line_colour, markersize=4)
+    ax.margins(x=0.05, y=0.1)
+    if not ordered:
+        ax.text(
+            0.5,
+            0.5,
+            f"No price of {history.gpu} recorded in the last {history.over}",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="#666666",
+        )
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"${v:,.2f}"))
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel("USD per GPU-hour ($/GPU-h)")
-    gpu = getattr(history, "gpu", None) or "GPU"
-    ax.set_title(("[SANDBOX] " if history.sandbox else "") + f"Price history: {gpu}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        legend = ax.legend(
-            loc="upper left", fontsize=7, bbox_to_anchor=(1.01, 1.0), title="provider GPU region"
-        )
-        for text in legend.get_texts():
-            text.set_fontfamily(families)
+    ax.set_title(
+        ("[SANDBOX] " if history.sandbox else "") + f"Price history: {history.gpu}, last {history.over}"
+    )
+    if ordered:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            legend = ax.legend(
+                loc="upper left",
+                fontsize=7,
+                bbox_to_anchor=(1.01, 1.0),
+                title="provider, GPU × count, region",
+                title_fontsize=7,
+            )
+            for text in legend.get_texts():
+                text.set_fontfamily(families)
     ax.grid(alpha=0.3)
+    fetched = when([history.fetched_at]) if history.fetched_at else "never"
     lines = [
-        f"Observed whenever offers were fetched, {when([o.at for o in items])}; a dot is a change seen.",
-        "~ = estimated (converted from another currency or from your settings)."
-        if any(o.price_estimated for o in items)
+        f"Prices recorded whenever offers are fetched (last fetched {fetched}); a dot is a price first seen, "
+        "the line holds it until it changed or was last seen.",
+        estimate_note(items).replace("~ estimated: ", "~ = estimated: ")
+        if any(p.price_estimated for p in items)
         else "",
+        f"{dropped} more offers not drawn (max_series={max_series}): filter with --provider or --region."
+        if dropped
+        else "",
+        *provider_notes(history.providers),
         font_note or "",
     ]
     caption(ax, lines)

@@ -12,12 +12,13 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from pydantic import BaseModel
 from wcwidth import wcswidth
 
-from gpu_tools.models import MutationResult, Plan, Resource
+from gpu_tools.models import MutationResult, Plan, Resource, parse_time
 
 MAX_TEXT = 32  # free text wider than this is cut in the middle
 GENERIC_COLUMNS = 7  # columns shown by default for item types without a declared set
@@ -83,7 +84,7 @@ class Column:
 
     name: str
     header: str
-    kind: str = "text"  # text | id | money | number | bool | gb
+    kind: str = "text"  # text | id | money | number | bool | gb | time (ISO, shown as UTC to the second)
     get: Callable[[Any], Any] | None = None
     estimated: Callable[[Any], bool] | None = None
 
@@ -186,6 +187,15 @@ COLUMNS: dict[str, list[Column]] = {
         Column("left_usd", "left", "money"),
         Column("since", "since"),
     ],
+    "PricePoint": [
+        Column("at", "first seen (UTC)", "time"),
+        Column("provider", "provider"),
+        Column("gpu", "GPU", get=lambda p: f"{p.gpu} ×{p.gpu_count}" if p.gpu_count else p.gpu),
+        Column("region", "region"),
+        Column("usd_per_hour", "$/h", "money", estimated=_est),
+        Column("usd_per_gpu_hour", "$/GPU-h", "money", estimated=_est),
+        Column("seen_at", "last seen (UTC)", "time"),
+    ],
     "Expiry": [
         Column("provider", "provider"),
         Column("name", "name"),
@@ -206,6 +216,7 @@ CAPTIONS = {
     "LiveEntry": "Created here, no longer listed",
     "BudgetLine": "Budgets",
     "Expiry": "Next expiries",
+    "PricePoint": "Price history",
     "Reconciled": "Reconciled journal rows",
 }
 SKIP = {"details", "sandbox", "body"}
@@ -258,9 +269,12 @@ def title_of(model: type[BaseModel]) -> str:
 
 
 def item_type(listing: BaseModel) -> type[BaseModel] | None:
-    """The item model of a `Listing[X]` (X), even when it is empty."""
-    args = getattr(type(listing), "__pydantic_generic_metadata__", {}).get("args") or ()
-    return args[0] if args and isinstance(args[0], type) else None
+    """The item model of a `Listing[X]` (X), even when it is empty, or of a subclass of one."""
+    for cls in type(listing).__mro__:
+        args = getattr(cls, "__pydantic_generic_metadata__", {}).get("args") or ()
+        if args and isinstance(args[0], type):
+            return args[0]
+    return None
 
 
 def pick_columns(
@@ -327,6 +341,9 @@ class Table:
         if column.kind == "money":
             text = usd(float(value), self.decimals[column.name])
             return ("~" + text) if column.estimated and column.estimated(item) else text
+        if column.kind == "time" and isinstance(value, str):
+            moment = parse_time(value)
+            return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else value
         if column.kind == "gb":
             return f"{value:g} GB" if isinstance(value, int | float) else str(value)
         if column.kind == "number" and isinstance(value, float):

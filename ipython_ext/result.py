@@ -125,11 +125,11 @@ class Rendered:
         r, view = self.result, self.view
         if isinstance(r, Listing):
             items = sort_items(list(r.items), view.sort) if view.sort else list(r.items)
-            return [
-                listing_table(
-                    items, r.total, view, providers=r.providers, model=item_type(r), empty=view.empty
-                )
-            ]
+            table = listing_table(
+                items, r.total, view, providers=r.providers, model=item_type(r), empty=view.empty
+            )
+            # an empty listing says why, and what to do, where the core says it
+            return [table, *(self.words(note) for note in r.notes if not items)]
         if isinstance(r, Plan):
             return [self.words(r.message())]
         if isinstance(r, MutationResult):

@@ -19,6 +19,7 @@ import gc
 _collecting = gc.isenabled()
 gc.disable()
 
+import copy
 import inspect
 import logging
 import re
@@ -554,6 +555,10 @@ def compact_schema(schema: Any, *, root: bool = True, descriptions: bool = True)
             schema = {**rest[0], **schema}
         else:
             schema["anyOf"] = rest
+    options = schema.get("anyOf")
+    if not descriptions and isinstance(options, list) and all(o.get("type") == "string" for o in options):
+        # `datetime | str` and the like: any string (a format on one option does not narrow the union)
+        schema = {**{k: v for k, v in schema.items() if k != "anyOf"}, "type": "string"}
     for key, value in schema.items():
         if key == "title" and isinstance(value, str):
             continue
@@ -573,12 +578,16 @@ def compact_schema(schema: Any, *, root: bool = True, descriptions: bool = True)
 
 @cache
 def output_schema(output: type[BaseModel]) -> dict[str, Any]:
-    """The output schema of one result type, built once however many tools return it."""
+    """The output schema of one result type, built once however many tools return it. A result says
+    once, at its root, whether it came from the sandbox: the results nested in it (a plan, a resource)
+    leave `sandbox` out of their schemas (output schemas allow properties they do not list)."""
     schema = TypeAdapter(output).json_schema()
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):  # a recursive root: inline it
-        schema = {**schema["$defs"][ref.removeprefix("#/$defs/")], "$defs": schema["$defs"]}
+        schema = copy.deepcopy({**schema["$defs"][ref.removeprefix("#/$defs/")], "$defs": schema["$defs"]})
         del schema["$ref"]
+    for nested in schema.get("$defs", {}).values():
+        nested.get("properties", {}).pop("sandbox", None)
     return compact_schema(schema, descriptions=False)
 
 

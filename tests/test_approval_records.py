@@ -143,7 +143,7 @@ async def test_decisions_are_rows_decided_once_on_both_journals(
             sandbox, approval="page", approval_quorum=2, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0}
         )
     )
-    assert tk.journal.schema_version() == 6
+    assert tk.journal.schema_version() >= 6  # 6 brought the decisions
     question = await tk.question("nebius_create_endpoint", CREATE, asked_by="alice")
     assert question is not None and question.mode == "page"
     again = await tk.question("nebius_create_endpoint", CREATE, asked_by="alice")

@@ -36,7 +36,16 @@ def test_notebook_runs_clean(path: Path, gpu_home: Path) -> None:
     for cell in charts:  # every chart cell draws a picture
         assert any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])), cell.source
     if path.name == "gpu-market.ipynb":
-        assert len(charts) == 2  # offers, spend over time
+        assert len(charts) == 3  # offers, price history, spend over time
+        # the sandbox moved Sesterce's H100 prices between two fetches: two steps per offer
+        history = next(c for c in nb.cells if c.source.startswith("prices = %gpu prices"))
+        shown = "".join(o.get("data", {}).get("text/plain", "") for o in history.outputs)
+        steps: dict[str, list[float]] = {}
+        for line in shown.splitlines():
+            row = re.match(r"\S+ \S+\s+sesterce\s+(H100 ×\d\s+\S+)\s+(\$[\d.]+)", line)
+            if row:
+                steps.setdefault(row.group(1), []).append(float(row.group(2)[1:]))
+        assert steps and all(len(prices) == 2 and prices[0] < prices[1] for prices in steps.values()), shown
         assert "Nothing has expired." in text
         created = [o for c in nb.cells for o in c.get("outputs", []) if "neolink" in o.get("text", "")]
         assert any("Done:" in o["text"] and "H100" in o["text"] for o in created)

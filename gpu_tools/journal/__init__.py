@@ -33,6 +33,7 @@ from gpu_tools.errors import GpuToolsError, redact_value
 from gpu_tools.journal.approvals import APPROVAL_TTL, Approval, Approvals
 from gpu_tools.journal.decisions import _V6, _V6_COLUMNS, Decisions
 from gpu_tools.journal.kept import Kept
+from gpu_tools.journal.prices import Prices
 from gpu_tools.journal.schema import (
     _BILLING,
     _SCHEMA,
@@ -41,6 +42,7 @@ from gpu_tools.journal.schema import (
     _V3,
     _V3_COLUMNS,
     _V5,
+    _V7,
     SCHEMA_VERSION,
     statements,
 )
@@ -100,7 +102,7 @@ class _Conflict(Exception):
     """Another writer consumed the approval first (the database said so)."""
 
 
-class Journal(Approvals, Decisions):
+class Journal(Approvals, Decisions, Prices):
     """Everything the journal does, in SQL both backends speak. A backend supplies the connection,
     `_tx` (a write transaction; `serialize` makes it exclusive among every writer of the journal),
     `_read`, the schema version's storage and the few words its dialect spells differently."""
@@ -213,6 +215,9 @@ class Journal(Approvals, Decisions):
             for table, columns in _V6_COLUMNS.items():
                 self._add_columns(db, table, columns)
             for statement in self._ddl(_V6):
+                db.execute(statement)
+        if version < 7 <= target:
+            for statement in self._ddl(_V7):
                 db.execute(statement)
 
     def schema_version(self) -> int:

@@ -4,7 +4,7 @@ differently; each backend fills them in."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6  # 6: the approval page's decisions and approvers (journal/decisions.py)
+SCHEMA_VERSION = 7  # 6: the approval page's decisions and approvers (journal/decisions.py); 7: prices
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
     id {ID},
@@ -105,6 +105,31 @@ CREATE INDEX IF NOT EXISTS journal_confirmed_by ON journal (confirmed_by);
 CREATE INDEX IF NOT EXISTS journal_provider ON journal (provider, id);
 CREATE INDEX IF NOT EXISTS journal_outcome_id ON journal (outcome, id);
 CREATE INDEX IF NOT EXISTS approvals_created ON approvals (created_at)
+"""
+
+# Version 7: the prices seen whenever offers are fetched, one row per offer and price (a step of its
+# series, from `at`, first seen, to `seen_at`, last seen unchanged): journal/prices.py.
+_V7 = """
+CREATE TABLE IF NOT EXISTS price_observations (
+    id {ID},
+    key TEXT NOT NULL,
+    at TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    kind TEXT,
+    offer_id TEXT NOT NULL,
+    gpu TEXT NOT NULL,
+    gpu_count INTEGER,
+    region TEXT,
+    region_id TEXT,
+    usd_per_hour {REAL},
+    usd_per_gpu_hour {REAL},
+    price {REAL},
+    currency TEXT,
+    estimated INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS price_observations_key ON price_observations (key, id);
+CREATE INDEX IF NOT EXISTS price_observations_gpu ON price_observations (gpu, seen_at)
 """
 
 # A create counts as live while it is ok or unknown and no later ok delete removed it; its cost is

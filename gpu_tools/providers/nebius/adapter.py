@@ -333,7 +333,10 @@ class NebiusProvider(Provider):
         scaling_now = ep.scaling or Scaling(min_replicas=1, max_replicas=1)
         min_rep = body.get("scaling", {}).get("min_replicas", scaling_now.min_replicas)
         max_rep = body.get("scaling", {}).get("max_replicas", scaling_now.max_replicas)
-        changes = ", ".join(f"{k}={v}" for k, v in body.items())
+        changes = ", ".join(
+            _replicas(min_rep, max_rep, scaling_now) if k == "scaling" else f"{k}={v}"
+            for k, v in body.items()
+        )
         return self.plan(
             operation="update_resource",
             action=f"Update Nebius endpoint {ep.name or ep.id}: {changes}.",
@@ -397,3 +400,12 @@ class NebiusProvider(Provider):
             reversible=False,
             reversibility="deleting an endpoint is permanent; its configuration and replicas are released.",
         )
+
+
+def _replicas(lo: int, hi: int, was: Scaling) -> str:
+    """A scaling change in words: "scaling: 1–3 replicas (was 1)"."""
+
+    def span(a: int, b: int) -> str:
+        return f"{a}" if a == b else f"{a}–{b}"
+
+    return f"scaling: {span(lo, hi)} replicas (was {span(was.min_replicas, was.max_replicas)})"

@@ -44,9 +44,9 @@ OPERATIONS: list[Operation] = [
     Operation(
         name="nebius_create_endpoint",
         title="Create a Nebius dedicated endpoint",
-        description="Create a Nebius dedicated endpoint: an autoscaling deployment of a model template "
-        "(list_templates gives model_name, flavor_name, gpu_type, gpu_count, regions); its routing_key is the "
-        "chat model. Starts within 15 minutes (wait_for_resource). Costs GPU time while replicas run.",
+        description="An autoscaling deployment of a model template (list_templates gives model_name, flavor_name, "
+        "gpu_type, gpu_count, regions); its routing_key is the chat model. Starts within 15 minutes "
+        "(wait_for_resource). Costs GPU time while replicas run.",
         input=NebiusCreateEndpoint,
         effect="create",
         planner=_plan_create,

@@ -134,10 +134,9 @@ OPERATIONS: list[Operation] = [
     Operation(
         name="neolink_create_instance",
         title="Create a NeoLink GPU instance",
-        description="Create a NeoLink GPU instance (a container with SSH and JupyterLab) from a GPU SKU "
-        "(gpu_sku_id = a list_offers offer_id) and an image, pay-as-you-go or prepaid. Creating until Running "
-        "(wait_for_resource); stop_resource powers it off, optionally saving a snapshot. Costs GPU time (CNY, "
-        "USD estimated); prepaid terms up front.",
+        description="A container with SSH and JupyterLab from a GPU SKU (gpu_sku_id = a list_offers offer_id) "
+        "and an image, pay-as-you-go or prepaid. Creating until Running (wait_for_resource); stop_resource powers "
+        "it off, optionally saving a snapshot. Costs GPU time (CNY, USD estimated); prepaid terms up front.",
         input=NeolinkCreateInstance,
         effect="create",
         planner=_plan_create,

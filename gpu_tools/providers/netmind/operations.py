@@ -291,10 +291,10 @@ OPERATIONS: list[Operation] = [
     Operation(
         name="netmind_create_endpoint",
         title="Create a NetMind dedicated endpoint",
-        description="Create a NetMind dedicated endpoint: your container image (image_url, command, port) on "
-        "target_instance_number instances of a GPU flavor (flavor_id = a list_offers offer_id, kind endpoint). "
-        "Reachable once available (wait_for_resource). Costs money per instance-hour while it exists; NetMind "
-        "cannot stop an endpoint: scale it or delete it.",
+        description="Your container image (image_url, command, port) on target_instance_number instances of a GPU "
+        "flavor (flavor_id = a list_offers offer_id, kind endpoint). Reachable once available "
+        "(wait_for_resource). Costs money per instance-hour while it exists; NetMind cannot stop an endpoint: "
+        "scale it or delete it.",
         input=NetmindCreateEndpoint,
         effect="create",
         planner=_plan_create_endpoint,

@@ -204,10 +204,9 @@ OPERATIONS: list[Operation] = [
     Operation(
         name="sesterce_create_endpoint",
         title="Create a Sesterce inference instance",
-        description="Create a Sesterce inference instance: a model (model_id from list_templates) or your own "
-        "image (registry_id) on a hardware (hardware_id = a list_offers offer_id), in regions each with its "
-        "autoscaling. The plan shows the price at maximum scale. Costs money per hour while pods run; deploys "
-        "in minutes (wait_for_resource).",
+        description="A model (model_id from list_templates) or your own image (registry_id) on a hardware "
+        "(hardware_id = a list_offers offer_id), in regions each with its autoscaling. The plan shows the price "
+        "at maximum scale. Costs money per hour while pods run; deploys in minutes (wait_for_resource).",
         input=SesterceCreateEndpoint,
         effect="create",
         planner=_plan_create_endpoint,
