@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +29,34 @@ def start(latency: float = 0.0) -> SandboxServer:
     server = SandboxServer().start()
     set_latency(server, latency)
     return server
+
+
+async def sandbox_process(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """`gpu-sandbox` (with `args`) in a process of its own on a free loopback port, so its work is
+    not the benchmark's to measure; returned once it answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from gpu_tools.sandbox.cli import main; main()",
+        "--port",
+        str(port),
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as http:
+        for _ in range(400):
+            try:
+                await http.get(f"{url}/_sandbox/requests")
+                return proc, url
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+    proc.terminate()
+    raise SystemExit("gpu-sandbox did not start")
 
 
 def set_latency(server: SandboxServer, latency: float) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 import httpx
-from _common import NEOLINK_CREATE, NETMIND_CREATE, SESTERCE_CREATE
+from _common import NEOLINK_CREATE, NETMIND_CREATE, SESTERCE_CREATE, sandbox_process
 from pydantic import SecretStr
 
 from gpu_tools import budget
@@ -158,33 +157,6 @@ async def live_ten(tk: Toolkit) -> None:
         await tk.call(tool, {**args, name: f"live{i}", "expires_in": "6h"}, confirmer=Approve())
 
 
-async def start_sandbox() -> tuple[asyncio.subprocess.Process, str]:
-    """`gpu-sandbox` in a process of its own on a free loopback port (its work is not ours to
-    measure), once it answers."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from gpu_tools.sandbox.cli import main; main()",
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as http:
-        for _ in range(400):
-            try:
-                await http.get(f"{url}/_sandbox/requests")
-                return proc, url
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-    proc.terminate()
-    raise SystemExit("gpu-sandbox did not start")
-
-
 def set_latency(url: str, latency: float) -> None:
     for provider in PROVIDERS:
         httpx.post(f"{url}/_sandbox/faults", json={"provider": provider, "latency": latency})
@@ -197,7 +169,7 @@ async def timed(fn: Any) -> float:
 
 
 async def measure(backend: str, rows: int, admin_url: str | None) -> dict[str, float]:
-    sandbox, url = await start_sandbox()
+    sandbox, url = await sandbox_process()
     home = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
     if backend == "postgresql":
         from tests.pg import new_database

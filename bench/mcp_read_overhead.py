@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from _common import sandbox_process
 
 from gpu_tools.models import Plan
 from gpu_tools.settings import Settings
@@ -104,34 +105,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def start_sandbox() -> tuple[asyncio.subprocess.Process, str]:
-    """`gpu-sandbox` on a free loopback port, once it answers."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from gpu_tools.sandbox.cli import main; main()",
-        "--port",
-        str(port),
-        "--api-key",
-        "sandbox-key",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as http:
-        for _ in range(200):
-            try:
-                await http.get(f"{url}/_sandbox/requests")
-                return proc, url
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-    proc.terminate()
-    raise SystemExit("gpu-sandbox did not start")
-
-
 class Yes:
     async def confirm(self, plan: Plan) -> bool:
         return True
@@ -149,7 +122,7 @@ async def median_ms(fn, calls: int = CALLS) -> float:
 async def main() -> None:
     home = tempfile.mkdtemp(prefix="gpu-bench-")
     os.environ["GPU_TOOLS_HOME"] = home
-    sandbox, url = await start_sandbox()
+    sandbox, url = await sandbox_process("--api-key", "sandbox-key")
     base = f"{url}/nebius"
     tk = Toolkit(Settings(nebius_api_key="sandbox-key", nebius_base_url=base, nebius_inference_base_url=base))
     for i in range(ENDPOINTS):
