@@ -15,6 +15,7 @@ from gpu_tools.models import (
     Plan,
     Region,
     Resource,
+    Status,
     Template,
     WireRequest,
 )
@@ -131,10 +132,14 @@ class SesterceProvider(Provider):
         )
 
     # ---- mapping -----------------------------------------------------------------------------
+    @staticmethod
+    def _status(inst: Instance) -> Status:
+        """The normalized status (the API's names in any case)."""
+        return STATUS.get(inst.status.upper() if inst.status else "", "unknown")
+
     def to_resource(
         self, inst: Instance, hardware: Hardware | None = None, *, reveal: bool = False
     ) -> Resource:
-        raw = inst.status.upper() if inst.status else None
         containers = inst.containers or []
         scales = [c.scale for c in containers if c.scale is not None]
         ready = [
@@ -151,7 +156,7 @@ class SesterceProvider(Provider):
             kind="endpoint",
             resource_id=inst.id,
             name=inst.name,
-            status=STATUS.get(raw or "", "unknown"),
+            status=self._status(inst),
             raw_status=inst.status,
             region=",".join(str(c.region_id) for c in containers) or None,
             gpu_name=hardware.gpu.model if hardware and hardware.gpu else None,
@@ -566,7 +571,7 @@ class SesterceProvider(Provider):
         inst = await self.instance(data.resource_id)
         self.refuse_no_op(
             "stop_resource",
-            STATUS.get(inst.status or "", "unknown"),
+            self._status(inst),
             f"instance {inst.name or inst.id}",
             inst.status,
         )
@@ -584,7 +589,7 @@ class SesterceProvider(Provider):
         inst = await self.instance(resource_id)
         self.refuse_no_op(
             "start_resource",
-            STATUS.get(inst.status or "", "unknown"),
+            self._status(inst),
             f"instance {inst.name or inst.id}",
             inst.status,
         )
