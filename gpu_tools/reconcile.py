@@ -42,7 +42,9 @@ def _age(tk: Context, row: dict[str, Any]) -> float:
 
 
 async def reconcile(tk: Context, provider: str | None = None) -> ReconcileReport:
-    """Check every unknown row (of one provider, or all) once; journal what was found."""
+    """Check every unknown row (of one provider, or all) once; journal what was found. Questions a
+    client never answered before they expired are journaled as refused first."""
+    await tk.journal.aio.settle_unanswered()
     items: list[Reconciled] = []
     stamp = tk.now().isoformat(timespec="seconds")
     for row in await tk.journal.aio.run(pending_rows, tk, provider):

@@ -176,6 +176,7 @@ def _not_yet(data: WaitInput, last: Resource, elapsed: float) -> str:
 
 
 async def _history(tk: Context, data: HistoryInput, progress: Progress | None) -> Listing[JournalEntry]:
+    await tk.journal.aio.settle_unanswered()  # questions a client never answered are refusals by now
     items, total = await tk.journal.aio.entries(
         limit=data.limit, provider=data.provider, outcome=data.outcome, user=data.user
     )

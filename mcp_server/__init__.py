@@ -180,8 +180,14 @@ class GpuServer(MCPServer):
                 return link
         try:
             with rounds.round_of(context) as round_:
+                if op.mutating and round_.asked is not None:
+                    await tk.journal.aio.answered(round_.asked)  # this call journals what comes of it
                 result = await super().call_tool(name, arguments, context)
-            return rounds.carry(result, round_) if isinstance(result, InputRequiredResult) else result
+            if isinstance(result, InputRequiredResult):
+                carried = rounds.carry(result, round_)
+                if carried is not None:
+                    await tk.journal.aio.await_answer(carried.approval.id, carried.plan, op.effect)
+            return result
         except ToolError as exc:
             if not op.mutating or _raised_by_gate(exc):
                 raise
@@ -372,7 +378,7 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
                 client=client_name(ctx),
                 asked=round_.asked,
             )
-            round_.approval = question.approval.id if question is not None else None
+            round_.question = question
             return question
 
         question_for.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]

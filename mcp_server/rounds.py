@@ -6,6 +6,10 @@ looked up by its arguments: two identical calls at once are two questions, two a
 two yeses, two sends. The SDK's resolvers own the request state (a JSON object it seals before it
 leaves and checks when it returns, ignoring keys it does not know); the approval id rides in it under
 one key of ours. A state that cannot carry it makes the next round ask anew (fail closed).
+
+A question left with the client is awaited in the journal until a round comes back with it; a client
+that never comes back (its elicitation failed, it gave up) leaves it to expire, and the journal then
+records the refusal (`Journal.settle_unanswered`), as the 2025-11-25 mode records a failed elicitation.
 """
 
 from __future__ import annotations
@@ -19,16 +23,18 @@ from dataclasses import dataclass
 from mcp.server.mcpserver import Context
 from mcp.types import InputRequiredResult
 
+from gpu_tools.gate.asking import Question
+
 STATE_KEY = "gpu_tools_approval"
 
 
 @dataclass
 class Round:
-    """One round of one call: the approval its earlier round asked (`asked`), and the one this round
-    asks (`approval`, set by the tool's question resolver)."""
+    """One round of one call: the approval its earlier round asked (`asked`), and the question this
+    round asks (`question`, set by the tool's question resolver)."""
 
     asked: str | None = None
-    approval: str | None = None
+    question: Question | None = None
 
 
 _ROUND: ContextVar[Round | None] = ContextVar("gpu_tools_round", default=None)
@@ -56,13 +62,16 @@ def round_of(ctx: Context | None) -> Iterator[Round]:
         _ROUND.reset(token)
 
 
-def carry(result: InputRequiredResult, round_: Round) -> InputRequiredResult:
-    """The round's result with the approval it asked about in its request state."""
+def carry(result: InputRequiredResult, round_: Round) -> Question | None:
+    """Put the approval this round asked about in the result's request state (in place); the
+    question it now carries to the client, or None (nothing asked, or a state that cannot carry it:
+    the next round asks anew)."""
     state = _state(result.request_state) if result.request_state else {}
-    if round_.approval is None or state is None:
-        return result  # nothing asked, or a state that cannot carry it: the next round asks anew
-    state[STATE_KEY] = round_.approval
-    return result.model_copy(update={"request_state": json.dumps(state, separators=(",", ":"))})
+    if round_.question is None or state is None:
+        return None
+    state[STATE_KEY] = round_.question.approval.id
+    result.request_state = json.dumps(state, separators=(",", ":"))
+    return round_.question
 
 
 def _state(text: str | None) -> dict[str, object] | None:

@@ -26,6 +26,8 @@ from pydantic import SecretStr
 
 from gpu_tools import errors
 from gpu_tools.gate import Approve
+from gpu_tools.guard import Guard
+from gpu_tools.journal import APPROVAL_TTL
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.sandbox.sesterce import H100_1
 from gpu_tools.settings import Settings
@@ -637,6 +639,88 @@ async def test_a_failing_legacy_callback_is_a_journaled_refusal(sandbox: Sandbox
         result = await client.call_tool("nebius_create_endpoint", NEBIUS)
     assert "not confirmed" in error_text(result) and "Nothing was sent" in error_text(result)
     assert mutating_requests(sandbox) == [] and [e.outcome for e in rows(server.toolkit)] == ["refused"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_failing_callback_is_a_journaled_refusal_in_both_generations(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    """2025-11-25 asks inside the call and journals the failure at once; a 2026-07-28 client whose
+    callback fails never comes back with an answer, so the question, left with it, is journaled as
+    refused once it expires (by the next question, `history`, or gpu-guard's reconciliation)."""
+    clock = FakeClock()
+    tk = Toolkit(sandbox_settings(sandbox), now=clock)
+    server = build_server(toolkit=tk)
+    async with Client(server, elicitation_callback=Failing(), mode=mode) as client:
+        if mode == "legacy":
+            failure = error_text(await client.call_tool("nebius_create_endpoint", NEBIUS))
+            assert "not confirmed" in failure and "the form crashed" in failure
+        else:  # the SDK's client gives up the call: its callback's error is raised to its caller
+            with pytest.raises(ExceptionGroup) as raised:
+                await client.call_tool("nebius_create_endpoint", NEBIUS)
+            assert raised.group_contains(RuntimeError, match="the form crashed", depth=None)
+        before = [e.outcome for e in rows(tk)]
+        clock.advance(APPROVAL_TTL.total_seconds() + 1)
+        listed = structured(await client.call_tool("history", {}))
+        again = structured(await client.call_tool("history", {}))
+    assert mutating_requests(sandbox) == []
+    assert [e["outcome"] for e in listed["items"]] == ["refused"] == [e["outcome"] for e in again["items"]]
+    if mode == "legacy":
+        assert before == ["refused"] and "the client could not ask the user" in listed["items"][0]["error"]
+    else:
+        assert before == []  # asked, and not answered yet: nothing to say until it expires
+        error = listed["items"][0]["error"]
+        assert "asked, never answered" in error and "no answer came back before it expired" in error
+        row = rows(tk)[0]  # the plan the question showed
+        assert (row.provider, row.operation, row.effect, row.target) == (
+            "nebius",
+            "nebius_create_endpoint",
+            "create",
+            "demo",
+        )
+        assert row.method == "POST" and row.body["name"] == "demo"
+    tk.close()
+
+
+async def test_gpu_guard_journals_a_question_left_unanswered_when_nobody_else_looks(
+    sandbox: SandboxServer,
+) -> None:
+    clock = FakeClock()
+    tk = Toolkit(sandbox_settings(sandbox), now=clock)
+    async with Client(build_server(toolkit=tk), elicitation_callback=Failing(), mode="auto") as client:
+        with pytest.raises(ExceptionGroup):
+            await client.call_tool("nebius_create_endpoint", NEBIUS)
+    guard = Guard(tk, lambda line: None, now=clock)
+    assert await guard.run_once() == [] and rows(tk) == []  # not expired yet: it may still be answered
+    clock.advance(APPROVAL_TTL.total_seconds() + 1)
+    await guard.run_once()
+    await guard.run_once()
+    assert [(e.outcome, e.operation) for e in rows(tk)] == [("refused", "nebius_create_endpoint")]
+    assert mutating_requests(sandbox) == []
+    tk.close()
+
+
+@pytest.mark.parametrize(
+    ("human", "outcome"),
+    [
+        (Human(), "ok"),
+        (Human(confirm=False), "refused"),
+        (Human("decline"), "refused"),
+        (Human("cancel"), "refused"),
+    ],
+)
+async def test_an_answered_question_is_journaled_once_and_never_settled_as_unanswered(
+    sandbox: SandboxServer, human: Human, outcome: str
+) -> None:
+    clock = FakeClock()
+    tk = Toolkit(sandbox_settings(sandbox), now=clock)
+    async with Client(build_server(toolkit=tk), elicitation_callback=human, mode="auto") as client:
+        await client.call_tool("nebius_create_endpoint", NEBIUS)
+        clock.advance(APPROVAL_TTL.total_seconds() + 1)
+        listed = structured(await client.call_tool("history", {}))
+    assert [e["outcome"] for e in listed["items"]] == [outcome]
+    assert len(creates_at(sandbox, "nebius")) == (outcome == "ok")
+    tk.close()
 
 
 @pytest.mark.parametrize("mode", MODES)

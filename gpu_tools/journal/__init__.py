@@ -43,6 +43,8 @@ from gpu_tools.journal.schema import (
     _V3_COLUMNS,
     _V5,
     _V7,
+    _V8,
+    _V8_COLUMNS,
     SCHEMA_VERSION,
     statements,
 )
@@ -218,6 +220,11 @@ class Journal(Approvals, Decisions, Prices):
                 db.execute(statement)
         if version < 7 <= target:
             for statement in self._ddl(_V7):
+                db.execute(statement)
+        if version < 8 <= target:
+            for table, columns in _V8_COLUMNS.items():
+                self._add_columns(db, table, columns)
+            for statement in self._ddl(_V8):
                 db.execute(statement)
 
     def schema_version(self) -> int:

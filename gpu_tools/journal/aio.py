@@ -65,6 +65,15 @@ class AsyncJournal:
     async def set_approval_result(self, approval_id: str, result: Any) -> None:
         await self.run(self.journal.set_approval_result, approval_id, result)
 
+    async def await_answer(self, approval_id: str, plan: Plan, effect: str) -> None:
+        await self.run(self.journal.await_answer, approval_id, plan, effect)
+
+    async def answered(self, approval_id: str) -> None:
+        await self.run(self.journal.answered, approval_id)
+
+    async def settle_unanswered(self) -> int:
+        return await self.run(self.journal.settle_unanswered)
+
     # ---- reading ----------------------------------------------------------------------------
     async def live(self) -> list[LiveEntry]:
         return await self.run(self.journal.live)

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from gpu_tools.errors import redact_value
 
+if TYPE_CHECKING:
+    from gpu_tools.models import Plan
+
 APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
 
 
@@ -36,6 +39,9 @@ class Approval:
     decided_by: str | None = None
     decided_how: str | None = None
     decided_at: str | None = None
+    # Version 8: the question a 2026-07-28 round left with the client, until its answer comes back
+    # (`effect` and `plan`, JSON), so one that never does is journaled as refused (`settle_unanswered`).
+    awaiting: Any = None
     # The clock `expired` reads: the journal's (the toolkit's `now`), so a test moves it instead of sleeping.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False, compare=False)
 
@@ -62,6 +68,8 @@ class Approvals:
 
         def _stamp(self, precise: bool = False) -> str: ...
 
+        def _insert(self, db: Any, plan: Plan, effect: str, outcome: str, **kw: Any) -> int: ...
+
     def new_approval(
         self,
         fingerprint: str,
@@ -73,6 +81,7 @@ class Approvals:
     ) -> Approval:
         """A new, unused approval; `message` may be a function of the approval's id. `page`: what the
         approval page needs (expires_at, mode, view, client; version 6)."""
+        self.settle_unanswered()  # the questions asked before this one that expired unanswered
         approval_id = secrets.token_hex(4)
         if callable(message):
             message = message(approval_id)
@@ -110,6 +119,61 @@ class Approvals:
                 ),
             )
         return approval
+
+    def await_answer(self, approval_id: str, plan: Plan, effect: str) -> None:
+        """This question was left with the client (a 2026-07-28 round's request state): its answer
+        is awaited, and if none comes back before it expires, `settle_unanswered` journals it."""
+        awaiting = json.dumps(redact_value({"effect": effect, "plan": plan.model_dump(mode="json")}))
+        with self._tx() as db:
+            db.execute(
+                "UPDATE approvals SET awaiting=? WHERE id=? AND consumed_at IS NULL", (awaiting, approval_id)
+            )
+
+    def answered(self, approval_id: str) -> None:
+        """A round came back with this question's answer: whatever it says, the call that carries
+        it journals its outcome (a send or a refusal)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE approvals SET awaiting=NULL WHERE id=? AND awaiting IS NOT NULL", (approval_id,)
+            )
+
+    def settle_unanswered(self) -> int:
+        """A refused row for every question left with a client that never answered before it
+        expired (its elicitation failed, or it gave up): nothing was sent, and the journal says so.
+        Each is settled once, whichever process (server, guard) gets there first."""
+        from gpu_tools.models import Plan
+
+        cutoff = (self.now() - APPROVAL_TTL).isoformat(timespec="microseconds")
+        settled = 0
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, awaiting, asked_by, created_at FROM approvals"
+                " WHERE awaiting IS NOT NULL AND consumed_at IS NULL AND created_at < ?",
+                (cutoff,),
+            ).fetchall()
+            for row in rows:
+                taken = db.execute(
+                    "UPDATE approvals SET awaiting=NULL WHERE id=? AND awaiting IS NOT NULL"
+                    " AND consumed_at IS NULL RETURNING id",
+                    (row["id"],),
+                ).fetchone()
+                if taken is None:
+                    continue  # another process settled it, or a send used it, meanwhile
+                settled += 1
+                awaiting = json.loads(row["awaiting"])
+                expired = (datetime.fromisoformat(row["created_at"]) + APPROVAL_TTL).isoformat(
+                    timespec="seconds"
+                )
+                self._insert(
+                    db,
+                    Plan.model_validate(awaiting["plan"]),
+                    awaiting["effect"],
+                    "refused",
+                    error=f"asked, never answered: the question (approval {row['id']}) was left with the "
+                    f"client, and no answer came back before it expired at {expired}",
+                    actor=row["asked_by"],
+                )
+        return settled
 
     def pending_approvals(self) -> int:
         """Approvals asked within APPROVAL_TTL and neither used nor answered (for metrics)."""
@@ -149,4 +213,5 @@ class Approvals:
         data = dict(row)
         data["result"] = json.loads(data["result"]) if data["result"] else None
         data["view"] = json.loads(data["view"]) if data.get("view") else None
+        data["awaiting"] = json.loads(data["awaiting"]) if data.get("awaiting") else None
         return Approval(**data, clock=self.now)

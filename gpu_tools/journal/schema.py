@@ -4,7 +4,8 @@ differently; each backend fills them in."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7  # 6: the approval page's decisions and approvers (journal/decisions.py); 7: prices
+SCHEMA_VERSION = 8  # 6: the approval page's decisions and approvers (journal/decisions.py); 7: prices;
+# 8: questions awaiting an answer
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
     id {ID},
@@ -130,6 +131,13 @@ CREATE TABLE IF NOT EXISTS price_observations (
 );
 CREATE INDEX IF NOT EXISTS price_observations_key ON price_observations (key, id);
 CREATE INDEX IF NOT EXISTS price_observations_gpu ON price_observations (gpu, seen_at)
+"""
+
+# Version 8: the question a 2026-07-28 round left with the client until its answer comes back
+# (journal/approvals.py: `awaiting`, JSON), so one never answered is journaled as refused.
+_V8_COLUMNS = {"approvals": {"awaiting": "TEXT"}}
+_V8 = """
+CREATE INDEX IF NOT EXISTS approvals_awaiting ON approvals (created_at) WHERE awaiting IS NOT NULL
 """
 
 # A create counts as live while it is ok or unknown and no later ok delete removed it; its cost is
