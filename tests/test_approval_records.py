@@ -21,9 +21,13 @@ from mcp import Client
 from gpu_tools.journal import Journal
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
+from gpu_tools.toolkit import Toolkit
+from mcp_server import build_server
 from tests.browser import chromium
+from tests.clock import FakeClock
+from tests.conftest import mutating_requests
 from tests.mcp_helpers import structured
-from tests.test_approval_page import CREATE, page_server
+from tests.test_approval_page import CREATE, page_server, page_settings
 from tests.test_approval_passkeys import with_authenticator
 
 pytestmark = pytest.mark.anyio
@@ -202,3 +206,39 @@ async def test_under_the_threshold_a_form_client_creates_with_its_form(sandbox: 
         done["outcome"] == "done" and len(human.messages) == 1 and "Send this request?" in human.messages[0]
     )
     server.toolkit.close()
+
+
+@pytest.mark.parametrize(
+    ("decision", "comes_back", "outcomes", "said"),
+    [
+        (None, False, ["refused"], "never decided before it expired"),
+        ("denied", False, ["refused"], "denied on the approval page by carol"),
+        ("approved", False, ["refused"], "approved on the approval page by carol"),
+        ("denied", True, ["refused"], "denied on the approval page by carol"),
+        ("approved", True, ["ok"], None),
+    ],
+)
+async def test_every_page_question_ends_in_one_journal_row_even_when_its_call_never_comes_back(
+    sandbox: SandboxServer, decision: str | None, comes_back: bool, outcomes: list[str], said: str | None
+) -> None:
+    """A page approval nobody decided, or decided while its call had gone, is a refusal once it
+    expires (nothing was sent); one whose call came back for the decision is journaled by that call,
+    once."""
+    clock = FakeClock()
+    tk = Toolkit(page_settings(sandbox), now=clock)
+    tk.approvals.say = lambda text: None
+    async with Client(build_server(toolkit=tk)) as c:
+        link = structured(await c.call_tool("nebius_create_endpoint", CREATE))["approval"]
+        if decision is not None:
+            tk.approvals.decide(link["id"], decision, by="carol", how="page")
+        if comes_back:
+            await c.call_tool("nebius_create_endpoint", CREATE)
+        clock.advance(3600)
+        listed = structured(await c.call_tool("history", {}))["items"]
+        again = structured(await c.call_tool("history", {}))["items"]
+    assert [e["outcome"] for e in listed] == outcomes and listed == again
+    if said is not None:
+        assert said in listed[0]["error"]
+    creates = [r for r in mutating_requests(sandbox) if r["method"] == "POST"]
+    assert len(creates) == (outcomes == ["ok"])
+    tk.close()

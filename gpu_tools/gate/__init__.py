@@ -218,7 +218,15 @@ class Gate:
             return None
         if page or mode != "form":
             return await page_question(
-                self.tk, data, plan, fp, digest, asked_by, client, "page" if mode == "form" else mode
+                self.tk,
+                data,
+                plan,
+                fp,
+                digest,
+                asked_by,
+                client,
+                "page" if mode == "form" else mode,
+                op.effect,
             )
         latest = await self.tk.journal.aio.approval(asked) if resume and asked else None
         if latest is not None and latest.fingerprint != fp:
@@ -397,6 +405,8 @@ class Gate:
                 fp, digest, redact_known(plan.message()), asked_by=actor
             )
         approval = await self.tk.journal.aio.approval(approval_id)
+        if approval is not None and approval.fingerprint == fp and approval.awaiting is not None:
+            await self.tk.journal.aio.answered(approval.id)  # this call journals what comes of it
         if approval is None or approval.fingerprint != fp or approval.expired:
             await refuse("no current question for these arguments", None)
             raise ConfirmationRefused(

@@ -45,6 +45,7 @@ async def page_question(
     asked_by: str | None,
     client: str | None,
     mode: str,
+    effect: str,
 ) -> Question:
     """The page approval of this plan and requester: the latest one while it is unexpired, unused
     and for this very plan (pending or decided: calling again waits on it or is refused by its
@@ -76,6 +77,7 @@ async def page_question(
             "view": view,
             "client": client,
         },
+        awaiting=(plan, effect),
     )
     return Question(plan, approval, mode)
 

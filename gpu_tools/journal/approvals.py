@@ -78,9 +78,11 @@ class Approvals:
         *,
         asked_by: str | None = None,
         page: dict[str, Any] | None = None,
+        awaiting: tuple[Plan, str] | None = None,
     ) -> Approval:
         """A new, unused approval; `message` may be a function of the approval's id. `page`: what the
-        approval page needs (expires_at, mode, view, client; version 6)."""
+        approval page needs (expires_at, mode, view, client; version 6). `awaiting`: the plan and its
+        effect, when the answer comes back later (the page's decision): see `await_answer`."""
         self.settle_unanswered()  # the questions asked before this one that expired unanswered
         approval_id = secrets.token_hex(4)
         if callable(message):
@@ -96,6 +98,7 @@ class Approvals:
             result=None,
             asked_by=asked_by,
             clock=self.now,
+            awaiting=_awaiting(*awaiting) if awaiting is not None else None,
             **(page or {}),
         )
         view = json.dumps(redact_value(approval.view)) if approval.view is not None else None
@@ -104,7 +107,7 @@ class Approvals:
             db.execute("DELETE FROM approvals WHERE created_at < ?", (cutoff,))
             db.execute(
                 "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by, expires_at,"
-                " mode, view, client) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " mode, view, client, awaiting) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     approval.id,
                     fingerprint,
@@ -116,6 +119,7 @@ class Approvals:
                     approval.mode,
                     view,
                     approval.client,
+                    json.dumps(approval.awaiting) if approval.awaiting is not None else None,
                 ),
             )
         return approval
@@ -123,55 +127,55 @@ class Approvals:
     def await_answer(self, approval_id: str, plan: Plan, effect: str) -> None:
         """This question was left with the client (a 2026-07-28 round's request state): its answer
         is awaited, and if none comes back before it expires, `settle_unanswered` journals it."""
-        awaiting = json.dumps(redact_value({"effect": effect, "plan": plan.model_dump(mode="json")}))
+        awaiting = json.dumps(_awaiting(plan, effect))
         with self._tx() as db:
             db.execute(
                 "UPDATE approvals SET awaiting=? WHERE id=? AND consumed_at IS NULL", (awaiting, approval_id)
             )
 
     def answered(self, approval_id: str) -> None:
-        """A round came back with this question's answer: whatever it says, the call that carries
-        it journals its outcome (a send or a refusal)."""
+        """A call came back for this question's answer (a later round, the page's decision): whatever
+        it says, that call journals its outcome (a send or a refusal)."""
         with self._tx() as db:
             db.execute(
                 "UPDATE approvals SET awaiting=NULL WHERE id=? AND awaiting IS NOT NULL", (approval_id,)
             )
 
     def settle_unanswered(self) -> int:
-        """A refused row for every question left with a client that never answered before it
-        expired (its elicitation failed, or it gave up): nothing was sent, and the journal says so.
-        Each is settled once, whichever process (server, guard) gets there first."""
+        """A refused row for every question whose answer never came back before it expired: a form
+        left with a client that never returned (its elicitation failed, it gave up), a page approval
+        nobody decided, or one decided but never collected by its call. Nothing was sent, and the
+        journal says so. Each is settled once, whichever process (server, guard) gets there first."""
         from gpu_tools.models import Plan
 
-        cutoff = (self.now() - APPROVAL_TTL).isoformat(timespec="microseconds")
+        now = self.now()
+        cutoff = (now - APPROVAL_TTL).isoformat(timespec="microseconds")
         settled = 0
         with self._tx() as db:
             rows = db.execute(
-                "SELECT id, awaiting, asked_by, created_at FROM approvals"
-                " WHERE awaiting IS NOT NULL AND consumed_at IS NULL AND created_at < ?",
-                (cutoff,),
+                "SELECT * FROM approvals WHERE awaiting IS NOT NULL AND consumed_at IS NULL"
+                " AND (expires_at < ? OR (expires_at IS NULL AND created_at < ?))",
+                (now.isoformat(timespec="seconds"), cutoff),
             ).fetchall()
             for row in rows:
+                approval = self._to_approval(row)
+                if approval is None or not approval.expired:
+                    continue
                 taken = db.execute(
                     "UPDATE approvals SET awaiting=NULL WHERE id=? AND awaiting IS NOT NULL"
                     " AND consumed_at IS NULL RETURNING id",
-                    (row["id"],),
+                    (approval.id,),
                 ).fetchone()
                 if taken is None:
                     continue  # another process settled it, or a send used it, meanwhile
                 settled += 1
-                awaiting = json.loads(row["awaiting"])
-                expired = (datetime.fromisoformat(row["created_at"]) + APPROVAL_TTL).isoformat(
-                    timespec="seconds"
-                )
                 self._insert(
                     db,
-                    Plan.model_validate(awaiting["plan"]),
-                    awaiting["effect"],
+                    Plan.model_validate(approval.awaiting["plan"]),
+                    approval.awaiting["effect"],
                     "refused",
-                    error=f"asked, never answered: the question (approval {row['id']}) was left with the "
-                    f"client, and no answer came back before it expired at {expired}",
-                    actor=row["asked_by"],
+                    error=_never_answered(approval),
+                    actor=approval.asked_by,
                 )
         return settled
 
@@ -215,3 +219,23 @@ class Approvals:
         data["view"] = json.loads(data["view"]) if data.get("view") else None
         data["awaiting"] = json.loads(data["awaiting"]) if data.get("awaiting") else None
         return Approval(**data, clock=self.now)
+
+
+def _awaiting(plan: Plan, effect: str) -> dict[str, Any]:
+    return redact_value({"effect": effect, "plan": plan.model_dump(mode="json")})
+
+
+def _never_answered(approval: Approval) -> str:
+    """Why a question that expired unanswered sent nothing, in the words of its refusal row."""
+    expired = approval.expiry.isoformat(timespec="seconds")
+    if approval.mode is None:
+        return (
+            f"asked, never answered: the question (approval {approval.id}) was left with the client, and no "
+            f"answer came back before it expired at {expired}"
+        )
+    if approval.status is None:
+        return f"asked on the approval page (approval {approval.id}), never decided before it expired at {expired}"
+    return (
+        f"{approval.status} on the approval page by {approval.decided_by} at {approval.decided_at}, and the "
+        f"call never came back for the decision before approval {approval.id} expired at {expired}"
+    )
