@@ -68,6 +68,9 @@ INT_ID_MAX = 2**53 - 1  # integer ids and markers: what JSON carries exactly
 DURATION_MAX = 32  # a duration as people write it (`1.5d`, `90 m`): a number and a unit
 ShortText = Annotated[str, StringConstraints(max_length=NAME_MAX)]
 LongText = Annotated[str, StringConstraints(max_length=TEXT_MAX)]
+# Every text id an operation takes (`resource_id`, `hardware_id`, `api_key_ids` items...): its schema
+# says check_id's bound, which `OpInput` also checks (with the characters) for every `*_id` field.
+ResourceId = Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH)]
 
 
 def _positive_duration(value: str | None) -> str | None:
@@ -152,7 +155,7 @@ class PriceHistoryInput(OpInput):
 class ResourceRef(OpInput):
     positional: ClassVar[tuple[str, ...]] = ("provider", "resource_id")
     provider: ProviderName = Field(description="Its provider.")
-    resource_id: str = Field(description="From list_resources.", min_length=1)
+    resource_id: ResourceId = Field(description="From list_resources.", min_length=1)
 
 
 class NoInput(OpInput):
