@@ -23,7 +23,6 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -66,8 +65,22 @@ URL_MAX = 2048  # URLs and image references
 MAX_REPLICAS = 64  # replicas (instances) of one resource
 MAX_GPUS = 16  # GPUs per replica
 INT_ID_MAX = 2**53 - 1  # integer ids and markers: what JSON carries exactly
+DURATION_MAX = 32  # a duration as people write it (`1.5d`, `90 m`): a number and a unit
 ShortText = Annotated[str, StringConstraints(max_length=NAME_MAX)]
 LongText = Annotated[str, StringConstraints(max_length=TEXT_MAX)]
+# Every text id an operation takes (`resource_id`, `hardware_id`, `api_key_ids` items...): its schema
+# says check_id's bound, which `OpInput` also checks (with the characters) for every `*_id` field.
+ResourceId = Annotated[str, StringConstraints(max_length=MAX_ID_LENGTH)]
+
+
+def _positive_duration(value: str | None) -> str | None:
+    if value is not None and parse_duration(value) <= timedelta(0):
+        raise ValueError("must be positive")
+    return value
+
+
+# A positive duration as people write it, e.g. 7d: a past period, a lifetime.
+Duration = Annotated[str, StringConstraints(max_length=DURATION_MAX), AfterValidator(_positive_duration)]
 
 
 class OpInput(BaseModel):
@@ -102,7 +115,7 @@ class MutationInput(OpInput):
 
 
 class CreateInput(MutationInput):
-    expires_in: str | None = Field(
+    expires_in: Duration | None = Field(
         None,
         description="Lifetime, e.g. 2h or 3d (default: default_expires_in).",
     )
@@ -113,20 +126,9 @@ class CreateInput(MutationInput):
         max_length=200,
     )
 
-    @field_validator("expires_in")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        return _positive_duration(value)
-
 
 class ProviderFilter(OpInput):
     provider: ProviderName | None = Field(None, description="Only this provider.")
-
-
-def _positive_duration(value: str | None) -> str | None:
-    if value is not None and parse_duration(value) <= timedelta(0):
-        raise ValueError("must be positive")
-    return value
 
 
 def _split_providers(value: Any) -> Any:
@@ -135,26 +137,17 @@ def _split_providers(value: Any) -> Any:
     return value or None
 
 
-# A past period, e.g. 7d (not optional: a front reads an optional field's type without its metadata);
-# and one provider or several ("sesterce,netmind" also works).
-Period = Annotated[str, StringConstraints(max_length=32), AfterValidator(_positive_duration)]
+# One provider or several ("sesterce,netmind" also works).
 Providers = Annotated[list[ProviderName] | None, BeforeValidator(_split_providers)]
 
 
 class SpendInput(ProviderFilter):
-    over: str | None = Field(
-        None, description="Spend over time for this past period, e.g. 7d.", max_length=32
-    )
-
-    @field_validator("over")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        return _positive_duration(value)
+    over: Duration | None = Field(None, description="Spend over time for this past period, e.g. 7d.")
 
 
 class PriceHistoryInput(OpInput):
     gpu: str = Field(description="GPU model, e.g. H100.", min_length=1, max_length=NAME_MAX)
-    over: Period = Field("30d", description="How far back, e.g. 7d.")
+    over: Duration = Field("30d", description="How far back, e.g. 7d.")
     provider: Providers = Field(None, description="Only these providers.", max_length=16)
     region: str | None = Field(None, description="Region id or name.", max_length=NAME_MAX)
 
@@ -162,7 +155,7 @@ class PriceHistoryInput(OpInput):
 class ResourceRef(OpInput):
     positional: ClassVar[tuple[str, ...]] = ("provider", "resource_id")
     provider: ProviderName = Field(description="Its provider.")
-    resource_id: str = Field(description="From list_resources.", min_length=1)
+    resource_id: ResourceId = Field(description="From list_resources.", min_length=1)
 
 
 class NoInput(OpInput):

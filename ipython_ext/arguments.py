@@ -9,7 +9,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 
 from IPython.core.error import UsageError
 
@@ -45,13 +45,22 @@ class _Parser(argparse.ArgumentParser):
         raise _HelpShown
 
 
-def _unwrap(annotation: Any) -> tuple[Any, bool]:
-    """(inner type, optional?) of `X | None`."""
-    if get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return annotation, False
+def _unwrap(annotation: Any) -> tuple[Any, bool, list[Any]]:
+    """(base type, optional?, metadata) of `X | None`, `Annotated[X, ...]` or
+    `Annotated[X, ...] | None`: the base type decides how a `%gpu` argument is parsed, the metadata
+    (pydantic leaves it in the type of an optional field) which choices it has."""
+    optional, metadata = False, []
+    while True:
+        if get_origin(annotation) is Annotated:
+            metadata += annotation.__metadata__
+            annotation = annotation.__origin__
+        elif get_origin(annotation) in (typing.Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation, optional, metadata
+            annotation, optional = args[0], True
+        else:
+            return annotation, optional, metadata
 
 
 def _json_or_list(text: str) -> Any:
@@ -107,10 +116,10 @@ def build_parser(op: Operation, prog: str, words: Callable[[str], str] = str) ->
     parser = _Parser(prog=prog, description=first, add_help=True)
     fields = op.input.model_fields
     for name, field in fields.items():
-        kind, _ = _unwrap(field.annotation)
+        kind, _, metadata = _unwrap(field.annotation)
         help_text = words(field.description or "").replace("%", "%%")  # argparse %-formats help
         kwargs: dict[str, Any] = {"help": help_text}
-        choices = choices_of(kind, field.metadata)
+        choices = choices_of(kind, [*field.metadata, *metadata])
         listed = choices_of(get_args(kind)[0]) if get_origin(kind) is list and get_args(kind) else None
         if choices is not None:
             kwargs["choices"] = choices

@@ -33,10 +33,9 @@ def _unbounded(schema: Any, defs: dict[str, Any], path: str, seen: set[str]) -> 
     kind = schema.get("type")
     if "enum" in schema or "const" in schema:
         return out
-    # Ids (`*_id`, `*_ids`) are capped by `check_id`, and a lifetime by its format, in validators that
-    # run before anything is asked: their schemas stay short (the tool list has a size budget).
-    checked = path.rsplit(".", 1)[-1].removesuffix("[]").endswith(("_id", "_ids")) or path == "expires_in"
-    if kind == "string" and "maxLength" not in schema and not checked:
+    # Ids (`*_id`, `*_ids`) and lifetimes included: their schemas say the bound check_id and the
+    # duration's format also enforce, so a client can know it before calling.
+    if kind == "string" and "maxLength" not in schema:
         out.append(f"{path}: text without maxLength")
     if kind in ("integer", "number") and "maximum" not in schema and "exclusiveMaximum" not in schema:
         out.append(f"{path}: number without maximum")
@@ -65,6 +64,34 @@ def test_every_argument_of_every_tool_is_bounded(op: Any) -> None:
 
 
 # ---- through the MCP front: refused at once, nothing reaches the sandbox -----------------------------
+def _ids_and_lifetimes(schema: Any, path: str = "") -> dict[str, Any]:
+    """The maxLength of every text id (`*_id`, `*_ids` items) and lifetime a published schema has."""
+    found: dict[str, Any] = {}
+    if not isinstance(schema, dict):
+        return found
+    name = path.rsplit(".", 1)[-1].removesuffix("[]")
+    if schema.get("type") == "string" and (name.endswith(("_id", "_ids")) or name == "expires_in"):
+        found[path] = schema.get("maxLength")
+    for key, sub in schema.get("properties", {}).items():
+        found |= _ids_and_lifetimes(sub, f"{path}.{key}" if path else key)
+    for key, sub in schema.get("$defs", {}).items():
+        found |= _ids_and_lifetimes(sub, key)
+    for sub in schema.get("anyOf", []):
+        found |= _ids_and_lifetimes(sub, path)
+    return found | _ids_and_lifetimes(schema.get("items"), f"{path}[]")
+
+
+@pytest.mark.anyio
+async def test_every_listed_id_and_lifetime_states_its_bound(sandbox: SandboxServer) -> None:
+    async with Client(build_server(sandbox_settings(sandbox, toolsets=["all"]))) as client:
+        tools = (await client.list_tools()).tools
+    found = {f"{t.name}:{p}": n for t in tools for p, n in _ids_and_lifetimes(t.input_schema).items()}
+    assert {"get_resource:resource_id", "sesterce_create_endpoint:api_key_ids[]"} <= set(found)
+    assert {"neolink_create_instance:gpu_sku_id", "nebius_create_endpoint:expires_in"} <= set(found)
+    for where, bound in found.items():
+        assert bound == (32 if where.endswith(":expires_in") else 200), where
+
+
 NEBIUS = {
     "name": "bounded",
     "model_name": "openai/gpt-oss-20b",
@@ -103,6 +130,12 @@ BAD = [
     ("list_offers", {"min_gpu_count": True}, "min_gpu_count"),
     ("nebius_create_endpoint", {**NEBIUS, "expires_in": "1" * 3_000_000 + "h"}, "expires_in"),
     ("sesterce_create_endpoint", {**SESTERCE, "hardware_id": "h" * 3_000_000}, "hardware_id"),
+    # one character over the bound each tool's schema states (200 for an id, 32 for a lifetime)
+    ("get_resource", {"provider": "nebius", "resource_id": "r" * 201}, "resource_id"),
+    ("delete_resource", {"provider": "nebius", "resource_id": "r" * 201}, "resource_id"),
+    ("sesterce_create_endpoint", {**SESTERCE, "api_key_ids": ["k" * 201]}, "api_key_ids"),
+    ("neolink_create_instance", {**NEOLINK, "gpu_sku_id": "1" * 201}, "gpu_sku_id"),
+    ("nebius_create_endpoint", {**NEBIUS, "expires_in": " " * 31 + "2h"}, "expires_in"),
 ]
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, get_args, get_origin
+
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -96,6 +99,21 @@ def test_bad_arguments_are_one_line_usage_errors(shell: InteractiveShell, sandbo
         gpu(shell, "launch-rocket")
     with pytest.raises(UsageError, match="required"):
         gpu(shell, "nebius-create-endpoint --name x --yes")
+    assert mutating_requests(sandbox) == []
+
+
+def test_an_optional_annotated_argument_parses_as_its_base_type(
+    shell: InteractiveShell, sandbox: SandboxServer
+) -> None:
+    # expires_in is `Duration | None`, Duration an Annotated str: parsed as text, not as JSON or a list
+    field = shell._gpu_magics.toolkit.registry.get("nebius_create_endpoint").input.model_fields["expires_in"]
+    assert any(get_origin(arg) is Annotated for arg in get_args(field.annotation))
+    result = gpu(shell, CREATE + " --expires-in 2h --dry-run")
+    assert result.outcome == "dry_run"
+    lifetime = datetime.fromisoformat(result.plan.expires_at) - datetime.now(UTC)
+    assert timedelta(hours=1, minutes=59) < lifetime <= timedelta(hours=2)
+    with pytest.raises(GpuToolsError, match="expires_in"):  # its bound holds here too
+        gpu(shell, CREATE + " --expires-in '" + " " * 31 + "2h' --dry-run")
     assert mutating_requests(sandbox) == []
 
 

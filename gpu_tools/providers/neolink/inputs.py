@@ -4,7 +4,7 @@ from typing import Annotated, Self
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from gpu_tools.operations import NAME_MAX, URL_MAX, CreateInput, OpInput
+from gpu_tools.operations import NAME_MAX, URL_MAX, CreateInput, OpInput, ResourceId
 from gpu_tools.providers.neolink.wire import (
     BILLING_CODES,
     BILLING_TYPES,
@@ -12,10 +12,13 @@ from gpu_tools.providers.neolink.wire import (
     TERM_UNIT,
     TERM_WORD,
     Billing,
-    Str,
     _billing_name,
     _term,
+    _to_str,
 )
+
+# An id the provider also writes as a number ("1" or 1).
+Id = Annotated[ResourceId, BeforeValidator(_to_str)]
 
 
 # ---- operation inputs ------------------------------------------------------------------------
@@ -29,7 +32,7 @@ class NeolinkCreateInstance(CreateInput):
         min_length=1,
         max_length=URL_MAX,
     )
-    gpu_sku_id: Str = Field(
+    gpu_sku_id: Id = Field(
         description="GPU SKU id (Cost.GPUSKUID): an offer_id from list_offers.",
         min_length=1,
     )
@@ -43,8 +46,8 @@ class NeolinkCreateInstance(CreateInput):
         "Not for pay_as_you_go.",
         max_length=40,
     )
-    coupon_id: str | None = Field(None, description="Coupon id (Cost.CouponID); pay-as-you-go only.")
-    disk_sku_id: Str = Field(
+    coupon_id: ResourceId | None = Field(None, description="Coupon id (Cost.CouponID); pay-as-you-go only.")
+    disk_sku_id: Id = Field(
         "1",
         description="Disk SKU id (Cost.DiskSKUID); only 1 exists.",
         min_length=1,
@@ -104,7 +107,7 @@ class NeolinkCreateInstance(CreateInput):
 
 class NeolinkListSkus(OpInput):
     positional = ("region_id",)
-    region_id: str = Field(
+    region_id: ResourceId = Field(
         description="Region id, name or cluster from list_regions.",
         min_length=1,
     )

@@ -18,6 +18,7 @@ from gpu_tools.operations import (
     URL_MAX,
     CreateInput,
     OpInput,
+    ResourceId,
 )
 from gpu_tools.providers.netmind.wire import IMAGE_OPTIONS, MACHINE_REGIONS
 
@@ -83,7 +84,7 @@ class NetmindCreateEndpoint(CreateInput):
         description="Billing currency; the documented value is 'usd'.",
         max_length=20,
     )
-    flavor_id: str = Field(
+    flavor_id: ResourceId = Field(
         min_length=1,
         description="offer_id of a netmind endpoint offer (list_offers).",
     )

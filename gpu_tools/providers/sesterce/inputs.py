@@ -17,6 +17,7 @@ from gpu_tools.operations import (
     LongText,
     MutationInput,
     OpInput,
+    ResourceId,
     ShortText,
 )
 from gpu_tools.providers.sesterce.wire import (
@@ -126,16 +127,16 @@ class SesterceCreateEndpoint(CreateInput):
 
     name: str = Field(description="Instance name.", min_length=1, max_length=200)
     description: str | None = Field(None, description="Optional description.", max_length=TEXT_MAX)
-    model_id: str | None = Field(
+    model_id: ResourceId | None = Field(
         None,
         description="Model id or name (list_templates); or registry_id for your own image.",
     )
-    hardware_id: str = Field(description="The offer_id of a sesterce offer from list_offers.")
+    hardware_id: ResourceId = Field(description="The offer_id of a sesterce offer from list_offers.")
     regions: list[SesterceRegionScaling] = Field(min_length=1, description=REGIONS_HELP, max_length=50)
     container_port: int | None = Field(
         None, ge=1, le=65535, description="Container port (default: the model's)."
     )
-    registry_id: str | None = Field(
+    registry_id: ResourceId | None = Field(
         None, description="Registry id (sesterce_list_registries), for a private image."
     )
     startup_command: str | None = Field(
@@ -147,7 +148,7 @@ class SesterceCreateEndpoint(CreateInput):
     pod_lifetime: int | None = Field(
         None, ge=0, description="Seconds an idle pod lives before scale-down.", le=7 * 86400
     )
-    api_key_ids: list[str] | None = Field(
+    api_key_ids: list[ResourceId] | None = Field(
         None, description="Sesterce API key ids allowed to call it.", max_length=50
     )
 
@@ -164,15 +165,17 @@ class SesterceUpdateEndpoint(MutationInput):
 
     positional: ClassVar[tuple[str, ...]] = ("resource_id",)
 
-    resource_id: str = Field(min_length=1, description="The instance id (resource_id from list_resources).")
+    resource_id: ResourceId = Field(
+        min_length=1, description="The instance id (resource_id from list_resources)."
+    )
     description: str | None = Field(None, description="New description.", max_length=TEXT_MAX)
-    model_id: str | None = Field(None, description="New model id (or exact name) from list_templates.")
-    hardware_id: str | None = Field(None, description="New hardware id (offer_id from list_offers).")
+    model_id: ResourceId | None = Field(None, description="New model id (or exact name) from list_templates.")
+    hardware_id: ResourceId | None = Field(None, description="New hardware id (offer_id from list_offers).")
     regions: list[SesterceRegionScaling] | None = Field(
         None, description=REGIONS_HELP + " Replaces every region's configuration.", max_length=50
     )
     container_port: int | None = Field(None, ge=1, le=65535, description="New port the container listens on.")
-    registry_id: str | None = Field(None, description="New registry id (sesterce_list_registries).")
+    registry_id: ResourceId | None = Field(None, description="New registry id (sesterce_list_registries).")
     startup_command: str | None = Field(
         None, description="New command run when the container starts.", max_length=TEXT_MAX
     )
@@ -182,7 +185,7 @@ class SesterceUpdateEndpoint(MutationInput):
     pod_lifetime: int | None = Field(
         None, ge=0, description="New seconds an idle pod lives before scale-down.", le=7 * 86400
     )
-    api_key_ids: list[str] | None = Field(
+    api_key_ids: list[ResourceId] | None = Field(
         None, description="Replaces the Sesterce API key ids allowed to call it.", max_length=50
     )
 
@@ -214,17 +217,19 @@ class SesterceCreateRegistry(SesterceRegistryInput, CreateInput):
 
 class SesterceUpdateRegistry(SesterceRegistryInput, MutationInput):
     positional: ClassVar[tuple[str, ...]] = ("registry_id",)
-    registry_id: str = Field(min_length=1, description="Registry id from sesterce_list_registries.")
+    registry_id: ResourceId = Field(min_length=1, description="Registry id from sesterce_list_registries.")
 
 
 class SesterceRegistryRef(MutationInput):
     positional: ClassVar[tuple[str, ...]] = ("registry_id",)
-    registry_id: str = Field(min_length=1, description="Registry id from sesterce_list_registries.")
+    registry_id: ResourceId = Field(min_length=1, description="Registry id from sesterce_list_registries.")
 
 
 class SesterceQuoteInput(OpInput):
     positional: ClassVar[tuple[str, ...]] = ("hardware_id",)
-    hardware_id: str = Field(description="The offer_id of a sesterce offer from list_offers.", min_length=1)
+    hardware_id: ResourceId = Field(
+        description="The offer_id of a sesterce offer from list_offers.", min_length=1
+    )
     regions: list[SesterceRegionScaling] = Field(
         min_length=1,
         description=REGIONS_HELP + " Only region_id and max matter for the price.",
