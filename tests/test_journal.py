@@ -90,6 +90,8 @@ def test_a_journal_written_by_the_previous_version_is_upgraded_in_place(target: 
     assert total == 1 and (rows[0].target, rows[0].actor, rows[0].confirmed_by) == ("old", "someone", None)
     approval = journal.approval("a1")
     assert approval is not None and approval.asked_by is None and approval.consumed_at is None
+    # An approval from before version 8 awaited nothing: it is never settled as unanswered.
+    assert approval.awaiting is None and journal.settle_unanswered() == 0 and journal.entries()[1] == 1
     # What versions 3 and 4 added works on the upgraded journal: the database keeps the old key single
     # for its user, and another user's same key is theirs.
     with pytest.raises(journal._integrity_errors):
