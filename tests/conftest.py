@@ -166,3 +166,32 @@ def nebius_endpoint_made_elsewhere(sandbox: SandboxServer, name: str) -> str:
 
 def fetch_log(sandbox: SandboxServer) -> list[dict]:
     return httpx.get(f"{sandbox.url}/_sandbox/requests").json()
+
+
+class LosesAnswers(httpx.AsyncBaseTransport):
+    """A toolkit's transport that loses answers on demand, with no clock: a request chosen with
+    `lose_next` goes through to the sandbox, which handles it in full and answers; the client then gets
+    a read timeout instead of that answer (the "the provider got it but the answer was lost" case).
+    Everything else passes through. Unlike a short `http_timeout` with a `lose_response` fault, no
+    other request can time out under load, and none can time out before the sandbox has it."""
+
+    def __init__(self) -> None:
+        self._through = httpx.AsyncHTTPTransport()
+        self._to_lose: list[str] = []  # methods whose next answer is lost, one each
+        self.lost: list[tuple[str, str]] = []  # (method, path) of the answers lost so far
+
+    def lose_next(self, method: str) -> None:
+        self._to_lose.append(method.upper())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._through.handle_async_request(request)
+        if request.method not in self._to_lose:
+            return response
+        self._to_lose.remove(request.method)
+        await response.aread()  # the sandbox acted and answered...
+        await response.aclose()
+        self.lost.append((request.method, request.url.path))
+        raise httpx.ReadTimeout("the answer was lost (LosesAnswers)", request=request)  # ...to nobody
+
+    async def aclose(self) -> None:
+        await self._through.aclose()

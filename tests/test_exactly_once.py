@@ -32,7 +32,13 @@ from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.clock import FakeClock
-from tests.conftest import journal_text, mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
+from tests.conftest import (
+    LosesAnswers,
+    journal_text,
+    mutating_requests,
+    nebius_endpoint_made_elsewhere,
+    sandbox_settings,
+)
 from tests.mcp_helpers import Human, error_text, structured
 
 # The journal's behaviour, on both backends.
@@ -1052,37 +1058,45 @@ async def test_a_front_yes_without_its_question_is_refused_never_a_new_approval(
 async def test_a_lost_start_or_delete_is_counted_and_reconciled_against_its_resource(
     sandbox: SandboxServer,
 ) -> None:
+    losing = LosesAnswers()  # the sandbox gets and carries out the call; its answer never arrives
     tk = Toolkit(
         sandbox_settings(
             sandbox,
-            http_timeout=0.3,
             reconcile_grace_seconds=0,
             max_total_usd_per_hour=7,
             nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0},
-        )
+        ),
+        transport=losing,
     )
+
+    def sent() -> list[tuple[str, Any]]:
+        return [(r["method"], r["body"]) for r in mutating_requests(sandbox)]
+
+    def outcome(operation: str) -> list[str]:
+        return [e.outcome for e in rows(tk) if e.operation == operation]
+
     made = await tk.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
     ref = {"provider": "nebius", "resource_id": made.resource.resource_id}
     await tk.call("stop_resource", ref, confirmer=Approve())
     assert [e.stopped for e in tk.journal.live()] == [True]
-    httpx.post(
-        f"{sandbox.url}/_sandbox/faults",
-        json={"provider": "nebius", "lose_response": 1.0, "methods": ["PATCH"], "count": 1},
-    )
-    with pytest.raises(errors.OutcomeUnknown):
+    losing.lose_next("PATCH")
+    with pytest.raises(errors.OutcomeUnknown, match="Nothing will be resent"):
         await tk.call("start_resource", ref, confirmer=Approve())
+    assert [m for m, _ in losing.lost] == ["PATCH"] and outcome("start_resource") == ["unknown"]
+    assert sent()[-1] == ("PATCH", {"enabled": True})  # it reached the provider, once
     assert [e.stopped for e in tk.journal.live()] == [False]  # it may have started: it counts
     with pytest.raises(errors.PolicyRefused, match="max_total_usd_per_hour"):
         await tk.call("nebius_create_endpoint", {**NEBIUS, "name": "second"}, confirmer=Approve())
-    httpx.post(
-        f"{sandbox.url}/_sandbox/faults",
-        json={"provider": "nebius", "lose_response": 1.0, "methods": ["DELETE"], "count": 1},
-    )
-    with pytest.raises(errors.OutcomeUnknown):
+    losing.lose_next("DELETE")
+    with pytest.raises(errors.OutcomeUnknown, match="Nothing will be resent"):
         await tk.call("delete_resource", ref, confirmer=Approve())
+    assert [m for m, _ in losing.lost] == ["PATCH", "DELETE"] and outcome("delete_resource") == ["unknown"]
     report = await tk.call("reconcile", {})
     assert {(i.operation, i.outcome) for i in report.items} >= {("delete_resource", "ok")}
     assert tk.journal.live() == []
+    # What reached the sandbox: the create, the stop, the lost start and the lost delete, each once;
+    # the refused create and the reconciliation sent nothing.
+    assert [m for m, _ in sent()] == ["POST", "PATCH", "PATCH", "DELETE"]
     tk.close()
 
 
