@@ -154,7 +154,7 @@ async def test_a_create_the_provider_never_made_is_reconciled_as_failed(
 
 
 async def test_unknown_rows_within_the_grace_period_stay_unknown(sandbox: SandboxServer) -> None:
-    tk = Toolkit(sandbox_settings(sandbox, http_timeout=0.3))  # default grace: 120 s
+    tk = Toolkit(sandbox_settings(sandbox))  # default grace: 120 s
     httpx.post(
         f"{sandbox.url}/_sandbox/faults",
         json={"provider": "nebius", "status": 503, "methods": ["POST"], "count": 1},
@@ -790,15 +790,17 @@ async def test_the_magic_reports_a_lost_answer_in_one_line_and_reconciles(
     from tests.conftest import new_shell
 
     shell = new_shell()
+    losing = LosesAnswers()  # the create reaches the sandbox; its answer never arrives
     shell._gpu_magics._replace_toolkit(
-        Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0))
+        Toolkit(sandbox_settings(sandbox, reconcile_grace_seconds=0), transport=losing)
     )
-    lose_next_answer(sandbox, "neolink")
+    losing.lose_next("POST")
     shell.run_cell(
         "%gpu neolink-create-instance --display-name lost-1 --gpu-sku-id 88 --image " + IMAGE + " --yes"
     )
     out = capsys.readouterr()
     assert "OutcomeUnknown" in out.out + out.err and "Traceback" not in out.out + out.err
+    assert [m for m, _ in losing.lost] == ["POST"]
     report = shell.run_line_magic("gpu", "reconcile")
     assert [i.outcome for i in report.result.items] == ["ok"]  # type: ignore[union-attr]
     assert len(creates_at(sandbox, "neolink")) == 1
@@ -859,7 +861,7 @@ async def test_reconciliation_never_adopts_a_same_named_resource_made_elsewhere(
 ) -> None:
     clock = FakeClock()  # the provider's clock and ours: one, moved by hand
     monkeypatch.setattr(sandbox.sandbox, "wall", clock)
-    impatient = Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0), now=clock)
+    tk = Toolkit(sandbox_settings(sandbox, reconcile_grace_seconds=0), now=clock)
     theirs = nebius_endpoint_made_elsewhere(sandbox, NEBIUS["name"])
     clock.advance(1)  # theirs was made a second before ours was sent (times have one-second steps)
     httpx.post(
@@ -867,14 +869,14 @@ async def test_reconciliation_never_adopts_a_same_named_resource_made_elsewhere(
         json={"provider": "nebius", "status": 503, "methods": ["POST"], "count": 1},
     )
     with pytest.raises(errors.OutcomeUnknown):
-        await impatient.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1s"}, confirmer=Approve())
-    report = await impatient.call("reconcile", {})
+        await tk.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1s"}, confirmer=Approve())
+    report = await tk.call("reconcile", {})
     [item] = report.items
     assert (
         item.outcome == "unknown" and theirs in item.note and "Left unknown rather than guessed" in item.note
     )
-    assert all(e.resource_id != theirs for e in impatient.journal.live())
-    impatient.close()
+    assert all(e.resource_id != theirs for e in tk.journal.live())
+    tk.close()
 
 
 @pytest.mark.parametrize("answers", [("accept", "decline"), ("decline", "accept")])

@@ -29,7 +29,7 @@ from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
-from tests.conftest import mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
+from tests.conftest import LosesAnswers, mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
 from tests.mcp_helpers import Human, structured
 
 # The journal's behaviour, on both backends.
@@ -253,13 +253,12 @@ async def test_the_guard_never_touches_a_resource_the_journal_did_not_create(
 
 
 async def test_the_guard_reconciles_an_unknown_row(sandbox: SandboxServer) -> None:
-    tk = Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0))
-    httpx.post(
-        f"{sandbox.url}/_sandbox/faults",
-        json={"provider": "nebius", "lose_response": 1.0, "methods": ["POST"], "count": 1},
-    )
+    losing = LosesAnswers()  # the create reaches the sandbox; its answer never arrives
+    tk = Toolkit(sandbox_settings(sandbox, reconcile_grace_seconds=0), transport=losing)
+    losing.lose_next("POST")
     with pytest.raises(errors.OutcomeUnknown):
         await tk.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
+    assert [m for m, _ in losing.lost] == ["POST"] and [e.outcome for e in tk.journal.live()] == ["unknown"]
     lines: list[str] = []
     actions = await Guard(tk, lines.append).run_once()
     assert [(a["event"], a["action"]) for a in actions] == [("reconciled", "ok")]
