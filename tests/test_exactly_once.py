@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,20 @@ def impatient(sandbox: SandboxServer) -> Any:
     toolkit.close()
 
 
+@pytest.fixture
+def losing() -> LosesAnswers:
+    return LosesAnswers()
+
+
+@pytest.fixture
+def lossy(sandbox: SandboxServer, losing: LosesAnswers) -> Iterator[Toolkit]:
+    """A toolkit whose transport loses the answers a test picks (`losing.lose_next`), with no clock
+    involved, and reconciles without a grace period."""
+    toolkit = Toolkit(sandbox_settings(sandbox, reconcile_grace_seconds=0), transport=losing)
+    yield toolkit
+    toolkit.close()
+
+
 @pytest.mark.parametrize("provider", ["nebius", "sesterce", "neolink"])
 async def test_a_lost_create_answer_stays_unknown_is_never_resent_and_is_reconciled(
     impatient: Toolkit, sandbox: SandboxServer, provider: str
@@ -170,11 +185,11 @@ async def test_unknown_rows_within_the_grace_period_stay_unknown(sandbox: Sandbo
 
 
 async def test_netmind_endpoints_cannot_be_found_by_name_so_they_stay_unknown(
-    impatient: Toolkit, sandbox: SandboxServer
+    lossy: Toolkit, losing: LosesAnswers
 ) -> None:
-    tk = impatient
+    tk = lossy
     flavors = await tk.call("list_offers", {"provider": "netmind", "kind": "endpoint"})
-    lose_next_answer(sandbox, "netmind")
+    losing.lose_next("POST")
     args = {
         "name": "lost-ep",
         "flavor_id": flavors.items[0].offer_id,
@@ -183,6 +198,7 @@ async def test_netmind_endpoints_cannot_be_found_by_name_so_they_stay_unknown(
     }
     with pytest.raises(errors.OutcomeUnknown):
         await tk.call("netmind_create_endpoint", args, confirmer=Approve())
+    assert [m for m, _ in losing.lost] == ["POST"]
     report = await tk.call("reconcile", {})
     [item] = report.items
     assert item.outcome == "unknown" and "NetMind console" in item.note
@@ -621,18 +637,19 @@ async def test_a_key_reused_with_other_arguments_is_a_journaled_refusal(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_key_whose_first_use_is_unknown_is_a_journaled_refusal_and_never_resent(
-    impatient: Toolkit, sandbox: SandboxServer, mode: str
+    lossy: Toolkit, losing: LosesAnswers, sandbox: SandboxServer, mode: str
 ) -> None:
-    server = build_server(toolkit=impatient)
+    server = build_server(toolkit=lossy)
     args = {**H100, "idempotency_key": "job-7"}
     async with Client(server, elicitation_callback=Human(), mode=mode) as client:
-        lose_next_answer(sandbox, "neolink")
+        losing.lose_next("POST")
         lost = error_text(await client.call_tool("neolink_create_instance", args))
         again = error_text(await client.call_tool("neolink_create_instance", args))
     assert "may have reached the provider" in lost
     assert "outcome is unknown" in again and "nothing was sent again" in again
     assert len(creates_at(sandbox, "neolink")) == 1
-    refused, unknown = rows(impatient)
+    assert [m for m, _ in losing.lost] == ["POST"]
+    refused, unknown = rows(lossy)
     assert (refused.outcome, unknown.outcome) == ("refused", "unknown")
     assert "idempotency key reused while its first use is unknown" in (refused.error or "")
 
