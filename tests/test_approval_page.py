@@ -22,7 +22,7 @@ from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.browser import chromium, decide, link_and_code, screenshot, sign_in
 from tests.clock import FakeClock
-from tests.conftest import mutating_requests, sandbox_settings
+from tests.conftest import HoldsAnswers, mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
 
 pytestmark = pytest.mark.anyio
@@ -60,27 +60,6 @@ def page_server(
     server.toolkit.approvals.say = lines.append
     server.lines = lines
     return server
-
-
-class HoldsPosts(httpx.AsyncBaseTransport):
-    """Passes every request through, holding each POST until `release` is set (at most 10 s, so a
-    client that waits for its own send is found out rather than hung): a send stays in progress for
-    as long as a test needs, with no latency to outlast."""
-
-    def __init__(self, release: anyio.Event) -> None:
-        self._through = httpx.AsyncHTTPTransport()
-        self._release = release
-        self.held = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            self.held += 1
-            with anyio.move_on_after(10):
-                await self._release.wait()
-        return await self._through.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._through.aclose()
 
 
 def client(server: Any, mode: str, **kw: Any) -> Client:
@@ -427,18 +406,18 @@ async def test_wrong_codes_pause_sign_in_by_code(sandbox: SandboxServer) -> None
 async def test_calls_racing_for_one_page_approval_send_once_and_are_told_the_send_is_running(
     sandbox: SandboxServer, mode: str
 ) -> None:
-    others_answered = anyio.Event()
-    held = HoldsPosts(others_answered)  # the send stays in progress until the 7 other calls answered
+    held = HoldsAnswers()  # the send stays in progress until the 7 other calls answered
     server = page_server(sandbox, transport=held)
     async with client(server, mode) as c:
         link = structured(await c.call_tool("nebius_create_endpoint", CREATE))["approval"]
         server.toolkit.approvals.decide(link["id"], "approved", by="carol", how="page")
+        held.hold_next("POST")
         answers: list[Any] = []
 
         async def one() -> None:
             answers.append(await c.call_tool("nebius_create_endpoint", CREATE))
             if len(answers) == 7:
-                others_answered.set()
+                held.release()
 
         async with anyio.create_task_group() as tg:
             for _ in range(8):
