@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Iterator
@@ -166,3 +167,69 @@ def nebius_endpoint_made_elsewhere(sandbox: SandboxServer, name: str) -> str:
 
 def fetch_log(sandbox: SandboxServer) -> list[dict]:
     return httpx.get(f"{sandbox.url}/_sandbox/requests").json()
+
+
+class LosesAnswers(httpx.AsyncBaseTransport):
+    """A toolkit's transport that loses answers on demand, with no clock: a request chosen with
+    `lose_next` goes through to the sandbox, which handles it in full and answers; the client then gets
+    a read timeout instead of that answer (the "the provider got it but the answer was lost" case).
+    Everything else passes through. Unlike a short `http_timeout` with a `lose_response` fault, no
+    other request can time out under load, and none can time out before the sandbox has it."""
+
+    def __init__(self) -> None:
+        self._through = httpx.AsyncHTTPTransport()
+        self._to_lose: list[str] = []  # methods whose next answer is lost, one each
+        self.lost: list[tuple[str, str]] = []  # (method, path) of the answers lost so far
+
+    def lose_next(self, method: str) -> None:
+        self._to_lose.append(method.upper())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._through.handle_async_request(request)
+        if request.method not in self._to_lose:
+            return response
+        self._to_lose.remove(request.method)
+        await response.aread()  # the sandbox acted and answered...
+        await response.aclose()
+        self.lost.append((request.method, request.url.path))
+        raise httpx.ReadTimeout("the answer was lost (LosesAnswers)", request=request)  # ...to nobody
+
+    async def aclose(self) -> None:
+        await self._through.aclose()
+
+
+class HoldsAnswers(httpx.AsyncBaseTransport):
+    """A toolkit's transport that holds an answer for as long as a test needs, with no latency to
+    outlast: the next request of the method given to `hold_next` goes through to the sandbox, which
+    acts on it and answers; `reached` is set then, and the answer is handed to the client only once
+    the test calls `release()` (or after 30 s, so a client that waits on its own send fails instead of
+    hanging). Everything else passes through."""
+
+    def __init__(self) -> None:
+        self._through = httpx.AsyncHTTPTransport()
+        self._to_hold: list[str] = []
+        self._released = asyncio.Event()
+        self.reached = asyncio.Event()
+        self.held = 0
+
+    def hold_next(self, method: str) -> None:
+        self._to_hold.append(method.upper())
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._through.handle_async_request(request)
+        if request.method not in self._to_hold:
+            return response
+        self._to_hold.remove(request.method)
+        self.held += 1
+        self.reached.set()
+        try:
+            await asyncio.wait_for(self._released.wait(), 30)
+        except TimeoutError:
+            pass
+        return response
+
+    async def aclose(self) -> None:
+        await self._through.aclose()

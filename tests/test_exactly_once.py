@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,13 @@ from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.clock import FakeClock
-from tests.conftest import journal_text, mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
+from tests.conftest import (
+    LosesAnswers,
+    journal_text,
+    mutating_requests,
+    nebius_endpoint_made_elsewhere,
+    sandbox_settings,
+)
 from tests.mcp_helpers import Human, error_text, structured
 
 # The journal's behaviour, on both backends.
@@ -92,6 +99,20 @@ def impatient(sandbox: SandboxServer) -> Any:
     toolkit.close()
 
 
+@pytest.fixture
+def losing() -> LosesAnswers:
+    return LosesAnswers()
+
+
+@pytest.fixture
+def lossy(sandbox: SandboxServer, losing: LosesAnswers) -> Iterator[Toolkit]:
+    """A toolkit whose transport loses the answers a test picks (`losing.lose_next`), with no clock
+    involved, and reconciles without a grace period."""
+    toolkit = Toolkit(sandbox_settings(sandbox, reconcile_grace_seconds=0), transport=losing)
+    yield toolkit
+    toolkit.close()
+
+
 @pytest.mark.parametrize("provider", ["nebius", "sesterce", "neolink"])
 async def test_a_lost_create_answer_stays_unknown_is_never_resent_and_is_reconciled(
     impatient: Toolkit, sandbox: SandboxServer, provider: str
@@ -133,9 +154,9 @@ async def test_a_lost_create_answer_stays_unknown_is_never_resent_and_is_reconci
 
 
 async def test_a_create_the_provider_never_made_is_reconciled_as_failed(
-    impatient: Toolkit, sandbox: SandboxServer
+    lossy: Toolkit, sandbox: SandboxServer
 ) -> None:
-    tk = impatient
+    tk = lossy  # nothing to lose here: a 503 answers at once, with no short timeout to beat
     httpx.post(
         f"{sandbox.url}/_sandbox/faults",
         json={"provider": "nebius", "status": 503, "methods": ["POST"], "count": 1},
@@ -150,7 +171,7 @@ async def test_a_create_the_provider_never_made_is_reconciled_as_failed(
 
 
 async def test_unknown_rows_within_the_grace_period_stay_unknown(sandbox: SandboxServer) -> None:
-    tk = Toolkit(sandbox_settings(sandbox, http_timeout=0.3))  # default grace: 120 s
+    tk = Toolkit(sandbox_settings(sandbox))  # default grace: 120 s
     httpx.post(
         f"{sandbox.url}/_sandbox/faults",
         json={"provider": "nebius", "status": 503, "methods": ["POST"], "count": 1},
@@ -166,11 +187,11 @@ async def test_unknown_rows_within_the_grace_period_stay_unknown(sandbox: Sandbo
 
 
 async def test_netmind_endpoints_cannot_be_found_by_name_so_they_stay_unknown(
-    impatient: Toolkit, sandbox: SandboxServer
+    lossy: Toolkit, losing: LosesAnswers
 ) -> None:
-    tk = impatient
+    tk = lossy
     flavors = await tk.call("list_offers", {"provider": "netmind", "kind": "endpoint"})
-    lose_next_answer(sandbox, "netmind")
+    losing.lose_next("POST")
     args = {
         "name": "lost-ep",
         "flavor_id": flavors.items[0].offer_id,
@@ -179,6 +200,7 @@ async def test_netmind_endpoints_cannot_be_found_by_name_so_they_stay_unknown(
     }
     with pytest.raises(errors.OutcomeUnknown):
         await tk.call("netmind_create_endpoint", args, confirmer=Approve())
+    assert [m for m, _ in losing.lost] == ["POST"]
     report = await tk.call("reconcile", {})
     [item] = report.items
     assert item.outcome == "unknown" and "NetMind console" in item.note
@@ -617,18 +639,19 @@ async def test_a_key_reused_with_other_arguments_is_a_journaled_refusal(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_key_whose_first_use_is_unknown_is_a_journaled_refusal_and_never_resent(
-    impatient: Toolkit, sandbox: SandboxServer, mode: str
+    lossy: Toolkit, losing: LosesAnswers, sandbox: SandboxServer, mode: str
 ) -> None:
-    server = build_server(toolkit=impatient)
+    server = build_server(toolkit=lossy)
     args = {**H100, "idempotency_key": "job-7"}
     async with Client(server, elicitation_callback=Human(), mode=mode) as client:
-        lose_next_answer(sandbox, "neolink")
+        losing.lose_next("POST")
         lost = error_text(await client.call_tool("neolink_create_instance", args))
         again = error_text(await client.call_tool("neolink_create_instance", args))
     assert "may have reached the provider" in lost
     assert "outcome is unknown" in again and "nothing was sent again" in again
     assert len(creates_at(sandbox, "neolink")) == 1
-    refused, unknown = rows(impatient)
+    assert [m for m, _ in losing.lost] == ["POST"]
+    refused, unknown = rows(lossy)
     assert (refused.outcome, unknown.outcome) == ("refused", "unknown")
     assert "idempotency key reused while its first use is unknown" in (refused.error or "")
 
@@ -868,15 +891,17 @@ async def test_the_magic_reports_a_lost_answer_in_one_line_and_reconciles(
     from tests.conftest import new_shell
 
     shell = new_shell()
+    losing = LosesAnswers()  # the create reaches the sandbox; its answer never arrives
     shell._gpu_magics._replace_toolkit(
-        Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0))
+        Toolkit(sandbox_settings(sandbox, reconcile_grace_seconds=0), transport=losing)
     )
-    lose_next_answer(sandbox, "neolink")
+    losing.lose_next("POST")
     shell.run_cell(
         "%gpu neolink-create-instance --display-name lost-1 --gpu-sku-id 88 --image " + IMAGE + " --yes"
     )
     out = capsys.readouterr()
     assert "OutcomeUnknown" in out.out + out.err and "Traceback" not in out.out + out.err
+    assert [m for m, _ in losing.lost] == ["POST"]
     report = shell.run_line_magic("gpu", "reconcile")
     assert [i.outcome for i in report.result.items] == ["ok"]  # type: ignore[union-attr]
     assert len(creates_at(sandbox, "neolink")) == 1
@@ -937,7 +962,7 @@ async def test_reconciliation_never_adopts_a_same_named_resource_made_elsewhere(
 ) -> None:
     clock = FakeClock()  # the provider's clock and ours: one, moved by hand
     monkeypatch.setattr(sandbox.sandbox, "wall", clock)
-    impatient = Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0), now=clock)
+    tk = Toolkit(sandbox_settings(sandbox, reconcile_grace_seconds=0), now=clock)
     theirs = nebius_endpoint_made_elsewhere(sandbox, NEBIUS["name"])
     clock.advance(1)  # theirs was made a second before ours was sent (times have one-second steps)
     httpx.post(
@@ -945,14 +970,14 @@ async def test_reconciliation_never_adopts_a_same_named_resource_made_elsewhere(
         json={"provider": "nebius", "status": 503, "methods": ["POST"], "count": 1},
     )
     with pytest.raises(errors.OutcomeUnknown):
-        await impatient.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1s"}, confirmer=Approve())
-    report = await impatient.call("reconcile", {})
+        await tk.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1s"}, confirmer=Approve())
+    report = await tk.call("reconcile", {})
     [item] = report.items
     assert (
         item.outcome == "unknown" and theirs in item.note and "Left unknown rather than guessed" in item.note
     )
-    assert all(e.resource_id != theirs for e in impatient.journal.live())
-    impatient.close()
+    assert all(e.resource_id != theirs for e in tk.journal.live())
+    tk.close()
 
 
 @pytest.mark.parametrize("answers", [("accept", "decline"), ("decline", "accept")])
@@ -1136,37 +1161,45 @@ async def test_a_front_yes_without_its_question_is_refused_never_a_new_approval(
 async def test_a_lost_start_or_delete_is_counted_and_reconciled_against_its_resource(
     sandbox: SandboxServer,
 ) -> None:
+    losing = LosesAnswers()  # the sandbox gets and carries out the call; its answer never arrives
     tk = Toolkit(
         sandbox_settings(
             sandbox,
-            http_timeout=0.3,
             reconcile_grace_seconds=0,
             max_total_usd_per_hour=7,
             nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0},
-        )
+        ),
+        transport=losing,
     )
+
+    def sent() -> list[tuple[str, Any]]:
+        return [(r["method"], r["body"]) for r in mutating_requests(sandbox)]
+
+    def outcome(operation: str) -> list[str]:
+        return [e.outcome for e in rows(tk) if e.operation == operation]
+
     made = await tk.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
     ref = {"provider": "nebius", "resource_id": made.resource.resource_id}
     await tk.call("stop_resource", ref, confirmer=Approve())
     assert [e.stopped for e in tk.journal.live()] == [True]
-    httpx.post(
-        f"{sandbox.url}/_sandbox/faults",
-        json={"provider": "nebius", "lose_response": 1.0, "methods": ["PATCH"], "count": 1},
-    )
-    with pytest.raises(errors.OutcomeUnknown):
+    losing.lose_next("PATCH")
+    with pytest.raises(errors.OutcomeUnknown, match="Nothing will be resent"):
         await tk.call("start_resource", ref, confirmer=Approve())
+    assert [m for m, _ in losing.lost] == ["PATCH"] and outcome("start_resource") == ["unknown"]
+    assert sent()[-1] == ("PATCH", {"enabled": True})  # it reached the provider, once
     assert [e.stopped for e in tk.journal.live()] == [False]  # it may have started: it counts
     with pytest.raises(errors.PolicyRefused, match="max_total_usd_per_hour"):
         await tk.call("nebius_create_endpoint", {**NEBIUS, "name": "second"}, confirmer=Approve())
-    httpx.post(
-        f"{sandbox.url}/_sandbox/faults",
-        json={"provider": "nebius", "lose_response": 1.0, "methods": ["DELETE"], "count": 1},
-    )
-    with pytest.raises(errors.OutcomeUnknown):
+    losing.lose_next("DELETE")
+    with pytest.raises(errors.OutcomeUnknown, match="Nothing will be resent"):
         await tk.call("delete_resource", ref, confirmer=Approve())
+    assert [m for m, _ in losing.lost] == ["PATCH", "DELETE"] and outcome("delete_resource") == ["unknown"]
     report = await tk.call("reconcile", {})
     assert {(i.operation, i.outcome) for i in report.items} >= {("delete_resource", "ok")}
     assert tk.journal.live() == []
+    # What reached the sandbox: the create, the stop, the lost start and the lost delete, each once;
+    # the refused create and the reconciliation sent nothing.
+    assert [m for m, _ in sent()] == ["POST", "PATCH", "PATCH", "DELETE"]
     tk.close()
 
 

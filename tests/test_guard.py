@@ -29,7 +29,7 @@ from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
-from tests.conftest import mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
+from tests.conftest import LosesAnswers, mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
 from tests.mcp_helpers import Human, structured
 
 # The journal's behaviour, on both backends.
@@ -253,13 +253,12 @@ async def test_the_guard_never_touches_a_resource_the_journal_did_not_create(
 
 
 async def test_the_guard_reconciles_an_unknown_row(sandbox: SandboxServer) -> None:
-    tk = Toolkit(sandbox_settings(sandbox, http_timeout=0.3, reconcile_grace_seconds=0))
-    httpx.post(
-        f"{sandbox.url}/_sandbox/faults",
-        json={"provider": "nebius", "lose_response": 1.0, "methods": ["POST"], "count": 1},
-    )
+    losing = LosesAnswers()  # the create reaches the sandbox; its answer never arrives
+    tk = Toolkit(sandbox_settings(sandbox, reconcile_grace_seconds=0), transport=losing)
+    losing.lose_next("POST")
     with pytest.raises(errors.OutcomeUnknown):
         await tk.call("nebius_create_endpoint", NEBIUS, confirmer=Approve())
+    assert [m for m, _ in losing.lost] == ["POST"] and [e.outcome for e in tk.journal.live()] == ["unknown"]
     lines: list[str] = []
     actions = await Guard(tk, lines.append).run_once()
     assert [(a["event"], a["action"]) for a in actions] == [("reconciled", "ok")]
@@ -328,10 +327,35 @@ async def test_two_guards_on_one_journal_never_act_twice(sandbox: SandboxServer)
     created = await first.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1h"}, confirmer=Approve())
     clock = later()
     said: list[str] = []
-    results = await asyncio.gather(
-        Guard(first, said.append, now=clock).run_once(), Guard(second, said.append, now=clock).run_once()
-    )
-    assert sorted(len(r) for r in results) == [0, 1]
+    done = {first: asyncio.Event(), second: asyncio.Event()}
+    acting: list[Toolkit] = []
+
+    def hold_until_the_other_returned(tk: Toolkit, other: Toolkit) -> None:
+        """Only a guard holding the lease gets to act: hold it there, inside its pass, until the other
+        guard's pass has returned, so the two passes overlap for certain (not by timing)."""
+        send = tk.call
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            # A second guard acting while the first is held would mean both hold the lease: fail now
+            # rather than wait for each other for ever.
+            assert not acting, "both guards act in passes that overlap"
+            acting.append(tk)
+            await done[other].wait()
+            return await send(*args, **kwargs)
+
+        tk.call = held  # type: ignore[method-assign]
+
+    async def pass_of(tk: Toolkit) -> list[dict[str, Any]]:
+        try:
+            return await Guard(tk, said.append, now=clock).run_once()
+        finally:
+            done[tk].set()
+
+    hold_until_the_other_returned(first, second)
+    hold_until_the_other_returned(second, first)
+    results = await asyncio.gather(pass_of(first), pass_of(second))
+    del first.call, second.call  # the toolkits' own call again
+    assert sorted(len(r) for r in results) == [0, 1] and len(acting) == 1
     assert any("another gpu-guard" in line and "this pass is skipped" in line for line in said)
     deletes = [r for r in mutating_requests(sandbox) if r["method"] == "DELETE"]
     assert len(deletes) == 1 and created.resource.resource_id in deletes[0]["path"]

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
 from gpu_tools.journal import SCHEMA_VERSION, Journal, PostgresJournal, SqliteJournal
 from gpu_tools.models import Plan
 from gpu_tools.sandbox import SandboxServer
-from tests.conftest import mutating_requests, sandbox_settings
+from gpu_tools.toolkit import Toolkit
+from tests.conftest import HoldsAnswers, mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
 from tests.pg import new_database
 
@@ -403,7 +403,8 @@ async def test_a_database_outage_is_said_plainly_and_the_first_call_after_it_wor
     with postgres_server(max_connections=50) as pg:
         url = new_database(pg.url, "outage")
         settings = sandbox_settings(sandbox).model_copy(update={"journal_url": SecretStr(url)})
-        server = build_server(settings)
+        held = HoldsAnswers()
+        server = build_server(toolkit=Toolkit(settings, transport=held))
         async with Client(server, elicitation_callback=Human("accept", True)) as client:
             structured(await client.call_tool("list_resources", {}))
             pg.stop()
@@ -414,26 +415,23 @@ async def test_a_database_outage_is_said_plainly_and_the_first_call_after_it_wor
             first = structured(await client.call_tool("nebius_create_endpoint", {**CREATE, "name": "b"}))
             assert first["outcome"] == "done" and len(mutating_requests(sandbox)) == 1
 
-            # The database goes away while the provider has the request: the row stays unknown.
-            httpx.post(f"{sandbox.url}/_sandbox/faults", json={"provider": "nebius", "latency": 1.5})
-            try:
-                import anyio
+            # The database goes away while the provider has the request (its answer is held until
+            # then): the row stays unknown.
+            import anyio
 
-                results: list[Any] = []
-                async with anyio.create_task_group() as tg:
+            held.hold_next("POST")
+            results: list[Any] = []
+            async with anyio.create_task_group() as tg:
 
-                    async def create() -> None:
-                        results.append(
-                            await client.call_tool("nebius_create_endpoint", {**CREATE, "name": "c"})
-                        )
+                async def create() -> None:
+                    results.append(await client.call_tool("nebius_create_endpoint", {**CREATE, "name": "c"}))
 
-                    tg.start_soon(create)
-                    with anyio.fail_after(20):
-                        while len(mutating_requests(sandbox)) < 2:
-                            await anyio.sleep(0.01)
-                    pg.stop()
-            finally:
-                httpx.post(f"{sandbox.url}/_sandbox/faults", json={"provider": "nebius", "latency": 0})
+                tg.start_soon(create)
+                with anyio.fail_after(20):
+                    await held.reached.wait()
+                assert len(mutating_requests(sandbox)) == 2
+                pg.stop()
+                held.release()
             said = error_text(results[0])
             assert (
                 "the provider received the request: the resource may exist; it is journaled as unknown"

@@ -49,6 +49,32 @@ async def first_process(
         tk.close()
 
 
+class HoldsTheRegionList(httpx.AsyncBaseTransport):
+    """Passes every request through, but holds NeoLink's answer to the region list until a SKU list
+    has been asked (at most 10 s): a client that asks the SKUs only after the region list answered
+    is found out by order, not by timing."""
+
+    def __init__(self) -> None:
+        self._through = httpx.AsyncHTTPTransport()
+        self._skus_asked = asyncio.Event()
+        self.skus_asked_before_the_regions_answered = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/neolink/mdc/api/v1/skus/computings"):
+            self._skus_asked.set()
+        response = await self._through.handle_async_request(request)
+        if request.url.path.endswith("/neolink/mdc/api/v1/regions"):
+            try:
+                await asyncio.wait_for(self._skus_asked.wait(), 10)  # bounds a client that waits for it
+            except TimeoutError:
+                pass
+            self.skus_asked_before_the_regions_answered = self._skus_asked.is_set()
+        return response
+
+    async def aclose(self) -> None:
+        await self._through.aclose()
+
+
 def shelves() -> list[Path]:
     return sorted((cache_dir() / "catalog").glob("*.json"))
 
@@ -61,21 +87,19 @@ async def test_a_new_process_lists_offers_in_one_round_trip_with_the_prices_firs
     assert [p.name for p in shelves()] == ["neolink-sandbox.json", "sesterce-sandbox.json"]
 
     sandbox.sandbox.requests.clear()
-    latency = 0.6
-    httpx.post(f"{sandbox.url}/_sandbox/faults", json={"provider": "neolink", "latency": latency})
-    tk = Toolkit(sandbox_settings(sandbox))  # what a new process builds: nothing in memory
+    held = HoldsTheRegionList()
+    tk = Toolkit(sandbox_settings(sandbox), transport=held)  # what a new process builds: nothing in memory
     try:
-        call = asyncio.ensure_future(tk.call("list_offers", {}))
-        await asyncio.sleep(latency / 2)  # the region list has not been answered yet
-        early = seen(sandbox)
-        listing = await call
+        listing = await tk.call("list_offers", {})
     finally:
+        await tk.aclose()
         tk.close()
     # NeoLink: each known region's SKUs were asked together with the region list, not after it.
-    assert early[("neolink", "GET", "/neolink/mdc/api/v1/regions")] == 1
-    assert early[("neolink", "GET", "/neolink/mdc/api/v1/skus/computings")] >= 1
-    # Sesterce: the catalogue is read again for capacity, every price comes from the shelf.
+    assert held.skus_asked_before_the_regions_answered
     after = seen(sandbox)
+    assert after[("neolink", "GET", "/neolink/mdc/api/v1/regions")] == 1
+    assert after[("neolink", "GET", "/neolink/mdc/api/v1/skus/computings")] >= 1
+    # Sesterce: the catalogue is read again for capacity, every price comes from the shelf.
     assert after[PRICING] == 0
     assert after[("sesterce", "GET", "/sesterce/ai-inference/regions")] == 1
     assert prices(listing) == stated  # the age shown is the first fetch's, not this process's
