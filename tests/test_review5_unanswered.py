@@ -1,0 +1,129 @@
+"""Review of issue 19 case 5 (questions that expire unanswered are journaled as refused): each
+question ends in exactly one journal row, through the real fronts, whatever the path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp import Client, types
+
+from gpu_tools.errors import ConfirmationRefused
+from gpu_tools.journal import APPROVAL_TTL
+from gpu_tools.sandbox import SandboxServer
+from gpu_tools.toolkit import Toolkit
+from mcp_server import build_server
+from tests.clock import FakeClock
+from tests.conftest import mutating_requests, new_shell, sandbox_settings
+from tests.mcp_helpers import structured
+from tests.test_approval_page import CREATE, page_settings
+
+pytestmark = pytest.mark.anyio
+
+NEBIUS = {
+    "name": "demo",
+    "model_name": "openai/gpt-oss-20b",
+    "flavor_name": "base",
+    "gpu_type": "gpu-h100-sxm",
+}
+
+
+def outcomes(tk: Toolkit) -> list[tuple[str, str | None]]:
+    rows, _ = tk.journal.entries()
+    return [(r.outcome, r.error) for r in rows]
+
+
+class LateHuman:
+    """Says yes to every question, but the first answer comes back after the question expired
+    (the person went for coffee): the clock moves past the approval's lifetime before it answers."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.messages: list[str] = []
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.messages.append(params.message)
+        if len(self.messages) == 1:
+            self.clock.advance(APPROVAL_TTL.total_seconds() + 1)
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+
+@pytest.mark.usefixtures("journal_backend")
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_an_answer_that_comes_back_after_its_question_expired_is_journaled_once(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    """The first question's answer arrives late. 2025-11-25 journals it as a refusal ("matches no
+    current question"); in 2026-07-28 the late round clears the question's wait (`answered`) and
+    then asks a new one, so the expired question ends in no row at all."""
+    clock = FakeClock()
+    tk = Toolkit(sandbox_settings(sandbox), now=clock)
+    human = LateHuman(clock)
+    async with Client(build_server(toolkit=tk), elicitation_callback=human, mode=mode) as client:
+        result = await client.call_tool("nebius_create_endpoint", NEBIUS)
+        clock.advance(APPROVAL_TTL.total_seconds() + 1)
+        listed = structured(await client.call_tool("history", {}))
+    said = [(e["outcome"], e.get("error")) for e in listed["items"]]
+    refused = [s for s in said if s[0] == "refused"]
+    # Whatever the generation, the expired question the person answered late is one refusal row.
+    assert len(refused) == 1, (mode, result.is_error, said, human.messages)
+    tk.close()
+
+
+async def test_gpu_magic_page_denial_is_one_journal_row(sandbox: SandboxServer) -> None:
+    """`%gpu` under approval=page: the approval is denied on the page; the cell's call is refused
+    and journaled by the gate (`not confirmed`), but nothing clears the approval's wait, so once it
+    expires `settle_unanswered` journals the same question a second time."""
+    clock = FakeClock()
+    settings = page_settings(sandbox, approval="page")
+    shell = new_shell()
+    tk = Toolkit(settings, now=clock)
+    shell._gpu_magics._replace_toolkit(tk)
+    tk = shell._gpu_magics.toolkit
+
+    def denied_at_once(approval: Any, **kw: Any) -> None:
+        tk.approvals.decide(approval.id, "denied", by="carol", how="page")
+        return None
+
+    tk.approvals.announce = denied_at_once  # type: ignore[method-assign]
+    tk.approvals.say = lambda text: None
+    with pytest.raises(ConfirmationRefused):
+        shell.run_line_magic(
+            "gpu",
+            "nebius-create-endpoint --name nb --model-name openai/gpt-oss-20b --flavor-name base "
+            "--gpu-type gpu-h100-sxm --expires-in 1h",
+        )
+    assert [o for o, _ in outcomes(tk)] == ["refused"]
+    clock.advance(3600)
+    tk.journal.settle_unanswered()
+    said = outcomes(tk)
+    assert mutating_requests(sandbox) == []
+    assert [o for o, _ in said] == ["refused"], said  # one question, one row
+    shell.extension_manager.unload_extension("ipython_ext")
+    tk.close()
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_page_approval_refused_by_policy_when_its_call_comes_back_is_one_row(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    """The page approves; before the call comes back, the policy tightens (the budget is lowered).
+    The call that comes back is refused by policy and journaled; its page approval, never cleared
+    (`question()` returns None on a policy violation, so the gate's `_approval` never runs), is then
+    settled as a second refusal once it expires."""
+    clock = FakeClock()
+    tk = Toolkit(page_settings(sandbox), now=clock)
+    tk.approvals.say = lambda text: None
+    async with Client(build_server(toolkit=tk), mode=mode) as c:
+        link = structured(await c.call_tool("nebius_create_endpoint", CREATE))["approval"]
+        tk.approvals.decide(link["id"], "approved", by="carol", how="page")
+        tk.settings = tk.settings.model_copy(update={"budget_usd_per_day": 1.0})
+        back = await c.call_tool("nebius_create_endpoint", CREATE)
+        assert back.is_error
+        after_call = outcomes(tk)
+        clock.advance(3600)
+        listed = structured(await c.call_tool("history", {}))["items"]
+    assert [o for o, _ in after_call] == ["refused"] and "policy" in (after_call[0][1] or "")
+    assert mutating_requests(sandbox) == []
+    assert [e["outcome"] for e in listed] == ["refused"], [(e["outcome"], e["error"]) for e in listed]
+    tk.close()
