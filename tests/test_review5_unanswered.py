@@ -127,3 +127,61 @@ async def test_a_page_approval_refused_by_policy_when_its_call_comes_back_is_one
     assert mutating_requests(sandbox) == []
     assert [e["outcome"] for e in listed] == ["refused"], [(e["outcome"], e["error"]) for e in listed]
     tk.close()
+
+
+async def test_gpu_magic_page_wait_that_runs_out_is_one_journal_row(sandbox: SandboxServer) -> None:
+    """`%gpu` under approval=page waits until the approval expires and nobody decided: the cell's
+    call journals `not confirmed`, and the same question is settled as a second refusal."""
+    clock = FakeClock()
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(Toolkit(page_settings(sandbox, approval="page"), now=clock))
+    tk = shell._gpu_magics.toolkit
+
+    def nobody_decides(approval: Any, **kw: Any) -> None:
+        clock.advance(APPROVAL_TTL.total_seconds() + 1)  # the cell waits until the approval expires
+        return None
+
+    tk.approvals.announce = nobody_decides  # type: ignore[method-assign]
+    with pytest.raises(ConfirmationRefused):
+        shell.run_line_magic(
+            "gpu",
+            "nebius-create-endpoint --name nb --model-name openai/gpt-oss-20b --flavor-name base "
+            "--gpu-type gpu-h100-sxm --expires-in 1h",
+        )
+    tk.journal.settle_unanswered()
+    said = outcomes(tk)
+    assert mutating_requests(sandbox) == []
+    assert [o for o, _ in said] == ["refused"], said  # one question, one row
+    shell.extension_manager.unload_extension("ipython_ext")
+    tk.close()
+
+
+@pytest.mark.usefixtures("journal_backend")
+@pytest.mark.parametrize("guard_settles", [True, False])
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_page_wait_that_ends_at_expiry_while_gpu_guard_settles_is_one_row(
+    sandbox: SandboxServer, mode: str, guard_settles: bool
+) -> None:
+    """A call waits on the page (approval_wait) and the approval expires during the wait; gpu-guard
+    (another toolkit on the same journal) settles it as never decided; the waiting call then goes
+    on to the gate with the expired approval, which journals "no current question" as well.
+    (Without the guard in between, the call's own refusal is the one row: that case holds.)"""
+    clock = FakeClock()
+    settings = page_settings(sandbox).model_copy(update={"approval_wait": "1h"})
+    tk = Toolkit(settings, now=clock)
+    guard_tk = Toolkit(settings, now=clock)
+
+    def expires_while_waiting(approval: Any, **kw: Any) -> None:
+        clock.advance(APPROVAL_TTL.total_seconds() + 1)
+        if guard_settles:  # gpu-guard's reconciliation, in its own process, at that moment
+            guard_tk.journal.settle_unanswered()
+        return None
+
+    tk.approvals.announce = expires_while_waiting  # type: ignore[method-assign]
+    async with Client(build_server(toolkit=tk), mode=mode) as c:
+        await c.call_tool("nebius_create_endpoint", CREATE)
+        listed = structured(await c.call_tool("history", {}))["items"]
+    assert mutating_requests(sandbox) == []
+    assert [e["outcome"] for e in listed] == ["refused"], [(e["outcome"], e["error"]) for e in listed]
+    guard_tk.close()
+    tk.close()
