@@ -3,6 +3,7 @@ question ends in exactly one journal row, through the real fronts, whatever the 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -184,4 +185,69 @@ async def test_a_page_wait_that_ends_at_expiry_while_gpu_guard_settles_is_one_ro
     assert mutating_requests(sandbox) == []
     assert [e["outcome"] for e in listed] == ["refused"], [(e["outcome"], e["error"]) for e in listed]
     guard_tk.close()
+    tk.close()
+
+
+class SettlesFirst:
+    """A person who answers yes, while gpu-guard (another toolkit on the same journal, on a host
+    whose clock runs a few seconds ahead) reconciles just before the answer reaches the server."""
+
+    def __init__(self, clock: FakeClock, guard: Toolkit) -> None:
+        self.clock, self.guard = clock, guard
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.clock.advance(APPROVAL_TTL.total_seconds() - 2)  # 2 s left on the server's clock
+        self.guard.journal.settle_unanswered()
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+
+def skewed(clock: FakeClock, seconds: float) -> Any:
+    return lambda: clock() + timedelta(seconds=seconds)
+
+
+@pytest.mark.usefixtures("journal_backend")
+async def test_a_question_settled_as_refused_is_never_sent_afterwards_2026_form(
+    sandbox: SandboxServer,
+) -> None:
+    """gpu-guard's host clock is 5 s ahead: it settles the question as "never answered, nothing was
+    sent" while the server still finds it unexpired; the answer round then reuses the approval and
+    sends. The journal says both "refused: never answered" and "ok" for one question."""
+    clock = FakeClock()
+    settings = sandbox_settings(sandbox)
+    tk = Toolkit(settings, now=clock)
+    guard = Toolkit(settings, now=skewed(clock, 5))
+    async with Client(build_server(toolkit=tk), elicitation_callback=SettlesFirst(clock, guard)) as c:
+        await c.call_tool("nebius_create_endpoint", NEBIUS)
+    said = outcomes(tk)
+    sent = len([r for r in mutating_requests(sandbox) if r["method"] == "POST"])
+    # One question, one row; and a question journaled as refused ("nothing was sent") sends nothing.
+    assert len(said) == 1 and not (sent and said[-1][0] == "refused"), (sent, said)
+    guard.close()
+    tk.close()
+
+
+@pytest.mark.usefixtures("journal_backend")
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_page_approval_settled_as_refused_is_never_sent_afterwards(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    """The page approved; gpu-guard (clock 5 s ahead) settles the approval as "approved ... and the
+    call never came back" just before the call does come back, 2 s before expiry on the server's
+    clock; the call then finds it approved and unused, and sends."""
+    clock = FakeClock()
+    settings = page_settings(sandbox)
+    tk = Toolkit(settings, now=clock)
+    tk.approvals.say = lambda text: None
+    guard = Toolkit(settings, now=skewed(clock, 5))
+    async with Client(build_server(toolkit=tk), mode=mode) as c:
+        link = structured(await c.call_tool("nebius_create_endpoint", CREATE))["approval"]
+        tk.approvals.decide(link["id"], "approved", by="carol", how="page")
+        expiry = datetime.fromisoformat(link["expires_at"])
+        clock.advance((expiry - clock()).total_seconds() - 2)
+        guard.journal.settle_unanswered()
+        await c.call_tool("nebius_create_endpoint", CREATE)
+    said = outcomes(tk)
+    sent = len([r for r in mutating_requests(sandbox) if r["method"] == "POST"])
+    assert len(said) == 1, (sent, said)
+    guard.close()
     tk.close()
