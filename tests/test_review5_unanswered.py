@@ -251,3 +251,23 @@ async def test_a_page_approval_settled_as_refused_is_never_sent_afterwards(
     assert len(said) == 1, (sent, said)
     guard.close()
     tk.close()
+
+
+@pytest.mark.usefixtures("journal_backend")
+async def test_a_page_approval_open_longer_than_the_purge_is_still_settled(sandbox: SandboxServer) -> None:
+    """approval_ttl accepts any duration; `new_approval` deletes every approval created more than 7
+    days ago, expired or not, after settling only the expired ones. A page approval open 8 days is
+    deleted unsettled by the next question, so it never gets its refusal row."""
+    clock = FakeClock()
+    tk = Toolkit(page_settings(sandbox, approval_ttl="8d"), now=clock)
+    tk.approvals.say = lambda text: None
+    async with Client(build_server(toolkit=tk)) as c:
+        structured(await c.call_tool("nebius_create_endpoint", CREATE))  # approval_pending
+        clock.advance(7 * 86400 + 60)  # still open: it expires after 8 days
+        structured(await c.call_tool("nebius_create_endpoint", {**CREATE, "name": "next"}))
+        clock.advance(86400)  # the first has expired now, undecided
+        listed = structured(await c.call_tool("history", {}))["items"]
+    said = [(e["outcome"], e["target"]) for e in listed]
+    assert mutating_requests(sandbox) == []
+    assert ("refused", "page-demo") in said, said
+    tk.close()
