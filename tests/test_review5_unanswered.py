@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from mcp import Client, types
 
@@ -270,4 +271,63 @@ async def test_a_page_approval_open_longer_than_the_purge_is_still_settled(sandb
     said = [(e["outcome"], e["target"]) for e in listed]
     assert mutating_requests(sandbox) == []
     assert ("refused", "page-demo") in said, said
+    tk.close()
+
+
+class PriceRisesWhileAsked:
+    """Answers yes; while the first question is open NeoLink's price rises tenfold."""
+
+    def __init__(self, sandbox: SandboxServer) -> None:
+        self.sandbox = sandbox
+        self.messages: list[str] = []
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        if not self.messages:
+            httpx.post(
+                f"{self.sandbox.url}/_sandbox/prices",
+                json={"provider": "neolink", "gpu": "H100", "factor": 10},
+            ).raise_for_status()
+        self.messages.append(params.message)
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+
+H100 = {
+    "display_name": "moved",
+    "image": "images.neolink-ai.com/matrixdc/pytorch:2.3.0-python3.10-cuda12.1.0-devel-ubuntu22.04",
+    "gpu_sku_id": "88",
+}
+
+
+@pytest.mark.usefixtures("journal_backend")
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_form_question_whose_plan_now_needs_the_page_is_journaled(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    """approval=page above $10/hour: the form asks about $3.50/hour; while it is open the price
+    becomes $35/hour, so the answer round's `question()` goes to the approval page. In 2026-07-28
+    the form's approval was cleared (`answered`) when the round came back and `page_question` never
+    journals it (only the form path records "the plan changed while the question was open"): the
+    form question ends in no row. 2025-11-25 journals the changed plan's refusal."""
+    clock = FakeClock()
+    settings = sandbox_settings(
+        sandbox,
+        approval="page",
+        approval_above_usd_per_hour=10.0,
+        approval_wait="0s",
+        approval_open_browser=False,
+    )
+    tk = Toolkit(settings, now=clock)
+    tk.approvals.say = lambda text: None
+    human = PriceRisesWhileAsked(sandbox)
+    async with Client(build_server(toolkit=tk), elicitation_callback=human, mode=mode) as c:
+        await c.call_tool("neolink_create_instance", H100)
+        clock.advance(3600)  # nobody decides on the page either
+        listed = structured(await c.call_tool("history", {}))["items"]
+    said = [(e["outcome"], e["usd_per_hour"], e.get("error")) for e in listed]
+    assert mutating_requests(sandbox) == []
+    # The form question ($3.50/hour, answered yes but not used) is journaled as refused.
+    assert any(o == "refused" and "plan changed" in (err or "") for o, _, err in said), (
+        len(human.messages),
+        said,
+    )
     tk.close()
