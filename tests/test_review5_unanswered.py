@@ -3,6 +3,7 @@ question ends in exactly one journal row, through the real fronts, whatever the 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -330,4 +331,28 @@ async def test_a_form_question_whose_plan_now_needs_the_page_is_journaled(
         len(human.messages),
         said,
     )
+    tk.close()
+
+
+@pytest.mark.parametrize("password", ["hunter2", "Sup3rS3cretPassw0rd"])
+async def test_no_registry_password_is_stored_with_a_page_question(
+    sandbox: SandboxServer, password: str
+) -> None:
+    """The awaiting JSON and the settled refusal row take the plan, whose body the adapter masks by
+    field: they hold no password. The page approval's `view` also stores the call's raw arguments,
+    masked only by `redact_value`, which knows a user's password only from 8 characters on
+    (`register_secret`): a 7-character registry password is stored in the approvals table (and shown
+    on the page). Not new in version 8, but the same approval row."""
+    clock = FakeClock()
+    tk = Toolkit(page_settings(sandbox, approval="page", toolsets=["all"]), now=clock)
+    tk.approvals.say = lambda text: None
+    args = {"name": "reg", "url": "docker.io/library/me/img:1", "username": "me", "password": password}
+    async with Client(build_server(toolkit=tk)) as c:
+        link = structured(await c.call_tool("sesterce_create_registry", args))["approval"]
+        approval = tk.journal.approval(link["id"])
+        clock.advance(3600)
+        listed = structured(await c.call_tool("history", {}))["items"]
+    assert approval is not None and [e["outcome"] for e in listed] == ["refused"]
+    assert password not in json.dumps(approval.awaiting) and password not in json.dumps(listed)
+    assert password not in json.dumps(approval.view), approval.view["arguments"]
     tk.close()
