@@ -14,6 +14,7 @@ from gpu_tools.errors import redact_known
 from gpu_tools.journal import Approval
 from gpu_tools.models import Plan
 from gpu_tools.operations import MutationInput
+from gpu_tools.secrets import mask_secrets
 
 if TYPE_CHECKING:
     from gpu_tools.context import Context
@@ -65,6 +66,8 @@ async def page_question(
     text = redact_known(plan.message())
     expires = tk.now() + tk.approvals.ttl()
     args = data.model_dump(mode="json", exclude={"dry_run"})
+    adapter = tk.adapters.get(plan.provider)  # its secret fields masked by name, as its answers are
+    args = adapter.mask(args) if adapter is not None else mask_secrets(args)
     view = await journal.run(plan_view, tk, plan, args)
     approval = await journal.new_approval(
         fp,
