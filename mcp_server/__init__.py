@@ -178,10 +178,9 @@ class GpuServer(MCPServer):
             link = await _url_round(tk, op, arguments, context, user)
             if link is not None:
                 return link
+        asked = rounds.asked_in(context)  # closed by whatever this call journals (a send, a refusal)
         try:
             with rounds.round_of(context) as round_:
-                if op.mutating and round_.asked is not None:
-                    await tk.journal.aio.answered(round_.asked)  # this call journals what comes of it
                 result = await super().call_tool(name, arguments, context)
             if isinstance(result, InputRequiredResult):
                 carried = rounds.carry(result, round_)
@@ -194,7 +193,9 @@ class GpuServer(MCPServer):
             reason = str(exc).removeprefix(f"Error executing tool {name}: ")
             reason = re.sub(r"^Resolver '[^']*':?\s*", "", reason)
             reason = reason[:1].lower() + reason[1:]
-            await tk.gate.journal_refusal(op, arguments, f"the confirmation failed: {reason}", actor=user)
+            await tk.gate.journal_refusal(
+                op, arguments, f"the confirmation failed: {reason}", actor=user, asked=asked
+            )
             raise ToolError(
                 f"not confirmed: the client's answer to the confirmation could not be used ({reason}). "
                 "Nothing was sent."
@@ -203,7 +204,7 @@ class GpuServer(MCPServer):
             if not op.mutating:
                 raise
             await tk.gate.journal_refusal(
-                op, arguments, f"the client could not ask the user: {exc}", actor=user
+                op, arguments, f"the client could not ask the user: {exc}", actor=user, asked=asked
             )
             raise ToolError(
                 f"not confirmed: the client could not ask the user ({exc}). Nothing was sent."

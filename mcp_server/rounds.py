@@ -7,9 +7,10 @@ two yeses, two sends. The SDK's resolvers own the request state (a JSON object i
 leaves and checks when it returns, ignoring keys it does not know); the approval id rides in it under
 one key of ours. A state that cannot carry it makes the next round ask anew (fail closed).
 
-A question left with the client is awaited in the journal until a round comes back with it; a client
-that never comes back (its elicitation failed, it gave up) leaves it to expire, and the journal then
-records the refusal (`Journal.settle_unanswered`), as the 2025-11-25 mode records a failed elicitation.
+A question left with the client is awaited in the journal until a call closes it: its send uses it,
+or its refusal closes it with the refusal's row (`Journal.record`). A client that never comes back (its
+elicitation failed, it gave up) leaves it to expire, and the journal then records the refusal
+(`Journal.settle_unanswered`), as the 2025-11-25 mode records a failed elicitation.
 """
 
 from __future__ import annotations

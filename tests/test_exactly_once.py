@@ -308,7 +308,8 @@ async def test_a_plan_that_changed_while_asked_is_asked_again_and_sent_at_the_ne
     used = server.toolkit.journal.approval(approvals[1])
     unused = server.toolkit.journal.approval(approvals[0])
     assert used is not None and used.consumed_at is not None
-    assert unused is not None and unused.consumed_at is None
+    assert unused is not None and unused.refused is not None  # closed by its refusal row, never sent
+    assert unused.journal_id == journal[1].id
 
 
 async def test_a_price_that_cannot_be_read_again_at_the_send_sends_nothing(sandbox: SandboxServer) -> None:
@@ -1009,7 +1010,7 @@ async def test_a_legacy_yes_belongs_to_the_question_it_answered(
     used = server.toolkit.journal.approval(yes)
     assert used is not None and used.consumed_at is not None
     other = server.toolkit.journal.approval(approvals[answers.index("decline")])
-    assert other is not None and other.consumed_at is None
+    assert other is not None and other.refused is not None  # closed by its refusal, never sent
 
 
 class BothAsked:

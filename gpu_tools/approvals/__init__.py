@@ -356,7 +356,8 @@ class Approvals:
         if approval is None:
             raise KeyError(approval_id)
         if approval.status is not None or approval.consumed_at is not None:
-            raise Decided(f"approval {approval_id} was already decided ({approval.status or 'used'}).")
+            used = "refused" if approval.refused is not None else "used"
+            raise Decided(f"approval {approval_id} was already decided ({approval.status or used}).")
         if approval.expired:
             raise Decided(
                 f"approval {approval_id} expired at {approval.expiry.isoformat(timespec='seconds')}."

@@ -216,6 +216,38 @@ class Gate:
         mode = self.tk.approvals.mode_for(plan, op.effect)
         if page_only and not (page or mode != "form"):
             return None
+        latest = await self.tk.journal.aio.approval(asked) if resume and asked else None
+        if latest is not None and latest.fingerprint != fp:
+            latest = None  # another call's, or another user's: never this call's answer
+        text = redact_known(plan.message())
+        if latest is not None and latest.mode is None and latest.consumed_at is None:
+            if latest.expired:
+                await self._close_asked(
+                    op,
+                    data,
+                    plan,
+                    latest,
+                    asked_by,
+                    "the answer came back after the question expired "
+                    f"at {latest.expiry.isoformat(timespec='seconds')}: approval {latest.id} was not used, "
+                    "and the plan is asked again",
+                )
+            elif latest.digest != digest:
+                change = (
+                    describe_change(shown, plan)
+                    if shown is not None and plan_digest(shown) == latest.digest
+                    else f"now {cost_text(plan)}"
+                )
+                await self._close_asked(
+                    op,
+                    data,
+                    plan,
+                    latest,
+                    asked_by,
+                    f"the plan changed while the question was open "
+                    f"({change}): the answer to approval {latest.id} was not used, and the new plan is asked",
+                )
+                text = f"The plan changed since you were asked: {change}.\n\n{text}"
         if page or mode != "form":
             return await page_question(
                 self.tk,
@@ -228,33 +260,26 @@ class Gate:
                 "page" if mode == "form" else mode,
                 op.effect,
             )
-        latest = await self.tk.journal.aio.approval(asked) if resume and asked else None
-        if latest is not None and latest.fingerprint != fp:
-            latest = None  # another call's, or another user's: never this call's answer
-        text = redact_known(plan.message())
-        if latest is not None and not latest.expired:
-            if latest.digest == digest:
-                return Question(plan, latest)
-            if latest.consumed_at is None:
-                change = (
-                    describe_change(shown, plan)
-                    if shown is not None and plan_digest(shown) == latest.digest
-                    else f"now {cost_text(plan)}"
-                )
-                await self.tk.journal.aio.record(
-                    plan,
-                    op.effect,
-                    "refused",
-                    error=f"the plan changed while the question was open ({change}): the answer to approval "
-                    f"{latest.id} was not used, and the new plan is asked",
-                    idempotency_key=getattr(data, "idempotency_key", None),
-                    actor=asked_by,
-                )
-                text = f"The plan changed since you were asked: {change}.\n\n{text}"
+        if latest is not None and not latest.expired and latest.digest == digest:
+            return Question(plan, latest)
         approval = await self.tk.journal.aio.new_approval(
             fp, digest, lambda aid: f"{text}\n(approval {aid})", asked_by=asked_by
         )
         return Question(plan, approval)
+
+    async def _close_asked(
+        self, op: Operation, data: MutationInput, plan: Plan, asked: Approval, actor: str | None, why: str
+    ) -> None:
+        """The question an earlier round asked is answered, and not used: closed with its refusal row."""
+        await self.tk.journal.aio.record(
+            plan,
+            op.effect,
+            "refused",
+            error=why,
+            idempotency_key=getattr(data, "idempotency_key", None),
+            actor=asked.asked_by or actor,
+            closes=(asked.id, asked.fingerprint),
+        )
 
     @staticmethod
     def _nothing_to_do(plan: Plan) -> bool:
@@ -299,8 +324,14 @@ class Gate:
             return MutationResult(outcome="dry_run", plan=plan, sandbox=sandbox)
         if self._nothing_to_do(plan):
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
-        refuse = self._refusal(op, plan, key, actor)
-        await self._meets_policy(op, plan, refuse)
+        # The question this call answers (`approval_id`, the one the front asked): a refusal from here
+        # on closes it with its one journal row (none when another process closed it first), so it is
+        # never settled again nor sent afterwards.
+        fp = fingerprint(op, data, user=actor)
+        refuse = self._refusal(op, plan, key, actor, (approval_id, fp) if approval_id else None)
+        await self._meets_policy(
+            op, plan, refuse if approval_id else self._page_refusal(op, plan, key, actor, fp)
+        )
         await self._confirmed(confirmer, plan, refuse)
         approval = await self._approval(op, data, plan, confirmer, approval_id, actor, refuse)
         if isinstance(approval, MutationResult):
@@ -308,7 +339,8 @@ class Gate:
         confirmed_by = f"{approval.decided_by} ({approval.decided_how})" if approval.mode else actor
         actor = approval.asked_by or actor
         if self._cost_can_rise(op) and not plan.steps:
-            plan = await self._reread(op, data, plan, approval, self._refusal(op, plan, key, actor))
+            again = self._refusal(op, plan, key, actor, (approval.id, approval.fingerprint))
+            plan = await self._reread(op, data, plan, approval, again)
         self._plans.clear()  # a send changes the world: no cached plan is reused after it
         if plan.steps:
             return await self.sender.send_steps(plan, approval, actor=actor, confirmed_by=confirmed_by)
@@ -340,11 +372,41 @@ class Gate:
                 )
             raise
 
-    def _refusal(self, op: Operation, plan: Plan, key: str | None, actor: str | None) -> Refusal:
-        """How this call journals a refusal: of `plan`, unless another (the re-read one) is named."""
+    def _refusal(
+        self,
+        op: Operation,
+        plan: Plan,
+        key: str | None,
+        actor: str | None,
+        closes: tuple[str, str] | None = None,
+    ) -> Refusal:
+        """How this call journals a refusal: of `plan`, unless another (the re-read one) is named;
+        closing `closes`, the question it answers (`Journal.record`)."""
 
         async def refuse(error: str, what: Plan | None = None) -> None:
-            await self._record_refusal(op, what or plan, error, key, actor)
+            await self._record_refusal(op, what or plan, error, key, actor, closes)
+
+        return refuse
+
+    def _page_refusal(
+        self, op: Operation, plan: Plan, key: str | None, actor: str | None, fp: str
+    ) -> Refusal:
+        """A policy refusal of a call that names no question because the front asked none (the
+        policy now refuses the plan): it answers the open page approval of this very plan and
+        requester, if there is one, which it closes (the call came back for it)."""
+
+        async def refuse(error: str, what: Plan | None = None) -> None:
+            latest = await self.tk.journal.aio.latest_approval(fp)
+            closes = None
+            if (
+                latest is not None
+                and latest.mode is not None
+                and latest.consumed_at is None
+                and not latest.expired
+                and latest.digest == plan_digest(plan)
+            ):
+                closes = (latest.id, fp)
+            await self._record_refusal(op, what or plan, error, key, actor, closes)
 
         return refuse
 
@@ -405,8 +467,6 @@ class Gate:
                 fp, digest, redact_known(plan.message()), asked_by=actor
             )
         approval = await self.tk.journal.aio.approval(approval_id)
-        if approval is not None and approval.fingerprint == fp and approval.awaiting is not None:
-            await self.tk.journal.aio.answered(approval.id)  # this call journals what comes of it
         if approval is None or approval.fingerprint != fp or approval.expired:
             await refuse("no current question for these arguments", None)
             raise ConfirmationRefused(
@@ -423,7 +483,9 @@ class Gate:
         if approval.digest != digest:
             key = getattr(data, "idempotency_key", None)
             reason = "the plan changed after the question was asked"
-            await self._record_refusal(op, plan, reason, key, approval.asked_by or actor)
+            await self._record_refusal(
+                op, plan, reason, key, approval.asked_by or actor, (approval.id, approval.fingerprint)
+            )
             raise PlanChanged(
                 f"the plan changed after the question was asked: it is now {cost_text(plan)} "
                 f"({plan.action}), not what was approved. Nothing was sent; call again to be asked "
@@ -495,27 +557,44 @@ class Gate:
         *,
         actor: str | None = None,
         plan_it: bool = True,
+        asked: str | None = None,
     ) -> None:
         """Journal a refusal that happened outside `run` (invalid arguments, a confirmation the front
         could not complete, a hidden tool), with the plan when one can be built and a bare row when
-        not (or when `plan_it` is false: a tool the server hides asks no provider anything)."""
+        not (or when `plan_it` is false: a tool the server hides asks no provider anything).
+        `asked`: the approval an earlier round of this call asked about, closed by this refusal when
+        it is this requester's."""
         plan: Plan | None = None
         key = args.get("idempotency_key") if isinstance(args.get("idempotency_key"), str) else None
         provider = args.get("provider") if isinstance(args.get("provider"), str) else None
-        if plan_it:
+        closes: tuple[str, str] | None = None
+        try:
+            data = op.parse(args)
+        except GpuToolsError:
+            data = None
+        if data is not None and asked is not None:
+            closes = (asked, fingerprint(op, data, user=actor))
+        if plan_it and data is not None:
             try:
-                plan = await self.plan(op, op.parse(args))
+                plan = await self.plan(op, data)
             except GpuToolsError:
                 pass
         await self._record_refusal(
-            op, plan or unplanned(op, provider, self.tk.settings.sandbox), reason, key, actor
+            op, plan or unplanned(op, provider, self.tk.settings.sandbox), reason, key, actor, closes
         )
 
     async def _record_refusal(
-        self, op: Operation, plan: Plan, reason: str, key: str | None, actor: str | None
+        self,
+        op: Operation,
+        plan: Plan,
+        reason: str,
+        key: str | None,
+        actor: str | None,
+        closes: tuple[str, str] | None = None,
     ) -> None:
         """A refused row; what came from the caller (an idempotency key the schema refused as too
-        long, a reason quoting an argument) is stored bounded, cut as a confirmation shows it."""
+        long, a reason quoting an argument) is stored bounded, cut as a confirmation shows it.
+        `closes`: the question this refusal answers (no row when another process closed it first)."""
         await self.tk.journal.aio.record(
             plan,
             op.effect,
@@ -523,4 +602,5 @@ class Gate:
             error=cut_text(reason),
             idempotency_key=cut_text(key) if key is not None else None,
             actor=actor,
+            closes=closes,
         )

@@ -294,6 +294,12 @@ class Sender:
 
     def replay_approval(self, approval: Approval, plan: Plan) -> MutationResult:
         """A yes that was already used: its first outcome, never a second send."""
+        if approval.refused is not None:
+            raise ConfirmationRefused(
+                f"approval {approval.id} was already answered: it was refused (journal #{approval.journal_id}: "
+                f"{approval.refused}). Nothing was sent. Call again to be asked anew.",
+                provider=plan.provider,
+            )
         if approval.result is not None:
             return MutationResult.model_validate(
                 {**approval.result, "outcome": "replayed", "sandbox": self.tk.settings.sandbox}

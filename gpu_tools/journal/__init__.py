@@ -300,9 +300,23 @@ class Journal(Approvals, Decisions, Prices):
         if self._keeps:
             self._kept.rebuild(db)
 
-    def record(self, plan: Plan, effect: str, outcome: str, **kw: Any) -> int:
-        """Write a row that needs no check: a refusal, or a step of an already approved plan."""
+    def record(
+        self, plan: Plan, effect: str, outcome: str, *, closes: tuple[str, str] | None = None, **kw: Any
+    ) -> int | None:
+        """Write a row that needs no check: a refusal, or a step of an already approved plan.
+        `closes`: (approval id, fingerprint) of the question this refusal answers, closed in the same
+        transaction; when it was closed first (another process sent, or journaled the question's
+        refusal), that row is the question's one row and nothing is written (None). Someone else's
+        question, or none, is not closed: the refusal is journaled as it is."""
         with self._tx() as db:
+            if closes is not None:
+                approval_id, fp = closes
+                if self._close(db, approval_id, fp, kw.get("error") or outcome):
+                    row_id = self._insert(db, plan, effect, outcome, approval_id=approval_id, **kw)
+                    db.execute("UPDATE approvals SET journal_id=? WHERE id=?", (row_id, approval_id))
+                    return row_id
+                if self._closed_before(db, approval_id, fp):
+                    return None
             return self._insert(db, plan, effect, outcome, **kw)
 
     def reserve(
@@ -338,7 +352,9 @@ class Journal(Approvals, Decisions, Prices):
                 if cap is not None:
                     refusal = cap(LiveView(self, db))
                     if refusal is not None:
-                        self._insert(
+                        if approval is not None:  # the question is answered: refused, asked anew
+                            self._close(db, approval.id, approval.fingerprint, f"policy {refusal}")
+                        refused_row = self._insert(
                             db,
                             plan,
                             effect,
@@ -349,6 +365,10 @@ class Journal(Approvals, Decisions, Prices):
                             approval_id=approval_id,
                             **who,
                         )
+                        if approval is not None:
+                            db.execute(
+                                "UPDATE approvals SET journal_id=? WHERE id=?", (refused_row, approval.id)
+                            )
                         return Reservation(refused=refusal)
                 row_id = self._insert(
                     db,

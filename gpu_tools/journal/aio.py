@@ -38,7 +38,7 @@ class AsyncJournal:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # ---- writing ----------------------------------------------------------------------------
-    async def record(self, plan: Plan, effect: str, outcome: str, **kw: Any) -> int:
+    async def record(self, plan: Plan, effect: str, outcome: str, **kw: Any) -> int | None:
         return await self.run(self.journal.record, plan, effect, outcome, **kw)
 
     async def reserve(self, plan: Plan, effect: str, **kw: Any) -> Reservation:
@@ -67,9 +67,6 @@ class AsyncJournal:
 
     async def await_answer(self, approval_id: str, plan: Plan, effect: str) -> None:
         await self.run(self.journal.await_answer, approval_id, plan, effect)
-
-    async def answered(self, approval_id: str) -> None:
-        await self.run(self.journal.answered, approval_id)
 
     async def settle_unanswered(self) -> int:
         return await self.run(self.journal.settle_unanswered)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -15,6 +16,8 @@ from gpu_tools.errors import redact_value
 
 if TYPE_CHECKING:
     from gpu_tools.models import Plan
+
+log = logging.getLogger("gpu_tools.journal")
 
 APPROVAL_TTL = timedelta(minutes=10)  # as long as an MCP client may take to answer a question
 
@@ -54,6 +57,14 @@ class Approval:
     @property
     def expired(self) -> bool:
         return self.expiry < self.clock()
+
+    @property
+    def refused(self) -> str | None:
+        """Why this question was closed without a send (its refused journal row says the same), or
+        None: unused, or used by a send."""
+        if isinstance(self.result, dict) and set(self.result) == {"refused"}:
+            return str(self.result["refused"])
+        return None
 
 
 class Approvals:
@@ -103,8 +114,14 @@ class Approvals:
         )
         view = json.dumps(redact_value(approval.view)) if approval.view is not None else None
         with self._tx() as db:
-            cutoff = (self.now() - timedelta(days=7)).isoformat(timespec="seconds")
-            db.execute("DELETE FROM approvals WHERE created_at < ?", (cutoff,))
+            # Approvals older than a week go, unless still open (an approval_ttl longer than a week)
+            # or still awaited (settled above once expired: the one refusal row is written first).
+            now = self.now()
+            db.execute(
+                "DELETE FROM approvals WHERE created_at < ? AND awaiting IS NULL"
+                " AND (expires_at IS NULL OR expires_at < ?)",
+                ((now - timedelta(days=7)).isoformat(timespec="seconds"), now.isoformat(timespec="seconds")),
+            )
             db.execute(
                 "INSERT INTO approvals (id, fingerprint, digest, message, created_at, asked_by, expires_at,"
                 " mode, view, client, awaiting) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -133,50 +150,66 @@ class Approvals:
                 "UPDATE approvals SET awaiting=? WHERE id=? AND consumed_at IS NULL", (awaiting, approval_id)
             )
 
-    def answered(self, approval_id: str) -> None:
-        """A call came back for this question's answer (a later round, the page's decision): whatever
-        it says, that call journals its outcome (a send or a refusal)."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE approvals SET awaiting=NULL WHERE id=? AND awaiting IS NOT NULL", (approval_id,)
-            )
+    def _close(self, db: Any, approval_id: str, fingerprint: str | None, reason: str) -> bool:
+        """Close an unused question as refused (`reason`), inside `db`'s transaction: it is used up,
+        so no later send can take it and no other process journals it again. False: it was used
+        (sent) or closed already, or is not this requester's (`fingerprint`), or does not exist."""
+        cur = db.execute(
+            "UPDATE approvals SET consumed_at=?, awaiting=NULL, result=? WHERE id=? AND consumed_at IS NULL"
+            + (" AND fingerprint=?" if fingerprint is not None else ""),
+            (
+                self._stamp(),
+                json.dumps({"refused": redact_value(reason)}),
+                approval_id,
+                *([fingerprint] if fingerprint is not None else []),
+            ),
+        )
+        return bool(cur.rowcount == 1)
+
+    def _closed_before(self, db: Any, approval_id: str, fingerprint: str) -> bool:
+        """This requester's question, used or closed already (its one row is written)."""
+        row = db.execute(
+            "SELECT 1 FROM approvals WHERE id=? AND fingerprint=? AND consumed_at IS NOT NULL",
+            (approval_id, fingerprint),
+        ).fetchone()
+        return row is not None
 
     def settle_unanswered(self) -> int:
         """A refused row for every question whose answer never came back before it expired: a form
         left with a client that never returned (its elicitation failed, it gave up), a page approval
         nobody decided, or one decided but never collected by its call. Nothing was sent, and the
-        journal says so. Each is settled once, whichever process (server, guard) gets there first."""
-        from gpu_tools.models import Plan
-
+        journal says so. Each question is closed with its row in one transaction, so it is settled
+        once, whichever process (server, guard) gets there first, and a send that comes later finds
+        it used (`Journal.reserve`) and sends nothing."""
         now = self.now()
         cutoff = (now - APPROVAL_TTL).isoformat(timespec="microseconds")
-        settled = 0
-        with self._tx() as db:
+        with self._read() as db:  # most calls find nothing: no write transaction for them
             rows = db.execute(
                 "SELECT * FROM approvals WHERE awaiting IS NOT NULL AND consumed_at IS NULL"
                 " AND (expires_at < ? OR (expires_at IS NULL AND created_at < ?))",
                 (now.isoformat(timespec="seconds"), cutoff),
             ).fetchall()
-            for row in rows:
-                approval = self._to_approval(row)
-                if approval is None or not approval.expired:
-                    continue
-                taken = db.execute(
-                    "UPDATE approvals SET awaiting=NULL WHERE id=? AND awaiting IS NOT NULL"
-                    " AND consumed_at IS NULL RETURNING id",
-                    (approval.id,),
-                ).fetchone()
-                if taken is None:
-                    continue  # another process settled it, or a send used it, meanwhile
-                settled += 1
-                self._insert(
+        settled = 0
+        for row in rows:
+            approval = self._to_approval(row)
+            if approval is None or not approval.expired:
+                continue
+            plan, effect = _awaited(approval)
+            reason = _never_answered(approval)
+            with self._tx() as db:
+                if not self._close(db, approval.id, None, reason):
+                    continue  # another process settled it, or a call used or refused it, meanwhile
+                row_id = self._insert(
                     db,
-                    Plan.model_validate(approval.awaiting["plan"]),
-                    approval.awaiting["effect"],
+                    plan,
+                    effect,
                     "refused",
-                    error=_never_answered(approval),
+                    error=reason,
                     actor=approval.asked_by,
+                    approval_id=approval.id,
                 )
+                db.execute("UPDATE approvals SET journal_id=? WHERE id=?", (row_id, approval.id))
+            settled += 1
         return settled
 
     def pending_approvals(self) -> int:
@@ -223,6 +256,41 @@ class Approvals:
 
 def _awaiting(plan: Plan, effect: str) -> dict[str, Any]:
     return redact_value({"effect": effect, "plan": plan.model_dump(mode="json")})
+
+
+def _awaited(approval: Approval) -> tuple[Plan, str]:
+    """The plan and effect an awaited question was asked about. One this version cannot read
+    (written by another version sharing the journal) still gets its row, with what could be read."""
+    from pydantic import ValidationError
+
+    from gpu_tools.models import Plan
+
+    awaiting = approval.awaiting if isinstance(approval.awaiting, dict) else {}
+    effect = awaiting.get("effect")
+    effect = effect if isinstance(effect, str) and effect else "create"
+    data = awaiting.get("plan")
+    try:
+        return Plan.model_validate(data), effect
+    except ValidationError as exc:
+        log.warning("approval %s: its plan cannot be read (%s); journaled without it", approval.id, exc)
+    known = data if isinstance(data, dict) else {}
+
+    def text(key: str, default: str, limit: int) -> str:
+        value = known.get(key)
+        return value[:limit] if isinstance(value, str) and value else default
+
+    plan = Plan(
+        provider=text("provider", "unknown", 40),
+        operation=text("operation", "unknown", 80),
+        action="A question whose plan this version of gpu-tools cannot read (asked by another version).",
+        target=text("target", "(unknown)", 200),
+        method="",
+        path="",
+        reversible=True,
+        reversibility="nothing was sent",
+        sandbox=known.get("sandbox") is True,
+    )
+    return plan, effect
 
 
 def _never_answered(approval: Approval) -> str:
