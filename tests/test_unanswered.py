@@ -1,5 +1,7 @@
-"""Review of issue 19 case 5 (questions that expire unanswered are journaled as refused): each
-question ends in exactly one journal row, through the real fronts, whatever the path."""
+"""Every question ends in exactly one journal row, through the real fronts, whatever the path: a
+send, a refusal by the call that came back for it (which closes it), or, when no call came back
+before it expired, the refusal `settle_unanswered` writes. A question closed as refused is never
+sent afterwards, whichever process closed it first."""
 
 from __future__ import annotations
 
@@ -58,9 +60,9 @@ class LateHuman:
 async def test_an_answer_that_comes_back_after_its_question_expired_is_journaled_once(
     sandbox: SandboxServer, mode: str
 ) -> None:
-    """The first question's answer arrives late. 2025-11-25 journals it as a refusal ("matches no
-    current question"); in 2026-07-28 the late round clears the question's wait (`answered`) and
-    then asks a new one, so the expired question ends in no row at all."""
+    """The first question's answer arrives after it expired: 2025-11-25 refuses it ("matches no
+    current question"); in 2026-07-28 the late round closes it ("came back after the question
+    expired") and asks a new one. Either way the expired question is one refusal row."""
     clock = FakeClock()
     tk = Toolkit(sandbox_settings(sandbox), now=clock)
     human = LateHuman(clock)
@@ -77,8 +79,8 @@ async def test_an_answer_that_comes_back_after_its_question_expired_is_journaled
 
 async def test_gpu_magic_page_denial_is_one_journal_row(sandbox: SandboxServer) -> None:
     """`%gpu` under approval=page: the approval is denied on the page; the cell's call is refused
-    and journaled by the gate (`not confirmed`), but nothing clears the approval's wait, so once it
-    expires `settle_unanswered` journals the same question a second time."""
+    and journaled by the gate (`not confirmed`), which closes the approval, so it is not settled
+    again when it expires."""
     clock = FakeClock()
     settings = page_settings(sandbox, approval="page")
     shell = new_shell()
@@ -113,9 +115,8 @@ async def test_a_page_approval_refused_by_policy_when_its_call_comes_back_is_one
     sandbox: SandboxServer, mode: str
 ) -> None:
     """The page approves; before the call comes back, the policy tightens (the budget is lowered).
-    The call that comes back is refused by policy and journaled; its page approval, never cleared
-    (`question()` returns None on a policy violation, so the gate's `_approval` never runs), is then
-    settled as a second refusal once it expires."""
+    The call that comes back names no question (`question()` asks nothing the policy refuses), and
+    its policy refusal closes the open page approval of the same plan and requester: one row."""
     clock = FakeClock()
     tk = Toolkit(page_settings(sandbox), now=clock)
     tk.approvals.say = lambda text: None
@@ -136,7 +137,7 @@ async def test_a_page_approval_refused_by_policy_when_its_call_comes_back_is_one
 
 async def test_gpu_magic_page_wait_that_runs_out_is_one_journal_row(sandbox: SandboxServer) -> None:
     """`%gpu` under approval=page waits until the approval expires and nobody decided: the cell's
-    call journals `not confirmed`, and the same question is settled as a second refusal."""
+    call journals `not confirmed`, closing the question, which is not settled a second time."""
     clock = FakeClock()
     shell = new_shell()
     shell._gpu_magics._replace_toolkit(Toolkit(page_settings(sandbox, approval="page"), now=clock))
@@ -167,10 +168,9 @@ async def test_gpu_magic_page_wait_that_runs_out_is_one_journal_row(sandbox: San
 async def test_a_page_wait_that_ends_at_expiry_while_gpu_guard_settles_is_one_row(
     sandbox: SandboxServer, mode: str, guard_settles: bool
 ) -> None:
-    """A call waits on the page (approval_wait) and the approval expires during the wait; gpu-guard
-    (another toolkit on the same journal) settles it as never decided; the waiting call then goes
-    on to the gate with the expired approval, which journals "no current question" as well.
-    (Without the guard in between, the call's own refusal is the one row: that case holds.)"""
+    """A call waits on the page (approval_wait) and the approval expires during the wait. With
+    gpu-guard (another toolkit on the same journal) settling it meanwhile, the settled row is the one
+    row and the call's refusal writes none; without the guard, the call's own refusal is the row."""
     clock = FakeClock()
     settings = page_settings(sandbox).model_copy(update={"approval_wait": "1h"})
     tk = Toolkit(settings, now=clock)
@@ -214,8 +214,8 @@ async def test_a_question_settled_as_refused_is_never_sent_afterwards_2026_form(
     sandbox: SandboxServer,
 ) -> None:
     """gpu-guard's host clock is 5 s ahead: it settles the question as "never answered, nothing was
-    sent" while the server still finds it unexpired; the answer round then reuses the approval and
-    sends. The journal says both "refused: never answered" and "ok" for one question."""
+    sent" while the server still finds it unexpired. Settling closes the approval, so the answer
+    round finds it used and sends nothing: the journal never says both "refused" and "ok"."""
     clock = FakeClock()
     settings = sandbox_settings(sandbox)
     tk = Toolkit(settings, now=clock)
@@ -237,7 +237,7 @@ async def test_a_page_approval_settled_as_refused_is_never_sent_afterwards(
 ) -> None:
     """The page approved; gpu-guard (clock 5 s ahead) settles the approval as "approved ... and the
     call never came back" just before the call does come back, 2 s before expiry on the server's
-    clock; the call then finds it approved and unused, and sends."""
+    clock; the call finds it closed and sends nothing."""
     clock = FakeClock()
     settings = page_settings(sandbox)
     tk = Toolkit(settings, now=clock)
@@ -259,9 +259,8 @@ async def test_a_page_approval_settled_as_refused_is_never_sent_afterwards(
 
 @pytest.mark.usefixtures("journal_backend")
 async def test_a_page_approval_open_longer_than_the_purge_is_still_settled(sandbox: SandboxServer) -> None:
-    """approval_ttl accepts any duration; `new_approval` deletes every approval created more than 7
-    days ago, expired or not, after settling only the expired ones. A page approval open 8 days is
-    deleted unsettled by the next question, so it never gets its refusal row."""
+    """approval_ttl accepts any duration; `new_approval` purges approvals older than 7 days, but
+    never one still open or awaited: a page approval open 8 days still gets its refusal row."""
     clock = FakeClock()
     tk = Toolkit(page_settings(sandbox, approval_ttl="8d"), now=clock)
     tk.approvals.say = lambda text: None
@@ -307,10 +306,9 @@ async def test_a_form_question_whose_plan_now_needs_the_page_is_journaled(
     sandbox: SandboxServer, mode: str
 ) -> None:
     """approval=page above $10/hour: the form asks about $3.50/hour; while it is open the price
-    becomes $35/hour, so the answer round's `question()` goes to the approval page. In 2026-07-28
-    the form's approval was cleared (`answered`) when the round came back and `page_question` never
-    journals it (only the form path records "the plan changed while the question was open"): the
-    form question ends in no row. 2025-11-25 journals the changed plan's refusal."""
+    becomes $35/hour, so the answer round's `question()` goes to the approval page. The form's
+    question is closed first with "the plan changed while the question was open" (2026-07-28), or
+    refused by the gate (2025-11-25): either way it has its row."""
     clock = FakeClock()
     settings = sandbox_settings(
         sandbox,
@@ -341,10 +339,8 @@ async def test_no_registry_password_is_stored_with_a_page_question(
     sandbox: SandboxServer, password: str
 ) -> None:
     """The awaiting JSON and the settled refusal row take the plan, whose body the adapter masks by
-    field: they hold no password. The page approval's `view` also stores the call's raw arguments,
-    masked only by `redact_value`, which knows a user's password only from 8 characters on
-    (`register_secret`): a 7-character registry password is stored in the approvals table (and shown
-    on the page). Not new in version 8, but the same approval row."""
+    field; the page approval's `view` stores the call's arguments masked by field name too, so even
+    a password too short to be registered as a known secret is stored nowhere."""
     clock = FakeClock()
     tk = Toolkit(page_settings(sandbox, approval="page", toolsets=["all"]), now=clock)
     tk.approvals.say = lambda text: None
@@ -364,10 +360,9 @@ async def test_no_registry_password_is_stored_with_a_page_question(
 async def test_one_awaiting_plan_that_no_longer_parses_does_not_stop_every_question(
     sandbox: SandboxServer,
 ) -> None:
-    """`settle_unanswered` runs before every new approval and every `history`, and parses each
-    expired awaiting plan with `Plan.model_validate`; one it cannot parse (written by another version
-    of gpu-tools sharing the team's journal, with a field this one does not know or lacks) raises
-    out of it, so no question can be asked and `history` fails, until someone edits the database."""
+    """`settle_unanswered` runs before every new approval and every `history`; an expired awaiting
+    plan it cannot parse (written by another version of gpu-tools sharing the team's journal) is
+    settled with what can be read of it, and stops neither questions nor `history`."""
     clock = FakeClock()
     tk = Toolkit(sandbox_settings(sandbox), now=clock)
     poison(tk)
@@ -377,6 +372,8 @@ async def test_one_awaiting_plan_that_no_longer_parses_does_not_stop_every_quest
         made = await c.call_tool("nebius_create_endpoint", NEBIUS)
     assert not history.is_error and not made.is_error, (history.content, made.content)
     assert structured(made)["outcome"] == "done"
+    settled = structured(history)["items"]  # the unreadable question still has its refusal row
+    assert [(e["outcome"], e["provider"], e["target"]) for e in settled] == [("refused", "nebius", "t")]
     tk.close()
 
 
@@ -395,9 +392,8 @@ def poison(tk: Toolkit) -> None:
 async def test_one_awaiting_plan_that_no_longer_parses_does_not_stop_gpu_guard_expiring(
     sandbox: SandboxServer, poisoned: bool
 ) -> None:
-    """gpu-guard's pass reconciles first, and reconciliation now settles first: the ValidationError
-    ends the pass before `_expire` and `_budgets`, so an expired GPU is never deleted. (Without the
-    unparseable row the same pass deletes it: that case holds.)"""
+    """gpu-guard's pass reconciles (and settles) first: an unparseable awaiting plan does not end
+    the pass, so the expired GPU is still deleted."""
     clock = FakeClock()
     tk = Toolkit(sandbox_settings(sandbox), now=clock)
     made = await tk.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1h"}, confirmer=Approve())
