@@ -178,17 +178,27 @@ class LosesAnswers(httpx.AsyncBaseTransport):
 
     def __init__(self) -> None:
         self._through = httpx.AsyncHTTPTransport()
-        self._to_lose: list[str] = []  # methods whose next answer is lost, one each
+        # (method, path ending or None for any path) whose next answer is lost, one each
+        self._to_lose: list[tuple[str, str | None]] = []
         self.lost: list[tuple[str, str]] = []  # (method, path) of the answers lost so far
 
-    def lose_next(self, method: str) -> None:
-        self._to_lose.append(method.upper())
+    def lose_next(self, method: str, path: str | None = None) -> None:
+        """Lose the answer to the next request of `method` (whose path ends with `path`, if given)."""
+        self._to_lose.append((method.upper(), path))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._through.handle_async_request(request)
-        if request.method not in self._to_lose:
+        chosen = next(
+            (
+                (method, path)
+                for method, path in self._to_lose
+                if method == request.method and (path is None or request.url.path.endswith(path))
+            ),
+            None,
+        )
+        if chosen is None:
             return response
-        self._to_lose.remove(request.method)
+        self._to_lose.remove(chosen)
         await response.aread()  # the sandbox acted and answered...
         await response.aclose()
         self.lost.append((request.method, request.url.path))

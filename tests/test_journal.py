@@ -366,16 +366,18 @@ async def test_a_create_waiting_for_a_lock_holds_up_no_read(sandbox: SandboxServ
                 while not human.messages:  # asked and answered: the create now waits for the lock
                     await anyio.sleep(0.01)
             await anyio.sleep(0.2)  # the answer reaches the server, the create its reservation
+            # A read held up by the lock would wait until it is let go: 30 s (the holder's timer, and
+            # SQLite's busy timeout). The bounds are far below that, and far above a busy machine's time.
             for tool in ("list_providers", "list_resources"):
                 t0 = time.perf_counter()
                 structured(await client.call_tool(tool, {}))
                 took = time.perf_counter() - t0
-                assert took < 3.0, (tool, took)
+                assert took < 10.0, (tool, took)
             t0 = time.perf_counter()  # readers at once: each journal worker thread answers
             async with anyio.create_task_group() as readers:
                 for _ in range(8):
                     readers.start_soon(client.call_tool, "list_resources", {})
-            assert time.perf_counter() - t0 < 5.0
+            assert time.perf_counter() - t0 < 15.0
             assert results == [] and mutating_requests(sandbox) == []  # still waiting, nothing sent
             held[0]()
         created = structured(results[0])

@@ -3,9 +3,12 @@ words: each through a real InteractiveShell against the sandbox."""
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import re
+import threading
 
+import httpx
 import pandas as pd
 import pytest
 from IPython.core.completer import provisionalcompleter
@@ -16,8 +19,8 @@ from wcwidth import wcswidth
 from gpu_tools.errors import ConfirmationRefused, NotFound
 from gpu_tools.models import Listing, Offer
 from gpu_tools.sandbox import SandboxServer
-from gpu_tools.sandbox.state import Fault
-from tests.conftest import mutating_requests, new_shell
+from gpu_tools.toolkit import Toolkit
+from tests.conftest import mutating_requests, new_shell, sandbox_settings
 
 CREATE = (
     "nebius-create-endpoint --name nb --model-name openai/gpt-oss-20b --flavor-name base "
@@ -332,23 +335,47 @@ def test_ctrl_d_or_ctrl_c_at_the_question_means_no(
 
 
 # ---- patience: progress, the sandbox kept --------------------------------------------------------
+class HoldsSesterce(httpx.AsyncBaseTransport):
+    """A toolkit's transport that holds Sesterce's answers (on the toolkit's loop thread) until the test
+    sets `release` (from the kernel's thread), or for 30 s at most; the others pass through at once."""
+
+    def __init__(self) -> None:
+        self._through = httpx.AsyncHTTPTransport()
+        self.release = threading.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._through.handle_async_request(request)
+        if request.url.path.startswith("/sesterce/") and not self.release.is_set():
+            await asyncio.to_thread(self.release.wait, 30)
+        return response
+
+    async def aclose(self) -> None:
+        await self._through.aclose()
+
+
 def test_slow_read_reports_which_providers_answered(
     shell: InteractiveShell, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ipython_ext.magics
 
+    # Sesterce answers only once the live line has said who answered and that it is awaited: no race
+    # between a latency and how fast the other providers answer on a busy machine.
+    held = HoldsSesterce()
+    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox), transport=held))
     seen: list[str] = []
     real_tick = ipython_ext.magics.Progress.tick
 
     def tick(self, elapsed: float) -> None:
         if self.text:
             seen.append(self.text)
+            if "waiting for sesterce" in self.text:
+                held.release.set()
         real_tick(self, elapsed)
 
     monkeypatch.setattr(ipython_ext.magics.Progress, "tick", tick)
-    sandbox.sandbox.faults["sesterce"] = Fault(latency=1.2)
-    gpu(shell, "list-offers --refresh")
+    listing = gpu(shell, "list-offers --refresh")
     assert any("waiting for sesterce" in s and "answered" in s for s in seen)
+    assert {p.provider: p.status for p in listing.providers}["sesterce"] == "ok"
 
 
 def test_rerunning_sandbox_keeps_it_unless_fresh(gpu_home, capsys) -> None:

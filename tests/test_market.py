@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -96,17 +98,73 @@ async def test_filters_combine(tk: Toolkit) -> None:
     assert all(o.gpu_count >= 2 and o.gpu_memory_gb >= 80 for o in big)
 
 
+class HoldsProvider(httpx.AsyncBaseTransport):
+    """A toolkit's transport that holds one provider's answers until the test calls `release()`: its
+    requests reach the sandbox, which answers them; the client gets those answers only once released
+    (or, for all, after 60 s of the event loop's clock, so a fan-out without a time budget fails, not hangs).
+    Every other provider's answers pass through at once."""
+
+    def __init__(self, provider: str) -> None:
+        self._through = httpx.AsyncHTTPTransport()
+        self._prefix = f"/{provider}/"
+        self._released = asyncio.Event()
+        self.held = 0
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._through.handle_async_request(request)
+        if request.url.path.startswith(self._prefix) and not self._released.is_set():
+            self.held += 1
+            try:
+                await asyncio.wait_for(self._released.wait(), 60)
+            except TimeoutError:
+                self.release()
+        return response
+
+    async def aclose(self) -> None:
+        await self._through.aclose()
+
+
+def leap_loop_clock(seconds: float) -> None:
+    """Move the running event loop's clock `seconds` ahead, as if they had passed: every timer on the
+    loop (a fan-out's time budget) that falls due within them fires now, and no real time passes."""
+    loop = asyncio.get_running_loop()
+    before = loop.time
+    loop.time = lambda: before() + seconds  # type: ignore[method-assign]
+
+
 async def test_one_failing_and_one_slow_provider_do_not_hide_the_others(sandbox: SandboxServer) -> None:
-    tk = toolkit(sandbox, provider_timeout=0.5)
+    # A budget no provider that answers can miss, however busy the machine. NeoLink's answers are held
+    # until after the checks; once every other provider has answered, the loop's clock moves past the
+    # budget, so NeoLink's budget (and only its) runs out, with no wait and no race.
+    budget = 30.0
+    neolink = HoldsProvider("neolink")
+    tk = Toolkit(sandbox_settings(sandbox, provider_timeout=budget), transport=neolink)
     # 403 is not retried, so the failure is reported as an error however busy the machine is.
     httpx.post(f"{sandbox.url}/_sandbox/faults", json={"provider": "sesterce", "status": 403})
-    httpx.post(f"{sandbox.url}/_sandbox/faults", json={"provider": "neolink", "latency": 5.0})
-    listing = await tk.call("list_offers", {"refresh": True})
-    status = {p.provider: p for p in listing.providers}
-    assert status["sesterce"].status == "error" and "HTTP 403" in status["sesterce"].message
-    assert status["neolink"].status == "timeout" and "0.5s" in status["neolink"].message
-    assert status["nebius"].status == status["netmind"].status == "ok"
-    assert {o.provider for o in listing.items} == {"nebius", "netmind"}
+    leaps: list[str] = []
+
+    async def progress(done: float, total: float | None, message: str) -> None:
+        if total is not None and done == total - 1 and message.endswith("waiting for neolink"):
+            leaps.append(message)
+            leap_loop_clock(budget + 1)
+
+    try:
+        listing = await tk.call("list_offers", {"refresh": True}, progress=progress)
+        status = {p.provider: p for p in listing.providers}
+        assert len(leaps) == 1 and neolink.held >= 1  # NeoLink was asked, and was the one left waiting
+        assert status["sesterce"].status == "error" and "HTTP 403" in status["sesterce"].message
+        assert status["neolink"].status == "timeout" and f"within {budget:g}s" in status["neolink"].message
+        assert status["nebius"].status == status["netmind"].status == "ok"
+        assert {o.provider for o in listing.items} == {"nebius", "netmind"}
+    finally:
+        neolink.release()
+    # The fetch the budget gave up on went on in the background; it now answers its next caller.
+    late = await tk.call("list_offers", {"provider": "neolink", "refresh": True})
+    assert [p.status for p in late.providers] == ["ok"] and late.items
+    await tk.aclose()
     tk.close()
 
 

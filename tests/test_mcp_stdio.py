@@ -100,15 +100,16 @@ async def test_a_server_killed_mid_create_restarts_with_the_row_unknown_and_reco
         json={"provider": "nebius", "lose_response": 20, "methods": ["POST"], "count": 1},
     )
 
-    async def posted() -> None:
-        while not [r for r in sandbox.sandbox.requests if r["method"] == "POST"]:
+    async def made() -> None:
+        """The sandbox has the POST and made the endpoint (its answer is held, and will be lost)."""
+        while not sandbox.sandbox.store("nebius.endpoints"):
             await anyio.sleep(0.05)
 
     async with anyio.create_task_group() as tg:
         async with Client(server, elicitation_callback=Human()) as client:
             tg.start_soon(client.call_tool, "nebius_create_endpoint", CREATE)
             with anyio.fail_after(30):
-                await posted()
+                await made()
             children = psutil.Process().children(recursive=True)
             [proc] = [p for p in children if "mcp_server" in " ".join(p.cmdline())]
             proc.kill()  # SIGKILL: no cleanup runs

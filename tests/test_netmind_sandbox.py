@@ -61,7 +61,7 @@ async def make_endpoint(tk: Toolkit, instances: int = 1) -> Resource:
     return result.resource
 
 
-async def raw_status_becomes(tk: Toolkit, resource_id: str, raw: str, timeout: float = 5.0) -> Resource:
+async def raw_status_becomes(tk: Toolkit, resource_id: str, raw: str, timeout: float = 30.0) -> Resource:
     """Poll until the provider's raw status is `raw` (container integers have no normalized name)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
