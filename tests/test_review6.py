@@ -1,0 +1,104 @@
+"""Hostile review of "one row per question" (5158f1c): paths where one question ends in 0 or 2+
+journal rows, through the real fronts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, types
+
+from gpu_tools.journal import APPROVAL_TTL
+from gpu_tools.sandbox import SandboxServer
+from gpu_tools.toolkit import Toolkit
+from mcp_server import build_server
+from tests.clock import FakeClock
+from tests.conftest import mutating_requests, sandbox_settings
+
+pytestmark = pytest.mark.anyio
+
+NEBIUS = {
+    "name": "demo",
+    "model_name": "openai/gpt-oss-20b",
+    "flavor_name": "base",
+    "gpu_type": "gpu-h100-sxm",
+}
+
+
+def rows(tk: Toolkit) -> list[tuple[str, str | None]]:
+    entries, _ = tk.journal.entries()
+    return [(r.outcome, r.error) for r in entries]
+
+
+class BudgetCutWhileAsked:
+    """Answers yes; while the question is open, the team's budget is cut below the plan's price
+    (a policy change, a config reload), so the answer round's plan is refused by policy."""
+
+    def __init__(self, tk: Toolkit) -> None:
+        self.tk = tk
+        self.messages: list[str] = []
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.messages.append(params.message)
+        self.tk.settings = self.tk.settings.model_copy(update={"budget_usd_per_day": 1.0})
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+
+@pytest.mark.usefixtures("journal_backend")
+async def test_2026_answer_round_refused_by_policy_is_one_row_per_question(sandbox: SandboxServer) -> None:
+    """2026-07-28: the first round asks (the approval is awaited); the budget is cut while the
+    question is open; the answer round's `question(resume=True, asked=...)` returns None on the
+    policy violation before it closes the asked approval, and `run` (approval_id=None) journals a
+    policy refusal that does not close it. The question then expires still awaited and
+    `settle_unanswered` journals it a second time: one question, two refused rows."""
+    clock = FakeClock()
+    tk = Toolkit(sandbox_settings(sandbox), now=clock)
+    human = BudgetCutWhileAsked(tk)
+    async with Client(build_server(toolkit=tk), elicitation_callback=human, mode="auto") as c:
+        result = await c.call_tool("nebius_create_endpoint", NEBIUS)
+    assert result.is_error and len(human.messages) == 1
+    after_call = rows(tk)
+    clock.advance(APPROVAL_TTL.total_seconds() + 1)
+    tk.journal.settle_unanswered()
+    said = rows(tk)
+    assert mutating_requests(sandbox) == []
+    assert len(after_call) == 1 and "policy" in (after_call[0][1] or ""), after_call
+    assert said == after_call, said  # the question the call came back for is not journaled again
+    tk.close()
+
+
+class WalksAway:
+    """A 2025-11-25 client whose user closes the chat while the confirmation is shown: the client
+    cancels the tool call (notifications/cancelled) and never answers the elicitation."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.messages: list[str] = []
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.messages.append(params.message)
+        self.scope.cancel()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_legacy_call_cancelled_while_asked_leaves_its_question_with_one_row(
+    sandbox: SandboxServer,
+) -> None:
+    """2025-11-25: the question is made by the resolver (an approval, never marked awaited), the
+    client cancels the call during `elicitation/create`. Nothing journals the question: no refusal
+    row from the call (cancelled), and `settle_unanswered` only settles awaited approvals, so once
+    it expires the question has no row at all (and it counts as pending until then)."""
+    clock = FakeClock()
+    tk = Toolkit(sandbox_settings(sandbox), now=clock)
+    human = WalksAway()
+    async with Client(build_server(toolkit=tk), elicitation_callback=human, mode="legacy") as c:
+        with human.scope:
+            await c.call_tool("nebius_create_endpoint", NEBIUS)
+    assert len(human.messages) == 1
+    clock.advance(APPROVAL_TTL.total_seconds() + 1)
+    tk.journal.settle_unanswered()
+    assert mutating_requests(sandbox) == []
+    assert [o for o, _ in rows(tk)] == ["refused"], rows(tk)  # one question, one row
+    tk.close()
