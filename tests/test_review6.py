@@ -102,3 +102,45 @@ async def test_legacy_call_cancelled_while_asked_leaves_its_question_with_one_ro
     assert mutating_requests(sandbox) == []
     assert [o for o, _ in rows(tk)] == ["refused"], rows(tk)  # one question, one row
     tk.close()
+
+
+def test_postgres_cap_refusal_racing_settlement_writes_one_row(pg_url: str) -> None:
+    """PostgreSQL: `reserve` reads the approval unused, then (still inside its transaction, under the
+    advisory lock that `settle_unanswered` does not take) its cap refuses. Meanwhile gpu-guard, in
+    another process, settles the expired awaited approval (its close commits: no lock stops it).
+    `reserve` then calls `_close` and ignores that it closed nothing, and inserts its own refused
+    row anyway (and points the approval's journal_id at it): one question, two refused rows.
+    (SQLite cannot interleave here: its `BEGIN IMMEDIATE` blocks the guard's write.)"""
+    from gpu_tools.journal import Journal
+    from gpu_tools.models import Plan
+
+    clock = FakeClock()
+    server, guard = Journal.open(pg_url, now=clock), Journal.open(pg_url, now=clock)
+    plan = Plan(
+        provider="nebius", operation="nebius_create_endpoint", action="Create x.", target="x",
+        method="POST", path="/x", reversible=True, reversibility="delete it", usd_per_hour=10.0,
+    )  # fmt: skip
+    asked = server.new_approval("fp", "digest", "Create x?")
+    server.await_answer(asked.id, plan, "create")
+    clock.advance(APPROVAL_TTL.total_seconds() + 1)  # the answer came back just as it expired
+
+    def cap_while_guard_settles(view: Any) -> str:
+        assert guard.settle_unanswered() == 1  # gpu-guard's pass, in its own process
+        return "budget_usd_per_day: over budget."
+
+    reservation = server.reserve(
+        plan,
+        "create",
+        idempotency_key=None,
+        args_hash=None,
+        approval_id=asked.id,
+        expires_at=None,
+        kind=None,
+        cap=cap_while_guard_settles,
+    )
+    entries, _ = server.entries()
+    said = [(e.outcome, e.error) for e in entries]
+    server.close()
+    guard.close()
+    assert reservation.refused is not None
+    assert len(said) == 1, said  # one question, one row
