@@ -9,6 +9,7 @@ import anyio
 import pytest
 from mcp import Client, types
 
+from gpu_tools.gate import Approve
 from gpu_tools.journal import APPROVAL_TTL
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.toolkit import Toolkit
@@ -144,3 +145,38 @@ def test_postgres_cap_refusal_racing_settlement_writes_one_row(pg_url: str) -> N
     guard.close()
     assert reservation.refused is not None
     assert len(said) == 1, said  # one question, one row
+
+
+class KeyUsedWhileAsked:
+    """Answers yes; while the question is open, another call (a notebook cell, another agent of the
+    same local user) sends with the same idempotency key and other arguments."""
+
+    def __init__(self, tk: Toolkit) -> None:
+        self.tk = tk
+        self.messages: list[str] = []
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        self.messages.append(params.message)
+        other = {**NEBIUS, "name": "other", "idempotency_key": "k-1"}
+        done = await self.tk.call("nebius_create_endpoint", other, confirmer=Approve())
+        assert done.outcome == "done"
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+
+async def test_2026_answer_round_refused_for_its_key_is_one_row_per_question(sandbox: SandboxServer) -> None:
+    """2026-07-28: the answer round's `question()` returns None (the key is used now) without
+    closing the asked approval; `run` refuses the key reused with other arguments (`_refuse_key`,
+    a row that closes nothing); at expiry `settle_unanswered` journals the same question again as
+    "no answer came back": two refused rows for one question (besides the other call's send)."""
+    clock = FakeClock()
+    tk = Toolkit(sandbox_settings(sandbox), now=clock)
+    human = KeyUsedWhileAsked(tk)
+    async with Client(build_server(toolkit=tk), elicitation_callback=human, mode="auto") as c:
+        result = await c.call_tool("nebius_create_endpoint", {**NEBIUS, "idempotency_key": "k-1"})
+    assert result.is_error and len(human.messages) == 1
+    clock.advance(APPROVAL_TTL.total_seconds() + 1)
+    tk.journal.settle_unanswered()
+    said = rows(tk)
+    assert [o for o, _ in said].count("ok") == 1, said  # the other call's send
+    assert [o for o, _ in said].count("refused") == 1, said  # this call's one question
+    tk.close()
