@@ -16,6 +16,8 @@ from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.clock import FakeClock
 from tests.conftest import mutating_requests, sandbox_settings
+from tests.mcp_helpers import structured
+from tests.test_approval_page import CREATE, page_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -179,4 +181,34 @@ async def test_2026_answer_round_refused_for_its_key_is_one_row_per_question(san
     said = rows(tk)
     assert [o for o, _ in said].count("ok") == 1, said  # the other call's send
     assert [o for o, _ in said].count("refused") == 1, said  # this call's one question
+    tk.close()
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_page_approval_whose_call_comes_back_unplannable_is_one_row(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    """The page approves; before the call comes back its plan can no longer be made (here the
+    provider was taken out of allowed_providers; an offer withdrawn or a provider outage does the
+    same). The call that comes back names no question (`question()` returns None when planning
+    fails) and `run` journals "the plan could not be made" through `_plan_or_refuse`, which, unlike
+    the policy refusal (`_page_refusal`), does not close the open page approval it came back for.
+    The approved approval stays open and is settled at expiry: one question, two refused rows."""
+    clock = FakeClock()
+    tk = Toolkit(page_settings(sandbox), now=clock)
+    tk.approvals.say = lambda text: None
+    async with Client(build_server(toolkit=tk), mode=mode) as c:
+        link = structured(await c.call_tool("nebius_create_endpoint", CREATE))["approval"]
+        tk.approvals.decide(link["id"], "approved", by="carol", how="page")
+        tk.settings = tk.settings.model_copy(update={"allowed_providers": ["sesterce"]})
+        tk.gate._plans.clear()  # the plan cache's PLAN_TTL (monotonic seconds) has passed meanwhile
+        back = await c.call_tool("nebius_create_endpoint", CREATE)
+        assert back.is_error
+        after_call = rows(tk)
+        clock.advance(3600)
+        tk.journal.settle_unanswered()
+    said = rows(tk)
+    assert mutating_requests(sandbox) == []
+    assert len(after_call) == 1 and "could not be made" in (after_call[0][1] or ""), after_call
+    assert said == after_call, said  # the approval the call came back for is not journaled again
     tk.close()
