@@ -16,7 +16,7 @@ from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.clock import FakeClock
 from tests.conftest import mutating_requests, sandbox_settings
-from tests.mcp_helpers import structured
+from tests.mcp_helpers import Human, structured
 from tests.test_approval_page import CREATE, page_settings
 
 pytestmark = pytest.mark.anyio
@@ -211,4 +211,33 @@ async def test_a_page_approval_whose_call_comes_back_unplannable_is_one_row(
     assert mutating_requests(sandbox) == []
     assert len(after_call) == 1 and "could not be made" in (after_call[0][1] or ""), after_call
     assert said == after_call, said  # the approval the call came back for is not journaled again
+    tk.close()
+
+
+@pytest.mark.parametrize("how", ["legacy-form", "2026-form", "page"])  # legacy-form: the control
+async def test_a_sent_approval_is_purged_after_a_week_like_any_used_one(
+    sandbox: SandboxServer, how: str
+) -> None:
+    """`new_approval` purges approvals older than a week unless still awaited or open. A send
+    consumes its approval in `reserve`, which leaves `awaiting` set (the commit removed the
+    `answered()` calls that cleared it and only `_close` clears it now): every approval a
+    2026-07-28 round or the approval page carried to a send is kept forever, and the table (and
+    its partial index on awaiting) grows without bound."""
+    clock = FakeClock()
+    settings = page_settings(sandbox, approval="page") if how == "page" else sandbox_settings(sandbox)
+    tk = Toolkit(settings, now=clock)
+    tk.approvals.say = lambda text: None
+    mode = "legacy" if how == "legacy-form" else "auto"
+    async with Client(build_server(toolkit=tk), elicitation_callback=Human(), mode=mode) as c:
+        first = await c.call_tool("nebius_create_endpoint", NEBIUS)
+        if how == "page":
+            link = structured(first)["approval"]
+            tk.approvals.decide(link["id"], "approved", by="carol", how="page")
+            first = await c.call_tool("nebius_create_endpoint", NEBIUS)
+        assert structured(first)["outcome"] == "done", structured(first)
+        with tk.journal._read() as db:
+            (sent,) = [r["id"] for r in db.execute("SELECT id FROM approvals WHERE consumed_at IS NOT NULL")]
+        clock.advance(8 * 86400)
+        await c.call_tool("nebius_create_endpoint", {**NEBIUS, "name": "a-week-later"})
+    assert tk.journal.approval(sent) is None, tk.journal.approval(sent)  # purged like any used one
     tk.close()
