@@ -9,13 +9,14 @@ import anyio
 import pytest
 from mcp import Client, types
 
+from gpu_tools.errors import GpuToolsError
 from gpu_tools.gate import Approve
 from gpu_tools.journal import APPROVAL_TTL
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.clock import FakeClock
-from tests.conftest import mutating_requests, sandbox_settings
+from tests.conftest import mutating_requests, new_shell, sandbox_settings
 from tests.mcp_helpers import Human, structured
 from tests.test_approval_page import CREATE, page_settings
 
@@ -241,3 +242,39 @@ async def test_a_sent_approval_is_purged_after_a_week_like_any_used_one(
         await c.call_tool("nebius_create_endpoint", {**NEBIUS, "name": "a-week-later"})
     assert tk.journal.approval(sent) is None, tk.journal.approval(sent)  # purged like any used one
     tk.close()
+
+
+def test_gpu_magic_page_approval_whose_plan_fails_after_the_wait_is_one_row(sandbox: SandboxServer) -> None:
+    """`%gpu` under approval=page: the cell waits, the page approves, and by the time the cell's
+    call runs (more than PLAN_TTL later) the plan can no longer be made. The call names its
+    question (approval_id), yet `_plan_or_refuse` journals "the plan could not be made" without
+    closing it: the approved approval stays open (a later identical cell would send with it) and
+    is settled again at expiry: one question, two refused rows."""
+    clock = FakeClock()
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(Toolkit(page_settings(sandbox, approval="page"), now=clock))
+    tk = shell._gpu_magics.toolkit
+    tk.approvals.say = lambda text: None
+
+    def approved_then_provider_dropped(approval: Any, **kw: Any) -> None:
+        tk.approvals.decide(approval.id, "approved", by="carol", how="page")
+        tk.settings = tk.settings.model_copy(update={"allowed_providers": ["sesterce"]})
+        tk.gate._plans.clear()  # the wait outlasted PLAN_TTL (monotonic seconds)
+        return None
+
+    tk.approvals.announce = approved_then_provider_dropped  # type: ignore[method-assign]
+    with pytest.raises(GpuToolsError):
+        shell.run_line_magic(
+            "gpu",
+            "nebius-create-endpoint --name nb --model-name openai/gpt-oss-20b --flavor-name base "
+            "--gpu-type gpu-h100-sxm --expires-in 1h",
+        )
+    after_cell = rows(tk)
+    clock.advance(3600)
+    tk.journal.settle_unanswered()
+    said = rows(tk)
+    shell.extension_manager.unload_extension("ipython_ext")
+    tk.close()
+    assert mutating_requests(sandbox) == []
+    assert len(after_cell) == 1 and "could not be made" in (after_cell[0][1] or ""), after_cell
+    assert said == after_cell, said  # one question, one row
