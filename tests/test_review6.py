@@ -278,3 +278,36 @@ def test_gpu_magic_page_approval_whose_plan_fails_after_the_wait_is_one_row(sand
     assert mutating_requests(sandbox) == []
     assert len(after_cell) == 1 and "could not be made" in (after_cell[0][1] or ""), after_cell
     assert said == after_cell, said  # one question, one row
+
+
+async def test_legacy_ask_again_does_not_refuse_a_page_question_nobody_saw(sandbox: SandboxServer) -> None:
+    """2025-11-25, approval=page above $10/hour: the form asks about $3.50/hour; the price becomes
+    $35/hour before the send, so the gate refuses (PlanChanged) and `_ask_again` asks about the new
+    plan. `question()` now answers with a page approval, but `_ask_again` asks it with a *form*
+    and hands the form's yes to the gate, whose `page_problem` refuses it ("has not been approved
+    on the approval page"); since 5158f1c that refusal also closes the page approval. The person
+    said yes, is told "not approved", and the page approval, whose link nobody was ever shown, is
+    already closed as refused: it can never be approved."""
+    from tests.test_unanswered import H100, PriceRisesWhileAsked
+
+    clock = FakeClock()
+    settings = sandbox_settings(
+        sandbox,
+        approval="page",
+        approval_above_usd_per_hour=10.0,
+        approval_wait="0s",
+        approval_open_browser=False,
+    )
+    tk = Toolkit(settings, now=clock)
+    tk.approvals.say = lambda text: None
+    human = PriceRisesWhileAsked(sandbox)
+    async with Client(build_server(toolkit=tk), elicitation_callback=human, mode="legacy") as c:
+        await c.call_tool("neolink_create_instance", H100)
+    with tk.journal._read() as db:
+        page = [
+            dict(r) for r in db.execute("SELECT id, consumed_at, result FROM approvals WHERE mode='page'")
+        ]
+    assert mutating_requests(sandbox) == []
+    assert len(human.messages) == 1, human.messages  # a page question is not asked with a form
+    assert page and all(p["consumed_at"] is None for p in page), page  # nor closed unseen
+    tk.close()
