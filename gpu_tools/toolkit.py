@@ -181,9 +181,11 @@ class Toolkit:
         progress: Progress | None = None,
         approval_id: str | None = None,
         actor: str | None = None,
+        answers: str | None = None,
     ) -> BaseModel:
         """Run one operation. A mutation's yes comes from `confirmer`; `approval_id` is the question the
-        front asked with `question()` first (see `Gate.run`). Every result is scrubbed of known secrets."""
+        front asked with `question()` first, `answers` the one an earlier round of the same call asked
+        (see `Gate.run`). Every result is scrubbed of known secrets."""
         op = self.registry.get(name)
         if op.mutating:
             data = await self.gate.parse(op, args or {}, actor=actor)
@@ -197,7 +199,7 @@ class Toolkit:
             ):
                 await reconcile(self)  # caps count what the providers really hold
             result: BaseModel = await self.gate.run(
-                op, data, confirmer or Refuse(), approval_id=approval_id, actor=actor
+                op, data, confirmer or Refuse(), approval_id=approval_id, actor=actor, answers=answers
             )
             return scrub(result)
         data = op.parse(args)

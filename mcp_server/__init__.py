@@ -178,14 +178,12 @@ class GpuServer(MCPServer):
             link = await _url_round(tk, op, arguments, context, user)
             if link is not None:
                 return link
-        asked = rounds.asked_in(context)  # closed by whatever this call journals (a send, a refusal)
+        round_ = rounds.Round()
         try:
             with rounds.round_of(context) as round_:
                 result = await super().call_tool(name, arguments, context)
             if isinstance(result, InputRequiredResult):
-                carried = rounds.carry(result, round_)
-                if carried is not None:
-                    await tk.journal.aio.await_answer(carried.approval.id, carried.plan, op.effect)
+                rounds.carry(result, round_)
             return result
         except ToolError as exc:
             if not op.mutating or _raised_by_gate(exc):
@@ -194,7 +192,7 @@ class GpuServer(MCPServer):
             reason = re.sub(r"^Resolver '[^']*':?\s*", "", reason)
             reason = reason[:1].lower() + reason[1:]
             await tk.gate.journal_refusal(
-                op, arguments, f"the confirmation failed: {reason}", actor=user, asked=asked
+                op, arguments, f"the confirmation failed: {reason}", actor=user, asked=round_.answered()
             )
             raise ToolError(
                 f"not confirmed: the client's answer to the confirmation could not be used ({reason}). "
@@ -204,7 +202,11 @@ class GpuServer(MCPServer):
             if not op.mutating:
                 raise
             await tk.gate.journal_refusal(
-                op, arguments, f"the client could not ask the user: {exc}", actor=user, asked=asked
+                op,
+                arguments,
+                f"the client could not ask the user: {exc}",
+                actor=user,
+                asked=round_.answered(),
             )
             raise ToolError(
                 f"not confirmed: the client could not ask the user ({exc}). Nothing was sent."
@@ -413,12 +415,14 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
             try:
                 if asked is not None and (asked.on_the_page or not can_elicit(ctx)):
                     return await on_the_page(tk, op, ctx, kwargs, actor, asked)
+                round_ = rounds.current()
                 try:
                     return await tk.call(
                         op.name,
                         kwargs,
                         confirmer=ElicitedConfirmer(confirmation, can_elicit(ctx)),
                         approval_id=asked.approval.id if asked is not None else None,
+                        answers=round_.asked if round_ is not None else None,
                         actor=actor,
                     )
                 except PlanChanged as changed:
@@ -519,6 +523,8 @@ async def _ask_again(
         question = await tk.question(op.name, args, asked_by=actor)
         if question is None:
             raise changed
+        if question.on_the_page:  # the new plan needs the approval page: its link, not a form
+            return await on_the_page(tk, op, ctx, args, actor, question)
         try:
             answer = await ctx.elicit(
                 f"The plan changed since you were asked: {changed.message}\n\n{question.text}"
@@ -527,7 +533,9 @@ async def _ask_again(
             )
         except (ValueError, MCPError) as exc:
             reason = f"the client's answer to the new question could not be used ({exc})"
-            await tk.gate.journal_refusal(op, args, f"the confirmation failed: {reason}", actor=actor)
+            await tk.gate.journal_refusal(
+                op, args, f"the confirmation failed: {reason}", actor=actor, asked=question.approval.id
+            )
             raise ConfirmationRefused(f"not confirmed: {reason}. Nothing was sent.") from None
         try:
             return await tk.call(

@@ -7,10 +7,10 @@ two yeses, two sends. The SDK's resolvers own the request state (a JSON object i
 leaves and checks when it returns, ignoring keys it does not know); the approval id rides in it under
 one key of ours. A state that cannot carry it makes the next round ask anew (fail closed).
 
-A question left with the client is awaited in the journal until a call closes it: its send uses it,
-or its refusal closes it with the refusal's row (`Journal.record`). A client that never comes back (its
-elicitation failed, it gave up) leaves it to expire, and the journal then records the refusal
-(`Journal.settle_unanswered`), as the 2025-11-25 mode records a failed elicitation.
+Every question is awaited in the journal from when it is asked until a call closes it: its send uses
+it, or its refusal closes it with the refusal's row (`Journal.record`). One no call ever comes back for
+(the client's elicitation failed, it gave up, the call was cancelled) is journaled as refused once it
+expires (`Journal.settle_unanswered`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ class Round:
 
     asked: str | None = None
     question: Question | None = None
+
+    def answered(self) -> str | None:
+        """The question a failure of this round leaves unanswered: the one it asked (the form it
+        could not show, or whose answer could not be used), else the one its earlier round asked."""
+        return self.question.approval.id if self.question is not None else self.asked
 
 
 _ROUND: ContextVar[Round | None] = ContextVar("gpu_tools_round", default=None)
@@ -63,16 +68,14 @@ def round_of(ctx: Context | None) -> Iterator[Round]:
         _ROUND.reset(token)
 
 
-def carry(result: InputRequiredResult, round_: Round) -> Question | None:
-    """Put the approval this round asked about in the result's request state (in place); the
-    question it now carries to the client, or None (nothing asked, or a state that cannot carry it:
-    the next round asks anew)."""
+def carry(result: InputRequiredResult, round_: Round) -> None:
+    """Put the approval this round asked about in the result's request state (in place); nothing
+    when nothing was asked, or the state cannot carry it (the next round asks anew)."""
     state = _state(result.request_state) if result.request_state else {}
     if round_.question is None or state is None:
-        return None
+        return
     state[STATE_KEY] = round_.question.approval.id
     result.request_state = json.dumps(state, separators=(",", ":"))
-    return round_.question
 
 
 def _state(text: str | None) -> dict[str, object] | None:

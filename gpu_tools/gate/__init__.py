@@ -263,7 +263,7 @@ class Gate:
         if latest is not None and not latest.expired and latest.digest == digest:
             return Question(plan, latest)
         approval = await self.tk.journal.aio.new_approval(
-            fp, digest, lambda aid: f"{text}\n(approval {aid})", asked_by=asked_by
+            fp, digest, lambda aid: f"{text}\n(approval {aid})", asked_by=asked_by, awaiting=(plan, op.effect)
         )
         return Question(plan, approval)
 
@@ -301,6 +301,7 @@ class Gate:
         *,
         approval_id: str | None = None,
         actor: str | None = None,
+        answers: str | None = None,
     ) -> MutationResult:
         """Run a mutation. `approval_id`: the front asked with `question()` before this call (the
         MCP resolver, the y/N prompt), and the yes belongs to that approval and no other; without
@@ -309,29 +310,35 @@ class Gate:
         yes without its approval is refused, never turned into a new approval.
         `actor` is who is calling: the row records them as the one who confirmed, and as the one who
         asked unless the approval names who asked (another round, possibly on another server).
+        `answers`: the question an earlier round of this very call asked, when the front asks none
+        now (the policy refuses the plan, it cannot be made...): this call's refusal closes it.
+
+        Every question ends in one journal row: a refusal closes the question the call answers (the
+        one named, else the open page approval of this plan and requester) in the same transaction
+        as its row, and writes nothing when another process closed it first.
 
         Just before a change that may cost more is sent (a create, a scale, a start), the plan is
         read again from the provider, bypassing every cache, and compared with the approved one:
         any change refuses the send (`PlanChanged`, journaled) and the front asks again. The caps
         and the journal then use that re-read plan, so the price journaled is the price sent."""
         key = getattr(data, "idempotency_key", None)
+        fp = fingerprint(op, data, user=actor)
+        named = approval_id or answers
+        closes = (named, fp) if named else None  # the question this call answers, if named
         first = await self.tk.journal.aio.run(self._key_row, op, data, actor)
         if first is not None:
-            return await self.sender.replay_key(op, args_hash(op, data), first, actor=actor)
-        plan = await self._plan_or_refuse(op, data, key, actor)
+            return await self.sender.replay_key(op, args_hash(op, data), first, actor=actor, closes=closes)
+        plan = await self._plan_or_refuse(op, data, key, actor, closes, fp)
         sandbox = self.tk.settings.sandbox
         if data.dry_run:
             return MutationResult(outcome="dry_run", plan=plan, sandbox=sandbox)
         if self._nothing_to_do(plan):
+            if closes is not None:
+                why = f"not sent: {plan.nothing_to_do or 'there is nothing to do'}"
+                await self._record_refusal(op, plan, why, key, actor, closes)
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
-        # The question this call answers (`approval_id`, the one the front asked): a refusal from here
-        # on closes it with its one journal row (none when another process closed it first), so it is
-        # never settled again nor sent afterwards.
-        fp = fingerprint(op, data, user=actor)
-        refuse = self._refusal(op, plan, key, actor, (approval_id, fp) if approval_id else None)
-        await self._meets_policy(
-            op, plan, refuse if approval_id else self._page_refusal(op, plan, key, actor, fp)
-        )
+        await self._meets_policy(op, plan, self._refusal(op, plan, key, actor, closes, page=fp))
+        refuse = self._refusal(op, plan, key, actor, closes)
         await self._confirmed(confirmer, plan, refuse)
         approval = await self._approval(op, data, plan, confirmer, approval_id, actor, refuse)
         if isinstance(approval, MutationResult):
@@ -358,7 +365,13 @@ class Gate:
         return await self.sender.send(order)
 
     async def _plan_or_refuse(
-        self, op: Operation, data: MutationInput, key: str | None, actor: str | None
+        self,
+        op: Operation,
+        data: MutationInput,
+        key: str | None,
+        actor: str | None,
+        closes: tuple[str, str] | None,
+        fp: str,
     ) -> Plan:
         """The call's plan; one that cannot be made (not found, not offered...) is a journaled refusal."""
         try:
@@ -367,9 +380,8 @@ class Gate:
             if not data.dry_run:
                 provider = getattr(data, "provider", None) or exc.provider
                 reason = f"the plan could not be made: {exc.message}"
-                await self._record_refusal(
-                    op, unplanned(op, provider, self.tk.settings.sandbox), reason, key, actor
-                )
+                what = unplanned(op, provider, self.tk.settings.sandbox)
+                await self._refusal(op, what, key, actor, closes, page=fp)(reason, None)
             raise
 
     def _refusal(
@@ -379,36 +391,35 @@ class Gate:
         key: str | None,
         actor: str | None,
         closes: tuple[str, str] | None = None,
+        *,
+        page: str | None = None,
     ) -> Refusal:
         """How this call journals a refusal: of `plan`, unless another (the re-read one) is named;
-        closing `closes`, the question it answers (`Journal.record`)."""
+        closing `closes`, the question it answers (`Journal.record`). `page`: this call's fingerprint,
+        when it names no question because the front asked none (the policy now refuses the plan, or
+        it cannot be made): the refusal answers the open page approval of this requester and these
+        arguments (of this very plan, when there is one), which the call came back for."""
 
         async def refuse(error: str, what: Plan | None = None) -> None:
-            await self._record_refusal(op, what or plan, error, key, actor, closes)
+            closing = closes
+            if closing is None and page is not None:
+                closing = await self._open_page_question(page, None if plan._request is None else plan)
+            await self._record_refusal(op, what or plan, error, key, actor, closing)
 
         return refuse
 
-    def _page_refusal(
-        self, op: Operation, plan: Plan, key: str | None, actor: str | None, fp: str
-    ) -> Refusal:
-        """A policy refusal of a call that names no question because the front asked none (the
-        policy now refuses the plan): it answers the open page approval of this very plan and
-        requester, if there is one, which it closes (the call came back for it)."""
-
-        async def refuse(error: str, what: Plan | None = None) -> None:
-            latest = await self.tk.journal.aio.latest_approval(fp)
-            closes = None
-            if (
-                latest is not None
-                and latest.mode is not None
-                and latest.consumed_at is None
-                and not latest.expired
-                and latest.digest == plan_digest(plan)
-            ):
-                closes = (latest.id, fp)
-            await self._record_refusal(op, what or plan, error, key, actor, closes)
-
-        return refuse
+    async def _open_page_question(self, fp: str, plan: Plan | None) -> tuple[str, str] | None:
+        """The open page approval of this requester and these arguments (of `plan`, if given)."""
+        latest = await self.tk.journal.aio.latest_approval(fp)
+        if (
+            latest is None
+            or latest.mode is None
+            or latest.consumed_at is not None
+            or latest.expired
+            or (plan is not None and latest.digest != plan_digest(plan))
+        ):
+            return None
+        return latest.id, fp
 
     async def _meets_policy(self, op: Operation, plan: Plan, refuse: Refusal) -> None:
         violation = await self.tk.journal.aio.run(self.caps.policy_violation, plan, op)
@@ -464,7 +475,7 @@ class Gate:
                     provider=plan.provider,
                 )
             return await self.tk.journal.aio.new_approval(
-                fp, digest, redact_known(plan.message()), asked_by=actor
+                fp, digest, redact_known(plan.message()), asked_by=actor, awaiting=(plan, op.effect)
             )
         approval = await self.tk.journal.aio.approval(approval_id)
         if approval is None or approval.fingerprint != fp or approval.expired:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from gpu_tools.approvals import plan_view
 from gpu_tools.errors import redact_known
+from gpu_tools.gate.identity import cost_text
 from gpu_tools.journal import Approval
 from gpu_tools.models import Plan
 from gpu_tools.operations import MutationInput
@@ -55,14 +56,19 @@ async def page_question(
     the same idempotency key, which replays the first outcome before anything is asked."""
     journal = tk.journal.aio
     latest = await journal.latest_approval(fp)
-    if (
-        latest is not None
-        and latest.mode is not None
-        and not latest.expired
-        and latest.consumed_at is None
-        and latest.digest == digest
-    ):
-        return Question(plan, latest, latest.mode)
+    if latest is not None and latest.mode is not None and not latest.expired and latest.consumed_at is None:
+        if latest.digest == digest:
+            return Question(plan, latest, latest.mode)
+        # The plan changed while its page approval was open: that question is answered, not used.
+        await journal.record(
+            plan,
+            effect,
+            "refused",
+            error=f"the plan changed while approval {latest.id} was open on the approval page (now "
+            f"{cost_text(plan)}): it was not used, and the new plan is asked",
+            actor=latest.asked_by or asked_by,
+            closes=(latest.id, fp),
+        )
     text = redact_known(plan.message())
     expires = tk.now() + tk.approvals.ttl()
     args = data.model_dump(mode="json", exclude={"dry_run"})

@@ -248,27 +248,45 @@ class Sender:
         return result
 
     async def replay_key(
-        self, op: Operation, args: str | None, row: dict[str, Any], *, actor: str | None = None
+        self,
+        op: Operation,
+        args: str | None,
+        row: dict[str, Any],
+        *,
+        actor: str | None = None,
+        closes: tuple[str, str] | None = None,
     ) -> MutationResult:
         """A call whose idempotency key was used before: the first outcome, or a journaled refusal
-        when the key was first used with other arguments (`args`, their hash)."""
+        when the key was first used with other arguments (`args`, their hash). `closes`: the question
+        this call answers, which is not used either way (closed with the refusal's row, or with a row
+        saying the key replayed its first outcome)."""
         used = f"idempotency_key {row['idempotency_key']!r} was first used at {row['at']} by {op.name} for {row['target']} (journal #{row['id']})"
         if row.get("args_hash") and row["args_hash"] != args:
             message = f"{used} with different arguments. Nothing was sent; use a new key for a new request."
-            await self._refuse_key(op, row, f"idempotency key reused with other arguments: {used}", actor)
+            error = f"idempotency key reused with other arguments: {used}"
+            await self._refuse_key(op, row, error, actor, closes)
             raise InvalidInput(message, provider=row["provider"])
         if row["outcome"] != "ok":
             reason = f"{used}; it was sent but its outcome is unknown, so nothing was sent again"
-            await self._refuse_key(
-                op, row, f"idempotency key reused while its first use is unknown: {used}", actor
-            )
+            error = f"idempotency key reused while its first use is unknown: {used}"
+            await self._refuse_key(op, row, error, actor, closes)
             raise ConfirmationRefused(f"{reason}.", provider=row["provider"], hint=CHECK_HINT)
+        if closes is not None:
+            error = f"not sent: {used}, and this call replays its first outcome"
+            await self._refuse_key(op, row, error, actor, closes)
         stored = await self.tk.journal.aio.run(self.tk.journal.result_of, row["id"]) or {}
         return MutationResult.model_validate(
             {**stored, "outcome": "replayed", "sandbox": self.tk.settings.sandbox}
         )
 
-    async def _refuse_key(self, op: Operation, row: dict[str, Any], error: str, actor: str | None) -> None:
+    async def _refuse_key(
+        self,
+        op: Operation,
+        row: dict[str, Any],
+        error: str,
+        actor: str | None,
+        closes: tuple[str, str] | None,
+    ) -> None:
         """The journaled refusal of a call whose key cannot be replayed (other arguments, unknown outcome)."""
         target = str(row["target"] or "(not planned)")
         await self.tk.journal.aio.record(
@@ -277,6 +295,7 @@ class Sender:
             "refused",
             error=error,
             actor=actor,
+            closes=closes,
         )
 
     async def replay_used(self, approval: Approval, plan: Plan) -> MutationResult:

@@ -352,8 +352,10 @@ class Journal(Approvals, Decisions, Prices):
                 if cap is not None:
                     refusal = cap(LiveView(self, db))
                     if refusal is not None:
-                        if approval is not None:  # the question is answered: refused, asked anew
-                            self._close(db, approval.id, approval.fingerprint, f"policy {refusal}")
+                        if approval is not None and not self._close(  # answered: refused, asked anew
+                            db, approval.id, approval.fingerprint, f"policy {refusal}"
+                        ):
+                            raise _Conflict  # closed meanwhile (settled by another process): its row stands
                         refused_row = self._insert(
                             db,
                             plan,
@@ -389,7 +391,7 @@ class Journal(Approvals, Decisions, Prices):
                 )
                 if approval is not None:
                     cur = db.execute(
-                        "UPDATE approvals SET consumed_at=?, journal_id=? WHERE id=? AND consumed_at IS NULL",
+                        "UPDATE approvals SET consumed_at=?, journal_id=?, awaiting=NULL WHERE id=? AND consumed_at IS NULL",
                         (self._stamp(), row_id, approval_id),
                     )
                     if cur.rowcount != 1:

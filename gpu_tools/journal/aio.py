@@ -65,9 +65,6 @@ class AsyncJournal:
     async def set_approval_result(self, approval_id: str, result: Any) -> None:
         await self.run(self.journal.set_approval_result, approval_id, result)
 
-    async def await_answer(self, approval_id: str, plan: Plan, effect: str) -> None:
-        await self.run(self.journal.await_answer, approval_id, plan, effect)
-
     async def settle_unanswered(self) -> int:
         return await self.run(self.journal.settle_unanswered)
 

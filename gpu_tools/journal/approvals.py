@@ -42,8 +42,8 @@ class Approval:
     decided_by: str | None = None
     decided_how: str | None = None
     decided_at: str | None = None
-    # Version 8: the question a 2026-07-28 round left with the client, until its answer comes back
-    # (`effect` and `plan`, JSON), so one that never does is journaled as refused (`settle_unanswered`).
+    # Version 8: the question's plan and effect (JSON), from when it is asked until it is closed (sent,
+    # refused), so one no call ever came back for is journaled as refused (`settle_unanswered`).
     awaiting: Any = None
     # The clock `expired` reads: the journal's (the toolkit's `now`), so a test moves it instead of sleeping.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False, compare=False)
@@ -93,7 +93,7 @@ class Approvals:
     ) -> Approval:
         """A new, unused approval; `message` may be a function of the approval's id. `page`: what the
         approval page needs (expires_at, mode, view, client; version 6). `awaiting`: the plan and its
-        effect, when the answer comes back later (the page's decision): see `await_answer`."""
+        effect, kept until the question is closed (see `settle_unanswered`)."""
         self.settle_unanswered()  # the questions asked before this one that expired unanswered
         approval_id = secrets.token_hex(4)
         if callable(message):
@@ -140,15 +140,6 @@ class Approvals:
                 ),
             )
         return approval
-
-    def await_answer(self, approval_id: str, plan: Plan, effect: str) -> None:
-        """This question was left with the client (a 2026-07-28 round's request state): its answer
-        is awaited, and if none comes back before it expires, `settle_unanswered` journals it."""
-        awaiting = json.dumps(_awaiting(plan, effect))
-        with self._tx() as db:
-            db.execute(
-                "UPDATE approvals SET awaiting=? WHERE id=? AND consumed_at IS NULL", (awaiting, approval_id)
-            )
 
     def _close(self, db: Any, approval_id: str, fingerprint: str | None, reason: str) -> bool:
         """Close an unused question as refused (`reason`), inside `db`'s transaction: it is used up,
@@ -298,8 +289,8 @@ def _never_answered(approval: Approval) -> str:
     expired = approval.expiry.isoformat(timespec="seconds")
     if approval.mode is None:
         return (
-            f"asked, never answered: the question (approval {approval.id}) was left with the client, and no "
-            f"answer came back before it expired at {expired}"
+            f"asked, never answered: the question (approval {approval.id}) was asked, and no answer came "
+            f"back before it expired at {expired}"
         )
     if approval.status is None:
         return f"asked on the approval page (approval {approval.id}), never decided before it expired at {expired}"

@@ -1,5 +1,6 @@
-"""Hostile review of "one row per question" (5158f1c): paths where one question ends in 0 or 2+
-journal rows, through the real fronts."""
+"""One row per question, continued: answer rounds whose front asks nothing (policy, key, plan),
+cancelled calls, settling that races a cap refusal, sent approvals purged, and a plan that moves
+from the form to the approval page, through the real fronts."""
 
 from __future__ import annotations
 
@@ -51,11 +52,9 @@ class BudgetCutWhileAsked:
 
 @pytest.mark.usefixtures("journal_backend")
 async def test_2026_answer_round_refused_by_policy_is_one_row_per_question(sandbox: SandboxServer) -> None:
-    """2026-07-28: the first round asks (the approval is awaited); the budget is cut while the
-    question is open; the answer round's `question(resume=True, asked=...)` returns None on the
-    policy violation before it closes the asked approval, and `run` (approval_id=None) journals a
-    policy refusal that does not close it. The question then expires still awaited and
-    `settle_unanswered` journals it a second time: one question, two refused rows."""
+    """2026-07-28: the first round asks; the budget is cut while the question is open; the answer
+    round's front asks nothing (policy), and the call's policy refusal closes the question its
+    earlier round asked (`answers`): one question, one refused row, never settled again."""
     clock = FakeClock()
     tk = Toolkit(sandbox_settings(sandbox), now=clock)
     human = BudgetCutWhileAsked(tk)
@@ -90,10 +89,8 @@ class WalksAway:
 async def test_legacy_call_cancelled_while_asked_leaves_its_question_with_one_row(
     sandbox: SandboxServer,
 ) -> None:
-    """2025-11-25: the question is made by the resolver (an approval, never marked awaited), the
-    client cancels the call during `elicitation/create`. Nothing journals the question: no refusal
-    row from the call (cancelled), and `settle_unanswered` only settles awaited approvals, so once
-    it expires the question has no row at all (and it counts as pending until then)."""
+    """2025-11-25: the client cancels the call while the question is shown. Every question is
+    awaited from when it is asked, so once it expires `settle_unanswered` gives it its one row."""
     clock = FakeClock()
     tk = Toolkit(sandbox_settings(sandbox), now=clock)
     human = WalksAway()
@@ -109,11 +106,9 @@ async def test_legacy_call_cancelled_while_asked_leaves_its_question_with_one_ro
 
 
 def test_postgres_cap_refusal_racing_settlement_writes_one_row(pg_url: str) -> None:
-    """PostgreSQL: `reserve` reads the approval unused, then (still inside its transaction, under the
-    advisory lock that `settle_unanswered` does not take) its cap refuses. Meanwhile gpu-guard, in
-    another process, settles the expired awaited approval (its close commits: no lock stops it).
-    `reserve` then calls `_close` and ignores that it closed nothing, and inserts its own refused
-    row anyway (and points the approval's journal_id at it): one question, two refused rows.
+    """PostgreSQL: `reserve` reads the approval unused, then its cap refuses while gpu-guard (another
+    process, no lock between them) settles the expired question. The cap refusal's close finds the
+    question closed, so the reservation ends as a replay of that close: one row, the guard's.
     (SQLite cannot interleave here: its `BEGIN IMMEDIATE` blocks the guard's write.)"""
     from gpu_tools.journal import Journal
     from gpu_tools.models import Plan
@@ -124,8 +119,7 @@ def test_postgres_cap_refusal_racing_settlement_writes_one_row(pg_url: str) -> N
         provider="nebius", operation="nebius_create_endpoint", action="Create x.", target="x",
         method="POST", path="/x", reversible=True, reversibility="delete it", usd_per_hour=10.0,
     )  # fmt: skip
-    asked = server.new_approval("fp", "digest", "Create x?")
-    server.await_answer(asked.id, plan, "create")
+    asked = server.new_approval("fp", "digest", "Create x?", awaiting=(plan, "create"))
     clock.advance(APPROVAL_TTL.total_seconds() + 1)  # the answer came back just as it expired
 
     def cap_while_guard_settles(view: Any) -> str:
@@ -146,7 +140,7 @@ def test_postgres_cap_refusal_racing_settlement_writes_one_row(pg_url: str) -> N
     said = [(e.outcome, e.error) for e in entries]
     server.close()
     guard.close()
-    assert reservation.refused is not None
+    assert reservation.used is not None and reservation.used.refused is not None  # the guard's close stands
     assert len(said) == 1, said  # one question, one row
 
 
@@ -167,10 +161,8 @@ class KeyUsedWhileAsked:
 
 
 async def test_2026_answer_round_refused_for_its_key_is_one_row_per_question(sandbox: SandboxServer) -> None:
-    """2026-07-28: the answer round's `question()` returns None (the key is used now) without
-    closing the asked approval; `run` refuses the key reused with other arguments (`_refuse_key`,
-    a row that closes nothing); at expiry `settle_unanswered` journals the same question again as
-    "no answer came back": two refused rows for one question (besides the other call's send)."""
+    """2026-07-28: while the question is open another call uses its idempotency key with other
+    arguments; the answer round's refusal (key reused) closes the question: one row for it."""
     clock = FakeClock()
     tk = Toolkit(sandbox_settings(sandbox), now=clock)
     human = KeyUsedWhileAsked(tk)
@@ -190,11 +182,9 @@ async def test_a_page_approval_whose_call_comes_back_unplannable_is_one_row(
     sandbox: SandboxServer, mode: str
 ) -> None:
     """The page approves; before the call comes back its plan can no longer be made (here the
-    provider was taken out of allowed_providers; an offer withdrawn or a provider outage does the
-    same). The call that comes back names no question (`question()` returns None when planning
-    fails) and `run` journals "the plan could not be made" through `_plan_or_refuse`, which, unlike
-    the policy refusal (`_page_refusal`), does not close the open page approval it came back for.
-    The approved approval stays open and is settled at expiry: one question, two refused rows."""
+    provider was taken out of allowed_providers; an offer withdrawn or an outage does the same).
+    The call's refusal ("the plan could not be made") closes the open page approval it came back
+    for: one row, and no approved approval left open for a later call."""
     clock = FakeClock()
     tk = Toolkit(page_settings(sandbox), now=clock)
     tk.approvals.say = lambda text: None
@@ -219,11 +209,8 @@ async def test_a_page_approval_whose_call_comes_back_unplannable_is_one_row(
 async def test_a_sent_approval_is_purged_after_a_week_like_any_used_one(
     sandbox: SandboxServer, how: str
 ) -> None:
-    """`new_approval` purges approvals older than a week unless still awaited or open. A send
-    consumes its approval in `reserve`, which leaves `awaiting` set (the commit removed the
-    `answered()` calls that cleared it and only `_close` clears it now): every approval a
-    2026-07-28 round or the approval page carried to a send is kept forever, and the table (and
-    its partial index on awaiting) grows without bound."""
+    """`new_approval` purges approvals older than a week unless still awaited or open; a send
+    clears its approval's wait, so sent approvals are purged like any used one."""
     clock = FakeClock()
     settings = page_settings(sandbox, approval="page") if how == "page" else sandbox_settings(sandbox)
     tk = Toolkit(settings, now=clock)
@@ -246,10 +233,7 @@ async def test_a_sent_approval_is_purged_after_a_week_like_any_used_one(
 
 def test_gpu_magic_page_approval_whose_plan_fails_after_the_wait_is_one_row(sandbox: SandboxServer) -> None:
     """`%gpu` under approval=page: the cell waits, the page approves, and by the time the cell's
-    call runs (more than PLAN_TTL later) the plan can no longer be made. The call names its
-    question (approval_id), yet `_plan_or_refuse` journals "the plan could not be made" without
-    closing it: the approved approval stays open (a later identical cell would send with it) and
-    is settled again at expiry: one question, two refused rows."""
+    call runs the plan can no longer be made: the refusal closes the approval the cell named."""
     clock = FakeClock()
     shell = new_shell()
     shell._gpu_magics._replace_toolkit(Toolkit(page_settings(sandbox, approval="page"), now=clock))
@@ -283,11 +267,9 @@ def test_gpu_magic_page_approval_whose_plan_fails_after_the_wait_is_one_row(sand
 async def test_legacy_ask_again_does_not_refuse_a_page_question_nobody_saw(sandbox: SandboxServer) -> None:
     """2025-11-25, approval=page above $10/hour: the form asks about $3.50/hour; the price becomes
     $35/hour before the send, so the gate refuses (PlanChanged) and `_ask_again` asks about the new
-    plan. `question()` now answers with a page approval, but `_ask_again` asks it with a *form*
-    and hands the form's yes to the gate, whose `page_problem` refuses it ("has not been approved
-    on the approval page"); since 5158f1c that refusal also closes the page approval. The person
-    said yes, is told "not approved", and the page approval, whose link nobody was ever shown, is
-    already closed as refused: it can never be approved."""
+    plan. `question()` now answers with a page approval: `_ask_again` sends the person its link
+    (URL-mode elicitation) and waits for the page, never asking it with a form whose yes the gate
+    would refuse, and the page approval stays open for the person to decide."""
     from tests.test_unanswered import H100, PriceRisesWhileAsked
 
     clock = FakeClock()
@@ -308,6 +290,8 @@ async def test_legacy_ask_again_does_not_refuse_a_page_question_nobody_saw(sandb
             dict(r) for r in db.execute("SELECT id, consumed_at, result FROM approvals WHERE mode='page'")
         ]
     assert mutating_requests(sandbox) == []
-    assert len(human.messages) == 1, human.messages  # a page question is not asked with a form
+    # The new plan's question is the approval page's link (URL mode), never a form.
+    assert len(human.messages) == 2, [m[:80] for m in human.messages]
+    assert human.messages[1].startswith("Approve on the gpu-tools approval page"), human.messages[1][:80]
     assert page and all(p["consumed_at"] is None for p in page), page  # nor closed unseen
     tk.close()
