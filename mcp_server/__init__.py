@@ -229,7 +229,13 @@ async def _url_round(
     if URL_ROUND in (ctx.input_responses or {}):
         return None  # the retry after the person was sent to the page
     question = await tk.question(
-        op.name, arguments, asked_by=user, page=not can_elicit(ctx), client=client_name(ctx), page_only=True
+        op.name,
+        arguments,
+        asked_by=user,
+        page=not can_elicit(ctx),
+        client=client_name(ctx),
+        page_only=True,
+        asked=rounds.asked_in(ctx),  # a form question an earlier round asked is closed, not left
     )
     if question is None:
         return None  # the form asks (or nothing is asked): the tool's own rounds
@@ -272,13 +278,22 @@ class ElicitedConfirmer:
 
     answers_a_question = True
 
-    def __init__(self, answer: ElicitationResult[Confirmation], elicitable: bool) -> None:
+    def __init__(
+        self, answer: ElicitationResult[Confirmation], elicitable: bool, *, asked: bool = True
+    ) -> None:
         self.answer = answer
         self.elicitable = elicitable
+        self.asked = asked  # False: this round asked no question, so its answer is nobody's
 
     async def confirm(self, plan: Plan) -> bool:
         if not self.elicitable:
             raise ConfirmationRefused(NO_ELICITATION, provider=plan.provider)
+        if not self.asked:
+            raise ConfirmationRefused(
+                "not confirmed: no question could be asked in this round (the plan could not be read again "
+                "from the provider to check it), so no answer was used. Nothing was sent; call again to be asked.",
+                provider=plan.provider,
+            )
         answer: Any = self.answer
         if isinstance(answer, AcceptedElicitation) and not isinstance(answer.data, Confirmation):
             answer = answer.data  # the resolver's own "not asked" value, wrapped by the framework
@@ -420,7 +435,7 @@ def make_tool(tk: Toolkit, op: Operation) -> Any:
                     return await tk.call(
                         op.name,
                         kwargs,
-                        confirmer=ElicitedConfirmer(confirmation, can_elicit(ctx)),
+                        confirmer=ElicitedConfirmer(confirmation, can_elicit(ctx), asked=asked is not None),
                         approval_id=asked.approval.id if asked is not None else None,
                         answers=round_.asked if round_ is not None else None,
                         actor=actor,
@@ -520,7 +535,7 @@ async def _ask_again(
     """2025-11-25: the plan changed between the question and the send (the gate refused and journaled
     it); ask the person about the new plan in the same call, with its own approval."""
     for _ in range(ASK_AGAIN):
-        question = await tk.question(op.name, args, asked_by=actor)
+        question = await tk.question(op.name, args, asked_by=actor, client=client_name(ctx))
         if question is None:
             raise changed
         if question.on_the_page:  # the new plan needs the approval page: its link, not a form

@@ -295,3 +295,34 @@ async def test_legacy_ask_again_does_not_refuse_a_page_question_nobody_saw(sandb
     assert human.messages[1].startswith("Approve on the gpu-tools approval page"), human.messages[1][:80]
     assert page and all(p["consumed_at"] is None for p in page), page  # nor closed unseen
     tk.close()
+
+
+async def test_a_form_question_whose_policy_now_wants_the_page_is_closed_with_why(
+    sandbox: SandboxServer,
+) -> None:
+    """2026-07-28: the form asks; before the answer comes back the policy switches to approval=page
+    (the plan is unchanged). The answer round closes the form's question, saying the page is now in
+    force, and asks on the page: each question ends in one row, and none says "no answer came back"."""
+    clock = FakeClock()
+    tk = Toolkit(page_settings(sandbox), now=clock)
+    tk.approvals.say = lambda text: None
+    async with Client(build_server(toolkit=tk), elicitation_callback=Human()) as client:
+        first = await client.session.call_tool("nebius_create_endpoint", CREATE, allow_input_required=True)
+        assert isinstance(first, types.InputRequiredResult)
+        [key] = first.input_requests
+        tk.settings = tk.settings.model_copy(update={"approval": "page"})
+        await client.session.call_tool(
+            "nebius_create_endpoint",
+            CREATE,
+            input_responses={key: types.ElicitResult(action="accept", content={"confirm": True})},
+            request_state=first.request_state,
+            allow_input_required=True,
+        )
+        clock.advance(3600)  # nobody decides on the page
+        listed = structured(await client.call_tool("history", {}))["items"]
+    errors = [e["error"] or "" for e in listed]
+    assert mutating_requests(sandbox) == []
+    assert [e["outcome"] for e in listed] == ["refused", "refused"], errors  # the form's, the page's
+    assert any("approval=page is now in force" in e for e in errors), errors
+    assert not any("no answer came back" in e for e in errors), errors
+    tk.close()

@@ -110,7 +110,12 @@ def _money(value: Any) -> str:
 def status_of(approval: Approval) -> tuple[str, str]:
     """(css class, sentence) of where an approval stands."""
     if approval.refused is not None:
-        return "denied", f"Refused at {approval.consumed_at}: {approval.refused}. Nothing was sent."
+        decided = ""
+        if approval.status == "denied":
+            decided = f"Denied by {approval.decided_by} at {approval.decided_at}. "
+        elif approval.status == "approved":
+            decided = f"Approved by {approval.decided_by} at {approval.decided_at}, then refused. "
+        return "denied", f"{decided}Closed at {approval.consumed_at}: {approval.refused}. Nothing was sent."
     if approval.consumed_at is not None:
         return "sent", f"Approved by {approval.decided_by or 'the form'} and sent at {approval.consumed_at}."
     if approval.status == "approved":

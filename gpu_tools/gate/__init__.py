@@ -35,6 +35,9 @@ from gpu_tools.errors import (
     InvalidInput,
     PlanChanged,
     PolicyRefused,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
     redact_known,
     register_secret,
 )
@@ -196,7 +199,8 @@ class Gate:
         reuses `asked`, the approval this very call's earlier round asked about (its identity
         travels with the protocol's request state), only while that plan is still the one it was
         made for. Otherwise (changed, or no approval named: never another call's, even with the
-        same arguments) a new approval, whose different text makes the client ask again.
+        same arguments) a new approval, whose different text makes the client ask again; `asked`,
+        when not reused (expired, its plan changed, the page now answers), is closed with its row.
         A question the approval page answers (the policy says so, or `page`: the front cannot show a
         form) is the one open page approval of this plan and requester (`asking.page_question`);
         `page_only`: only such a question (None, and no approval made, when the form would ask)."""
@@ -216,7 +220,7 @@ class Gate:
         mode = self.tk.approvals.mode_for(plan, op.effect)
         if page_only and not (page or mode != "form"):
             return None
-        latest = await self.tk.journal.aio.approval(asked) if resume and asked else None
+        latest = await self.tk.journal.aio.approval(asked) if asked else None
         if latest is not None and latest.fingerprint != fp:
             latest = None  # another call's, or another user's: never this call's answer
         text = redact_known(plan.message())
@@ -248,6 +252,16 @@ class Gate:
                     f"({change}): the answer to approval {latest.id} was not used, and the new plan is asked",
                 )
                 text = f"The plan changed since you were asked: {change}.\n\n{text}"
+            elif page or mode != "form":
+                await self._close_asked(
+                    op,
+                    data,
+                    plan,
+                    latest,
+                    asked_by,
+                    f"approval={mode} is now in force for this plan: the form's answer to approval {latest.id} "
+                    "was not used, and the plan is asked on the approval page",
+                )
         if page or mode != "form":
             return await page_question(
                 self.tk,
@@ -325,10 +339,16 @@ class Gate:
         fp = fingerprint(op, data, user=actor)
         named = approval_id or answers
         closes = (named, fp) if named else None  # the question this call answers, if named
+        asked = await self.tk.journal.aio.approval(named) if named else None
+        if asked is not None and asked.fingerprint == fp and asked.consumed_at is not None:
+            # A call that comes back for a question already closed (a round sent again after its
+            # answer was lost): its first outcome, before anything else is checked or journaled.
+            provider = getattr(data, "provider", None) or op.provider
+            return await self.sender.replay_used(asked, unplanned(op, provider, self.tk.settings.sandbox))
         first = await self.tk.journal.aio.run(self._key_row, op, data, actor)
         if first is not None:
             return await self.sender.replay_key(op, args_hash(op, data), first, actor=actor, closes=closes)
-        plan = await self._plan_or_refuse(op, data, key, actor, closes, fp)
+        plan = await self._plan_or_refuse(op, data, key, actor, closes, fp, asked)
         sandbox = self.tk.settings.sandbox
         if data.dry_run:
             return MutationResult(outcome="dry_run", plan=plan, sandbox=sandbox)
@@ -339,7 +359,8 @@ class Gate:
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
         await self._meets_policy(op, plan, self._refusal(op, plan, key, actor, closes, page=fp))
         refuse = self._refusal(op, plan, key, actor, closes)
-        await self._confirmed(confirmer, plan, refuse)
+        page = asked if asked is not None and asked.mode is not None and asked.fingerprint == fp else None
+        await self._confirmed(confirmer, plan, refuse, page)
         approval = await self._approval(op, data, plan, confirmer, approval_id, actor, refuse)
         if isinstance(approval, MutationResult):
             return approval  # the approval was used already: its first outcome, replayed
@@ -372,6 +393,7 @@ class Gate:
         actor: str | None,
         closes: tuple[str, str] | None,
         fp: str,
+        asked: Approval | None,
     ) -> Plan:
         """The call's plan; one that cannot be made (not found, not offered...) is a journaled refusal."""
         try:
@@ -381,7 +403,13 @@ class Gate:
                 provider = getattr(data, "provider", None) or exc.provider
                 reason = f"the plan could not be made: {exc.message}"
                 what = unplanned(op, provider, self.tk.settings.sandbox)
-                await self._refusal(op, what, key, actor, closes, page=fp)(reason, None)
+                # A passing failure (rate limit, outage, timeout) leaves a page approval open for the
+                # retry to use (a person approved it); a lasting one (not found, not allowed) closes it.
+                if isinstance(exc, RateLimited | ProviderUnavailable | ProviderTimeout):
+                    page_question = asked is not None and asked.mode is not None
+                    await self._refusal(op, what, key, actor, None if page_question else closes)(reason, None)
+                else:
+                    await self._refusal(op, what, key, actor, closes, page=fp)(reason, None)
             raise
 
     def _refusal(
@@ -427,19 +455,26 @@ class Gate:
             await refuse(f"policy {violation}", None)
             raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=plan.provider)
 
-    @staticmethod
-    async def _confirmed(confirmer: Confirmer, plan: Plan, refuse: Refusal) -> None:
-        """The confirmer's yes (the boolean true only), or a journaled refusal."""
+    async def _confirmed(
+        self, confirmer: Confirmer, plan: Plan, refuse: Refusal, page: Approval | None
+    ) -> None:
+        """The confirmer's yes (the boolean true only), or a journaled refusal; a no that collects a
+        page approval's decision (`page`) is worded by the page: denied by whom, expired, undecided."""
         try:
             confirmed = await confirmer.confirm(plan)
         except ConfirmationRefused as exc:
             await refuse(exc.message, None)
             raise
         if confirmed is not True:
-            await refuse("not confirmed", None)
-            raise ConfirmationRefused(
-                f"not confirmed: {plan.action} Nothing was sent.", provider=plan.provider
-            )
+            why = "not confirmed"
+            if page is not None:
+                current = await self.tk.journal.aio.approval(page.id) or page
+                if current.expired:
+                    why = f"approval {current.id} expired at {current.expiry.isoformat(timespec='seconds')} on the approval page"
+                else:
+                    why = page_problem(current, current.mode or "page") or why
+            await refuse(why, None)
+            raise ConfirmationRefused(f"{why}: {plan.action} Nothing was sent.", provider=plan.provider)
 
     async def _approval(
         self,

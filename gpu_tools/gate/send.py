@@ -77,7 +77,11 @@ class Sender:
         if reservation.used is not None:
             return await self.replay_used(reservation.used, plan)
         if reservation.key_row is not None and order.op is not None:
-            return await self.replay_key(order.op, order.args, reservation.key_row, actor=order.actor)
+            approval = order.approval  # the key was used meanwhile: this call's question is not used
+            closes = (approval.id, approval.fingerprint) if approval is not None else None
+            return await self.replay_key(
+                order.op, order.args, reservation.key_row, actor=order.actor, closes=closes
+            )
         if reservation.refused is not None:
             raise PolicyRefused(
                 f"refused by policy {reservation.refused} Nothing was sent.", provider=plan.provider

@@ -1,5 +1,6 @@
-"""Review of 111ab78 (and 5158f1c): one row per question, a replay is its first outcome, and the
-approval page says who decided. Each test fails on 111ab78 and names the scenario it covers."""
+"""A call that comes back for a question already closed answers with its first outcome; an answer
+round that asked nothing never journals a "declined"; a key used just before the send closes the
+question; a page decision collected by a notebook says who decided."""
 
 from __future__ import annotations
 
@@ -42,13 +43,9 @@ async def test_a_replayed_answer_round_whose_send_now_breaks_a_cap_answers_its_f
     sandbox: SandboxServer,
 ) -> None:
     """2026-07-28, no idempotency key: the answer round sends; its response is lost and the client
-    sends the very same round again (same request state, same answer), the replay the request state
-    exists for. The instance now live counts against max_total_usd_per_hour, so the replay's
-    `question()` returns None (policy) and the gate refuses by policy before it looks at the used
-    approval the round names (`answers`): the client is told "Nothing was sent" about an instance
-    that was created and bills. `Journal.record` even sees the question was used (it writes no row)
-    and the gate still answers as if nothing had happened. Without the cap the same replay is
-    `replayed` (test_exactly_once.test_a_replayed_final_round_sends_once_and_returns_the_first_outcome)."""
+    sends the very same round again. The instance now live breaks max_total_usd_per_hour, yet the
+    round names its used question, so the call answers with the first outcome (`replayed`) before
+    any policy check: never "Nothing was sent" about an instance that bills."""
     server = build_server(sandbox_settings(sandbox, max_total_usd_per_hour=5))  # one H100 fits, two do not
     async with Client(server, elicitation_callback=Human()) as client:
         first = await client.session.call_tool("neolink_create_instance", H100, allow_input_required=True)
@@ -76,12 +73,9 @@ async def test_a_replayed_answer_round_whose_send_now_breaks_a_cap_answers_its_f
 async def test_an_answer_round_whose_reread_fails_once_is_not_journaled_as_declined(
     sandbox: SandboxServer,
 ) -> None:
-    """2026-07-28: the person answers yes; in the answer round the resolver's fresh re-read of the
-    plan hits one transient provider error, so `question()` returns None and the confirm resolver
-    hands the body a DeclinedElicitation ("not asked here"). The body's own plan comes from the
-    cache, so the gate gets as far as `_confirmed`, and the refusal that closes the question the
-    person said YES to (`answers`) reads "the user declined the confirmation". That is the question's
-    one row: the journal of record says the person declined a plan they approved."""
+    """2026-07-28: the person answers yes; in the answer round the fresh re-read of the plan hits one
+    transient provider error, so no question is asked this round. The refusal closing the person's
+    question says the plan could not be checked, never that the person declined."""
     tk = Toolkit(sandbox_settings(sandbox))
     original = tk.gate.plan
     failed: list[bool] = []
@@ -118,11 +112,8 @@ async def test_a_key_used_between_the_runs_check_and_the_reservation_leaves_one_
     sandbox: SandboxServer,
 ) -> None:
     """The question is asked and answered yes; while this call re-reads the price just before the
-    send, another call (another process of the same user) sends with the same idempotency key and
-    other arguments. `reserve` finds the key used (`Reservation.key_row`) and `Sender.send` calls
-    `replay_key` without `closes`: a plain refused row is written and the question stays open and
-    awaited, so `settle_unanswered` later journals it again as "asked, never answered". One call,
-    one question, two refused rows (the run-start key check closes the question; this path does not)."""
+    send, another call of the same user sends with the same idempotency key and other arguments.
+    The reservation's key refusal closes this call's question: one refused row, never settled again."""
     clock = FakeClock()
     tk = Toolkit(sandbox_settings(sandbox), now=clock)
     op = "nebius_create_endpoint"
@@ -154,12 +145,8 @@ async def test_a_key_used_between_the_runs_check_and_the_reservation_leaves_one_
 async def test_a_page_denial_collected_by_the_notebook_still_says_who_denied_it(
     sandbox: SandboxServer,
 ) -> None:
-    """%gpu under approval=page: the cell waits for the page, carol denies, and the magic calls the
-    gate with `Approve(decided.status == "approved")`, i.e. Approve(False) (ipython_ext/magics.py
-    `_run`). `_confirmed` runs before `_approval`, so the refusal that closes the page approval says
-    "not confirmed", and since 5158f1c the page's `status_of` shows a refused-closed approval
-    before its denial: "Refused at ...: not confirmed." Carol's denial is gone from the page and
-    the journal row (over MCP, `on_the_page` passes Approve() and the row says "denied ... by carol")."""
+    """%gpu under approval=page: carol denies on the page and the magic collects the decision with
+    Approve(False): the refusal row and the page both say carol denied it, not "not confirmed"."""
     clock = FakeClock()
     tk = Toolkit(page_settings(sandbox, approval="page"), now=clock)
     tk.approvals.say = lambda text: None
@@ -177,4 +164,51 @@ async def test_a_page_denial_collected_by_the_notebook_still_says_who_denied_it(
     assert mutating_requests(sandbox) == []
     assert "carol" in sentence, sentence  # the page says who denied it
     assert "denied" in (row.error or ""), row.error  # and so does the journal
+    tk.close()
+
+
+@pytest.mark.parametrize("failure", ["passing", "lasting"])
+async def test_a_page_approval_survives_a_passing_failure_of_its_call(
+    sandbox: SandboxServer, failure: str
+) -> None:
+    """The page approves; the call that comes back for it cannot be planned. A passing failure (an
+    outage) journals the call's refusal and leaves the approval open, so the retry sends with it;
+    a lasting one (not found) closes it with that refusal: one row for the question either way."""
+    tk = Toolkit(page_settings(sandbox, approval="page"))
+    tk.approvals.say = lambda text: None
+    question = await tk.question("nebius_create_endpoint", CREATE, client="%gpu")
+    assert question is not None and question.on_the_page
+    tk.approvals.decide(question.approval.id, "approved", by="carol", how="page")
+    original = tk.gate.plan
+    error = (
+        errors.ProviderUnavailable("503 Service Unavailable", provider="nebius")
+        if failure == "passing"
+        else errors.NotFound("flavor not found", provider="nebius")
+    )
+
+    async def fails_once(op: Operation, data: MutationInput, *, fresh: bool = False) -> Plan:
+        tk.gate.plan = original  # type: ignore[method-assign]
+        raise error
+
+    tk.gate.plan = fails_once  # type: ignore[method-assign]
+    with pytest.raises(type(error)):
+        await tk.call("nebius_create_endpoint", CREATE, confirmer=Approve(), approval_id=question.approval.id)
+    approval = tk.journal.approval(question.approval.id)
+    assert approval is not None
+    if failure == "lasting":
+        assert approval.refused is not None and "flavor not found" in approval.refused
+        with pytest.raises(errors.ConfirmationRefused, match="already answered"):
+            await tk.call(
+                "nebius_create_endpoint", CREATE, confirmer=Approve(), approval_id=question.approval.id
+            )
+        assert mutating_requests(sandbox) == []
+        assert [r.outcome for r in rows(tk)] == ["refused"]
+    else:
+        assert approval.consumed_at is None  # still the person's approval, for the retry
+        done = await tk.call(
+            "nebius_create_endpoint", CREATE, confirmer=Approve(), approval_id=question.approval.id
+        )
+        assert done.outcome == "done"  # type: ignore[attr-defined]
+        assert len([r for r in mutating_requests(sandbox) if r["method"] == "POST"]) == 1
+        assert [r.outcome for r in rows(tk)] == ["ok", "refused"]  # the retry's send, the outage's refusal
     tk.close()
