@@ -4,8 +4,6 @@ question; a page decision collected by a notebook says who decided."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from mcp import Client, types
 
@@ -22,21 +20,9 @@ from tests.clock import FakeClock
 from tests.conftest import mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, error_text
 from tests.test_approval_page import CREATE, page_settings
+from tests.test_exactly_once import H100, NEBIUS, rows
 
 pytestmark = pytest.mark.anyio
-
-NEBIUS = {
-    "name": "demo",
-    "model_name": "openai/gpt-oss-20b",
-    "flavor_name": "base",
-    "gpu_type": "gpu-h100-sxm",
-}
-IMAGE = "images.neolink-ai.com/matrixdc/pytorch:2.3.0-python3.10-cuda12.1.0-devel-ubuntu22.04"
-H100 = {"display_name": "moved", "image": IMAGE, "gpu_sku_id": "88"}  # NeoLink H100, $3.50/hour
-
-
-def rows(tk: Toolkit) -> list[Any]:
-    return tk.journal.entries(limit=1000)[0]
 
 
 async def test_a_replayed_answer_round_whose_send_now_breaks_a_cap_answers_its_first_outcome(

@@ -24,15 +24,9 @@ from tests.clock import FakeClock
 from tests.conftest import mutating_requests, new_shell, sandbox_settings
 from tests.mcp_helpers import Human, structured
 from tests.test_approval_page import CREATE, page_settings
+from tests.test_exactly_once import H100, NEBIUS
 
 pytestmark = pytest.mark.anyio
-
-NEBIUS = {
-    "name": "demo",
-    "model_name": "openai/gpt-oss-20b",
-    "flavor_name": "base",
-    "gpu_type": "gpu-h100-sxm",
-}
 
 
 def outcomes(tk: Toolkit) -> list[tuple[str, str | None]]:
@@ -291,13 +285,6 @@ class PriceRisesWhileAsked:
             ).raise_for_status()
         self.messages.append(params.message)
         return types.ElicitResult(action="accept", content={"confirm": True})
-
-
-H100 = {
-    "display_name": "moved",
-    "image": "images.neolink-ai.com/matrixdc/pytorch:2.3.0-python3.10-cuda12.1.0-devel-ubuntu22.04",
-    "gpu_sku_id": "88",
-}
 
 
 @pytest.mark.usefixtures("journal_backend")

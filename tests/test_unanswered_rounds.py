@@ -20,15 +20,9 @@ from tests.clock import FakeClock
 from tests.conftest import mutating_requests, new_shell, sandbox_settings
 from tests.mcp_helpers import Human, structured
 from tests.test_approval_page import CREATE, page_settings
+from tests.test_exactly_once import NEBIUS
 
 pytestmark = pytest.mark.anyio
-
-NEBIUS = {
-    "name": "demo",
-    "model_name": "openai/gpt-oss-20b",
-    "flavor_name": "base",
-    "gpu_type": "gpu-h100-sxm",
-}
 
 
 def rows(tk: Toolkit) -> list[tuple[str, str | None]]:

@@ -225,43 +225,22 @@ class Gate:
             latest = None  # another call's, or another user's: never this call's answer
         text = redact_known(plan.message())
         if latest is not None and latest.mode is None and latest.consumed_at is None:
+            why = None  # why the form question this call's earlier round asked is not used
             if latest.expired:
-                await self._close_asked(
-                    op,
-                    data,
-                    plan,
-                    latest,
-                    asked_by,
-                    "the answer came back after the question expired "
-                    f"at {latest.expiry.isoformat(timespec='seconds')}: approval {latest.id} was not used, "
-                    "and the plan is asked again",
-                )
+                expired = latest.expiry.isoformat(timespec="seconds")
+                why = f"the answer came back after the question expired at {expired}"
             elif latest.digest != digest:
                 change = (
                     describe_change(shown, plan)
                     if shown is not None and plan_digest(shown) == latest.digest
                     else f"now {cost_text(plan)}"
                 )
-                await self._close_asked(
-                    op,
-                    data,
-                    plan,
-                    latest,
-                    asked_by,
-                    f"the plan changed while the question was open "
-                    f"({change}): the answer to approval {latest.id} was not used, and the new plan is asked",
-                )
+                why = f"the plan changed while the question was open ({change})"
                 text = f"The plan changed since you were asked: {change}.\n\n{text}"
             elif page or mode != "form":
-                await self._close_asked(
-                    op,
-                    data,
-                    plan,
-                    latest,
-                    asked_by,
-                    f"approval={mode} is now in force for this plan: the form's answer to approval {latest.id} "
-                    "was not used, and the plan is asked on the approval page",
-                )
+                why = f"approval={mode} is now in force for this plan, so it is asked on the approval page"
+            if why is not None:
+                await self._close_asked(op, data, plan, latest, asked_by, why)
         if page or mode != "form":
             return await page_question(
                 self.tk,
@@ -289,7 +268,7 @@ class Gate:
             plan,
             op.effect,
             "refused",
-            error=why,
+            error=f"{why}: the answer to approval {asked.id} was not used, and the plan is asked again",
             idempotency_key=getattr(data, "idempotency_key", None),
             actor=asked.asked_by or actor,
             closes=(asked.id, asked.fingerprint),
