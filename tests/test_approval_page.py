@@ -431,3 +431,27 @@ async def test_calls_racing_for_one_page_approval_send_once_and_are_told_the_sen
     # Every other call came while the send was in progress (a call after it is a new question: above).
     assert len(busy) == 7 and [e["outcome"] for e in history["items"]] == ["ok"]
     assert held.held == 1
+
+
+async def test_a_denied_approval_whose_call_came_back_says_who_denied_it_on_the_page(
+    sandbox: SandboxServer,
+) -> None:
+    """Denied on the page, then the call comes back and is refused (closing the approval): the page
+    still says who denied it, and that nothing was sent (real Chromium; screenshot to look at)."""
+    server = page_server(sandbox)
+    async with client(server, "auto") as c, chromium() as browser:
+        link = structured(await c.call_tool("nebius_create_endpoint", CREATE))["approval"]
+        url, code = link_and_code(server.lines, link["id"])
+        page = await browser.new_page()
+        await sign_in(page, url, code)
+        assert (await decide(page, "deny")).status == 303
+        refused = await c.call_tool("nebius_create_endpoint", CREATE)
+        assert refused.is_error and "denied on the approval page by local user" in error_text(refused)
+        await page.reload()
+        status = await page.inner_text("#status")
+        await screenshot(page, "approval-denied-closed.png")
+    assert "Denied by local user" in status and "Nothing was sent" in status, status
+    [row] = rows(server)
+    assert row.outcome == "refused" and "denied on the approval page by local user" in (row.error or "")
+    assert mutating_requests(sandbox) == []
+    server.toolkit.close()

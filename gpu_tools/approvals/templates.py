@@ -109,13 +109,18 @@ def _money(value: Any) -> str:
 
 def status_of(approval: Approval) -> tuple[str, str]:
     """(css class, sentence) of where an approval stands."""
-    if approval.refused is not None:
-        decided = ""
+    if approval.refused is not None:  # closed by a refusal: the page's decision first, if any
+        why = approval.refused
         if approval.status == "denied":
-            decided = f"Denied by {approval.decided_by} at {approval.decided_at}. "
-        elif approval.status == "approved":
-            decided = f"Approved by {approval.decided_by} at {approval.decided_at}, then refused. "
-        return "denied", f"{decided}Closed at {approval.consumed_at}: {approval.refused}. Nothing was sent."
+            decided = f"Denied by {approval.decided_by} at {approval.decided_at}."
+            extra = "" if why.startswith("denied on the approval page") else f" The call was refused: {why}."
+            return "denied", f"{decided}{extra} Nothing was sent."
+        if approval.status == "approved":
+            return "denied", (
+                f"Approved by {approval.decided_by} at {approval.decided_at}, then refused when the call came "
+                f"back: {why}. Nothing was sent."
+            )
+        return "denied", f"Refused at {approval.consumed_at}: {why}. Nothing was sent."
     if approval.consumed_at is not None:
         return "sent", f"Approved by {approval.decided_by or 'the form'} and sent at {approval.consumed_at}."
     if approval.status == "approved":
