@@ -53,15 +53,25 @@ async def sign_in(page: Any, url: str, code: str) -> None:
     """Open the link, and type the one-time code as the person would."""
     await page.goto(url)
     await page.fill("input[name=code]", code)
-    await page.click("button[type=submit]")
-    await page.wait_for_load_state()
+    await submit(page)
     assert await page.query_selector("#status"), await page.content()
 
 
+async def submit(page: Any, button: str = "button[type=submit]") -> Any:
+    """Click a form's submit button and wait until the browser has loaded the page the POST leads to
+    (waiting for a load state alone can see the old page, before the navigation starts). Returns the
+    response that page came from: the POST's own when it answered with a page, not a redirect."""
+    async with page.expect_navigation() as moved:
+        await page.click(button)
+    return await moved.value
+
+
 async def decide(page: Any, choice: str = "approve") -> Any:
-    """Click Approve or Deny and return the answer to that POST."""
-    async with page.expect_response(lambda r: r.request.method == "POST") as answer:
-        await page.click(f"button[value={choice}]")
+    """Click Approve or Deny and return the answer to that POST, once the browser has loaded the page
+    that answer leads to (so the next step reads, or reloads, the new page, not one mid-navigation)."""
+    async with page.expect_navigation():
+        async with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            await page.click(f"button[value={choice}]")
     return await answer.value
 
 

@@ -20,7 +20,7 @@ from mcp.client.stdio import stdio_client
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
-from tests.browser import chromium, decide, link_and_code, screenshot, sign_in
+from tests.browser import chromium, decide, link_and_code, screenshot, sign_in, submit
 from tests.clock import FakeClock
 from tests.conftest import HoldsAnswers, mutating_requests, sandbox_settings
 from tests.mcp_helpers import Human, error_text, structured
@@ -295,8 +295,7 @@ async def test_the_index_lists_pending_approvals(sandbox: SandboxServer) -> None
         await page.goto(url.rsplit("/", 1)[0] + "/")
         assert "Sign in" in await page.content()
         await page.fill("input[name=code]", code)
-        await page.click("button[type=submit]")
-        await page.wait_for_selector("h1")
+        await submit(page)
         listed = await page.inner_text("main")
         assert "Pending approvals" in listed and "page-demo" in listed and "second" in listed
         # Signed in, an approver also sees what runs, what it costs and the budgets (read-only).
@@ -389,14 +388,10 @@ async def test_wrong_codes_pause_sign_in_by_code(sandbox: SandboxServer) -> None
         for _ in range(10):
             await page.goto(url)
             await page.fill("input[name=code]", "AAAA-AAAA")
-            async with page.expect_response(lambda r: r.request.method == "POST") as wrong:
-                await page.click("button[type=submit]")
-            assert (await wrong.value).status == 403
+            assert (await submit(page)).status == 403
         await page.goto(url)
         await page.fill("input[name=code]", code)
-        async with page.expect_response(lambda r: r.request.method == "POST") as right:
-            await page.click("button[type=submit]")
-        assert (await right.value).status == 403 and "paused" in await page.inner_text("main")
+        assert (await submit(page)).status == 403 and "paused" in await page.inner_text("main")
         assert await page.query_selector("#status") is None
     assert server.toolkit.journal.approval(link["id"]).status is None
     server.toolkit.close()

@@ -28,7 +28,7 @@ from gpu_tools.errors import redact
 from gpu_tools.sandbox import SandboxServer
 from gpu_tools.settings import Settings
 from mcp_server.oauth import OAuthVerifier
-from tests.browser import SCREENS, chromium, decide, screenshot
+from tests.browser import SCREENS, chromium, decide, screenshot, submit
 from tests.clock import FakeClock
 from tests.conftest import mutating_requests
 from tests.mcp_helpers import structured
@@ -369,8 +369,8 @@ async def test_a_static_token_without_gpu_approve_signs_in_beside_the_provider_a
                 "#provider-signin"
             )  # the provider first, the token form beside it
             await page.fill("input[name=code]", "tok-viewer-0123456789")
-            await page.click("form.signin button[type=submit]")
-            await page.wait_for_url(link)
+            await submit(page, "form.signin button[type=submit]")
+            assert page.url == link
             assert "viewer may not approve" in await page.inner_text("#not-allowed")
             await page.evaluate("document.querySelectorAll('button').forEach(b => { b.disabled = false; })")
             assert (await decide(page, "approve")).status == 403
