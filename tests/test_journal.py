@@ -352,6 +352,15 @@ async def test_a_create_waiting_for_a_lock_holds_up_no_read(sandbox: SandboxServ
             held.append(_hold_the_reserve_lock(server.toolkit.journal))  # type: ignore[attr-defined]
             return await super().__call__(context, params)
 
+    journal = server.toolkit.journal  # type: ignore[attr-defined]
+    reserving = threading.Event()
+    reserve = journal.reserve
+
+    def reserve_and_say_so(*args: Any, **kw: Any) -> Any:
+        reserving.set()  # on the journal's worker thread, just before the wait for the lock
+        return reserve(*args, **kw)
+
+    journal.reserve = reserve_and_say_so
     human = LockingHuman("accept", True)
     async with Client(server, elicitation_callback=human) as client:
         await client.call_tool("list_resources", {})  # warm: connections, the catalogue
@@ -363,9 +372,8 @@ async def test_a_create_waiting_for_a_lock_holds_up_no_read(sandbox: SandboxServ
 
             tg.start_soon(create)
             with anyio.fail_after(20):
-                while not human.messages:  # asked and answered: the create now waits for the lock
+                while not reserving.is_set():  # asked, answered, and in its reservation: it waits
                     await anyio.sleep(0.01)
-            await anyio.sleep(0.2)  # the answer reaches the server, the create its reservation
             # A read held up by the lock would wait until it is let go: 30 s (the holder's timer, and
             # SQLite's busy timeout). The bounds are far below that, and far above a busy machine's time.
             for tool in ("list_providers", "list_resources"):
@@ -389,14 +397,13 @@ async def test_a_create_waiting_for_a_lock_holds_up_no_read(sandbox: SandboxServ
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("journal_backend", ["postgresql"], indirect=True)  # a database server's outage
 async def test_a_database_outage_is_said_plainly_and_the_first_call_after_it_works(
-    journal_backend: str, sandbox: SandboxServer
+    sandbox: SandboxServer,
 ) -> None:
     """PostgreSQL stops under a running server: a create says the journal is unreachable and that
     nothing was sent (and nothing is); a create whose request the provider already had says the
     resource may exist and is journaled as unknown; the first call after the restart works."""
-    if journal_backend != "postgresql":
-        pytest.skip("an outage of a database server: the PostgreSQL journal")
     from mcp import Client
 
     from mcp_server import build_server
