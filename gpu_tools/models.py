@@ -364,23 +364,25 @@ class Plan(Result):
 
     def message(self) -> str:
         """The confirmation text: a pure function of the plan, so it is identical every time."""
+        # Each line is built from `plain` text: a name or a provider's answer that holds a line break
+        # or a bidi override cannot add a line (a fake "Cost:") nor reorder one; it is shown escaped.
         lines = [
-            ("[SANDBOX] " if self.sandbox else "") + f"{self.action}",
-            f"Provider: {self.provider}    Target: {self.target}",
-            f"Request: {self.method} {self.path}",
+            ("[SANDBOX] " if self.sandbox else "") + plain(self.action),
+            f"Provider: {plain(self.provider)}    Target: {plain(self.target)}",
+            f"Request: {plain(self.method)} {plain(self.path)}",
         ]
         if self.body not in (None, {}, []):  # every argument that is sent is seen
             lines.append(f"Sends: {shown(self.body)}")
         if self.usd_per_hour is not None or self.usd_per_hour_max is not None or self.price_source:
-            lines.append(self.cost_line())
-        lines.append(("Reversible: " if self.reversible else "NOT reversible: ") + self.reversibility)
+            lines.append(plain(self.cost_line()))
+        lines.append(("Reversible: " if self.reversible else "NOT reversible: ") + plain(self.reversibility))
         if self.expires_at:
             verb = "stops" if self.expires_action == "stop" else "deletes"
-            lines.append(f"Expires: {self.expires_at} (then gpu-guard or reap_expired {verb} it)")
+            lines.append(f"Expires: {plain(self.expires_at)} (then gpu-guard or reap_expired {verb} it)")
         for i, step in enumerate(self.steps, 1):
             cost = f", {step.cost_line()}" if step.usd_per_hour is not None else ""
-            lines.append(f"  {i}. {step.action} [{step.method} {step.path}{cost}]")
-        lines += [f"Warning: {w}" for w in self.warnings]
+            lines.append(plain(f"  {i}. {step.action} [{step.method} {step.path}{cost}]"))
+        lines += [f"Warning: {plain(w)}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -407,9 +409,19 @@ def cut_text(value: str) -> str:
     return f"{value[:SHOWN_TEXT]}…{value[-SHOWN_TEXT:]} ({len(value):,} characters)"
 
 
+def plain(text: str) -> str:
+    """`text` as one line whose every character is seen: line breaks, other control characters and
+    invisible ones (bidi overrides, zero-width marks, unusual spaces) written as escapes (`\\n`,
+    `\\u202e`). What a confirmation shows of a name, a provider's answer or a request body."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def shown(value: Any) -> str:
-    """A request body as a person reads it in a confirmation: compact JSON, every field present,
-    each long text cut in the middle with its length (`cut_text`)."""
+    """A request body as a person reads it in a confirmation: compact JSON on one line, every field
+    present, each long text cut in the middle with its length (`cut_text`), every unseen character
+    escaped (`plain`)."""
 
     def cut(v: Any) -> Any:
         if isinstance(v, str):
@@ -420,7 +432,7 @@ def shown(value: Any) -> str:
             return [cut(x) for x in v]
         return v
 
-    return json.dumps(cut(value), ensure_ascii=False, default=str)
+    return plain(json.dumps(cut(value), ensure_ascii=False, default=str))
 
 
 class MutationResult(Result):

@@ -10,7 +10,7 @@ declare their own operations with it; the toolkit assembles the registry.
 
 import difflib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, get_args
@@ -110,8 +110,52 @@ class OpInput(BaseModel):
         return self
 
 
+# Characters that reorder how the text around them is shown: bidi marks, embeddings, overrides and
+# isolates. None in anything sent: a confirmation shows them escaped, a provider's console would obey.
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Line breaks and other control characters: none in a one-line value (a name, an image, an id); a
+# long text (a description, a command: up to TEXT_MAX) may hold tabs and line breaks.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every text in an argument's value: itself, list items, mapping keys and values, model fields."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts(key)
+            yield from _texts(item)
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _texts(getattr(value, name))
+
+
 class MutationInput(OpInput):
+    """Base of every operation that changes something: what it sends is text a person can read in
+    the confirmation as it will be sent, so no argument may hide a line break (a one-line value) or
+    reorder what is shown (a bidi control): such text is refused, naming the argument."""
+
     dry_run: bool = Field(False, description="Only return the plan; send nothing.")
+
+    @model_validator(mode="after")
+    def _visible_text(self) -> Self:
+        for name, info in type(self).model_fields.items():
+            long = any((getattr(m, "max_length", None) or 0) >= TEXT_MAX for m in info.metadata)
+            for text in _texts(getattr(self, name)):
+                if found := _BIDI.search(text):
+                    why = "holds {char}, which reorders how text is shown"
+                elif found := (_CONTROL_IN_TEXT if long else _CONTROL).search(text):
+                    why = "holds {char}, a control character" if long else "must be one line: it holds {char}"
+                else:
+                    continue
+                char = f"U+{ord(found.group()):04X}"
+                raise PydanticCustomError("visible_text", "{field} " + why, {"field": name, "char": char})
+        return self
 
 
 class CreateInput(MutationInput):

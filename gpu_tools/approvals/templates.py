@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from gpu_tools.journal import Approval
+from gpu_tools.models import plain
 
 PAGE = Template("""<!doctype html>
 <html lang="en">
@@ -39,6 +40,12 @@ def esc(value: Any) -> str:
     if not isinstance(value, str):
         value = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
     return escape(value, quote=True)
+
+
+def seen(value: Any) -> str:
+    """`esc` of a name or text an agent or a provider chose: a line break or bidi override in it is
+    shown as an escape (`plain`), never obeyed."""
+    return esc(plain(value) if isinstance(value, str) else value)
 
 
 def page(title: str, body: str, *, base: str, who: str | None = None) -> str:
@@ -163,7 +170,7 @@ def detail(
     pairs = [
         ("Provider", esc(plan.get("provider"))),
         ("Operation", f"<code>{esc(plan.get('operation'))}</code>"),
-        ("Target", esc(plan.get("target"))),
+        ("Target", seen(plan.get("target"))),
         ("Request", f"<code>{esc(plan.get('method'))} {esc(plan.get('path'))}</code>"),
         ("Cost", esc(cost)),
         ("At maximum scale", esc(_money(plan.get("usd_per_hour_max")) + " per hour")),
@@ -181,11 +188,11 @@ def detail(
             f"of {_money(line['limit'])}; this plan {_money(line['this_plan'])})"
         )
         pairs.append((name, esc(left if line["cost_known"] else "unknown: this plan's cost is unknown")))
-    arguments = _rows([(k, f"<code>{esc(v)}</code>") for k, v in sorted(view.get("arguments", {}).items())])
+    arguments = _rows([(k, f"<code>{seen(v)}</code>") for k, v in sorted(view.get("arguments", {}).items())])
     body = esc(json.dumps(plan.get("body"), indent=2, sort_keys=True)) if plan.get("body") is not None else ""
-    warnings = "".join(f"<li>{esc(w)}</li>" for w in plan.get("warnings", []))
+    warnings = "".join(f"<li>{seen(w)}</li>" for w in plan.get("warnings", []))
     steps = "".join(
-        f"<li>{esc(s.get('action'))} <code>{esc(s.get('method'))} {esc(s.get('path'))}</code></li>"
+        f"<li>{seen(s.get('action'))} <code>{esc(s.get('method'))} {esc(s.get('path'))}</code></li>"
         for s in plan.get("steps", [])
     )
     sandbox = '<p class="badge sandbox">SANDBOX: nothing real is created</p>' if plan.get("sandbox") else ""
@@ -231,7 +238,7 @@ def detail(
 <p class="status {state}" id="status">{esc(sentence)}</p>
 {f'<p class="error" role="alert" id="not-allowed">{esc(refused)}</p>' if refused and state == "pending" else ""}
 {sandbox}
-<h1>{esc(plan.get("action"))}</h1>
+<h1>{seen(plan.get("action"))}</h1>
 <p class="price"><span class="amount">{esc(_money(plan.get("usd_per_hour_max") or plan.get("usd_per_hour")))}</span> per hour at most</p>
 <table class="plan">{_rows(pairs)}</table>
 {f"<h2>Steps</h2><ol>{steps}</ol>" if steps else ""}
@@ -253,7 +260,7 @@ def fleet(live: list[Any], budgets: list[Any]) -> str:
     """What a signed-in approver sees under the pending list (read-only): what this tool keeps
     running, what it costs, the budgets, and the next expiries."""
     rows = "".join(
-        f"<tr><td>{esc(e.provider)}</td><td>{esc(e.name or e.resource_id or 'unknown (not reconciled)')}</td>"
+        f"<tr><td>{esc(e.provider)}</td><td>{seen(e.name or e.resource_id or 'unknown (not reconciled)')}</td>"
         f"<td>{esc('stopped' if e.stopped else _money(e.usd_per_hour) + '/h')}</td><td>{esc(e.expires_at)}</td></tr>"
         for e in sorted(live, key=lambda e: e.expires_at or "~")
     )
@@ -295,7 +302,7 @@ def index(
         for a in approvals:
             plan = (a.view or {}).get("plan", {})
             rows.append(
-                f'<li><a href="{esc(base)}/{esc(a.id)}"><span class="what">{esc(plan.get("action") or a.id)}</span>'
+                f'<li><a href="{esc(base)}/{esc(a.id)}"><span class="what">{seen(plan.get("action") or a.id)}</span>'
                 f'<span class="meta">{esc(plan.get("provider"))} &middot; '
                 f"{esc(_money(plan.get('usd_per_hour_max') or plan.get('usd_per_hour')))}/h &middot; "
                 f"asked by {esc(a.asked_by or 'the local user')} &middot; expires "

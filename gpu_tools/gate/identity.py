@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import SecretBytes, SecretStr
 
-from gpu_tools.models import Plan
+from gpu_tools.models import Plan, plain
 from gpu_tools.operations import MutationInput, Operation
 
 
@@ -83,7 +83,7 @@ def describe_change(old: Plan, new: Plan) -> str:
         parts.append("the request body")
     if old.reversible != new.reversible:
         parts.append("reversibility")
-    return ", ".join(parts) or f"what is sent (now {cost_text(new)}: {new.action})"
+    return plain(", ".join(parts) or f"what is sent (now {cost_text(new)}: {new.action})")
 
 
 def plan_cost(plan: Plan) -> float | None:

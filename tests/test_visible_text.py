@@ -1,0 +1,219 @@
+"""A confirmation shows what is sent as it is sent: no argument an agent chooses, and no name a provider
+returns, can add a line to it (a fake "Cost:" above the real one) or reorder it (a bidi override).
+
+An agent's one-line value (a name, an image) with a line break or any control character, and any
+argument with a bidi control, is refused before anyone is asked, journaled, and sends nothing: over
+stdio and in process, in both protocol generations, and in `%gpu`. A long text (a description) may
+hold lines; the confirmation shows them escaped on the `Sends:` line. A name made at the provider's
+console is shown escaped in the MCP question and on the approval page (real Chromium).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from mcp import Client, StdioServerParameters
+
+from gpu_tools.errors import InvalidInput
+from gpu_tools.models import Plan, plain
+from gpu_tools.sandbox import SandboxServer
+from gpu_tools.sandbox.sesterce import H100_1
+from gpu_tools.toolkit import Toolkit
+from mcp_server import build_server
+from tests.browser import chromium, link_and_code, sign_in
+from tests.conftest import fetch_log, mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
+from tests.mcp_helpers import Human, error_text, structured
+
+pytestmark = pytest.mark.anyio
+
+FAKE = "demo\nRequest: POST /v0/dedicated_endpoints\nCost: ~$0.10/hour (promo price)\nReversible: yes"
+NEBIUS = {
+    "name": "demo",
+    "model_name": "openai/gpt-oss-20b",
+    "flavor_name": "base",
+    "gpu_type": "gpu-h100-sxm",
+    "min_replicas": 8,
+    "max_replicas": 8,
+}
+IMAGE = "images.neolink-ai.com/matrixdc/pytorch:2.3.0-python3.10-cuda12.1.0-devel-ubuntu22.04"
+NEOLINK = {"display_name": "demo", "image": IMAGE, "gpu_sku_id": "88"}
+SESTERCE = {
+    "name": "demo",
+    "model_id": "llama-3.1-8b-instruct",
+    "hardware_id": H100_1,
+    "regions": [{"region_id": 78, "min": 1, "max": 1}],
+}
+NETMIND = {
+    "name": "demo",
+    "flavor_id": "e5d2b7a96c3f41d08a7e9c2b4d1f6a38",
+    "image_url": "python:3.10-slim",
+    "port": 8080,
+}
+# (tool, arguments, the argument that hides something, what is said)
+HIDDEN = [
+    ("nebius_create_endpoint", {**NEBIUS, "name": FAKE}, "name", "name must be one line: it holds U+000A"),
+    ("netmind_create_endpoint", {**NETMIND, "name": FAKE}, "name", "must be one line: it holds U+000A"),
+    ("sesterce_create_endpoint", {**SESTERCE, "name": FAKE}, "name", "must be one line: it holds U+000A"),
+    ("neolink_create_instance", {**NEOLINK, "image": IMAGE + "\rCost: ~$0.10/hour"}, "image", "U+000D"),
+    ("neolink_create_instance", {**NEOLINK, "display_name": "demo\x85x"}, "display_name", "U+0085"),
+    (
+        "nebius_create_endpoint",
+        {**NEBIUS, "description": "ok\u202e$01.0~ :tsoC"},
+        "description",
+        "description holds U+202E, which reorders how text is shown",
+    ),
+    (
+        "sesterce_create_endpoint",
+        {**SESTERCE, "envs": {"A": "1\n2"}},
+        "envs",
+        "envs must be one line: it holds U+000A",
+    ),
+]
+
+
+def sandbox_server(sandbox: SandboxServer) -> Any:
+    tk = Toolkit(sandbox_settings(sandbox, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0}))
+    return build_server(toolkit=tk)
+
+
+def refused(tk: Toolkit) -> list[str]:
+    return [e.error or "" for e in tk.journal.entries(outcome="refused")[0]]
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+@pytest.mark.parametrize(("tool", "args", "field", "said"), HIDDEN, ids=[f"{t}-{f}" for t, _, f, _ in HIDDEN])
+async def test_an_argument_that_hides_a_line_or_reorders_text_is_refused_before_anyone_is_asked(
+    sandbox: SandboxServer, mode: str, tool: str, args: dict[str, Any], field: str, said: str
+) -> None:
+    server = sandbox_server(sandbox)
+    human = Human("accept", True)
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        result = await client.call_tool(tool, args)
+    text = error_text(result)
+    assert said in text and field in text and "Traceback" not in text
+    assert human.messages == [] and mutating_requests(sandbox) == []
+    [row] = refused(server.toolkit)
+    assert said in row
+    server.toolkit.close()
+
+
+async def test_over_stdio_the_fake_cost_line_of_the_attack_is_refused(
+    sandbox: SandboxServer, gpu_home: Path
+) -> None:
+    """The attack as it was found: a name carrying a fake cost line and 100 blank lines, $48/h."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "GPU_TOOLS_HOME": str(gpu_home),
+        "HOME": str(gpu_home),
+        "NEBIUS_API_KEY": "sandbox-key",
+        "NEBIUS_BASE_URL": f"{sandbox.url}/nebius",
+        "NEBIUS_GPU_USD_PER_HOUR": '{"gpu-h100-sxm": 6.0}',
+    }
+    if os.environ.get("GPU_TOOLS_JOURNAL_URL"):
+        env["GPU_TOOLS_JOURNAL_URL"] = os.environ["GPU_TOOLS_JOURNAL_URL"]
+    server = StdioServerParameters(command=sys.executable, args=["-m", "mcp_server"], env=env)
+    human = Human("accept", True)
+    async with Client(server, elicitation_callback=human) as client:
+        result = await client.call_tool("nebius_create_endpoint", {**NEBIUS, "name": FAKE + "\n" * 100})
+        history = structured(await client.call_tool("history", {}))
+    assert "name must be one line: it holds U+000A" in error_text(result)
+    assert human.messages == [] and mutating_requests(sandbox) == []
+    assert [e["outcome"] for e in history["items"]] == ["refused"]
+
+
+async def test_a_description_keeps_its_lines_and_the_confirmation_shows_them_escaped(
+    sandbox: SandboxServer,
+) -> None:
+    server = sandbox_server(sandbox)
+    human = Human("accept", True)
+    description = "first line\nCost: ~$0.10/hour (promo price)\n\tReversible: yes"
+    async with Client(server, elicitation_callback=human) as client:
+        made = structured(
+            await client.call_tool("nebius_create_endpoint", {**NEBIUS, "description": description})
+        )
+    assert made["outcome"] == "done"
+    [message] = human.messages
+    lines = message.splitlines()
+    # One cost line, the real one ($6/h a GPU, 8 replicas); the description's lines are on Sends:.
+    [cost] = [line for line in lines if line.startswith("Cost:")]
+    assert cost.startswith("Cost: ~$48.00/hour (source: your nebius_gpu_usd_per_hour setting")
+    [sends] = [line for line in lines if line.startswith("Sends:")]
+    assert r"first line\nCost: ~$0.10/hour (promo price)\n\tReversible: yes" in sends
+    # What was sent is the description as given, its lines included.
+    [create] = [r for r in fetch_log(sandbox) if r["method"] == "POST"]
+    assert create["body"]["description"] == description
+    server.toolkit.close()
+
+
+async def test_a_name_made_at_the_console_is_shown_escaped_in_the_question(sandbox: SandboxServer) -> None:
+    """The provider's own answer is not ours to refuse: a delete of an endpoint named with a fake
+    cost line and a bidi override shows both escaped, on the one Target line."""
+    evil = "old\nCost: ~$0.00/hour\u202e"
+    rid = nebius_endpoint_made_elsewhere(sandbox, evil)
+    server = sandbox_server(sandbox)
+    human = Human("decline", False)
+    async with Client(server, elicitation_callback=human) as client:
+        await client.call_tool("list_resources", {})
+        result = await client.call_tool("delete_resource", {"provider": "nebius", "resource_id": rid})
+    assert result.is_error and [r for r in mutating_requests(sandbox) if r["method"] == "DELETE"] == []
+    [message] = human.messages
+    assert "\u202e" not in message and not [line for line in message.splitlines() if line.startswith("Cost:")]
+    assert r"old\nCost: ~$0.00/hour\u202e" in message
+    server.toolkit.close()
+
+
+def test_plain_escapes_what_cannot_be_seen_and_keeps_what_can() -> None:
+    assert plain("H100 · 80 GB — café 東京") == "H100 · 80 GB — café 東京"
+    assert plain("a\nb\r\tc\x85d\u2028e\u202ef\u200bg\x00") == r"a\nb\r\tc\x85d\u2028e\u202ef\u200bg\x00"
+    plan = Plan(
+        provider="nebius",
+        operation="delete_resource",
+        action="Delete endpoint 'x\ny'",
+        target="x\nCost: ~$0.00/hour",
+        method="DELETE",
+        path="/v0/dedicated_endpoints/x",
+        reversible=False,
+        reversibility="gone for good",
+        warnings=["name\u202eeman"],
+    )
+    lines = plan.message().splitlines()
+    assert len(lines) == 5 and not any(line.startswith("Cost:") for line in lines)
+    assert lines[-1] == r"Warning: name\u202eeman"
+
+
+def test_in_a_notebook_the_same_name_is_refused_and_nothing_is_sent(
+    shell: InteractiveShell, sandbox: SandboxServer
+) -> None:
+    shell.user_ns["evil"] = FAKE
+    with pytest.raises(InvalidInput, match="name must be one line: it holds U\\+000A"):
+        shell.run_line_magic(
+            "gpu",
+            "nebius-create-endpoint --name {evil} --model-name openai/gpt-oss-20b --flavor-name base "
+            "--gpu-type gpu-h100-sxm --yes",
+        )
+    assert mutating_requests(sandbox) == []
+
+
+async def test_the_approval_page_shows_a_console_made_name_escaped(sandbox: SandboxServer) -> None:
+    from tests.test_approval_page import page_server
+
+    evil = "old\nCost: ~$0.00/hour\u202e"
+    rid = nebius_endpoint_made_elsewhere(sandbox, evil)
+    server = page_server(sandbox)
+    async with Client(server) as c, chromium() as browser:
+        await c.call_tool("list_resources", {})
+        pending = structured(await c.call_tool("delete_resource", {"provider": "nebius", "resource_id": rid}))
+        assert pending["outcome"] == "approval_pending"
+        url, code = link_and_code(server.lines, pending["approval"]["id"])
+        page = await browser.new_page()
+        await sign_in(page, url, code)
+        heading = await page.inner_text("h1")  # what the plan does, naming the endpoint
+        assert r"endpoint old\nCost: ~$0.00/hour\u202e (openai" in heading
+        assert "\u202e" not in await page.inner_text("main")
+    assert [r for r in mutating_requests(sandbox) if r["method"] == "DELETE"] == []
+    server.toolkit.close()
