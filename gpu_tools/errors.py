@@ -126,7 +126,11 @@ class ConfirmationRefused(GpuToolsError):
 
 class PlanChanged(ConfirmationRefused):
     """The plan re-read just before the send is not the one approved (price, target, request): nothing
-    was sent; the front asks again about the new plan."""
+    was sent; the front asks again about the new plan. `change` says what changed, old -> new."""
+
+    def __init__(self, message: str, *, change: str, provider: str | None = None) -> None:
+        super().__init__(message, provider=provider)
+        self.change = redact(change)
 
 
 class WaitTimeout(GpuToolsError):

@@ -542,7 +542,7 @@ async def _ask_again(
             return await on_the_page(tk, op, ctx, args, actor, question)
         try:
             answer = await ctx.elicit(
-                f"The plan changed since you were asked: {changed.message}\n\n{question.text}"
+                f"The plan changed since you were asked: {changed.change}.\n\n{question.text}"
                 "\n\nSend this request?",
                 Confirmation,
             )

@@ -515,6 +515,7 @@ class Gate:
                 f"the plan changed after the question was asked: it is now {cost_text(plan)} "
                 f"({plan.action}), not what was approved. Nothing was sent; call again to be asked "
                 "about the new plan.",
+                change=f"it is now {cost_text(plan)} ({plan.action})",
                 provider=plan.provider,
             )
         return approval
@@ -557,6 +558,7 @@ class Gate:
             raise PlanChanged(
                 f"the plan changed after it was approved: {change}. Nothing was sent; the new plan must "
                 "be approved first (call again to be asked).",
+                change=change,
                 provider=fresh.provider,
             )
         violation = await self.tk.journal.aio.run(self.caps.policy_violation, fresh, op)
