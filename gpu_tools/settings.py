@@ -207,7 +207,9 @@ class Settings(BaseSettings):
         "form; at or above it, `approval` applies. Unset: `approval` applies to every mutation.",
     )
     approval_ttl: str = Field(
-        "10m", validation_alias=_policy("approval_ttl"), description="How long an approval stays open."
+        "10m",
+        validation_alias=_policy("approval_ttl"),
+        description="How long a page or passkey approval stays open (a form question: 10 minutes).",
     )
     approval_wait: str = Field(
         "45s",
