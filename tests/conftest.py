@@ -144,6 +144,15 @@ def mutating_requests(sandbox: SandboxServer) -> list[dict]:
     ]
 
 
+def stdio_env(gpu_home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m mcp_server` child: a home of its own, the test's journal (the
+    PostgreSQL runs of journal_backend), and `extra` (a provider's sandbox credentials and URL)."""
+    env = {"PATH": os.environ.get("PATH", ""), "GPU_TOOLS_HOME": str(gpu_home), "HOME": str(gpu_home)}
+    if os.environ.get("GPU_TOOLS_JOURNAL_URL"):
+        env["GPU_TOOLS_JOURNAL_URL"] = os.environ["GPU_TOOLS_JOURNAL_URL"]
+    return env | extra
+
+
 def nebius_endpoint_made_elsewhere(sandbox: SandboxServer, name: str) -> str:
     """An endpoint created straight at the sandbox, as the provider's console would: this tool's
     journal knows nothing of it. Returns its id."""

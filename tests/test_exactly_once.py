@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from tests.conftest import (
     mutating_requests,
     nebius_endpoint_made_elsewhere,
     sandbox_settings,
+    stdio_env,
 )
 from tests.mcp_helpers import Human, error_text, structured
 
@@ -318,16 +318,12 @@ async def test_a_price_that_cannot_be_read_again_at_the_send_sends_nothing(sandb
 async def test_over_stdio_a_plan_that_changed_while_asked_is_asked_again(
     sandbox: SandboxServer, gpu_home: Path
 ) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "GPU_TOOLS_HOME": str(gpu_home),
-        "HOME": str(gpu_home),
-        "NEOLINK_API_TOKEN": "sandbox-key",
-        "NEOLINK_NAMESPACE": "sandbox-user",
-        "NEOLINK_BASE_URL": f"{sandbox.url}/neolink/mdc/api/v1",
-    }
-    if os.environ.get("GPU_TOOLS_JOURNAL_URL"):
-        env["GPU_TOOLS_JOURNAL_URL"] = os.environ["GPU_TOOLS_JOURNAL_URL"]
+    env = stdio_env(
+        gpu_home,
+        NEOLINK_API_TOKEN="sandbox-key",
+        NEOLINK_NAMESPACE="sandbox-user",
+        NEOLINK_BASE_URL=f"{sandbox.url}/neolink/mdc/api/v1",
+    )
     server = StdioServerParameters(command=sys.executable, args=["-m", "mcp_server"], env=env)
     human = MovesThePrice(sandbox)
     async with Client(server, elicitation_callback=human) as client:

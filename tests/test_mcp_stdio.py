@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
+from tests.conftest import stdio_env
 from tests.mcp_helpers import Human, error_text, structured
 
 pytestmark = pytest.mark.anyio
@@ -86,14 +87,12 @@ async def test_a_server_killed_mid_create_restarts_with_the_row_unknown_and_reco
     import httpx
     import psutil
 
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "GPU_TOOLS_HOME": str(gpu_home),
-        "HOME": str(gpu_home),
-        "NEBIUS_API_KEY": "sandbox-key",
-        "NEBIUS_BASE_URL": f"{sandbox.url}/nebius",
-        "GPU_TOOLS_RECONCILE_GRACE_SECONDS": "0",
-    }
+    env = stdio_env(
+        gpu_home,
+        NEBIUS_API_KEY="sandbox-key",
+        NEBIUS_BASE_URL=f"{sandbox.url}/nebius",
+        GPU_TOOLS_RECONCILE_GRACE_SECONDS="0",
+    )
     server = StdioServerParameters(command=sys.executable, args=["-m", "mcp_server"], env=env)
     httpx.post(
         f"{sandbox.url}/_sandbox/faults",

@@ -10,7 +10,6 @@ console is shown escaped in the MCP question and on the approval page (real Chro
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,13 @@ from gpu_tools.sandbox.sesterce import H100_1
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.browser import chromium, link_and_code, sign_in
-from tests.conftest import fetch_log, mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
+from tests.conftest import (
+    fetch_log,
+    mutating_requests,
+    nebius_endpoint_made_elsewhere,
+    sandbox_settings,
+    stdio_env,
+)
 from tests.mcp_helpers import Human, error_text, structured
 
 pytestmark = pytest.mark.anyio
@@ -106,16 +111,12 @@ async def test_over_stdio_the_fake_cost_line_of_the_attack_is_refused(
     sandbox: SandboxServer, gpu_home: Path
 ) -> None:
     """The attack as it was found: a name carrying a fake cost line and 100 blank lines, $48/h."""
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "GPU_TOOLS_HOME": str(gpu_home),
-        "HOME": str(gpu_home),
-        "NEBIUS_API_KEY": "sandbox-key",
-        "NEBIUS_BASE_URL": f"{sandbox.url}/nebius",
-        "NEBIUS_GPU_USD_PER_HOUR": '{"gpu-h100-sxm": 6.0}',
-    }
-    if os.environ.get("GPU_TOOLS_JOURNAL_URL"):
-        env["GPU_TOOLS_JOURNAL_URL"] = os.environ["GPU_TOOLS_JOURNAL_URL"]
+    env = stdio_env(
+        gpu_home,
+        NEBIUS_API_KEY="sandbox-key",
+        NEBIUS_BASE_URL=f"{sandbox.url}/nebius",
+        NEBIUS_GPU_USD_PER_HOUR='{"gpu-h100-sxm": 6.0}',
+    )
     server = StdioServerParameters(command=sys.executable, args=["-m", "mcp_server"], env=env)
     human = Human("accept", True)
     async with Client(server, elicitation_callback=human) as client:
