@@ -10,10 +10,10 @@ declare their own operations with it; the toolkit assembles the registry.
 
 import difflib
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -119,20 +119,37 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def _texts(value: Any) -> Iterator[str]:
-    """Every text in an argument's value: itself, list items, mapping keys and values, model fields."""
+def _long(annotation: Any, metadata: Iterable[Any] = ()) -> bool:
+    """Whether a text of this declared type may span lines: its bound is a long text's (TEXT_MAX)."""
+    found = [*metadata, *getattr(annotation, "__metadata__", ())]
+    return any((getattr(m, "max_length", None) or 0) >= TEXT_MAX for m in found)
+
+
+def _member(annotation: Any, origin: type, arity: int) -> tuple[Any, ...]:
+    """The type arguments of `origin` (list, dict) in `annotation`, itself or a member of its union."""
+    for candidate in (annotation, *get_args(annotation)):
+        if get_origin(candidate) is origin:
+            return get_args(candidate)
+    return (None,) * arity
+
+
+def _texts(value: Any, annotation: Any, long: bool) -> Iterator[tuple[str, bool]]:
+    """Every text in an argument's value, with whether its declared type lets it span lines: the value
+    itself, list items, mapping keys and values (an env var's value may be a PEM), a model's fields."""
     if isinstance(value, str):
-        yield value
+        yield value, long
     elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _texts(item)
+        (item,) = _member(annotation, list, 1)
+        for each in value:
+            yield from _texts(each, item, _long(item))
     elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _texts(key)
-            yield from _texts(item)
+        key, item = _member(annotation, dict, 2)
+        for k, v in value.items():
+            yield from _texts(k, key, _long(key))
+            yield from _texts(v, item, _long(item))
     elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _texts(getattr(value, name))
+        for name, info in type(value).model_fields.items():
+            yield from _texts(getattr(value, name), info.annotation, _long(info.annotation, info.metadata))
 
 
 class MutationInput(OpInput):
@@ -145,8 +162,9 @@ class MutationInput(OpInput):
     @model_validator(mode="after")
     def _visible_text(self) -> Self:
         for name, info in type(self).model_fields.items():
-            long = any((getattr(m, "max_length", None) or 0) >= TEXT_MAX for m in info.metadata)
-            for text in _texts(getattr(self, name)):
+            for text, long in _texts(
+                getattr(self, name), info.annotation, _long(info.annotation, info.metadata)
+            ):
                 if found := _BIDI.search(text):
                     why = "holds {char}, which reorders how text is shown"
                 elif found := (_CONTROL_IN_TEXT if long else _CONTROL).search(text):

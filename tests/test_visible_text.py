@@ -74,7 +74,7 @@ HIDDEN = [
     ),
     (
         "sesterce_create_endpoint",
-        {**SESTERCE, "envs": {"A": "1\n2"}},
+        {**SESTERCE, "envs": {"A\nB": "1"}},
         "envs",
         "envs must be one line: it holds U+000A",
     ),
@@ -149,6 +149,23 @@ async def test_a_description_keeps_its_lines_and_the_confirmation_shows_them_esc
     [create] = [r for r in fetch_log(sandbox) if r["method"] == "POST"]
     assert create["body"]["description"] == description
     server.toolkit.close()
+
+
+async def test_a_text_whose_type_is_long_may_span_lines_wherever_it_is(sandbox: SandboxServer) -> None:
+    """The line rule follows each text's declared type: an env var's value (a long text, e.g. a PEM)
+    may hold lines, its name may not; a bidi control is refused in either."""
+    tk = Toolkit(sandbox_settings(sandbox))
+    pem = "-----BEGIN KEY-----\nMIIB\n-----END KEY-----"
+    plan = await tk.call("sesterce_create_endpoint", {**SESTERCE, "envs": {"TLS_KEY": pem}, "dry_run": True})
+    assert plan.outcome == "dry_run" and len(plan.plan.message().splitlines()) == len(
+        (await tk.call("sesterce_create_endpoint", {**SESTERCE, "dry_run": True})).plan.message().splitlines()
+    )
+    with pytest.raises(InvalidInput, match="envs holds U\\+2066, which reorders how text is shown"):
+        await tk.call(
+            "sesterce_create_endpoint", {**SESTERCE, "envs": {"TLS_KEY": "a\u2066b"}, "dry_run": True}
+        )
+    assert mutating_requests(sandbox) == []
+    tk.close()
 
 
 async def test_a_name_made_at_the_console_is_shown_escaped_in_the_question(sandbox: SandboxServer) -> None:
