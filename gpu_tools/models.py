@@ -351,38 +351,46 @@ class Plan(Result):
     _request: WireRequest | None = PrivateAttr(None)
     _finish: Callable[[Any], Awaitable[Any]] | None = PrivateAttr(None)
 
-    def cost_line(self) -> str:
+    def cost_line(self, redact: Callable[[str], str] = str) -> str:
+        """`Cost: ...`; `redact` applies to the provider's words (the source), never to the figures."""
         if self.usd_per_hour is None and self.usd_per_hour_max is None:
-            return "Cost: unknown (" + (self.price_source or "no price published") + ")"
+            return "Cost: unknown (" + redact(self.price_source or "no price published") + ")"
         parts = []
         if self.usd_per_hour is not None:
             parts.append(f"~${self.usd_per_hour:.2f}/hour")
         if self.usd_per_hour_max is not None and self.usd_per_hour_max != self.usd_per_hour:
             parts.append(f"up to ${self.usd_per_hour_max:.2f}/hour at max scale")
-        src = f" (source: {self.price_source})" if self.price_source else ""
+        src = f" (source: {redact(self.price_source)})" if self.price_source else ""
         return "Cost: " + ", ".join(parts) + src
 
-    def message(self) -> str:
-        """The confirmation text: a pure function of the plan, so it is identical every time."""
-        # Each line is built from `plain` text: a name or a provider's answer that holds a line break
-        # or a bidi override cannot add a line (a fake "Cost:") nor reorder one; it is shown escaped.
+    def message(self, redact: Callable[[str], str] = str) -> str:
+        """The confirmation text: a pure function of the plan, so it is identical every time.
+
+        Only what an agent or a provider chose passes through `redact` (secrets masked), and then
+        `plain`: a line break or bidi override in a name cannot add a line (a fake "Cost:") or reorder
+        one, and no secret can blank out a figure or a label. The cost comes before the body, so a
+        long body never pushes it out of sight."""
+
+        def text(value: str) -> str:
+            return plain(redact(value))
+
         lines = [
-            ("[SANDBOX] " if self.sandbox else "") + plain(self.action),
-            f"Provider: {plain(self.provider)}    Target: {plain(self.target)}",
-            f"Request: {plain(self.method)} {plain(self.path)}",
+            ("[SANDBOX] " if self.sandbox else "") + text(self.action),
+            f"Provider: {text(self.provider)}    Target: {text(self.target)}",
+            f"Request: {text(self.method)} {text(self.path)}",
         ]
-        if self.body not in (None, {}, []):  # every argument that is sent is seen
-            lines.append(f"Sends: {shown(self.body)}")
         if self.usd_per_hour is not None or self.usd_per_hour_max is not None or self.price_source:
-            lines.append(plain(self.cost_line()))
-        lines.append(("Reversible: " if self.reversible else "NOT reversible: ") + plain(self.reversibility))
+            lines.append(plain(self.cost_line(redact)))
+        lines.append(("Reversible: " if self.reversible else "NOT reversible: ") + text(self.reversibility))
         if self.expires_at:
             verb = "stops" if self.expires_action == "stop" else "deletes"
-            lines.append(f"Expires: {plain(self.expires_at)} (then gpu-guard or reap_expired {verb} it)")
+            lines.append(f"Expires: {text(self.expires_at)} (then gpu-guard or reap_expired {verb} it)")
+        if self.body not in (None, {}, []):  # every argument that is sent is seen
+            lines.append(f"Sends: {text(shown(self.body))}")
         for i, step in enumerate(self.steps, 1):
-            cost = f", {step.cost_line()}" if step.usd_per_hour is not None else ""
-            lines.append(plain(f"  {i}. {step.action} [{step.method} {step.path}{cost}]"))
-        lines += [f"Warning: {plain(w)}" for w in self.warnings]
+            cost = f", {step.cost_line(redact)}" if step.usd_per_hour is not None else ""
+            lines.append(f"  {i}. {text(step.action)} [{text(step.method)} {text(step.path)}{plain(cost)}]")
+        lines += [f"Warning: {text(w)}" for w in self.warnings]
         return "\n".join(lines)
 
 

@@ -58,7 +58,7 @@ from pydantic import BaseModel, Field, PrivateAttr, StrictBool, TypeAdapter
 from gpu_tools import __version__
 from gpu_tools.errors import ConfirmationRefused, GpuToolsError, PlanChanged
 from gpu_tools.gate import Approve, Question
-from gpu_tools.models import Listing, MutationResult, Plan
+from gpu_tools.models import Listing, MutationResult, Plan, plain
 from gpu_tools.operations import CONFIRMATION, Operation
 from gpu_tools.providers.declare import titles as provider_titles
 from gpu_tools.settings import Settings
@@ -247,7 +247,7 @@ async def _url_round(
     request = ElicitRequest(
         params=ElicitRequestURLParams(
             mode="url",
-            message=f"Approve on the gpu-tools approval page: {question.plan.action}",
+            message=f"Approve on the gpu-tools approval page: {plain(question.plan.action)}",
             url=link.url,
             elicitation_id=approval.id,
         )
@@ -501,7 +501,9 @@ async def on_the_page(
         if can_open_urls(ctx) and legacy(ctx):
             try:
                 answer = await ctx.elicit_url(
-                    f"Approve on the gpu-tools approval page: {asked.plan.action}", link.url, approval.id
+                    f"Approve on the gpu-tools approval page: {plain(asked.plan.action)}",
+                    link.url,
+                    approval.id,
                 )
                 elicited = isinstance(answer, AcceptedUrlElicitation)
             except (MCPError, ValueError) as exc:

@@ -18,6 +18,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from mcp import Client, StdioServerParameters
 
+from gpu_tools import errors
 from gpu_tools.errors import InvalidInput
 from gpu_tools.models import Plan, plain
 from gpu_tools.sandbox import SandboxServer
@@ -82,7 +83,8 @@ HIDDEN = [
 
 
 def sandbox_server(sandbox: SandboxServer) -> Any:
-    tk = Toolkit(sandbox_settings(sandbox, nebius_gpu_usd_per_hour={"gpu-h100-sxm": 6.0}))
+    prices = {"gpu-h100-sxm": 6.0}
+    tk = Toolkit(sandbox_settings(sandbox, nebius_gpu_usd_per_hour=prices, toolsets=["all"]))
     return build_server(toolkit=tk)
 
 
@@ -182,6 +184,27 @@ async def test_a_name_made_at_the_console_is_shown_escaped_in_the_question(sandb
     [message] = human.messages
     assert "\u202e" not in message and not [line for line in message.splitlines() if line.startswith("Cost:")]
     assert r"old\nCost: ~$0.00/hour\u202e" in message
+    server.toolkit.close()
+
+
+async def test_a_password_chosen_by_an_agent_cannot_blank_out_the_price_or_a_label(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passwords an agent passes become secrets, masked from every output; in a question only what
+    an agent or a provider chose is masked, never a figure or a label of the question itself."""
+    monkeypatch.setattr(errors, "_known_secrets", dict(errors._known_secrets))  # this test's, then gone
+    server = sandbox_server(sandbox)
+    human = Human("decline", False)
+    registry = {"name": "r", "url": "docker.io/acme/a:1", "username": "u", "dry_run": True}
+    async with Client(server, elicitation_callback=human) as client:
+        for password in ("48.00/hour", "Reversible: ", "Cost: ~$"):
+            structured(await client.call_tool("sesterce_create_registry", {**registry, "password": password}))
+        await client.call_tool("nebius_create_endpoint", NEBIUS)
+    [message] = human.messages
+    lines = message.splitlines()
+    assert lines[3].startswith("Cost: ~$48.00/hour (source: your nebius_gpu_usd_per_hour setting")
+    assert lines[4].startswith("Reversible: ") and lines[5].startswith("Sends: ")  # the price before the body
+    assert mutating_requests(sandbox) == []
     server.toolkit.close()
 
 

@@ -172,11 +172,14 @@ def detail(
         ("Operation", f"<code>{esc(plan.get('operation'))}</code>"),
         ("Target", seen(plan.get("target"))),
         ("Request", f"<code>{esc(plan.get('method'))} {esc(plan.get('path'))}</code>"),
-        ("Cost", esc(cost)),
+        ("Cost", seen(cost)),
         ("At maximum scale", esc(_money(plan.get("usd_per_hour_max")) + " per hour")),
-        ("GPUs", esc(f"{plan.get('gpus')} x {plan.get('gpu_name')}" if plan.get("gpus") else None)),
+        ("GPUs", seen(f"{plan.get('gpus')} x {plan.get('gpu_name')}" if plan.get("gpus") else None)),
         ("Expires", esc(expires)),
-        ("Reversible", esc(("yes: " if plan.get("reversible") else "NO: ") + str(plan.get("reversibility")))),
+        (
+            "Reversible",
+            seen(("yes: " if plan.get("reversible") else "NO: ") + str(plan.get("reversibility"))),
+        ),
         ("Asked by", esc(approval.asked_by or "the local user")),
         ("Client", esc(approval.client)),
         ("This approval expires", esc(approval.expiry.isoformat(timespec="seconds"))),
@@ -233,7 +236,7 @@ def detail(
 </div>
 </form>"""
     return page(
-        f"Approve: {plan.get('action', approval.id)}",
+        f"Approve: {plain(str(plan.get('action', approval.id)))}",
         f"""<section class="card">
 <p class="status {state}" id="status">{esc(sentence)}</p>
 {f'<p class="error" role="alert" id="not-allowed">{esc(refused)}</p>' if refused and state == "pending" else ""}

@@ -47,7 +47,7 @@ from gpu_tools.gate.identity import args_hash, cost_text, describe_change, finge
 from gpu_tools.gate.send import Order, Sender, unplanned
 from gpu_tools.http import FRESH
 from gpu_tools.journal import Approval
-from gpu_tools.models import BILLABLE_KINDS, MutationResult, Plan, cut_text
+from gpu_tools.models import BILLABLE_KINDS, MutationResult, Plan, cut_text, plain
 from gpu_tools.operations import CreateInput, MutationInput, Operation
 from gpu_tools.secrets import SECRET_KEYS
 
@@ -223,7 +223,7 @@ class Gate:
         latest = await self.tk.journal.aio.approval(asked) if asked else None
         if latest is not None and latest.fingerprint != fp:
             latest = None  # another call's, or another user's: never this call's answer
-        text = redact_known(plan.message())
+        text = plan.message(redact_known)
         if latest is not None and latest.mode is None and latest.consumed_at is None:
             why = None  # why the form question this call's earlier round asked is not used
             if latest.expired:
@@ -489,7 +489,7 @@ class Gate:
                     provider=plan.provider,
                 )
             return await self.tk.journal.aio.new_approval(
-                fp, digest, redact_known(plan.message()), asked_by=actor, awaiting=(plan, op.effect)
+                fp, digest, plan.message(redact_known), asked_by=actor, awaiting=(plan, op.effect)
             )
         approval = await self.tk.journal.aio.approval(approval_id)
         if approval is None or approval.fingerprint != fp or approval.expired:
@@ -515,7 +515,7 @@ class Gate:
                 f"the plan changed after the question was asked: it is now {cost_text(plan)} "
                 f"({plan.action}), not what was approved. Nothing was sent; call again to be asked "
                 "about the new plan.",
-                change=f"it is now {cost_text(plan)} ({plan.action})",
+                change=plain(f"it is now {cost_text(plan)} ({plan.action})"),
                 provider=plan.provider,
             )
         return approval

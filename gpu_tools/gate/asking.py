@@ -69,7 +69,7 @@ async def page_question(
             actor=latest.asked_by or asked_by,
             closes=(latest.id, fp),
         )
-    text = redact_known(plan.message())
+    text = plan.message(redact_known)
     expires = tk.now() + tk.approvals.ttl()
     args = data.model_dump(mode="json", exclude={"dry_run"})
     adapter = tk.adapters.get(plan.provider)  # its secret fields masked by name, as its answers are
