@@ -25,7 +25,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
 
 from gpu_tools import errors
-from gpu_tools.gate import Approve
+from gpu_tools.gate import PLAN_TTL, Approve
 from gpu_tools.guard import Guard
 from gpu_tools.journal import APPROVAL_TTL
 from gpu_tools.sandbox import SandboxServer
@@ -335,6 +335,82 @@ async def test_over_stdio_a_plan_that_changed_while_asked_is_asked_again(
         ("ok", pytest.approx(35.0)),
         ("refused", pytest.approx(35.0)),
     ]
+
+
+class PlanKeptTooLong:
+    """The gate's plan cache clock, moved past PLAN_TTL by hand."""
+
+    def __init__(self) -> None:
+        self.at = 1000.0
+
+    def __call__(self) -> float:
+        return self.at
+
+
+async def test_a_question_answered_after_its_kept_plan_expired_is_refused_showing_old_and_new(
+    sandbox: SandboxServer,
+) -> None:
+    """The answer comes back after the plan kept for the question expired (PLAN_TTL) and the plan
+    built again differs: the gate refuses with old and new before any send, and journals it."""
+    tk = Toolkit(sandbox_settings(sandbox, offers_cache_ttl=0))
+    tk.gate.clock = clock = PlanKeptTooLong()
+    question = await tk.question("neolink_create_instance", H100)
+    assert question is not None and "$3.50/hour" in question.text
+    move_price(sandbox, "neolink", "H100", 10)
+    clock.at += PLAN_TTL + 1
+    with pytest.raises(errors.PlanChanged) as raised:
+        await tk.call("neolink_create_instance", H100, confirmer=Approve(), approval_id=question.approval.id)
+    said = str(raised.value)
+    assert (
+        "the plan changed after the question was asked: price $3.50/hour -> $35.00/hour. Nothing was sent"
+        in said
+    ), said
+    assert raised.value.change == "price $3.50/hour -> $35.00/hour"
+    assert creates_at(sandbox, "neolink") == []
+    [row] = rows(tk)
+    assert row.outcome == "refused" and row.usd_per_hour == pytest.approx(35.0)
+    assert row.error == ("the plan changed after the question was asked: price $3.50/hour -> $35.00/hour")
+    closed = tk.journal.approval(question.approval.id)
+    assert closed is not None and closed.refused is not None and closed.journal_id == row.id
+    with pytest.raises(errors.ConfirmationRefused, match="already answered"):  # a replayed yes sends nothing
+        await tk.call("neolink_create_instance", H100, confirmer=Approve(), approval_id=question.approval.id)
+    assert creates_at(sandbox, "neolink") == [] and len(rows(tk)) == 1
+    tk.close()
+
+
+class AnswersLate(MovesThePrice):
+    """Moves the price while the first question is open, and answers after the plan kept expired."""
+
+    def __init__(self, sandbox: SandboxServer, clock: PlanKeptTooLong) -> None:
+        super().__init__(sandbox)
+        self.clock = clock
+
+    async def __call__(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        if not self.messages:
+            self.clock.at += PLAN_TTL + 1
+        return await super().__call__(context, params)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_through_mcp_an_answer_after_the_kept_plan_expired_is_asked_again(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    tk = Toolkit(sandbox_settings(sandbox, offers_cache_ttl=0))
+    tk.gate.clock = clock = PlanKeptTooLong()
+    human = AnswersLate(sandbox, clock)
+    server = build_server(toolkit=tk)
+    async with Client(server, elicitation_callback=human, mode=mode) as client:
+        made = structured(await client.call_tool("neolink_create_instance", H100))
+    assert len(human.messages) == 2, human.messages
+    assert human.messages[1].startswith(
+        "The plan changed since you were asked: price $3.50/hour -> $35.00/hour"
+    )
+    assert made["outcome"] == "done" and made["plan"]["usd_per_hour"] == pytest.approx(35.0)
+    assert len(creates_at(sandbox, "neolink")) == 1
+    journal = rows(tk)
+    assert [e.outcome for e in journal] == ["ok", "refused"]
+    assert "$3.50/hour -> $35.00/hour" in (journal[1].error or "")
+    tk.close()
 
 
 async def test_the_send_reads_the_price_again_even_within_the_plan_cache(sandbox: SandboxServer) -> None:

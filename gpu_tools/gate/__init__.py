@@ -47,6 +47,7 @@ from gpu_tools.gate.identity import args_hash, cost_text, describe_change, finge
 from gpu_tools.gate.send import Order, Sender, unplanned
 from gpu_tools.http import FRESH
 from gpu_tools.journal import Approval
+from gpu_tools.journal.approvals import masked_plan
 from gpu_tools.models import BILLABLE_KINDS, MutationResult, Plan, cut_text, plain
 from gpu_tools.operations import CreateInput, MutationInput, Operation
 from gpu_tools.secrets import SECRET_KEYS
@@ -85,6 +86,7 @@ class Gate:
     def __init__(self, tk: Context) -> None:
         self.tk = tk
         self._plans: dict[str, tuple[float, Plan]] = {}
+        self.clock: Callable[[], float] = time.monotonic  # the plan cache's clock (tests move it)
         self.caps = Caps(tk)
         self.sender = Sender(tk, self.caps)
         self.in_flight = self.sender.in_flight  # journal rows being sent by this process right now
@@ -98,7 +100,7 @@ class Gate:
             raise InvalidInput(f"{op.name} is not a mutation")
         self._register_input_secrets(op, data)
         key = fingerprint(op, data)
-        now = time.monotonic()
+        now = self.clock()
         self._plans = {k: v for k, v in self._plans.items() if now - v[0] < PLAN_TTL}
         if key in self._plans and not fresh:
             return self._plans[key][1]
@@ -113,7 +115,7 @@ class Gate:
 
     def _cached(self, op: Operation, data: MutationInput) -> Plan | None:
         hit = self._plans.get(fingerprint(op, data))
-        return hit[1] if hit is not None and time.monotonic() - hit[0] < PLAN_TTL else None
+        return hit[1] if hit is not None and self.clock() - hit[0] < PLAN_TTL else None
 
     async def _build(self, op: Operation, data: MutationInput) -> Plan:
         if op.planner is None:
@@ -230,11 +232,7 @@ class Gate:
                 expired = latest.expiry.isoformat(timespec="seconds")
                 why = f"the answer came back after the question expired at {expired}"
             elif latest.digest != digest:
-                change = (
-                    describe_change(shown, plan)
-                    if shown is not None and plan_digest(shown) == latest.digest
-                    else f"now {cost_text(plan)}"
-                )
+                change = self._since_asked(latest, plan, shown)
                 why = f"the plan changed while the question was open ({change})"
                 text = f"The plan changed since you were asked: {change}.\n\n{text}"
             elif page or mode != "form":
@@ -506,19 +504,35 @@ class Gate:
             await refuse(problem, None)
             raise ConfirmationRefused(f"not approved: {problem}. Nothing was sent.", provider=plan.provider)
         if approval.digest != digest:
+            # The plan kept for the question expired (PLAN_TTL) and the one built again differs.
             key = getattr(data, "idempotency_key", None)
-            reason = "the plan changed after the question was asked"
+            change = self._since_asked(approval, plan)
             await self._record_refusal(
-                op, plan, reason, key, approval.asked_by or actor, (approval.id, approval.fingerprint)
+                op,
+                plan,
+                f"the plan changed after the question was asked: {change}",
+                key,
+                approval.asked_by or actor,
+                (approval.id, approval.fingerprint),
             )
             raise PlanChanged(
-                f"the plan changed after the question was asked: it is now {cost_text(plan)} "
-                f"({plan.action}), not what was approved. Nothing was sent; call again to be asked "
-                "about the new plan.",
-                change=plain(f"it is now {cost_text(plan)} ({plan.action})"),
+                f"the plan changed after the question was asked: {change}. Nothing was sent; call again "
+                "to be asked about the new plan.",
+                change=change,
                 provider=plan.provider,
             )
         return approval
+
+    @staticmethod
+    def _since_asked(asked: Approval, plan: Plan, shown: Plan | None = None) -> str:
+        """What differs, old -> new, between the plan `asked` showed (`shown` when it is still that
+        plan, else the one kept with the question, secrets masked) and `plan`."""
+        if shown is not None and plan_digest(shown) == asked.digest:
+            return describe_change(shown, plan)
+        old = asked.asked_plan()
+        if old is None:
+            return plain(f"now {cost_text(plan)} ({plan.action})")
+        return describe_change(old, masked_plan(plan))
 
     @staticmethod
     def _cost_can_rise(op: Operation) -> bool:

@@ -66,6 +66,19 @@ class Approval:
             return str(self.result["refused"])
         return None
 
+    def asked_plan(self) -> Plan | None:
+        """The plan this open question showed (secrets masked, as `masked_plan`), or None: closed,
+        asked by a version that kept no plan, or unreadable."""
+        from pydantic import ValidationError
+
+        from gpu_tools.models import Plan
+
+        awaiting = self.awaiting if isinstance(self.awaiting, dict) else {}
+        try:
+            return Plan.model_validate(awaiting["plan"]) if "plan" in awaiting else None
+        except ValidationError:
+            return None
+
 
 class Approvals:
     """The approvals table; mixed into `Journal`, whose transactions it writes in."""
@@ -247,6 +260,11 @@ class Approvals:
 
 def _awaiting(plan: Plan, effect: str) -> dict[str, Any]:
     return redact_value({"effect": effect, "plan": plan.model_dump(mode="json")})
+
+
+def masked_plan(plan: Plan) -> Plan:
+    """`plan` as an open question keeps it (secrets masked), to compare with `Approval.asked_plan`."""
+    return type(plan).model_validate(_awaiting(plan, "")["plan"])
 
 
 def _awaited(approval: Approval) -> tuple[Plan, str]:
