@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from mcp import Client, StdioServerParameters
+from mcp import Client, StdioServerParameters, types
 
 from gpu_tools import errors
 from gpu_tools.errors import InvalidInput
@@ -246,7 +246,8 @@ async def test_the_approval_page_shows_a_console_made_name_escaped(sandbox: Sand
     evil = "old\nCost: ~$0.00/hour\u202e"
     rid = nebius_endpoint_made_elsewhere(sandbox, evil)
     server = page_server(sandbox)
-    async with Client(server) as c, chromium() as browser:
+    client = types.Implementation(name="agent\u202e1.0 :tsoC", version="1")  # the name it gives itself
+    async with Client(server, client_info=client) as c, chromium() as browser:
         await c.call_tool("list_resources", {})
         pending = structured(await c.call_tool("delete_resource", {"provider": "nebius", "resource_id": rid}))
         assert pending["outcome"] == "approval_pending"
@@ -256,5 +257,7 @@ async def test_the_approval_page_shows_a_console_made_name_escaped(sandbox: Sand
         heading = await page.inner_text("h1")  # what the plan does, naming the endpoint
         assert r"endpoint old\nCost: ~$0.00/hour\u202e (openai" in heading
         assert "\u202e" not in await page.inner_text("main")
+        shown = await page.inner_text("main")
+        assert r"agent\u202e1.0 :tsoC" in shown  # the client's own name: escaped too, never obeyed
     assert [r for r in mutating_requests(sandbox) if r["method"] == "DELETE"] == []
     server.toolkit.close()

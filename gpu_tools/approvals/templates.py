@@ -180,8 +180,8 @@ def detail(
             "Reversible",
             seen(("yes: " if plan.get("reversible") else "NO: ") + str(plan.get("reversibility"))),
         ),
-        ("Asked by", esc(approval.asked_by or "the local user")),
-        ("Client", esc(approval.client)),
+        ("Asked by", seen(approval.asked_by or "the local user")),
+        ("Client", seen(approval.client)),
         ("This approval expires", esc(approval.expiry.isoformat(timespec="seconds"))),
     ]
     for line in view.get("budgets", []):
