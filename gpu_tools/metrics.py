@@ -54,15 +54,24 @@ class JournalCollector(Collector):
             "gpu_tools_live_resources", "Billable resources the journal says are live", labels=["provider"]
         )
         usd = GaugeMetricFamily(
-            "gpu_tools_live_usd_per_hour", "Summed hourly cost of the live resources", labels=["provider"]
+            "gpu_tools_live_usd_per_hour",
+            "Summed hourly cost of the running live resources whose cost is known",
+            labels=["provider"],
+        )
+        unpriced = GaugeMetricFamily(
+            "gpu_tools_live_unpriced_resources",
+            "Running live resources whose hourly cost is unknown (not in gpu_tools_live_usd_per_hour)",
+            labels=["provider"],
         )
         providers = sorted(
             set(self.providers) | {entry.provider for entry in live if entry.provider in self.providers}
         )
         for provider in providers:
             mine = [entry for entry in live if entry.provider == provider]
+            running = [entry for entry in mine if not entry.stopped]  # a stopped one bills no GPU
             count.add_metric([provider], len(mine))
-            usd.add_metric([provider], sum(entry.usd_per_hour or 0.0 for entry in mine))
+            usd.add_metric([provider], sum(e.usd_per_hour for e in running if e.usd_per_hour is not None))
+            unpriced.add_metric([provider], sum(1 for e in running if e.usd_per_hour is None))
         pending = GaugeMetricFamily("gpu_tools_approvals_pending", "Approvals asked and not yet answered")
         pending.add_metric([], journal.pending_approvals())
         left = GaugeMetricFamily(
@@ -70,7 +79,7 @@ class JournalCollector(Collector):
         )
         for budget in budgets(self.settings, now, journal.first_at()):
             left.add_metric([budget.name], budget.limit - journal.spent(budget.since, now))
-        yield from (count, usd, pending, left)
+        yield from (count, usd, unpriced, pending, left)
         last = journal.meta(GUARD_LAST_PASS)
         if last:
             stamp = datetime.fromisoformat(last)

@@ -48,7 +48,7 @@ def test_the_readme_scrape_config_and_alert_rules_pass_promtool(tmp_path: Path) 
     (tmp_path / "prometheus.yml").write_text(config)
     rules = run(tool, "check", "rules", "gpu-tools-alerts.yml", cwd=tmp_path)
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "3 rules found" in rules.stdout
+    assert "4 rules found" in rules.stdout
     checked = run(tool, "check", "config", "prometheus.yml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -103,6 +103,20 @@ tests:
       - alertname: GpuBudgetNearlySpent
         eval_time: 8m
         exp_alerts: [{exp_labels: {budget: budget_usd_per_day}}]
+  # a running Nebius endpoint of unknown cost for 20 minutes; NeoLink's are all priced
+  - interval: 1m
+    input_series:
+      - series: 'gpu_tools_live_unpriced_resources{job="gpu-guard",provider="nebius"}'
+        values: '1x30'
+      - series: 'gpu_tools_live_unpriced_resources{job="gpu-guard",provider="neolink"}'
+        values: '0x30'
+    alert_rule_test:
+      - alertname: GpuCostUnknown
+        eval_time: 10m
+        exp_alerts: []
+      - alertname: GpuCostUnknown
+        eval_time: 20m
+        exp_alerts: [{exp_labels: {provider: nebius}}]
 """
 
 
@@ -128,5 +142,6 @@ def test_every_metric_the_rules_name_is_exported(tmp_path: Path) -> None:
         "gpu_tools_provider_requests_total",
         "gpu_tools_budget_left_usd",
         "gpu_tools_live_usd_per_hour",
+        "gpu_tools_live_unpriced_resources",
     }
     assert named <= exported, named - exported

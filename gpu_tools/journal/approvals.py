@@ -217,12 +217,15 @@ class Approvals:
         return settled
 
     def pending_approvals(self) -> int:
-        """Approvals asked within APPROVAL_TTL and neither used nor answered (for metrics)."""
-        since = (self.now() - APPROVAL_TTL).isoformat(timespec="microseconds")
+        """Questions still open: neither used nor closed, and not expired (a page approval's own
+        expiry, `approval_ttl`; a form question's APPROVAL_TTL after it was asked). For metrics."""
+        now = self.now()
+        since = (now - APPROVAL_TTL).isoformat(timespec="microseconds")
         with self._read() as db:
             row = db.execute(
-                "SELECT COUNT(*) AS n FROM approvals WHERE consumed_at IS NULL AND result IS NULL AND created_at >= ?",
-                (since,),
+                "SELECT COUNT(*) AS n FROM approvals WHERE consumed_at IS NULL AND result IS NULL"
+                " AND (expires_at >= ? OR (expires_at IS NULL AND created_at >= ?))",
+                (now.isoformat(timespec="seconds"), since),
             ).fetchone()
         return int(row["n"])
 
