@@ -772,8 +772,9 @@ async def test_gpu_guard_journals_a_question_left_unanswered_when_nobody_else_lo
     clock = FakeClock()
     tk = Toolkit(sandbox_settings(sandbox), now=clock)
     async with Client(build_server(toolkit=tk), elicitation_callback=Failing(), mode="auto") as client:
-        with pytest.raises(ExceptionGroup):
+        with pytest.raises(ExceptionGroup) as raised:
             await client.call_tool("nebius_create_endpoint", NEBIUS)
+    assert raised.group_contains(RuntimeError, match="the form crashed", depth=None)
     guard = Guard(tk, lambda line: None, now=clock)
     assert await guard.run_once() == [] and rows(tk) == []  # not expired yet: it may still be answered
     clock.advance(APPROVAL_TTL.total_seconds() + 1)
