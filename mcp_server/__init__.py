@@ -58,7 +58,7 @@ from pydantic import BaseModel, Field, PrivateAttr, StrictBool, TypeAdapter
 from gpu_tools import __version__
 from gpu_tools.errors import ConfirmationRefused, GpuToolsError, PlanChanged
 from gpu_tools.gate import Approve, Question
-from gpu_tools.models import Listing, MutationResult, Plan, plain
+from gpu_tools.models import Listing, MutationResult, Offer, Plan, plain
 from gpu_tools.operations import CONFIRMATION, Operation
 from gpu_tools.providers.declare import titles as provider_titles
 from gpu_tools.settings import Settings
@@ -623,12 +623,59 @@ def output_schema(output: type[BaseModel]) -> dict[str, Any]:
     return compact_schema(schema, descriptions=False)
 
 
+def whole_numbers(value: Any) -> Any:
+    """`value` with every whole float as an int: the same JSON number without its ".0" (a GPU's
+    80 GB, a price of 2 USD), which output schemas' "number" accepts as it is."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    return value
+
+
 def lean_result(result: BaseModel) -> CallToolResult:
-    """One result, twice as the spec asks (text and structured), each as small as it can be: no
-    nulls, no fields at their default (the output schema states them), compact JSON."""
-    text = result.model_dump_json(exclude_none=True, exclude_defaults=True)  # one pass in pydantic-core
-    data = pydantic_core.from_json(text)
+    """One result, twice as the spec asks (text and structured, the same JSON), each as small as it
+    can be: no nulls, no fields at their default (the output schema states them), whole numbers
+    without ".0", compact JSON."""
+    data = whole_numbers(
+        pydantic_core.from_json(result.model_dump_json(exclude_none=True, exclude_defaults=True))
+    )
+    text = pydantic_core.to_json(data).decode()
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+USD_PRICES = (
+    "price and currency are shown where they differ from usd_per_hour (another currency, a price per GPU)"
+)
+
+
+def brief_offers(listing: Listing[Any]) -> None:
+    """What a brief listing of offers says once instead of in every offer: that a price the
+    provider states in USD for the whole offer is its usd_per_hour (so `price` and `currency`
+    are left out there), and each provider's price age (one fetch per provider, so its offers
+    share one; kept in the offers where they do not)."""
+    offers = [o for o in listing.items if isinstance(o, Offer)]
+    same = [o for o in offers if o.currency == "USD" and o.price is not None and o.price == o.usd_per_hour]
+    for o in same:
+        o.price = o.currency = None
+    if same:
+        listing.notes.append(USD_PRICES)
+    ages: dict[str, set[int]] = {}
+    for o in offers:
+        if o.price_age_seconds is not None:
+            ages.setdefault(o.provider, set()).add(o.price_age_seconds)
+    by_age: dict[int, list[str]] = {}
+    for provider, seen in sorted(ages.items()):
+        if len(seen) == 1:
+            by_age.setdefault(next(iter(seen)), []).append(provider)
+    said = {p for providers in by_age.values() for p in providers}
+    for o in offers:
+        if o.provider in said:
+            o.price_age_seconds = None
+    for age, providers in sorted(by_age.items()):
+        listing.notes.append(f"Prices read {age} s ago (price_age_seconds): {', '.join(providers)}")
 
 
 def _lean(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[CallToolResult]]:
@@ -636,6 +683,7 @@ def _lean(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[CallTool
         result = await fn(**kwargs)
         if isinstance(result, Listing) and kwargs.get("verbose") is False:
             result.brief()
+            brief_offers(result)
         return lean_result(result)
 
     return lean_tool

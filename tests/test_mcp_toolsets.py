@@ -247,6 +247,15 @@ async def test_results_are_compact_without_nulls_or_repeated_notes(sandbox: Sand
     assert all("details" not in o for o in offers["items"])
     # what every NeoLink offer used to repeat in its details is said once for the listing
     assert sum("usd_per_cny" in n for n in offers["notes"]) == 1
+    # a USD price for the whole offer is its usd_per_hour, and a provider's price age is said once
+    assert all(o.get("currency") != "USD" or o["price"] != o["usd_per_hour"] for o in offers["items"])
+    assert any(o.get("currency") == "CNY" and "price" in o for o in offers["items"])
+    assert all("price_age_seconds" not in o for o in offers["items"])
+    assert any("price_age_seconds" in n for n in offers["notes"])
+    assert any(
+        o.get("currency") == "USD" and o.get("price_age_seconds") is not None for o in verbose["items"]
+    )
+    assert ".0," not in results["offers"].content[0].text  # whole numbers without ".0"
     assert any(o.get("details") for o in verbose["items"])
     assert "details" in got and got["resource_id"] == rid
 
