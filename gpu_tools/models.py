@@ -6,6 +6,8 @@ provider said is lost in translation.
 """
 
 import json
+import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar, get_args, get_origin, overload
@@ -417,13 +419,46 @@ def cut_text(value: str) -> str:
     return f"{value[:SHOWN_TEXT]}…{value[-SHOWN_TEXT:]} ({len(value):,} characters)"
 
 
+# Characters that `str.isprintable()` accepts yet that show as blank or as nothing: the Hangul
+# fillers (U+115F, U+1160, U+3164, U+FFA0), the blank braille pattern (U+2800), the musical null
+# notehead (U+1D159), the combining grapheme joiner (U+034F) and the Khmer inherent vowels (U+17B4,
+# U+17B5). Each could hide in a name a person approves ("gpu\u3164box" reads "gpu box" or "gpubox"),
+# so `plain` escapes them and the line rule (gpu_tools.operations) refuses them in one-line values.
+# What isprintable() rejects (zero-width, bidi, tag, format characters, unusual spaces) is not listed.
+BLANK_CHARS = "\u115f\u1160\u3164\uffa0\u2800\U0001d159\u034f\u17b4\u17b5"
+BLANK = re.compile(f"[{BLANK_CHARS}]")
+# Combining marks (Mn, Me) stacked on one base beyond this are escaped, as is a mark with no base
+# (first, or after what is escaped): "é" as e + U+0301 and Vietnamese "ệ" (two marks) stay as they
+# are; a mark on nothing or a "zalgo" stack that spills over its neighbours is written out.
+MARKS_SHOWN = 2
+
+
+def _escaped(c: str) -> str:
+    return c.encode("unicode_escape").decode("ascii")
+
+
 def plain(text: str) -> str:
     """`text` as one line whose every character is seen: line breaks, other control characters and
-    invisible ones (bidi overrides, zero-width marks, unusual spaces) written as escapes (`\\n`,
-    `\\u202e`). What a confirmation shows of a name, a provider's answer or a request body."""
-    if text.isprintable():
+    invisible ones (bidi overrides, zero-width marks, unusual spaces, blank-looking letters: `BLANK`)
+    written as escapes (`\\n`, `\\u202e`, `\\u3164`), and so are combining marks with no base or
+    stacked beyond MARKS_SHOWN. What a confirmation shows of a name, a provider's answer or a request
+    body."""
+    # Nearly every text: below U+0300 (the first combining mark) there is no mark nor BLANK letter.
+    if text.isprintable() and (text.isascii() or max(text) < "\u0300"):
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    out: list[str] = []
+    marks = -1  # combining marks on the current base; -1: there is no base
+    for c in text:
+        if c in BLANK_CHARS or not c.isprintable():
+            marks = -1
+            out.append(_escaped(c))
+        elif unicodedata.category(c) in ("Mn", "Me"):
+            marks = marks + 1 if marks >= 0 else -1
+            out.append(c if 0 < marks <= MARKS_SHOWN else _escaped(c))
+        else:
+            marks = 0
+            out.append(c)
+    return "".join(out)
 
 
 def shown(value: Any) -> str:

@@ -79,6 +79,18 @@ HIDDEN = [
         "envs",
         "envs must be one line: it holds U+000A",
     ),
+    (
+        "nebius_create_endpoint",
+        {**NEBIUS, "name": "demo\u3164x"},
+        "name",
+        "name holds U+3164, a character that shows as blank",
+    ),
+    (
+        "neolink_create_instance",
+        {**NEOLINK, "display_name": "gpu\u2800box"},
+        "display_name",
+        "display_name holds U+2800, a character that shows as blank",
+    ),
 ]
 
 
@@ -225,6 +237,19 @@ def test_plain_escapes_what_cannot_be_seen_and_keeps_what_can() -> None:
     lines = plan.message().splitlines()
     assert len(lines) == 5 and not any(line.startswith("Cost:") for line in lines)
     assert lines[-1] == r"Warning: name\u202eeman"
+
+
+def test_plain_escapes_blank_letters_and_stray_or_stacked_marks_and_keeps_accents() -> None:
+    """Letters isprintable() accepts that show as blank, a combining mark on nothing and a stack of
+    marks that spills over its neighbours ("zalgo") are written out; accented text is not."""
+    assert plain("gpu\u3164box") == r"gpu\u3164box"  # HANGUL FILLER: "gpu box" or "gpubox"
+    assert plain("gpu\u2800box") == r"gpu\u2800box"  # BRAILLE PATTERN BLANK
+    assert plain("\u115f\u1160\uffa0\u034f") == r"\u115f\u1160\uffa0\u034f"
+    assert plain("\u0301demo") == r"\u0301demo"  # a mark with no base
+    assert plain("a\u0301\u0302\u0303\u0304\u0305b") == "a\u0301\u0302" + r"\u0303\u0304\u0305" + "b"
+    assert plain("\n\u0301") == r"\n\u0301"  # what follows an escape has no base either
+    for seen in ("café", "cafe\u0301", "Vie\u0323\u0302t", "Việt Nam", "❤\ufe0f", "1\ufe0f\u20e3", "東京"):
+        assert plain(seen) == seen
 
 
 def test_in_a_notebook_the_same_name_is_refused_and_nothing_is_sent(
