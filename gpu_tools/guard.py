@@ -398,8 +398,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = load_settings()
-    except GpuToolsError as exc:
-        raise SystemExit(f"gpu-guard: {exc}") from None
+    except GpuToolsError as exc:  # a bad setting: one line, exit code 2, as gpu-mcp
+        print(f"gpu-guard: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     if args.interval:
         settings = settings.model_copy(update={"guard_interval": args.interval})
     try:

@@ -610,3 +610,12 @@ def load_settings(**overrides: Any) -> Settings:
         raise InvalidInput(
             "bad setting: " + "; ".join(parts) + f" (from the environment or {config_file()})."
         ) from None
+    except ValueError as exc:  # config.toml is not TOML (a duplicate key, a syntax error) or not UTF-8
+        where = str(exc).rsplit("(at ", 1)[-1].rstrip(")") if "(at " in str(exc) else None
+        raise InvalidInput(
+            f"bad setting: {config_file()} cannot be read as TOML"
+            + (f" (at {where})" if where else f" ({type(exc).__name__})")
+            + "; fix or remove it."
+        ) from None
+    except OSError as exc:
+        raise InvalidInput(f"bad setting: {config_file()} cannot be read ({exc.strerror}).") from None

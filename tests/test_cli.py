@@ -177,6 +177,38 @@ def test_gpu_mcp_refuses_to_start_on_a_configuration_that_would_fail_open(
     assert secret is None or secret not in line  # and the process has ended: nothing serves anyone
 
 
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [(["mcp_server", "--transport", "http"], "gpu-mcp"), (["gpu_tools.guard", "--once"], "gpu-guard")],
+)
+@pytest.mark.parametrize(
+    "config",
+    [
+        f'[http_tokens]\n"{ALICE}" = "alice"\n"{ALICE}" = "bob"\n'.encode(),  # a duplicate key
+        b"max_usd_per_hour = \n",
+        b"budget_usd_per_day = 10\n\xff\n",  # not UTF-8
+    ],
+    ids=["duplicate-key", "syntax", "not-utf8"],
+)
+def test_a_config_file_that_is_not_toml_stops_each_command_with_one_line(
+    gpu_home: Path, command: list[str], name: str, config: bytes
+) -> None:
+    gpu_home.mkdir(parents=True, exist_ok=True)
+    (gpu_home / "config.toml").write_bytes(config)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GPU_TOOLS_HTTP_TOKEN")}
+    run = subprocess.run(
+        [sys.executable, "-m", *command],
+        env={**clean, "GPU_TOOLS_HOME": str(gpu_home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2, run.stderr
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"{name}: bad setting: {gpu_home / 'config.toml'} cannot be read as TOML"), line
+    assert ALICE not in line
+
+
 def test_a_generated_token_goes_to_a_private_file_never_to_stderr(gpu_home: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
