@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 PROGRESS_AFTER = 1.0  # seconds before a read shows live progress
+ASK_ROUNDS = 3  # times a cell asks about a plan that keeps changing before it gives up, unsent
 
 
 class LoopThread:
@@ -317,6 +318,7 @@ class GpuMagics(Magics):
         return self._parsers[op.name]
 
     def _run(self, op: Operation, args: dict[str, Any], yes: bool, view: Any) -> Any:
+        from gpu_tools.errors import PlanChanged
         from gpu_tools.gate import Approve
         from gpu_tools.models import Listing
         from ipython_ext.render import outcome_line, sort_items
@@ -346,25 +348,37 @@ class GpuMagics(Magics):
                 return frame
             return Rendered(result, view, self.words)
         # Ask on this (the kernel's) thread: the gate reuses the plan shown for the same arguments.
-        question = self.runner.run(tk.question(op.name, args, client="%gpu"))
-        answer = False
-        if question is not None:
-            display(Rendered(question.plan, view, self.words))
-            if question.on_the_page:
-                answer = self._wait_for_the_page(question)
-            elif yes:
-                print("Confirmed with --yes.")
-                answer = True
-            else:
-                answer = ask_human("Send this request? [y/N] ")
-        result = self.runner.run(
-            tk.call(
-                op.name,
-                args,
-                confirmer=Approve(answer),
-                approval_id=question.approval.id if question else None,
-            )
-        )
+        # A plan that changed before the send (a price read again) is asked again in this cell, old
+        # -> new; `--yes` approved the plan it was typed for only, so the cell ends there, unsent.
+        for round_ in range(1, ASK_ROUNDS + 1):
+            question = self.runner.run(tk.question(op.name, args, client="%gpu"))
+            answer = False
+            if question is not None:
+                display(Rendered(question.plan, view, self.words))
+                if question.on_the_page:
+                    answer = self._wait_for_the_page(question)
+                elif yes:
+                    print("Confirmed with --yes.")
+                    answer = True
+                else:
+                    answer = ask_human("Send this request? [y/N] ")
+            try:
+                result = self.runner.run(
+                    tk.call(
+                        op.name,
+                        args,
+                        confirmer=Approve(answer),
+                        approval_id=question.approval.id if question else None,
+                    )
+                )
+            except PlanChanged as changed:
+                if yes or question is None or round_ == ASK_ROUNDS:
+                    raise
+                print(
+                    f"The plan changed since you were asked: {changed.change}. Nothing was sent; asking again."
+                )
+                continue
+            break
         print(self.words(outcome_line(result)))  # every change in a cell says what it did
         if result.plan.nothing_to_do and not result.plan.warnings:
             return None  # the outcome line said it all

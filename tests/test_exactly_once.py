@@ -413,6 +413,52 @@ async def test_through_mcp_an_answer_after_the_kept_plan_expired_is_asked_again(
     tk.close()
 
 
+def test_in_a_notebook_a_plan_that_changed_while_asked_is_asked_again_in_the_same_cell(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """y/N open, the price moves tenfold: the cell says what changed, asks again, and sends once at
+    the price of the second yes. `--yes` was typed for the first plan only: the cell ends, unsent."""
+    from tests.conftest import new_shell
+
+    shell = new_shell()
+    shell._gpu_magics._replace_toolkit(Toolkit(sandbox_settings(sandbox)))
+    asked: list[str] = []
+
+    def answer(prompt: str = "") -> str:
+        if not asked:
+            move_price(sandbox, "neolink", "H100", 10)
+        asked.append(prompt)
+        return "y"
+
+    monkeypatch.setattr("builtins.input", answer)
+    line = f"neolink-create-instance --display-name nb --gpu-sku-id 88 --image {IMAGE}"
+    made = shell.run_line_magic("gpu", line)
+    shown = capsys.readouterr().out
+    assert len(asked) == 2 and made.result.outcome == "done"  # type: ignore[union-attr]
+    assert made.result.plan.usd_per_hour == pytest.approx(35.0)  # type: ignore[union-attr]
+    assert "The plan changed since you were asked: price $3.50/hour -> $35.00/hour." in shown
+    assert shown.index("$3.50/hour") < shown.index("asking again") < shown.rindex("$35.00/hour")
+    assert len(creates_at(sandbox, "neolink")) == 1
+    rows_ = shell.run_line_magic("gpu", "history").result.items  # type: ignore[union-attr]
+    assert [(e.outcome, e.usd_per_hour) for e in rows_] == [("ok", 35.0), ("refused", 35.0)]
+
+    import ipython_ext.magics as magics_module
+
+    moved = iter([True])  # the price moves once, just after the plan is shown
+    shown_plan = magics_module.display
+
+    def display_and_move(*a: Any, **kw: Any) -> None:
+        shown_plan(*a, **kw)
+        if next(moved, False):
+            move_price(sandbox, "neolink", "H100", 2)
+
+    monkeypatch.setattr(magics_module, "display", display_and_move)
+    with pytest.raises(errors.PlanChanged, match=r"price \$35.00/hour -> \$70.00/hour"):
+        shell.run_line_magic("gpu", line.replace("nb", "typed") + " --yes")
+    assert len(creates_at(sandbox, "neolink")) == 1  # nothing more was sent
+    shell.extension_manager.unload_extension("ipython_ext")
+
+
 async def test_the_send_reads_the_price_again_even_within_the_plan_cache(sandbox: SandboxServer) -> None:
     """A dry run then a yes a moment later: the plan cache holds the old price, the send does not."""
     tk = Toolkit(sandbox_settings(sandbox))
