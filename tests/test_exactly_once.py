@@ -378,6 +378,42 @@ async def test_a_question_answered_after_its_kept_plan_expired_is_refused_showin
     tk.close()
 
 
+async def test_a_password_registered_while_asked_cannot_break_the_description_of_a_change(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password equal to a word the plan holds as a type ("instance", its kind) is registered by
+    another call while the question is open: what changed is still said, and journaled."""
+    monkeypatch.setattr(errors, "_known_secrets", dict(errors._known_secrets))  # this test's, then gone
+    tk = Toolkit(sandbox_settings(sandbox, offers_cache_ttl=0))
+    tk.gate.clock = clock = PlanKeptTooLong()
+    question = await tk.question("neolink_create_instance", H100)
+    assert question is not None
+    registry = {"name": "r", "url": "docker.io/acme/a:1", "username": "u", "password": "instance"}
+    await tk.call("sesterce_create_registry", {**registry, "dry_run": True})
+    move_price(sandbox, "neolink", "H100", 10)
+    clock.at += PLAN_TTL + 1
+    with pytest.raises(errors.PlanChanged, match=r"price \$3.50/hour -> \$35.00/hour"):
+        await tk.call("neolink_create_instance", H100, confirmer=Approve(), approval_id=question.approval.id)
+    [row] = rows(tk)
+    assert row.outcome == "refused" and "price $3.50/hour -> $35.00/hour" in (row.error or "")
+    assert creates_at(sandbox, "neolink") == []
+    tk.close()
+
+
+async def test_a_change_smaller_than_a_cent_is_said_with_the_decimals_that_show_it(
+    sandbox: SandboxServer,
+) -> None:
+    tk = Toolkit(sandbox_settings(sandbox))
+    question = await tk.question("neolink_create_instance", H100)
+    assert question is not None and "~$3.50/hour" in question.text
+    move_price(sandbox, "neolink", "H100", 1.001)
+    with pytest.raises(errors.PlanChanged) as raised:
+        await tk.call("neolink_create_instance", H100, confirmer=Approve(), approval_id=question.approval.id)
+    assert raised.value.change == "price $3.500/hour -> $3.503/hour", raised.value.change
+    assert creates_at(sandbox, "neolink") == []
+    tk.close()
+
+
 class AnswersLate(MovesThePrice):
     """Moves the price while the first question is open, and answers after the plan kept expired."""
 

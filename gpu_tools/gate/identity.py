@@ -59,20 +59,22 @@ def plan_digest(plan: Plan) -> str:
     return hashlib.sha256(json.dumps(core(plan), sort_keys=True, default=str).encode()).hexdigest()
 
 
-def cost_text(plan: Plan) -> str:
+def cost_text(plan: Plan, places: int = 2) -> str:
     low, high = plan.usd_per_hour, plan.usd_per_hour_max
     if low is None and high is None:
         return "an unknown price"
     if high is not None and low is not None and high != low:
-        return f"${low:.2f}-${high:.2f}/hour"
-    return f"${(high if high is not None else low):.2f}/hour"
+        return f"${low:.{places}f}-${high:.{places}f}/hour"
+    return f"${(high if high is not None else low):.{places}f}/hour"
 
 
 def describe_change(old: Plan, new: Plan) -> str:
-    """What differs between the approved plan and the one read just now, old -> new, price first."""
+    """What differs between the approved plan and the one read just now, old -> new, price first
+    (with as many decimals as it takes to see the prices differ: $3.500 -> $3.504)."""
     parts = []
     if (old.usd_per_hour, old.usd_per_hour_max) != (new.usd_per_hour, new.usd_per_hour_max):
-        parts.append(f"price {cost_text(old)} -> {cost_text(new)}")
+        places = next((n for n in range(2, 7) if cost_text(old, n) != cost_text(new, n)), 6)
+        parts.append(f"price {cost_text(old, places)} -> {cost_text(new, places)}")
     if old.target != new.target:
         parts.append(f"target {old.target} -> {new.target}")
     if (old.gpus, old.gpu_name) != (new.gpus, new.gpu_name):

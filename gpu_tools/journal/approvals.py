@@ -217,14 +217,14 @@ class Approvals:
         return settled
 
     def pending_approvals(self) -> int:
-        """Questions still open: neither used nor closed, and not expired (a page approval's own
+        """Questions still open: neither used, closed nor decided on the page, and not expired (a page approval's own
         expiry, `approval_ttl`; a form question's APPROVAL_TTL after it was asked). For metrics."""
         now = self.now()
         since = (now - APPROVAL_TTL).isoformat(timespec="microseconds")
         with self._read() as db:
             row = db.execute(
                 "SELECT COUNT(*) AS n FROM approvals WHERE consumed_at IS NULL AND result IS NULL"
-                " AND (expires_at >= ? OR (expires_at IS NULL AND created_at >= ?))",
+                " AND status IS NULL AND (expires_at >= ? OR (expires_at IS NULL AND created_at >= ?))",
                 (now.isoformat(timespec="seconds"), since),
             ).fetchone()
         return int(row["n"])
@@ -266,8 +266,10 @@ def _awaiting(plan: Plan, effect: str) -> dict[str, Any]:
 
 
 def masked_plan(plan: Plan) -> Plan:
-    """`plan` as an open question keeps it (secrets masked), to compare with `Approval.asked_plan`."""
-    return type(plan).model_validate(_awaiting(plan, "")["plan"])
+    """`plan` with its texts masked as an open question keeps them (`_awaiting`), to compare with
+    `Approval.asked_plan`: a copy, never validated again (a masked value may fit no field's type)."""
+    texts = ("action", "target", "gpu_name", "method", "path", "reversibility", "body")
+    return plan.model_copy(update={name: redact_value(getattr(plan, name)) for name in texts})
 
 
 def _awaited(approval: Approval) -> tuple[Plan, str]:
