@@ -425,8 +425,30 @@ def cut_text(value: str) -> str:
 # U+17B5). Each could hide in a name a person approves ("gpu\u3164box" reads "gpu box" or "gpubox"),
 # so `plain` escapes them and the line rule (gpu_tools.operations) refuses them in one-line values.
 # What isprintable() rejects (zero-width, bidi, tag, format characters, unusual spaces) is not listed.
-BLANK_CHARS = "\u115f\u1160\u3164\uffa0\u2800\U0001d159\u034f\u17b4\u17b5"
+BLANK_CHARS = "\u115f\u1160\u3164\uffa0\u2800\U0001d159\u034f\u17b4\u17b5\U00016fe4"
 BLANK = re.compile(f"[{BLANK_CHARS}]")
+# Variation selectors choose how the symbol before them is drawn (❤ U+FE0F: the emoji ❤️); after
+# anything else they draw nothing ("gpu\ufe00box" reads "gpubox"), so there they are escaped too.
+SELECTOR = re.compile("[\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+
+def blank_in(text: str) -> str | None:
+    """The first character of `text` that shows as blank (`BLANK`, a variation selector on no
+    symbol), or None: what the line rule refuses in a one-line value."""
+    if text.isascii():
+        return None
+    before = ""
+    for c in text:
+        if c in BLANK_CHARS or (SELECTOR.match(c) and not _symbol(before)):
+            return c
+        before = c
+    return None
+
+
+def _symbol(c: str) -> bool:
+    return len(c) == 1 and unicodedata.category(c) == "So"
+
+
 # Combining marks (Mn, Me) stacked on one base beyond this are escaped, as is a mark with no base
 # (first, or after what is escaped): "é" as e + U+0301 and Vietnamese "ệ" (two marks) stay as they
 # are; a mark on nothing or a "zalgo" stack that spills over its neighbours is written out.
@@ -439,8 +461,8 @@ def _escaped(c: str) -> str:
 
 def plain(text: str) -> str:
     """`text` as one line whose every character is seen: line breaks, other control characters and
-    invisible ones (bidi overrides, zero-width marks, unusual spaces, blank-looking letters: `BLANK`)
-    written as escapes (`\\n`, `\\u202e`, `\\u3164`), and so are combining marks with no base or
+    invisible ones (bidi overrides, zero-width marks, unusual spaces, blank-looking letters: `BLANK`,
+    variation selectors on no symbol) written as escapes (`\\n`, `\\u202e`, `\\u3164`), and so are combining marks with no base or
     stacked beyond MARKS_SHOWN. What a confirmation shows of a name, a provider's answer or a request
     body."""
     # Nearly every text: below U+0300 (the first combining mark) there is no mark nor BLANK letter.
@@ -448,8 +470,9 @@ def plain(text: str) -> str:
         return text
     out: list[str] = []
     marks = -1  # combining marks on the current base; -1: there is no base
+    before = ""  # the character before this one
     for c in text:
-        if c in BLANK_CHARS or not c.isprintable():
+        if c in BLANK_CHARS or not c.isprintable() or (SELECTOR.match(c) and not _symbol(before)):
             marks = -1
             out.append(_escaped(c))
         elif unicodedata.category(c) in ("Mn", "Me"):
@@ -458,6 +481,7 @@ def plain(text: str) -> str:
         else:
             marks = 0
             out.append(c)
+        before = c
     return "".join(out)
 
 

@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 from gpu_tools.context import Progress
 from gpu_tools.durations import parse_duration
 from gpu_tools.errors import InvalidInput, UnknownOperation
-from gpu_tools.models import BLANK, Effect, Kind, MutationResult, Plan, ProviderName
+from gpu_tools.models import Effect, Kind, MutationResult, Plan, ProviderName, blank_in
 
 if TYPE_CHECKING:
     from gpu_tools.context import Context
@@ -155,7 +155,7 @@ def _texts(value: Any, annotation: Any, long: bool) -> Iterator[tuple[str, bool]
 class MutationInput(OpInput):
     """Base of every operation that changes something: what it sends is text a person can read in
     the confirmation as it will be sent, so no argument may hide a line break or a blank-looking letter
-    (a one-line value: `BLANK`) or reorder what is shown (a bidi control): such text is refused,
+    (a one-line value: `blank_in`) or reorder what is shown (a bidi control): such text is refused,
     naming the argument."""
 
     dry_run: bool = Field(False, description="Only return the plan; send nothing.")
@@ -170,11 +170,11 @@ class MutationInput(OpInput):
                     why = "holds {char}, which reorders how text is shown"
                 elif found := (_CONTROL_IN_TEXT if long else _CONTROL).search(text):
                     why = "holds {char}, a control character" if long else "must be one line: it holds {char}"
-                elif not long and (found := BLANK.search(text)):
+                elif not long and (found := blank_in(text)):
                     why = "holds {char}, a character that shows as blank"
                 else:
                     continue
-                char = f"U+{ord(found.group()):04X}"
+                char = f"U+{ord(found if isinstance(found, str) else found.group()):04X}"
                 raise PydanticCustomError("visible_text", "{field} " + why, {"field": name, "char": char})
         return self
 

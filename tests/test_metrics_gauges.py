@@ -64,7 +64,10 @@ async def test_a_page_question_stays_pending_for_its_whole_approval_ttl(sandbox:
     page = await tk.question("neolink_create_instance", {**H100, "display_name": "page"}, page=True)
     form = Toolkit(sandbox_settings(sandbox), now=clock)  # a form question: open APPROVAL_TTL (10 min)
     asked = await form.question("neolink_create_instance", {**H100, "display_name": "form"})
-    assert page is not None and asked is not None and page.approval.mode is not None
+    denied = await tk.question("neolink_create_instance", {**H100, "display_name": "denied"}, page=True)
+    assert page is not None and asked is not None and denied is not None and page.approval.mode is not None
+    assert gauges(tk)["gpu_tools_approvals_pending"] == 3
+    tk.journal.decide(denied.approval.id, "denied", by="bob", how="page")  # answered: no longer pending
     assert gauges(tk)["gpu_tools_approvals_pending"] == 2
     clock.advance(11 * 60)  # the form question expired; the page question is open for 49 more minutes
     assert gauges(tk)["gpu_tools_approvals_pending"] == 1

@@ -91,6 +91,12 @@ HIDDEN = [
         "display_name",
         "display_name holds U+2800, a character that shows as blank",
     ),
+    (
+        "nebius_create_endpoint",
+        {**NEBIUS, "name": "gpu\ufe00box"},
+        "name",
+        "name holds U+FE00, a character that shows as blank",
+    ),
 ]
 
 
@@ -248,8 +254,14 @@ def test_plain_escapes_blank_letters_and_stray_or_stacked_marks_and_keeps_accent
     assert plain("\u0301demo") == r"\u0301demo"  # a mark with no base
     assert plain("a\u0301\u0302\u0303\u0304\u0305b") == "a\u0301\u0302" + r"\u0303\u0304\u0305" + "b"
     assert plain("\n\u0301") == r"\n\u0301"  # what follows an escape has no base either
-    for seen in ("café", "cafe\u0301", "Vie\u0323\u0302t", "Việt Nam", "❤\ufe0f", "1\ufe0f\u20e3", "東京"):
+    for seen in ("café", "cafe\u0301", "Vie\u0323\u0302t", "Việt Nam", "❤\ufe0f", "東京"):
         assert plain(seen) == seen
+    # a variation selector draws nothing but on the symbol it follows
+    assert plain("gpu\ufe00box") == r"gpu\ufe00box"
+    assert plain("a\U000e0100") == r"a\U000e0100" and plain("\u1820\u180b") == "\u1820" + r"\u180b"
+    assert plain("❤\ufe0f\ufe0f") == "❤\ufe0f" + r"\ufe0f"
+    assert plain("1\ufe0f\u20e3") == r"1\ufe0f\u20e3"  # a keycap is written out: rare in a name
+    assert plain("gpu\U00016fe4x") == r"gpu\U00016fe4x"  # KHITAN SMALL SCRIPT FILLER
 
 
 def test_in_a_notebook_the_same_name_is_refused_and_nothing_is_sent(
@@ -286,3 +298,27 @@ async def test_the_approval_page_shows_a_console_made_name_escaped(sandbox: Sand
         assert r"agent\u202e1.0 :tsoC" in shown  # the client's own name: escaped too, never obeyed
     assert [r for r in mutating_requests(sandbox) if r["method"] == "DELETE"] == []
     server.toolkit.close()
+
+
+def test_the_approval_index_shows_who_asked_escaped() -> None:
+    """The index lists each open question with who asked: a name a token's owner or an identity
+    provider gave, escaped like every chosen field (the detail page is tested in Chromium above)."""
+    from gpu_tools.approvals.templates import index
+    from gpu_tools.journal import Approval
+
+    asked = Approval(
+        id="a1b2c3d4",
+        fingerprint="f",
+        digest="d",
+        message="m",
+        created_at="2026-12-06T03:00:00.000000+00:00",
+        consumed_at=None,
+        journal_id=None,
+        result=None,
+        asked_by="mallory\u202eecila",
+        expires_at="2026-12-06T04:00:00+00:00",
+        mode="page",
+        view={"plan": {"action": "Delete endpoint", "provider": "nebius", "usd_per_hour": 1.0}},
+    )
+    page = index([asked], base="/approvals", who="alice")
+    assert r"asked by mallory\u202eecila" in page and "\u202e" not in page

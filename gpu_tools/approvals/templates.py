@@ -308,7 +308,7 @@ def index(
                 f'<li><a href="{esc(base)}/{esc(a.id)}"><span class="what">{seen(plan.get("action") or a.id)}</span>'
                 f'<span class="meta">{esc(plan.get("provider"))} &middot; '
                 f"{esc(_money(plan.get('usd_per_hour_max') or plan.get('usd_per_hour')))}/h &middot; "
-                f"asked by {esc(a.asked_by or 'the local user')} &middot; expires "
+                f"asked by {seen(a.asked_by or 'the local user')} &middot; expires "
                 f"{esc(a.expiry.isoformat(timespec='seconds'))}</span></a></li>"
             )
         items = f'<ul class="pending">{"".join(rows)}</ul>'
