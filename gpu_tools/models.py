@@ -427,26 +427,31 @@ def cut_text(value: str) -> str:
 # What isprintable() rejects (zero-width, bidi, tag, format characters, unusual spaces) is not listed.
 BLANK_CHARS = "\u115f\u1160\u3164\uffa0\u2800\U0001d159\u034f\u17b4\u17b5\U00016fe4"
 BLANK = re.compile(f"[{BLANK_CHARS}]")
-# Variation selectors choose how the symbol before them is drawn (❤ U+FE0F: the emoji ❤️); after
-# anything else they draw nothing ("gpu\ufe00box" reads "gpubox"), so there they are escaped too.
+# Variation selectors: U+FE0E/U+FE0F choose how the symbol before them is drawn (❤ U+FE0F: the
+# emoji ❤️); anywhere else, and the other selectors everywhere, they draw nothing ("gpu\ufe00box"
+# reads "gpubox"), so there they are escaped too.
 SELECTOR = re.compile("[\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 def blank_in(text: str) -> str | None:
-    """The first character of `text` that shows as blank (`BLANK`, a variation selector on no
-    symbol), or None: what the line rule refuses in a one-line value."""
+    """The first character of `text` that shows as blank or as nothing (`BLANK`, a character
+    `isprintable()` refuses, a variation selector that selects nothing), or None: what the line
+    rule refuses in a one-line value."""
     if text.isascii():
-        return None
+        return None  # its control characters are the line rule's own refusal
     before = ""
     for c in text:
-        if c in BLANK_CHARS or (SELECTOR.match(c) and not _symbol(before)):
+        if c in BLANK_CHARS or not c.isprintable() or _stray(c, before):
             return c
         before = c
     return None
 
 
-def _symbol(c: str) -> bool:
-    return len(c) == 1 and unicodedata.category(c) == "So"
+def _stray(c: str, before: str) -> bool:
+    """A variation selector that draws nothing: any but U+FE0E/U+FE0F, or those not on a symbol."""
+    if not SELECTOR.match(c):
+        return False
+    return c not in "\ufe0e\ufe0f" or len(before) != 1 or unicodedata.category(before) != "So"
 
 
 # Combining marks (Mn, Me) stacked on one base beyond this are escaped, as is a mark with no base
@@ -472,7 +477,7 @@ def plain(text: str) -> str:
     marks = -1  # combining marks on the current base; -1: there is no base
     before = ""  # the character before this one
     for c in text:
-        if c in BLANK_CHARS or not c.isprintable() or (SELECTOR.match(c) and not _symbol(before)):
+        if c in BLANK_CHARS or not c.isprintable() or _stray(c, before):
             marks = -1
             out.append(_escaped(c))
         elif unicodedata.category(c) in ("Mn", "Me"):

@@ -7,6 +7,7 @@ field names below, e.g. `nebius_api_key = "..."`, `max_usd_per_hour = 10`.
 
 import json
 import os
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -609,6 +611,13 @@ def load_settings(**overrides: Any) -> Settings:
             parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
         raise InvalidInput(
             "bad setting: " + "; ".join(parts) + f" (from the environment or {config_file()})."
+        ) from None
+    except SettingsError as exc:  # a list or map setting whose text is not JSON (its value is not said)
+        found = re.search(r'field "(\w+)" from source "(\w+)"', str(exc))
+        name, source = found.groups() if found else ("settings", "")
+        where = "the environment" if source.startswith(("Env", "DotEnv")) else str(config_file())
+        raise InvalidInput(
+            f'bad setting: {name} cannot be parsed (from {where}): a list or a map is JSON, e.g. ["a", "b"].'
         ) from None
     except ValueError as exc:  # config.toml is not TOML (a duplicate key, a syntax error) or not UTF-8
         where = str(exc).rsplit("(at ", 1)[-1].rstrip(")") if "(at " in str(exc) else None

@@ -209,6 +209,27 @@ def test_a_config_file_that_is_not_toml_stops_each_command_with_one_line(
     assert ALICE not in line
 
 
+@pytest.mark.parametrize("command", [["mcp_server"], ["gpu_tools.guard", "--once"]])
+def test_a_list_setting_that_is_not_json_names_the_setting_and_the_environment(
+    gpu_home: Path, command: list[str]
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", *command],
+        env={
+            **os.environ,
+            "GPU_TOOLS_HOME": str(gpu_home),
+            "GPU_TOOLS_HTTP_ALLOWED_HOSTS": "[sekrit.example",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2, run.stderr
+    [line] = run.stderr.splitlines()
+    assert "bad setting: http_allowed_hosts cannot be parsed (from the environment)" in line, line
+    assert "sekrit" not in line and "config.toml" not in line
+
+
 def test_a_generated_token_goes_to_a_private_file_never_to_stderr(gpu_home: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"

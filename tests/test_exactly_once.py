@@ -414,6 +414,20 @@ async def test_a_change_smaller_than_a_cent_is_said_with_the_decimals_that_show_
     tk.close()
 
 
+def test_a_change_is_said_only_where_its_figures_differ() -> None:
+    from gpu_tools.gate.identity import describe_change
+    from gpu_tools.models import Plan
+
+    base = {"provider": "netmind", "operation": "x", "action": "Scale x", "target": "t", "method": "PUT"}
+    plan = Plan(**base, path="/x", reversible=True, reversibility="r", usd_per_hour=3.5)
+    stated = plan.model_copy(update={"usd_per_hour_max": 3.5})  # the same figure, now stated as a maximum
+    assert describe_change(plan, stated) == "what is sent (now $3.50/hour: Scale x)"
+    wider = plan.model_copy(update={"usd_per_hour_max": 7.0})
+    assert describe_change(wider, wider.model_copy(update={"usd_per_hour_max": 7.01})) == (
+        "price $3.50-$7.00/hour -> $3.50-$7.01/hour"
+    )
+
+
 class AnswersLate(MovesThePrice):
     """Moves the price while the first question is open, and answers after the plan kept expired."""
 

@@ -97,6 +97,18 @@ HIDDEN = [
         "name",
         "name holds U+FE00, a character that shows as blank",
     ),
+    (
+        "nebius_create_endpoint",
+        {**NEBIUS, "name": "gpu\u00a9\ufe00box"},
+        "name",
+        "name holds U+FE00, a character that shows as blank",
+    ),
+    (
+        "neolink_create_instance",
+        {**NEOLINK, "display_name": "gpu\u200bbox"},
+        "display_name",
+        "display_name holds U+200B, a character that shows as blank",
+    ),
 ]
 
 
@@ -260,6 +272,7 @@ def test_plain_escapes_blank_letters_and_stray_or_stacked_marks_and_keeps_accent
     assert plain("gpu\ufe00box") == r"gpu\ufe00box"
     assert plain("a\U000e0100") == r"a\U000e0100" and plain("\u1820\u180b") == "\u1820" + r"\u180b"
     assert plain("❤\ufe0f\ufe0f") == "❤\ufe0f" + r"\ufe0f"
+    assert plain("\u00a9\ufe00") == "\u00a9" + r"\ufe00"  # only U+FE0E/U+FE0F select a symbol's form
     assert plain("1\ufe0f\u20e3") == r"1\ufe0f\u20e3"  # a keycap is written out: rare in a name
     assert plain("gpu\U00016fe4x") == r"gpu\U00016fe4x"  # KHITAN SMALL SCRIPT FILLER
 

@@ -73,8 +73,10 @@ def describe_change(old: Plan, new: Plan) -> str:
     (with as many decimals as it takes to see the prices differ: $3.500 -> $3.504)."""
     parts = []
     if (old.usd_per_hour, old.usd_per_hour_max) != (new.usd_per_hour, new.usd_per_hour_max):
-        places = next((n for n in range(2, 7) if cost_text(old, n) != cost_text(new, n)), 6)
-        parts.append(f"price {cost_text(old, places)} -> {cost_text(new, places)}")
+        # (not at all when no decimals show it: a maximum now stated equal to the price, say)
+        places = next((n for n in range(2, 7) if cost_text(old, n) != cost_text(new, n)), None)
+        if places is not None:
+            parts.append(f"price {cost_text(old, places)} -> {cost_text(new, places)}")
     if old.target != new.target:
         parts.append(f"target {old.target} -> {new.target}")
     if (old.gpus, old.gpu_name) != (new.gpus, new.gpu_name):
