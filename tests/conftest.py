@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import selectors
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +105,20 @@ def tk(sandbox: SandboxServer) -> Iterator[Toolkit]:
     toolkit = Toolkit(sandbox_settings(sandbox))
     yield toolkit
     toolkit.close()
+
+
+def ready_line(proc: subprocess.Popen[str], seconds: float = 30) -> str:
+    """The first line a child writes on stdout (its "ready ..."), or a failure naming the program once
+    `seconds` pass without one: a child that hangs at start fails its test, never the whole run."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as waiting:
+        waiting.register(proc.stdout, selectors.EVENT_READ)
+        if not waiting.select(timeout=seconds):
+            proc.kill()
+            pytest.fail(
+                f"{' '.join(map(str, proc.args[:2]))} wrote nothing in {seconds:g} s (it did not start)"
+            )  # type: ignore[index]
+    return proc.stdout.readline()
 
 
 def new_shell() -> InteractiveShell:

@@ -30,7 +30,7 @@ from gpu_tools.settings import Settings
 from mcp_server.oauth import OAuthVerifier
 from tests.browser import SCREENS, chromium, decide, screenshot, submit
 from tests.clock import FakeClock
-from tests.conftest import mutating_requests
+from tests.conftest import mutating_requests, ready_line
 from tests.mcp_helpers import structured
 from tests.test_cli import free_port
 from tests.test_oauth import ARGS, CREATE
@@ -207,7 +207,7 @@ def provider() -> Iterator[tuple[str, str]]:
     )
     try:
         assert idp.stdout is not None
-        assert idp.stdout.readline().startswith("ready ")
+        assert ready_line(idp).startswith("ready ")
         yield f"http://127.0.0.1:{idp_port}", redirect
     finally:
         idp.terminate()

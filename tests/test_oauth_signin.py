@@ -32,7 +32,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAu
 
 from gpu_tools.journal import Journal
 from gpu_tools.sandbox import SandboxServer
-from tests.conftest import mutating_requests
+from tests.conftest import mutating_requests, ready_line
 from tests.mcp_helpers import Human, error_text, structured
 from tests.test_cli import free_port, running
 from tests.test_oauth import ARGS, CREATE
@@ -164,7 +164,7 @@ def team_server(sandbox: SandboxServer, tmp_path: Path, **policy: str) -> Iterat
     )
     try:
         assert idp.stdout is not None
-        assert idp.stdout.readline().strip() == f"ready {issuer}"
+        assert ready_line(idp).strip() == f"ready {issuer}"
         home = tmp_path / "server"
         env = {
             "PATH": os.environ.get("PATH", ""),

@@ -11,7 +11,7 @@
 //   admin, lead) without a page; with no `login_hint` it shows a login form (a browser types the user name);
 //   consent grants the requested scopes that user holds and rejects the rest, without a page.
 // Prints "ready <issuer>" on stdout once it listens.
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const [port, resource, clientId, redirectUri, pageClientId, pageRedirectUri, pageSecret] = process.argv.slice(2);
@@ -25,8 +25,16 @@ const USERS = {
   lead: ['gpu.read', 'gpu.write', 'gpu.approve'],
 };
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'idp-key-1', alg: 'RS256', use: 'sig' };
+// The key is generated as PEM text and read back as a key object of its own before its JWK is
+// exported: exporting the generated key object itself can deadlock Node 20 for good, when a garbage
+// collection during the export destroys the generation job, which locks that same key (seen once in
+// about 120 test runs: the process never listened).
+const { privateKey: pem } = generateKeyPairSync('rsa', {
+  modulusLength: 2048,
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+});
+const jwk = { ...createPrivateKey(pem).export({ format: 'jwk' }), kid: 'idp-key-1', alg: 'RS256', use: 'sig' };
 
 const provider = new Provider(issuer, {
   jwks: { keys: [jwk] },
