@@ -651,31 +651,36 @@ USD_PRICES = (
 )
 
 
+# A provider's offers whose price ages lie within this many seconds share one age, said once: their
+# oldest (the ages of one fetch differ by a second or so where the provider stamps each price).
+AGES_SAID_ONCE = 60
+
+
 def brief_offers(listing: Listing[Any]) -> None:
     """What a brief listing of offers says once instead of in every offer: that a price the
     provider states in USD for the whole offer is its usd_per_hour (so `price` and `currency`
-    are left out there), and each provider's price age (one fetch per provider, so its offers
-    share one; kept in the offers where they do not)."""
+    are left out there), and each provider's price age, the oldest of its offers, when they all lie
+    within AGES_SAID_ONCE seconds (kept in each offer where they do not)."""
     offers = [o for o in listing.items if isinstance(o, Offer)]
     same = [o for o in offers if o.currency == "USD" and o.price is not None and o.price == o.usd_per_hour]
     for o in same:
         o.price = o.currency = None
     if same:
         listing.notes.append(USD_PRICES)
-    ages: dict[str, set[int]] = {}
+    ages: dict[str, list[int]] = {}
     for o in offers:
         if o.price_age_seconds is not None:
-            ages.setdefault(o.provider, set()).add(o.price_age_seconds)
+            ages.setdefault(o.provider, []).append(o.price_age_seconds)
     by_age: dict[int, list[str]] = {}
     for provider, seen in sorted(ages.items()):
-        if len(seen) == 1:
-            by_age.setdefault(next(iter(seen)), []).append(provider)
+        if max(seen) - min(seen) <= AGES_SAID_ONCE:
+            by_age.setdefault(max(seen), []).append(provider)
     said = {p for providers in by_age.values() for p in providers}
     for o in offers:
         if o.provider in said:
             o.price_age_seconds = None
     for age, providers in sorted(by_age.items()):
-        listing.notes.append(f"Prices read {age} s ago (price_age_seconds): {', '.join(providers)}")
+        listing.notes.append(f"Prices read at most {age} s ago (price_age_seconds): {', '.join(providers)}")
 
 
 def _lean(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[CallToolResult]]:

@@ -250,7 +250,7 @@ async def test_results_are_compact_without_nulls_or_repeated_notes(sandbox: Sand
     # a USD price for the whole offer is its usd_per_hour, and a provider's price age is said once
     assert all(o.get("currency") != "USD" or o["price"] != o["usd_per_hour"] for o in offers["items"])
     assert any(o.get("currency") == "CNY" and "price" in o for o in offers["items"])
-    assert all("price_age_seconds" not in o for o in offers["items"])
+    assert all("price_age_seconds" not in o for o in offers["items"])  # one fetch's ages: said once
     assert any("price_age_seconds" in n for n in offers["notes"])
     assert any(
         o.get("currency") == "USD" and o.get("price_age_seconds") is not None for o in verbose["items"]
@@ -285,3 +285,30 @@ async def test_schemas_are_kept_between_starts_and_rebuilt_when_the_code_changes
     assert (await tools_of(sandbox_settings(sandbox)))["list_offers"].input_schema == first[
         "list_offers"
     ].input_schema
+
+
+def test_a_providers_price_ages_are_said_once_when_close_and_kept_when_far_apart() -> None:
+    from gpu_tools.models import Listing, Offer
+    from mcp_server import brief_offers
+
+    def offer(provider: str, age: int, price: float = 2.0, currency: str = "USD") -> Offer:
+        return Offer(
+            provider=provider,
+            kind="instance",
+            offer_id=f"{provider}-{age}",
+            gpu_name="H100",
+            price=price,
+            currency=currency,
+            usd_per_hour=2.0,
+            price_age_seconds=age,
+        )
+
+    items = [offer("sesterce", 10), offer("sesterce", 11), offer("netmind", 5), offer("netmind", 3600)]
+    items.append(offer("neolink", 12, price=14.0, currency="CNY"))
+    listing = Listing(items=items, total=len(items))
+    brief_offers(listing)
+    assert [o.price_age_seconds for o in listing.items] == [None, None, 5, 3600, None]
+    assert "Prices read at most 11 s ago (price_age_seconds): sesterce" in listing.notes
+    assert "Prices read at most 12 s ago (price_age_seconds): neolink" in listing.notes
+    assert [(o.price, o.currency) for o in listing.items][-1] == (14.0, "CNY")  # another currency stays
+    assert all(o.price is None for o in listing.items[:4])  # a USD price equal to usd_per_hour: said once
