@@ -428,6 +428,33 @@ def test_a_change_is_said_only_where_its_figures_differ() -> None:
     )
 
 
+async def test_an_approval_is_marked_in_flight_before_any_other_call_can_see_it_used(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The moment the intent row commits, a racing call may read the approval used: the send must
+    already count as in progress then ("is being used right now"), never as of unknown outcome."""
+    tk = Toolkit(sandbox_settings(sandbox))
+    question = await tk.question("neolink_create_instance", H100)
+    assert question is not None
+    seen: list[tuple[int | None, bool]] = []
+    reserve = tk.journal.reserve
+
+    def reserve_then_look(*args: Any, **kw: Any) -> Any:
+        reserved = reserve(*args, **kw)  # committed: what a racing call would read now
+        used = tk.journal.approval(question.approval.id)
+        assert used is not None
+        seen.append((used.journal_id, used.journal_id in tk.gate.in_flight))
+        return reserved
+
+    monkeypatch.setattr(tk.journal, "reserve", reserve_then_look)
+    made = await tk.call(
+        "neolink_create_instance", H100, confirmer=Approve(), approval_id=question.approval.id
+    )
+    assert made.outcome == "done" and seen == [(rows(tk)[0].id, True)]
+    assert tk.gate.in_flight == set()  # and no longer once its outcome is journaled
+    tk.close()
+
+
 class AnswersLate(MovesThePrice):
     """Moves the price while the first question is open, and answers after the plan kept expired."""
 

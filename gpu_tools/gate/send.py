@@ -5,6 +5,7 @@ answers with the first outcome (`replayed`), never a second request; an answer l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +74,18 @@ class Sender:
         plan = order.plan
         if plan._request is None or plan._finish is None:
             raise RuntimeError("planners must attach the request")
-        reservation = await self._reserve(order)
+        marked: list[int] = []
+
+        def sending(row_id: int) -> None:  # in the journal's transaction, before the approval is seen used
+            marked.append(row_id)
+            self.in_flight.add(row_id)
+
+        reservation = None
+        try:
+            reservation = await self._reserve(order, sending)
+        finally:  # an id whose transaction did not commit is no send
+            kept = reservation.row_id if reservation is not None else None
+            self.in_flight.difference_update(r for r in marked if r != kept)
         if reservation.used is not None:
             return await self.replay_used(reservation.used, plan)
         if reservation.key_row is not None and order.op is not None:
@@ -90,7 +102,9 @@ class Sender:
             raise RuntimeError("internal error: a reservation with no intent row")
         adapter = self.tk.adapter(plan.provider)
         row_id = reservation.row_id
-        self.in_flight.add(row_id)  # until its outcome is journaled: a replay meanwhile is told it runs
+        self.in_flight.add(
+            row_id
+        )  # (marked already) until its outcome is journaled: a replay is told it runs
         try:
             outcome = await self._request(plan, row_id, adapter)
             result = self._result(plan, row_id, outcome, adapter)
@@ -99,7 +113,7 @@ class Sender:
             self.in_flight.discard(row_id)
         return result
 
-    async def _reserve(self, order: Order) -> Reservation:
+    async def _reserve(self, order: Order, sending: Callable[[int], None]) -> Reservation:
         """One transaction: the approval unused, the key free, the caps met (`order.op`'s, against
         what is live or in flight), the intent row written."""
         op, plan = order.op, order.plan
@@ -114,6 +128,7 @@ class Sender:
             cap=None if op is None else (lambda view: self.caps.in_transaction(plan, op, view)),
             actor=order.actor,
             confirmed_by=order.confirmed_by,
+            sending=sending,
         )
 
     async def _request(self, plan: Plan, row_id: int, adapter: Any) -> Any:

@@ -332,11 +332,14 @@ class Journal(Approvals, Decisions, Prices):
         cap: Callable[[LiveView], str | None] | None = None,
         actor: str | None = None,
         confirmed_by: str | None = None,
+        sending: Callable[[int], None] | None = None,
     ) -> Reservation:
         """In one transaction, exclusive among every writer of this journal (every server of a team):
         the approval is unused, the key is free, the caps and budgets hold (`cap` reads what is live or
         in flight, and what was spent, inside the transaction), then the intent row. The database
-        refuses a second use of a key or an approval even if that exclusion were ever broken."""
+        refuses a second use of a key or an approval even if that exclusion were ever broken.
+        `sending` is told the intent row's id inside the transaction, before any other call can see
+        the approval used (the sender marks it in flight there; a rolled-back id it must forget)."""
         try:
             with self._tx(serialize=True) as db:
                 approval = None
@@ -396,6 +399,8 @@ class Journal(Approvals, Decisions, Prices):
                     )
                     if cur.rowcount != 1:
                         raise _Conflict
+                if sending is not None:
+                    sending(row_id)
                 return Reservation(row_id=row_id)
         except (_Conflict, *self._integrity_errors):
             # Another writer used the approval or the key first: answer as a replay of theirs.
