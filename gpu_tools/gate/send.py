@@ -76,7 +76,9 @@ class Sender:
             raise RuntimeError("planners must attach the request")
         marked: list[int] = []
 
-        def sending(row_id: int) -> None:  # in the journal's transaction, before the approval is seen used
+        # Marked in flight in the journal's transaction, before the approval is seen used, until its
+        # outcome is journaled: a replay meanwhile is told it runs.
+        def sending(row_id: int) -> None:
             marked.append(row_id)
             self.in_flight.add(row_id)
 
@@ -102,9 +104,6 @@ class Sender:
             raise RuntimeError("internal error: a reservation with no intent row")
         adapter = self.tk.adapter(plan.provider)
         row_id = reservation.row_id
-        self.in_flight.add(
-            row_id
-        )  # (marked already) until its outcome is journaled: a replay is told it runs
         try:
             outcome = await self._request(plan, row_id, adapter)
             result = self._result(plan, row_id, outcome, adapter)
