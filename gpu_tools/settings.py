@@ -607,8 +607,9 @@ def load_settings(**overrides: Any) -> Settings:
         parts = []
         for err in exc.errors(include_url=False):
             # The setting's name only: a deeper location may be a map's key, and http_tokens' keys are tokens.
-            name = str(err["loc"][0]) if err["loc"] else "settings"
-            parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+            # A check across settings has no location: its message names the settings itself.
+            message = err["msg"].removeprefix("Value error, ")
+            parts.append(f"{err['loc'][0]}: {message}" if err["loc"] else message)
         raise InvalidInput(
             "bad setting: " + "; ".join(parts) + f" (from the environment or {config_file()})."
         ) from None

@@ -174,6 +174,7 @@ def test_gpu_mcp_refuses_to_start_on_a_configuration_that_would_fail_open(
     assert run.returncode == 2, run.stderr
     [line] = run.stderr.splitlines()
     assert line.startswith("gpu-mcp: ") and setting in line
+    assert "bad setting: settings:" not in line  # the setting itself is named, not a placeholder
     assert secret is None or secret not in line  # and the process has ended: nothing serves anyone
 
 
