@@ -262,10 +262,12 @@ async def test_a_price_that_rose_past_the_cap_while_asked_sends_nothing(
         result = await client.call_tool("neolink_create_instance", H100)
     text = error_text(result)
     assert "max_usd_per_hour: $35.00/hour is over the cap of $10/hour" in text and "Nothing was sent" in text
+    assert "price $3.50/hour -> $35.00/hour" in text  # what changed, old -> new, in both generations
     assert len(human.messages) == 1 and "$3.50/hour" in human.messages[0]
     assert creates_at(sandbox, "neolink") == []
     journal = rows(server.toolkit)
     assert [e.outcome for e in journal] == ["refused"] and "max_usd_per_hour" in (journal[0].error or "")
+    assert "$3.50/hour -> $35.00/hour" in (journal[0].error or "")
     assert journal[0].usd_per_hour == pytest.approx(35.0)
 
 

@@ -334,7 +334,7 @@ class Gate:
                 why = f"not sent: {plan.nothing_to_do or 'there is nothing to do'}"
                 await self._record_refusal(op, plan, why, key, actor, closes)
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
-        await self._meets_policy(op, plan, self._refusal(op, plan, key, actor, closes, page=fp))
+        await self._meets_policy(op, plan, self._refusal(op, plan, key, actor, closes, page=fp), asked, fp)
         refuse = self._refusal(op, plan, key, actor, closes)
         page = asked if asked is not None and asked.mode is not None and asked.fingerprint == fp else None
         await self._confirmed(confirmer, plan, refuse, page)
@@ -426,11 +426,30 @@ class Gate:
             return None
         return latest.id, fp
 
-    async def _meets_policy(self, op: Operation, plan: Plan, refuse: Refusal) -> None:
+    async def _meets_policy(
+        self, op: Operation, plan: Plan, refuse: Refusal, asked: Approval | None, fp: str
+    ) -> None:
+        """The caps and budgets on `plan`, or a journaled refusal. When the call answers a question
+        (`asked`, still open) about another plan (a later round read the provider's new price), the
+        refusal says what changed, old -> new, as the re-read at the send does."""
         violation = await self.tk.journal.aio.run(self.caps.policy_violation, plan, op)
-        if violation:
-            await refuse(f"policy {violation}", None)
-            raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=plan.provider)
+        if not violation:
+            return
+        if (
+            asked is not None
+            and asked.fingerprint == fp
+            and asked.consumed_at is None
+            and asked.digest != plan_digest(plan)
+        ):
+            change = self._since_asked(asked, plan)
+            await refuse(f"the plan changed since the question ({change}); policy {violation}", None)
+            raise PolicyRefused(
+                f"the plan changed since you were asked ({change}), and the new plan is refused by "
+                f"policy {violation} Nothing was sent.",
+                provider=plan.provider,
+            )
+        await refuse(f"policy {violation}", None)
+        raise PolicyRefused(f"refused by policy {violation} Nothing was sent.", provider=plan.provider)
 
     async def _confirmed(
         self, confirmer: Confirmer, plan: Plan, refuse: Refusal, page: Approval | None
