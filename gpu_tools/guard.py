@@ -291,7 +291,8 @@ class Guard:
                 log.warning("gpu-guard: the webhook did not take the notice (%s)", type(exc).__name__)
         return notice
 
-    def watching(self) -> str:
+    def watching(self, once: bool = False) -> str:
+        """What this guard watches, said at start: every `guard_interval` seconds, or one pass (`--once`)."""
         s = self.tk.settings
         configured = [p.name for p in self.tk.provider_infos() if p.configured]
         limits = [
@@ -305,9 +306,11 @@ class Guard:
         ]
         live = self.tk.journal.live()
         expiring = [e for e in live if e.expires_at]
+        how = "one pass over" if once else "watching"
+        when = "" if once else f" every {s.guard_interval:g} s"
         return (
-            f"gpu-guard: watching the journal {self.tk.journal.location} every "
-            f"{s.guard_interval:g} s; providers with credentials: {', '.join(configured) or 'none'}; "
+            f"gpu-guard: {how} the journal {self.tk.journal.location}{when}; "
+            f"providers with credentials: {', '.join(configured) or 'none'}; "
             f"{len(live)} live resource(s), {len(expiring)} with an expiry; "
             f"budgets: {', '.join(limits) or 'none'} (action: {s.budget_action}); "
             f"webhook: {'set' if s.guard_webhook_url else 'none'} (config: {config_file()})"
@@ -417,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
             print(text, flush=True)
 
     guard = Guard(tk, say)
-    print(guard.watching(), file=sys.stderr, flush=True)
+    print(guard.watching(once=args.once), file=sys.stderr, flush=True)
     if args.metrics_port is not None:
         from gpu_tools.metrics import Metrics, serve_metrics  # Prometheus only when asked for
 

@@ -153,7 +153,8 @@ async def test_an_expired_endpoint_is_deleted_by_gpu_guard_once_with_no_client(
         timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    assert "gpu-guard: watching the journal" in run.stderr
+    [said] = [line for line in run.stderr.splitlines() if "the journal" in line]
+    assert said.startswith("gpu-guard: one pass over the journal") and " every " not in said
     assert f"expired: delete nebius {rid}" in run.stdout and "1 action(s)" in run.stdout
     assert sandbox_endpoints(sandbox) == []
     tk = Toolkit(Settings())
@@ -317,7 +318,7 @@ def test_gpu_guard_says_what_it_watches_and_stops_cleanly_on_sigterm(
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert "watching the journal" in err and "budget_usd_per_day $25" in err
+    assert "watching the journal" in err and " every 0.2 s;" in err and "budget_usd_per_day $25" in err
     assert "Ctrl-C or SIGTERM" in err and "gpu-guard: stopped." in err
 
 
