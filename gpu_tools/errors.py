@@ -118,6 +118,13 @@ class PolicyRefused(GpuToolsError):
     kind = "policy_refused"
 
 
+class UnderWay(GpuToolsError):
+    """The same stop, start or delete of this resource was sent before and its outcome is not known
+    yet (still running, or its answer lost): nothing was sent, so the change is never sent twice."""
+
+    kind = "under_way"
+
+
 class ConfirmationRefused(GpuToolsError):
     """The human did not confirm (declined, cancelled, or could not be asked); nothing was sent."""
 

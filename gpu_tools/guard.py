@@ -39,7 +39,7 @@ import httpx
 
 from gpu_tools.budget import budgets, committed
 from gpu_tools.catalog import GUARD_INTERVAL, GUARD_LAST_PASS
-from gpu_tools.errors import GpuToolsError, NotFound, RedactingFilter, redact
+from gpu_tools.errors import GpuToolsError, NotFound, RedactingFilter, UnderWay, redact
 from gpu_tools.gate import Approve
 from gpu_tools.logs import configure_logging
 from gpu_tools.models import LiveEntry, MutationResult, Plan
@@ -229,6 +229,8 @@ class Guard:
             await self.fence()
             await self.tk.journal.aio.run(self._record_gone, entry, operation)
             outcome = "already gone at the provider"
+        except UnderWay as exc:  # the same change is under way (a person's, another server's): not resent
+            outcome = f"skipped: {exc.message}"
         except GpuToolsError as exc:
             ok, outcome = False, f"failed: {exc}"
         return await self._announce(

@@ -30,7 +30,7 @@ from gpu_tools.settings import Settings
 from gpu_tools.toolkit import Toolkit
 from mcp_server import build_server
 from tests.conftest import LosesAnswers, mutating_requests, nebius_endpoint_made_elsewhere, sandbox_settings
-from tests.mcp_helpers import Human, structured
+from tests.mcp_helpers import Human, error_text, structured
 
 # The journal's behaviour, on both backends.
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("journal_backend")]
@@ -412,3 +412,129 @@ async def test_a_lease_that_ran_out_is_not_renewed_even_when_nobody_took_it(tk: 
     assert not journal.renew_lease("l", "a", 60, clock())  # ran out: whatever happened since is unknown
     assert journal.acquire_lease("l", "b", 60, clock())[0]
     assert not journal.renew_lease("l", "a", 60, clock())
+
+
+# ---- a person's delete and the guard's, racing on the same expired resource --------------------------
+def hold_sends(tk: Toolkit) -> tuple[asyncio.Event, asyncio.Event]:
+    """`tk`'s next sends wait, reserved (their intent row written) but not yet at the provider, until
+    `release` is set: the race is made certain, not timed."""
+    reserved, release = asyncio.Event(), asyncio.Event()
+    request = tk.gate.sender._request
+
+    async def held(plan: Plan, row_id: int, adapter: Any) -> Any:
+        reserved.set()
+        await release.wait()
+        return await request(plan, row_id, adapter)
+
+    tk.gate.sender._request = held  # type: ignore[method-assign]
+    return reserved, release
+
+
+def deletes_at(sandbox: SandboxServer) -> list[dict[str, Any]]:
+    return [r for r in mutating_requests(sandbox) if r["method"] == "DELETE"]
+
+
+async def test_the_guard_does_not_send_a_delete_a_person_already_sent(sandbox: SandboxServer) -> None:
+    person, guard = Toolkit(sandbox_settings(sandbox)), Toolkit(sandbox_settings(sandbox))
+    made = await person.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1h"}, confirmer=Approve())
+    rid = made.resource.resource_id
+    expire_all(person.journal)
+    reserved, release = hold_sends(person)
+    deleting = asyncio.create_task(
+        person.call("delete_resource", {"provider": "nebius", "resource_id": rid}, confirmer=Approve())
+    )
+    await reserved.wait()
+    said: list[str] = []
+    [action] = await Guard(guard, said.append).run_once()
+    release.set()
+    deleted = await deleting
+    assert deleted.outcome == "done" and len(deletes_at(sandbox)) == 1
+    assert action["ok"] and "skipped: delete_resource of " + rid in action["detail"]
+    assert "was already sent at" in action["detail"] and "Nothing was sent" in action["detail"]
+    history = (await person.call("history", {})).items
+    assert [(e.operation, e.actor, e.outcome) for e in history[:2]] == [
+        ("delete_resource", "gpu-guard", "refused"),  # the person's intent row came first
+        ("delete_resource", None, "ok"),
+    ]
+    assert "was already sent at" in (history[0].error or "")
+    person.close()
+    guard.close()
+
+
+async def test_a_persons_reap_skips_what_the_guard_is_deleting(sandbox: SandboxServer) -> None:
+    person, guard = Toolkit(sandbox_settings(sandbox)), Toolkit(sandbox_settings(sandbox))
+    rids = [
+        (
+            await person.call(
+                "nebius_create_endpoint",
+                {**NEBIUS, "name": f"nb{i}", "expires_in": "1h"},
+                confirmer=Approve(),
+            )
+        ).resource.resource_id
+        for i in range(2)
+    ]
+    expire_all(person.journal)
+    reserved, release = hold_sends(guard)
+    said: list[str] = []
+    guarding = asyncio.create_task(Guard(guard, said.append).run_once())
+    await reserved.wait()  # the guard's first delete is reserved, not yet sent
+    reaped = await person.call("reap_expired", {}, confirmer=Approve())
+    release.set()
+    actions = await guarding
+    steps = {s["target"]: s for s in reaped.detail["steps"]}
+    skipped = [t for t, s in steps.items() if s["outcome"] == "skipped"]
+    assert len(skipped) == 1 and "by gpu-guard" in steps[skipped[0]]["error"]
+    deletes = deletes_at(sandbox)
+    assert len(deletes) == 2 and {d["path"].rsplit("/", 1)[-1] for d in deletes} == set(rids)
+    assert [a["ok"] for a in actions] == [True, True]  # the guard's second: already gone, or skipped
+    person.close()
+    guard.close()
+
+
+class StartsTheGuard(Human):
+    """Answers yes, but first, while the question is open, the guard's pass starts and gets as far as
+    its own delete of the same resource (reserved, not yet answered)."""
+
+    def __init__(self, guard: Toolkit) -> None:
+        super().__init__()
+        self.reserved, self.release = hold_sends(guard)
+        self.guard = guard
+        self.guarding: asyncio.Task[list[dict[str, Any]]] | None = None
+
+    async def __call__(self, context: Any, params: Any) -> Any:
+        self.guarding = asyncio.create_task(Guard(self.guard, [].append).run_once())
+        await self.reserved.wait()
+        return await super().__call__(context, params)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_over_mcp_a_delete_the_guard_started_while_asked_is_refused_and_not_sent(
+    sandbox: SandboxServer, mode: str
+) -> None:
+    person, guard = Toolkit(sandbox_settings(sandbox)), Toolkit(sandbox_settings(sandbox))
+    made = await person.call("nebius_create_endpoint", {**NEBIUS, "expires_in": "1h"}, confirmer=Approve())
+    rid = made.resource.resource_id
+    expire_all(person.journal)
+    human = StartsTheGuard(guard)
+    async with Client(build_server(toolkit=person), elicitation_callback=human, mode=mode) as client:
+        result = await client.call_tool("delete_resource", {"provider": "nebius", "resource_id": rid})
+        # Asked again now, nobody is asked: the guard's delete is still under way.
+        again = await client.call_tool("delete_resource", {"provider": "nebius", "resource_id": rid})
+    human.release.set()
+    assert human.guarding is not None
+    [action] = await human.guarding
+    for text in (error_text(result), error_text(again)):
+        assert (
+            f"delete_resource of {rid} was already sent by gpu-guard at" in text
+            and "Nothing was sent" in text
+        )
+    assert len(human.messages) == 1
+    assert action["ok"] and len(deletes_at(sandbox)) == 1
+    history = (await person.call("history", {})).items
+    assert [(e.actor, e.outcome) for e in history[:3]] == [
+        (None, "refused"),
+        (None, "refused"),
+        ("gpu-guard", "ok"),
+    ]
+    person.close()
+    guard.close()

@@ -129,6 +129,30 @@ def test_an_approval_is_consumed_once_by_two_connections(target: str) -> None:
     two.close()
 
 
+def test_the_same_delete_of_a_resource_is_reserved_once_until_its_outcome_is_known(target: str) -> None:
+    one, two = Journal.open(target), Journal.open(target)
+    delete = plan("dep-1").model_copy(update={"operation": "delete_resource", "usd_per_hour": None})
+    kw = {"idempotency_key": None, "args_hash": None, "expires_at": None, "kind": None}
+    first = one.reserve(delete, "destroy", approval_id=None, actor="gpu-guard", **kw)
+    assert first.row_id is not None and two.under_way(delete) is not None
+    approval = two.new_approval("fp", "digest", "Delete dep-1?", asked_by="alice")
+    second = two.reserve(delete, "destroy", approval_id=approval.id, actor="alice", **kw)
+    assert second.row_id is None and second.busy is not None
+    assert "by gpu-guard at" in second.busy and f"(journal #{first.row_id})" in second.busy
+    closed = two.approval(approval.id)
+    assert closed is not None and closed.consumed_at is not None  # answered: it can send nothing later
+    rows = two.entries()[0]
+    assert [(r.actor, r.outcome) for r in rows] == [("alice", "refused"), ("gpu-guard", "unknown")]
+    other = delete.model_copy(update={"target": "dep-2"})  # another resource, another change: free
+    assert two.under_way(other) is None
+    assert two.under_way(delete.model_copy(update={"operation": "stop_resource"})) is None
+    one.finish(first.row_id, "ok")
+    third = two.reserve(delete, "destroy", approval_id=None, actor="alice", **kw)
+    assert third.row_id is not None  # the first one's outcome is known: a later delete may be sent
+    one.close()
+    two.close()
+
+
 WORKER = """
 import sys, time
 from gpu_tools.journal import Journal
@@ -215,9 +239,13 @@ def _history(journal: Journal, seed: int, resources: int = 30) -> None:
         step = plan(rid, usd=rng.choice([0.5, 3.0])).model_copy(update={"operation": op})
         if op in ("stop_resource", "start_resource", "delete"):
             step = step.model_copy(update={"usd_per_hour": None})
-        row = journal.reserve(
+        reservation = journal.reserve(
             step, effect, idempotency_key=None, args_hash=None, approval_id=None, expires_at=None, kind=None
-        ).row_id
+        )
+        if reservation.busy is not None:  # the same stop or start is still unknown: refused, not sent
+            assert reservation.row_id is None and op in ("stop_resource", "start_resource")
+            continue
+        row = reservation.row_id
         assert row is not None
         journal.finish(row, rng.choice(["ok", "ok", "unknown", "failed"]))
 

@@ -38,13 +38,14 @@ from gpu_tools.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    UnderWay,
     redact_known,
     register_secret,
 )
 from gpu_tools.gate.asking import Question, page_problem, page_question
 from gpu_tools.gate.caps import Caps
 from gpu_tools.gate.identity import args_hash, cost_text, describe_change, fingerprint, plan_digest
-from gpu_tools.gate.send import Order, Sender, unplanned
+from gpu_tools.gate.send import CHECK_HINT, Order, Sender, unplanned
 from gpu_tools.http import FRESH
 from gpu_tools.journal import Approval
 from gpu_tools.journal.approvals import masked_plan
@@ -218,6 +219,8 @@ class Gate:
             return None
         if await self.tk.journal.aio.run(self.caps.policy_violation, plan, op) or self._nothing_to_do(plan):
             return None
+        if await self.tk.journal.aio.run(self.tk.journal.under_way, plan):
+            return None  # the same change is under way: the run refuses it, nobody is asked
         fp, digest = fingerprint(op, data, user=asked_by), plan_digest(plan)
         mode = self.tk.approvals.mode_for(plan, op.effect)
         if page_only and not (page or mode != "form"):
@@ -335,6 +338,10 @@ class Gate:
                 await self._record_refusal(op, plan, why, key, actor, closes)
             return MutationResult(outcome="done", plan=plan, detail={"steps": []}, sandbox=sandbox)
         await self._meets_policy(op, plan, self._refusal(op, plan, key, actor, closes, page=fp), asked, fp)
+        busy = await self.tk.journal.aio.run(self.tk.journal.under_way, plan)
+        if busy:
+            await self._refusal(op, plan, key, actor, closes, page=fp)(busy, None)
+            raise UnderWay(f"{busy}. Nothing was sent.", provider=plan.provider, hint=CHECK_HINT)
         refuse = self._refusal(op, plan, key, actor, closes)
         page = asked if asked is not None and asked.mode is not None and asked.fingerprint == fp else None
         await self._confirmed(confirmer, plan, refuse, page)

@@ -18,6 +18,7 @@ from gpu_tools.errors import (
     OutcomeUnknown,
     PolicyRefused,
     ProviderError,
+    UnderWay,
 )
 from gpu_tools.gate.caps import Caps
 from gpu_tools.journal import Approval
@@ -96,6 +97,8 @@ class Sender:
             return await self.replay_key(
                 order.op, order.args, reservation.key_row, actor=order.actor, closes=closes
             )
+        if reservation.busy is not None:
+            raise UnderWay(f"{reservation.busy}. Nothing was sent.", provider=plan.provider, hint=CHECK_HINT)
         if reservation.refused is not None:
             raise PolicyRefused(
                 f"refused by policy {reservation.refused} Nothing was sent.", provider=plan.provider
@@ -247,6 +250,15 @@ class Sender:
                         "provider": step.provider,
                         "outcome": "ok",
                         "journal_id": result.journal_id,
+                    }
+                )
+            except UnderWay as exc:  # someone else's same change to it is running: not sent again
+                done.append(
+                    {
+                        "target": step.target,
+                        "provider": step.provider,
+                        "outcome": "skipped",
+                        "error": str(exc),
                     }
                 )
             except ConfirmationRefused:

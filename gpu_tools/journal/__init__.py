@@ -90,6 +90,11 @@ def display_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+# Changes to one resource sent at most once at a time: while one's outcome is unknown (still running,
+# or its answer lost), the same change to the same resource is refused (`Journal.reserve`).
+ONCE_AT_A_TIME = ("delete_resource", "stop_resource", "start_resource")
+
+
 @dataclass
 class Reservation:
     """What `reserve` decided: a row to send under, or why not."""
@@ -98,6 +103,7 @@ class Reservation:
     refused: str | None = None  # a cap refused it (a refused row was written)
     used: Approval | None = None  # the approval was already consumed: a replay
     key_row: dict[str, Any] | None = None  # the idempotency key was already used
+    busy: str | None = None  # the same change to this resource is under way (a refused row was written)
 
 
 class _Conflict(Exception):
@@ -352,28 +358,33 @@ class Journal(Approvals, Decisions, Prices):
                     if row is not None:
                         return Reservation(key_row=row)
                 who = {"actor": actor, "confirmed_by": confirmed_by}
+
+                def refuse(error: str) -> None:
+                    """The refused row, closing the approval (answered: refused, asked anew)."""
+                    if approval is not None and not self._close(db, approval.id, approval.fingerprint, error):
+                        raise _Conflict  # closed meanwhile (settled by another process): its row stands
+                    refused_row = self._insert(
+                        db,
+                        plan,
+                        effect,
+                        "refused",
+                        error=error,
+                        idempotency_key=idempotency_key,
+                        args_hash=args_hash,
+                        approval_id=approval_id,
+                        **who,
+                    )
+                    if approval is not None:
+                        db.execute("UPDATE approvals SET journal_id=? WHERE id=?", (refused_row, approval.id))
+
+                busy = self._under_way(db, plan) if effect != "create" else None
+                if busy is not None:
+                    refuse(busy)
+                    return Reservation(busy=busy)
                 if cap is not None:
                     refusal = cap(LiveView(self, db))
                     if refusal is not None:
-                        if approval is not None and not self._close(  # answered: refused, asked anew
-                            db, approval.id, approval.fingerprint, f"policy {refusal}"
-                        ):
-                            raise _Conflict  # closed meanwhile (settled by another process): its row stands
-                        refused_row = self._insert(
-                            db,
-                            plan,
-                            effect,
-                            "refused",
-                            error=f"policy {refusal}",
-                            idempotency_key=idempotency_key,
-                            args_hash=args_hash,
-                            approval_id=approval_id,
-                            **who,
-                        )
-                        if approval is not None:
-                            db.execute(
-                                "UPDATE approvals SET journal_id=? WHERE id=?", (refused_row, approval.id)
-                            )
+                        refuse(f"policy {refusal}")
                         return Reservation(refused=refusal)
                 row_id = self._insert(
                     db,
@@ -413,6 +424,34 @@ class Journal(Approvals, Decisions, Prices):
                     if row is not None:
                         return Reservation(key_row=row)
             raise
+
+    def under_way(self, plan: Plan) -> str | None:
+        """`_under_way`, read before anyone is asked (`reserve` decides again, in its transaction)."""
+        if plan.operation not in ONCE_AT_A_TIME:
+            return None
+        with self._read() as db:
+            return self._under_way(db, plan)
+
+    def _under_way(self, db: Db, plan: Plan) -> str | None:
+        """Why `plan` may not be sent now: the same stop, start or delete of this very resource was
+        sent (by anyone: a person, another server, gpu-guard) and its outcome is not journaled yet.
+        It is either still running or its answer was lost; a second request would send the change
+        twice. Reconciliation settles it (reading the resource), after which a call may try again."""
+        if plan.operation not in ONCE_AT_A_TIME or not plan.target:
+            return None
+        row = db.execute(
+            "SELECT id, actor, at FROM journal WHERE provider=? AND resource_id=? AND operation=?"
+            " AND outcome='unknown' ORDER BY id LIMIT 1",
+            (plan.provider, plan.target, plan.operation),
+        ).fetchone()
+        if row is None:
+            return None
+        by = f" by {row['actor']}" if row["actor"] else ""
+        return (
+            f"{plan.operation} of {plan.target} was already sent{by} at {row['at']} (journal #{row['id']}) "
+            "and its outcome is not known yet: it is still running, or its answer was lost. A second "
+            "request would send the same change twice; reconcile tells how the first one ended"
+        )
 
     def finish(
         self,
