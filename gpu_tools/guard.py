@@ -230,7 +230,9 @@ class Guard:
             await self.tk.journal.aio.run(self._record_gone, entry, operation)
             outcome = "already gone at the provider"
         except UnderWay as exc:  # the same change is under way (a person's, another server's): not resent
-            outcome = f"skipped: {exc.message}"
+            # Not carried out by this pass (ok=False, so a webhook hears it): reconciliation settles the
+            # first one, and a later pass acts if the resource is still there.
+            ok, outcome = False, f"skipped: {exc.message}"
         except GpuToolsError as exc:
             ok, outcome = False, f"failed: {exc}"
         return await self._announce(

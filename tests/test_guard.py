@@ -449,7 +449,7 @@ async def test_the_guard_does_not_send_a_delete_a_person_already_sent(sandbox: S
     release.set()
     deleted = await deleting
     assert deleted.outcome == "done" and len(deletes_at(sandbox)) == 1
-    assert action["ok"] and "skipped: delete_resource of " + rid in action["detail"]
+    assert not action["ok"] and "skipped: delete_resource of " + rid in action["detail"]
     assert "was already sent at" in action["detail"] and "Nothing was sent" in action["detail"]
     history = (await person.call("history", {})).items
     assert [(e.operation, e.actor, e.outcome) for e in history[:2]] == [
@@ -461,7 +461,13 @@ async def test_the_guard_does_not_send_a_delete_a_person_already_sent(sandbox: S
     guard.close()
 
 
-async def test_a_persons_reap_skips_what_the_guard_is_deleting(sandbox: SandboxServer) -> None:
+@pytest.mark.parametrize("resources", [2, 1])
+async def test_a_persons_reap_skips_what_the_guard_is_deleting(
+    sandbox: SandboxServer, resources: int
+) -> None:
+    """The guard's delete of the first expired endpoint is reserved (not answered) when a person's reap
+    runs: that step is skipped and the next one consumes the person's approval; when it was the only
+    step, a refused row closes the approval. Either way the approval ends in exactly one row."""
     person, guard = Toolkit(sandbox_settings(sandbox)), Toolkit(sandbox_settings(sandbox))
     rids = [
         (
@@ -471,22 +477,40 @@ async def test_a_persons_reap_skips_what_the_guard_is_deleting(sandbox: SandboxS
                 confirmer=Approve(),
             )
         ).resource.resource_id
-        for i in range(2)
+        for i in range(resources)
     ]
     expire_all(person.journal)
     reserved, release = hold_sends(guard)
-    said: list[str] = []
-    guarding = asyncio.create_task(Guard(guard, said.append).run_once())
+    guarding = asyncio.create_task(Guard(guard, [].append).run_once())
     await reserved.wait()  # the guard's first delete is reserved, not yet sent
     reaped = await person.call("reap_expired", {}, confirmer=Approve())
     release.set()
     actions = await guarding
-    steps = {s["target"]: s for s in reaped.detail["steps"]}
-    skipped = [t for t, s in steps.items() if s["outcome"] == "skipped"]
-    assert len(skipped) == 1 and "by gpu-guard" in steps[skipped[0]]["error"]
+    [first, *rest] = reaped.detail["steps"]
+    assert (
+        first["outcome"] == "skipped"
+        and "by gpu-guard" in first["error"]
+        and "Nothing was sent" in first["error"]
+    )
+    assert [s["outcome"] for s in rest] == ["ok"] * (resources - 1)
     deletes = deletes_at(sandbox)
-    assert len(deletes) == 2 and {d["path"].rsplit("/", 1)[-1] for d in deletes} == set(rids)
-    assert [a["ok"] for a in actions] == [True, True]  # the guard's second: already gone, or skipped
+    assert len(deletes) == resources and {d["path"].rsplit("/", 1)[-1] for d in deletes} == set(rids)
+    assert [a["ok"] for a in actions] == [True] * resources  # the guard's second: already gone
+    with person.journal._read() as db:
+        approval = db.execute(
+            "SELECT * FROM approvals ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()  # the reap's
+        assert approval["consumed_at"] is not None
+        linked = db.execute("SELECT operation, outcome FROM journal WHERE approval_id=?", (approval["id"],))
+        linked = [tuple(r) for r in linked.fetchall()]
+    if resources == 2:  # the step that was sent consumed it: its row is the approval's one row
+        assert linked == [("delete_resource", "ok")]
+        assert approval["journal_id"] == rest[0]["journal_id"]
+    else:  # nothing was sent: its refused row closes it
+        assert linked == [("reap_expired", "refused")]
+        assert (
+            "every step was already under way" in (person.journal.row(approval["journal_id"]) or {})["error"]
+        )
     person.close()
     guard.close()
 

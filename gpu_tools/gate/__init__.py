@@ -45,7 +45,7 @@ from gpu_tools.errors import (
 from gpu_tools.gate.asking import Question, page_problem, page_question
 from gpu_tools.gate.caps import Caps
 from gpu_tools.gate.identity import args_hash, cost_text, describe_change, fingerprint, plan_digest
-from gpu_tools.gate.send import CHECK_HINT, Order, Sender, unplanned
+from gpu_tools.gate.send import UNDER_WAY_HINT, Order, Sender, unplanned
 from gpu_tools.http import FRESH
 from gpu_tools.journal import Approval
 from gpu_tools.journal.approvals import masked_plan
@@ -341,7 +341,7 @@ class Gate:
         busy = await self.tk.journal.aio.run(self.tk.journal.under_way, plan)
         if busy:
             await self._refusal(op, plan, key, actor, closes, page=fp)(busy, None)
-            raise UnderWay(f"{busy}. Nothing was sent.", provider=plan.provider, hint=CHECK_HINT)
+            raise UnderWay(f"{busy}. Nothing was sent.", provider=plan.provider, hint=UNDER_WAY_HINT)
         refuse = self._refusal(op, plan, key, actor, closes)
         page = asked if asked is not None and asked.mode is not None and asked.fingerprint == fp else None
         await self._confirmed(confirmer, plan, refuse, page)

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 EFFECT_OF_STEP = {"delete_resource": "destroy"}  # steps of other operations are updates
 CHECK_HINT = "Run reconcile (or list_resources) to see what the provider holds; nothing will be resent."
+# What a person does when the same change is under way (`UnderWay`).
+UNDER_WAY_HINT = "Run reconcile to learn how the first one ended, then ask again if it is still needed."
 
 
 @dataclass
@@ -98,7 +100,9 @@ class Sender:
                 order.op, order.args, reservation.key_row, actor=order.actor, closes=closes
             )
         if reservation.busy is not None:
-            raise UnderWay(f"{reservation.busy}. Nothing was sent.", provider=plan.provider, hint=CHECK_HINT)
+            raise UnderWay(
+                f"{reservation.busy}. Nothing was sent.", provider=plan.provider, hint=UNDER_WAY_HINT
+            )
         if reservation.refused is not None:
             raise PolicyRefused(
                 f"refused by policy {reservation.refused} Nothing was sent.", provider=plan.provider
@@ -131,6 +135,7 @@ class Sender:
             actor=order.actor,
             confirmed_by=order.confirmed_by,
             sending=sending,
+            step=not order.final,
         )
 
     async def _request(self, plan: Plan, row_id: int, adapter: Any) -> Any:
@@ -226,49 +231,47 @@ class Sender:
         self, plan: Plan, approval: Approval, actor: str | None = None, confirmed_by: str | None = None
     ) -> MutationResult:
         """Send each step as its own journaled request; one failing step does not stop the others.
-        The approval is consumed by the first step's reservation."""
+        The approval is consumed by the first step that is sent (a step whose same change is under
+        way is skipped and leaves it to the next); when every step is skipped, a refused row closes it."""
         done: list[dict[str, Any]] = []
-        first = True
+        unused: Approval | None = approval  # until a step's reservation consumes it
         for step in plan.steps:
+            where = {"target": step.target, "provider": step.provider}
+            carries = unused
             try:
                 result = await self.send(
                     Order(
                         step,
                         EFFECT_OF_STEP.get(step.operation, "update"),
-                        approval=approval if first else None,
+                        approval=carries,
                         expires_at=step.expires_at,
                         final=False,
                         actor=actor,
                         confirmed_by=confirmed_by,
                     )
                 )
-                if first and result.outcome == "replayed":
+                unused = None
+                if carries is not None and result.outcome == "replayed":
                     return result
-                done.append(
-                    {
-                        "target": step.target,
-                        "provider": step.provider,
-                        "outcome": "ok",
-                        "journal_id": result.journal_id,
-                    }
-                )
-            except UnderWay as exc:  # someone else's same change to it is running: not sent again
-                done.append(
-                    {
-                        "target": step.target,
-                        "provider": step.provider,
-                        "outcome": "skipped",
-                        "error": str(exc),
-                    }
-                )
+                done.append({**where, "outcome": "ok", "journal_id": result.journal_id})
+            except UnderWay as exc:  # the same change to it is under way (someone else's): not sent again
+                done.append({**where, "outcome": "skipped", "error": str(exc)})
             except ConfirmationRefused:
-                if first:
+                if carries is not None:
                     raise
             except GpuToolsError as exc:
-                done.append(
-                    {"target": step.target, "provider": step.provider, "outcome": "failed", "error": str(exc)}
-                )
-            first = False
+                unused = None
+                done.append({**where, "outcome": "failed", "error": str(exc)})
+        if unused is not None:  # nothing was sent: the question ends in its refused row
+            effect = EFFECT_OF_STEP.get(plan.steps[0].operation, "update") if plan.steps else "update"
+            await self.tk.journal.aio.record(
+                plan,
+                effect,
+                "refused",
+                error="every step was already under way (sent by someone else): nothing was sent",
+                actor=actor,
+                closes=(unused.id, unused.fingerprint),
+            )
         result = MutationResult(
             outcome="done", plan=plan, detail={"steps": done}, sandbox=self.tk.settings.sandbox
         )

@@ -339,13 +339,16 @@ class Journal(Approvals, Decisions, Prices):
         actor: str | None = None,
         confirmed_by: str | None = None,
         sending: Callable[[int], None] | None = None,
+        step: bool = False,
     ) -> Reservation:
         """In one transaction, exclusive among every writer of this journal (every server of a team):
         the approval is unused, the key is free, the caps and budgets hold (`cap` reads what is live or
         in flight, and what was spent, inside the transaction), then the intent row. The database
         refuses a second use of a key or an approval even if that exclusion were ever broken.
         `sending` is told the intent row's id inside the transaction, before any other call can see
-        the approval used (the sender marks it in flight there; a rolled-back id it must forget)."""
+        the approval used (the sender marks it in flight there; a rolled-back id it must forget).
+        `step`: one step of several; a step refused because the same change is under way leaves the
+        approval for the next step (its row names no approval)."""
         try:
             with self._tx(serialize=True) as db:
                 approval = None
@@ -359,9 +362,10 @@ class Journal(Approvals, Decisions, Prices):
                         return Reservation(key_row=row)
                 who = {"actor": actor, "confirmed_by": confirmed_by}
 
-                def refuse(error: str) -> None:
-                    """The refused row, closing the approval (answered: refused, asked anew)."""
-                    if approval is not None and not self._close(db, approval.id, approval.fingerprint, error):
+                def refuse(error: str, keep: bool = False) -> None:
+                    """The refused row, closing the approval (answered: refused, asked anew) unless `keep`."""
+                    answered = None if keep else approval
+                    if answered is not None and not self._close(db, answered.id, answered.fingerprint, error):
                         raise _Conflict  # closed meanwhile (settled by another process): its row stands
                     refused_row = self._insert(
                         db,
@@ -371,15 +375,15 @@ class Journal(Approvals, Decisions, Prices):
                         error=error,
                         idempotency_key=idempotency_key,
                         args_hash=args_hash,
-                        approval_id=approval_id,
+                        approval_id=None if keep else approval_id,
                         **who,
                     )
-                    if approval is not None:
-                        db.execute("UPDATE approvals SET journal_id=? WHERE id=?", (refused_row, approval.id))
+                    if answered is not None:
+                        db.execute("UPDATE approvals SET journal_id=? WHERE id=?", (refused_row, answered.id))
 
                 busy = self._under_way(db, plan) if effect != "create" else None
                 if busy is not None:
-                    refuse(busy)
+                    refuse(busy, keep=step)
                     return Reservation(busy=busy)
                 if cap is not None:
                     refusal = cap(LiveView(self, db))
@@ -448,9 +452,9 @@ class Journal(Approvals, Decisions, Prices):
             return None
         by = f" by {row['actor']}" if row["actor"] else ""
         return (
-            f"{plan.operation} of {plan.target} was already sent{by} at {row['at']} (journal #{row['id']}) "
-            "and its outcome is not known yet: it is still running, or its answer was lost. A second "
-            "request would send the same change twice; reconcile tells how the first one ended"
+            f"{plan.operation} of {plan.target} was already sent{by} at {row['at']} (journal #{row['id']}), "
+            "and how it ended is not known yet (it is under way, or its answer was lost): a second request "
+            "would send the same change twice"
         )
 
     def finish(
